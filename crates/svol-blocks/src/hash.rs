@@ -1,0 +1,36 @@
+use std::fmt;
+
+use crate::BlockError;
+
+/// BLAKE3 hash naming a block.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockHash(pub [u8; 32]);
+
+impl BlockHash {
+    pub fn of(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+
+    pub fn from_slice(b: &[u8]) -> Result<Self, BlockError> {
+        let arr: [u8; 32] = b
+            .try_into()
+            .map_err(|_| BlockError::InvalidHash(format!("{} bytes, want 32", b.len())))?;
+        Ok(Self(arr))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex()[..16])
+    }
+}
+
+impl fmt::Debug for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlockHash({self})")
+    }
+}

@@ -1,0 +1,146 @@
+use crate::types::*;
+use crate::Result;
+
+/// Every metadata operation svol performs. Each method is one transaction:
+/// it happens entirely or not at all, and concurrent callers (other
+/// threads, other server processes on the same database) see it atomically.
+///
+/// File-system methods take the volume's root inode as `vol` and refuse
+/// inodes of any other volume with `NotFound`.
+pub trait MetaBackend: Send + Sync + 'static {
+    // ---- workspaces and tokens ----
+    /// Creates workspace `name`; `AlreadyExists` if taken.
+    fn create_workspace(&self, name: &str) -> Result<Workspace>;
+    fn workspace(&self, name: &str) -> Result<Workspace>;
+    /// Stores a token by its hash (never the token itself).
+    fn add_token(&self, ws: WorkspaceId, token_hash: &[u8; 32], label: &str) -> Result<()>;
+    /// The workspace a (hashed) token belongs to; `PermissionDenied` if
+    /// unknown or revoked.
+    fn authenticate(&self, token_hash: &[u8; 32]) -> Result<WorkspaceId>;
+    fn revoke_token(&self, ws: WorkspaceId, token_hash: &[u8; 32]) -> Result<()>;
+
+    // ---- volumes ----
+    fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume>;
+    fn list_volumes(&self, ws: WorkspaceId) -> Result<Vec<Volume>>;
+    /// By name or public id, within the workspace only.
+    fn volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Volume>;
+    fn rename_volume(&self, ws: WorkspaceId, name: &str, new_name: &str) -> Result<Volume>;
+    /// Deletes the volume and its whole tree.
+    fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
+    fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+
+    // ---- the tree ----
+    fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr>;
+    fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr>;
+    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Outcome<Attr>>;
+    /// Creates a node. With `exclusive` false an existing regular file of
+    /// that name is returned (open with O_CREAT but without O_EXCL).
+    fn create(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        node: &NewNode,
+        exclusive: bool,
+        now: Timespec,
+    ) -> Result<Attr>;
+    fn link(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        new_parent: Ino,
+        new_name: &[u8],
+        now: Timespec,
+    ) -> Result<Attr>;
+    /// Removes a name (`directory` selects rmdir semantics). Returns the
+    /// inode the name pointed at. An inode that loses its last name while a
+    /// session has it open lives on until the last `release`.
+    fn unlink(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        directory: bool,
+        now: Timespec,
+    ) -> Result<Outcome<Ino>>;
+    /// Returns the inode that was replaced, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+        now: Timespec,
+    ) -> Result<Outcome<Option<Ino>>>;
+    /// Entries after cookie `after` (0 = from the start), at most `limit`.
+    fn readdir(&self, vol: Ino, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>>;
+    fn readlink(&self, vol: Ino, ino: Ino) -> Result<Vec<u8>>;
+    /// Walks a `/`-separated path from the root (symlinks not followed).
+    fn resolve(&self, vol: Ino, path: &str) -> Result<Attr>;
+    /// Copies `src` (recursively) to a new name; data blocks are shared.
+    fn copy(
+        &self,
+        vol: Ino,
+        src: Ino,
+        dst_parent: Ino,
+        dst_name: &[u8],
+        now: Timespec,
+    ) -> Result<Attr>;
+
+    // ---- file contents ----
+    /// Registers an open by `session` and returns the file's chunk map.
+    fn open(&self, vol: Ino, session: &str, ino: Ino) -> Result<(Attr, Vec<Chunk>)>;
+    fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>>;
+    fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>>;
+    /// Replaces the given chunks, makes the file at least `write_end` long.
+    /// Fails with `MissingBlock` if a referenced block is not registered.
+    fn commit(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        chunks: &[Chunk],
+        write_end: u64,
+        durable: bool,
+        now: Timespec,
+    ) -> Result<Outcome<Attr>>;
+
+    // ---- xattrs ----
+    fn get_xattr(&self, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>>;
+    fn set_xattr(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+        now: Timespec,
+    ) -> Result<()>;
+    fn list_xattr(&self, vol: Ino, ino: Ino) -> Result<Vec<Vec<u8>>>;
+    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()>;
+
+    // ---- sessions ----
+    fn open_session(&self, session: &str, vol: Ino, expires_ms: i64) -> Result<()>;
+    fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool>;
+    /// Ends sessions whose lease ran out before `now_ms` (or this one, if
+    /// given): their open files are released.
+    fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>>;
+
+    // ---- block reference counts ----
+    /// Blocks of `hashes` that no file of workspace `ws` references: the
+    /// client must upload those (the server stores identical bytes once, but
+    /// never tells a workspace what another one holds).
+    fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>>;
+    /// Does a file of workspace `ws` reference this block?
+    fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool>;
+    /// Records an uploaded block; it is kept unreferenced until
+    /// `pending_until_ms` to give the uploader time to commit.
+    fn register_block(&self, hash: &BlockId, size: u64, pending_until_ms: i64) -> Result<()>;
+    /// Forgets a block if nothing references it and its grace is over;
+    /// true means the caller must now delete its bytes.
+    fn reap_block(&self, hash: &BlockId, now_ms: i64) -> Result<bool>;
+    /// Unreferenced blocks whose grace ended before `now_ms`.
+    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockId>>;
+}

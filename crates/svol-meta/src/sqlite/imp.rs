@@ -1,0 +1,260 @@
+//! `MetaBackend` for `Sqlite`: each method is one transaction around the
+//! operation functions of the sibling modules.
+
+use rusqlite::params;
+
+use super::{content, control, rows, tree, Sqlite};
+use crate::types::*;
+use crate::{MetaBackend, Result};
+
+impl MetaBackend for Sqlite {
+    fn create_workspace(&self, name: &str) -> Result<Workspace> {
+        self.write(false, |c| control::create_workspace(c, name))
+    }
+    fn workspace(&self, name: &str) -> Result<Workspace> {
+        self.read(|c| control::workspace(c, name))
+    }
+    fn add_token(&self, ws: WorkspaceId, hash: &[u8; 32], label: &str) -> Result<()> {
+        self.write(true, |c| {
+            c.execute(
+                "INSERT INTO tokens(hash, workspace, label) VALUES (?1, ?2, ?3)",
+                params![&hash[..], ws, label],
+            )?;
+            Ok(())
+        })
+    }
+    fn authenticate(&self, hash: &[u8; 32]) -> Result<WorkspaceId> {
+        self.read(|c| control::authenticate(c, hash))
+    }
+    fn revoke_token(&self, ws: WorkspaceId, hash: &[u8; 32]) -> Result<()> {
+        self.write(true, |c| {
+            let n = c.execute(
+                "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND workspace = ?2",
+                params![&hash[..], ws],
+            )?;
+            if n == 0 {
+                return Err(crate::MetaError::NotFound("token".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume> {
+        self.write(true, |c| control::create_volume(c, ws, name, now))
+    }
+    fn list_volumes(&self, ws: WorkspaceId) -> Result<Vec<Volume>> {
+        self.read(|c| control::list_volumes(c, ws))
+    }
+    fn volume(&self, ws: WorkspaceId, key: &str) -> Result<Volume> {
+        self.read(|c| control::volume(c, ws, key))
+    }
+    fn rename_volume(&self, ws: WorkspaceId, name: &str, new_name: &str) -> Result<Volume> {
+        self.write(true, |c| control::rename_volume(c, ws, name, new_name))
+    }
+    fn delete_volume(&self, ws: WorkspaceId, key: &str) -> Result<Outcome<Volume>> {
+        self.write(true, |c| control::delete_volume(c, ws, key))
+    }
+    fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
+        self.read(|c| control::volume_usage(c, vol))
+    }
+
+    fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr> {
+        self.read(|c| tree::lookup(c, vol, parent, name))
+    }
+    fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr> {
+        self.read(|c| rows::attr(c, vol, ino))
+    }
+    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Outcome<Attr>> {
+        self.write(false, |c| tree::setattr(c, vol, ino, set, now))
+    }
+    fn create(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        node: &NewNode,
+        exclusive: bool,
+        now: Timespec,
+    ) -> Result<Attr> {
+        self.write(false, |c| {
+            tree::create(c, vol, parent, name, node, exclusive, now)
+        })
+    }
+    fn link(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        new_parent: Ino,
+        new_name: &[u8],
+        now: Timespec,
+    ) -> Result<Attr> {
+        self.write(false, |c| {
+            tree::link(c, vol, ino, new_parent, new_name, now)
+        })
+    }
+    fn unlink(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        directory: bool,
+        now: Timespec,
+    ) -> Result<Outcome<Ino>> {
+        self.write(false, |c| {
+            tree::unlink(c, vol, parent, name, directory, now)
+        })
+    }
+    fn rename(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+        now: Timespec,
+    ) -> Result<Outcome<Option<Ino>>> {
+        self.write(false, |c| {
+            tree::rename(c, vol, parent, name, new_parent, new_name, flags, now)
+        })
+    }
+    fn readdir(&self, vol: Ino, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>> {
+        self.read(|c| tree::readdir(c, vol, dir, after, limit))
+    }
+    fn readlink(&self, vol: Ino, ino: Ino) -> Result<Vec<u8>> {
+        self.read(|c| tree::readlink(c, vol, ino))
+    }
+    fn resolve(&self, vol: Ino, path: &str) -> Result<Attr> {
+        self.read(|c| tree::resolve(c, vol, path))
+    }
+    fn copy(
+        &self,
+        vol: Ino,
+        src: Ino,
+        dst_parent: Ino,
+        dst_name: &[u8],
+        now: Timespec,
+    ) -> Result<Attr> {
+        self.write(false, |c| {
+            tree::copy(c, vol, src, dst_parent, dst_name, now)
+        })
+    }
+
+    fn open(&self, vol: Ino, session: &str, ino: Ino) -> Result<(Attr, Vec<Chunk>)> {
+        if session.is_empty() {
+            return self.read(|c| content::open(c, vol, session, ino));
+        }
+        self.write(false, |c| content::open(c, vol, session, ino))
+    }
+    fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>> {
+        self.write(false, |c| content::release(c, vol, session, ino))
+    }
+    fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>> {
+        self.read(|c| {
+            rows::attr(c, vol, ino)?;
+            rows::chunks(c, ino)
+        })
+    }
+    fn commit(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        chunks: &[Chunk],
+        write_end: u64,
+        durable: bool,
+        now: Timespec,
+    ) -> Result<Outcome<Attr>> {
+        self.write(durable, |c| {
+            content::commit(c, vol, ino, chunks, write_end, now)
+        })
+    }
+
+    fn get_xattr(&self, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        self.read(|c| content::get_xattr(c, vol, ino, name))
+    }
+    fn set_xattr(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+        now: Timespec,
+    ) -> Result<()> {
+        self.write(false, |c| {
+            content::set_xattr(c, vol, ino, name, value, mode, now)
+        })
+    }
+    fn list_xattr(&self, vol: Ino, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        self.read(|c| content::list_xattr(c, vol, ino))
+    }
+    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()> {
+        self.write(false, |c| content::remove_xattr(c, vol, ino, name, now))
+    }
+
+    fn open_session(&self, session: &str, vol: Ino, expires_ms: i64) -> Result<()> {
+        self.write(false, |c| {
+            c.execute(
+                "INSERT INTO sessions(id, volume, expires) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(id) DO UPDATE SET expires = excluded.expires",
+                params![session, vol as i64, expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+    fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool> {
+        self.write(false, |c| {
+            Ok(c.execute(
+                "UPDATE sessions SET expires = ?2 WHERE id = ?1",
+                params![session, expires_ms],
+            )? > 0)
+        })
+    }
+    fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>> {
+        self.write(false, |c| content::expire_sessions(c, now_ms, only))
+    }
+
+    fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            for h in hashes {
+                if !content::block_visible(c, ws, h)? {
+                    out.push(*h);
+                }
+            }
+            Ok(out)
+        })
+    }
+    fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
+        self.read(|c| content::block_visible(c, ws, hash))
+    }
+    fn register_block(&self, hash: &BlockId, size: u64, pending_until_ms: i64) -> Result<()> {
+        self.write(false, |c| {
+            c.execute(
+                "INSERT INTO blocks(hash, size, refs, pending_until) VALUES (?1, ?2, 0, ?3) \
+                 ON CONFLICT(hash) DO UPDATE SET pending_until = max(pending_until, excluded.pending_until)",
+                params![&hash[..], size as i64, pending_until_ms],
+            )?;
+            Ok(())
+        })
+    }
+    fn reap_block(&self, hash: &BlockId, now_ms: i64) -> Result<bool> {
+        self.write(false, |c| {
+            Ok(c.execute(
+                "DELETE FROM blocks WHERE hash = ?1 AND refs <= 0 AND pending_until <= ?2",
+                params![&hash[..], now_ms],
+            )? > 0)
+        })
+    }
+    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockId>> {
+        self.read(|c| {
+            let v: Vec<Vec<u8>> = c
+                .prepare(
+                    "SELECT hash FROM blocks WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
+                )?
+                .query_map(params![now_ms, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            v.into_iter().map(rows::to_hash).collect()
+        })
+    }
+}

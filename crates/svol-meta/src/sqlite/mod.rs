@@ -1,0 +1,139 @@
+//! The embedded default backend: one SQLite file in WAL mode.
+//!
+//! Writers are serialised by an in-process mutex and open `BEGIN IMMEDIATE`
+//! transactions, so a second process on the same file waits on SQLite's
+//! lock instead of failing half-way. Reads use a small pool of separate
+//! connections and never block on writers (WAL). Commits run with
+//! `synchronous=NORMAL` (durable once the WAL is checkpointed, safe against a
+//! crash of the process); an operation that must be durable right away
+//! (`fsync`) switches its transaction to `synchronous=FULL`.
+
+mod content;
+mod control;
+mod imp;
+mod rows;
+mod tree;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::{MetaError, Result};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workspaces(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+    hash BLOB PRIMARY KEY, workspace INTEGER NOT NULL, label TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS volumes(
+    root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace INTEGER NOT NULL,
+    name TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE(workspace, name));
+CREATE TABLE IF NOT EXISTS inodes(
+    ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, kind INTEGER NOT NULL,
+    mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
+    size INTEGER NOT NULL, atime_s INTEGER NOT NULL, atime_ns INTEGER NOT NULL,
+    mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_s INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL, version INTEGER NOT NULL, target BLOB);
+CREATE INDEX IF NOT EXISTS inodes_volume ON inodes(volume);
+CREATE TABLE IF NOT EXISTS dentries(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL, name BLOB NOT NULL,
+    ino INTEGER NOT NULL, UNIQUE(parent, name));
+CREATE INDEX IF NOT EXISTS dentries_ino ON dentries(ino);
+CREATE TABLE IF NOT EXISTS chunks(
+    ino INTEGER NOT NULL, idx INTEGER NOT NULL, len INTEGER NOT NULL, hash BLOB, data BLOB,
+    PRIMARY KEY(ino, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash) WHERE hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS blocks(
+    hash BLOB PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,
+    pending_until INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_unreferenced ON blocks(pending_until) WHERE refs <= 0;
+CREATE TABLE IF NOT EXISTS xattrs(
+    ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY(ino, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions(
+    id TEXT PRIMARY KEY, volume INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS opens(
+    session TEXT NOT NULL, ino INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY(session, ino)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS opens_ino ON opens(ino);
+"#;
+
+pub(crate) struct Sqlite {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(30))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "OFF")?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
+}
+
+impl Sqlite {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let c = connect(path)?;
+        c.execute_batch(SCHEMA)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(c),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`).
+    pub(crate) fn write<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let res = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })();
+        if durable {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        res
+    }
+
+    /// Runs `f` on a reader connection, inside one read transaction so it
+    /// sees a single snapshot.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        let res = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let v = f(&tx)?;
+            tx.finish()?;
+            Ok::<_, MetaError>(v)
+        })();
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        res
+    }
+}
+
+/// Random public id with a prefix, e.g. `vo-3f9a…`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    let b: [u8; 8] = rand::random();
+    format!("{prefix}-{}", hex::encode(b))
+}

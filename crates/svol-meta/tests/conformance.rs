@@ -1,0 +1,571 @@
+//! The `MetaStore` conformance suite. Every backend runs every check here;
+//! a new backend adds one `#[test]` that builds its store and calls `suite`.
+
+use svol_meta::*;
+
+fn now() -> Timespec {
+    Timespec::now()
+}
+
+fn file(mode: u32) -> NewNode {
+    NewNode {
+        kind: FileKind::Regular,
+        mode,
+        uid: 1,
+        gid: 2,
+        rdev: 0,
+        target: vec![],
+    }
+}
+
+fn dir(mode: u32) -> NewNode {
+    NewNode {
+        kind: FileKind::Directory,
+        ..file(mode)
+    }
+}
+
+fn block(store: &MetaStore, n: u8) -> BlockId {
+    let h = [n; 32];
+    store.register_block(&h, 100, 0).unwrap();
+    h
+}
+
+fn chunk(index: u64, h: BlockId, len: u32) -> Chunk {
+    Chunk {
+        index,
+        len,
+        data: ChunkData::Block(h),
+    }
+}
+
+fn setup(store: &MetaStore, ws_name: &str) -> (WorkspaceId, Ino) {
+    let ws = store.create_workspace(ws_name).unwrap();
+    let v = store.create_volume(ws.id, "vol", now()).unwrap();
+    (ws.id, v.root)
+}
+
+fn tokens_and_volumes(s: &MetaStore) {
+    let ws = s.create_workspace("w1").unwrap();
+    let other = s.create_workspace("w2").unwrap();
+    assert!(matches!(
+        s.create_workspace("w1"),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    s.add_token(ws.id, &[1; 32], "admin").unwrap();
+    assert_eq!(s.authenticate(&[1; 32]).unwrap(), ws.id);
+    assert!(matches!(
+        s.authenticate(&[2; 32]),
+        Err(MetaError::PermissionDenied(_))
+    ));
+    assert!(
+        s.revoke_token(other.id, &[1; 32]).is_err(),
+        "foreign workspace cannot revoke"
+    );
+    s.revoke_token(ws.id, &[1; 32]).unwrap();
+    assert!(matches!(
+        s.authenticate(&[1; 32]),
+        Err(MetaError::PermissionDenied(_))
+    ));
+
+    for bad in ["", "a/b", "..", "x y", &"n".repeat(65)] {
+        assert!(
+            matches!(
+                s.create_volume(ws.id, bad, now()),
+                Err(MetaError::InvalidArgument(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let v = s.create_volume(ws.id, "data", now()).unwrap();
+    assert!(v.id.starts_with("vo-"));
+    assert!(matches!(
+        s.create_volume(ws.id, "data", now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    s.create_volume(other.id, "data", now()).unwrap();
+    assert_eq!(s.volume(ws.id, &v.id).unwrap(), v);
+    assert_eq!(s.volume(ws.id, "data").unwrap(), v);
+    assert!(matches!(
+        s.volume(other.id, &v.id),
+        Err(MetaError::NotFound(_))
+    ));
+    let r = s.rename_volume(ws.id, "data", "data2").unwrap();
+    assert_eq!(r.root, v.root);
+    assert_eq!(s.list_volumes(ws.id).unwrap().len(), 1);
+    // another workspace's inode is invisible through this volume
+    let v2 = s.create_volume(other.id, "x", now()).unwrap();
+    assert!(matches!(
+        s.getattr(v.root, v2.root),
+        Err(MetaError::NotFound(_))
+    ));
+    let gone = s.delete_volume(ws.id, "data2").unwrap();
+    assert_eq!(gone.value.root, v.root);
+    assert!(s.volume(ws.id, "data2").is_err());
+    s.create_volume(ws.id, "data2", now()).unwrap();
+}
+
+fn create_lookup_and_exclusive(s: &MetaStore) {
+    let (_, vol) = setup(s, "c");
+    let a = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    assert_eq!(
+        (a.kind, a.mode, a.nlink, a.size, a.uid, a.gid),
+        (FileKind::Regular, 0o644, 1, 0, 1, 2)
+    );
+    assert_eq!(s.lookup(vol, vol, b"f").unwrap(), a);
+    assert!(matches!(
+        s.create(vol, vol, b"f", &file(0o644), true, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    // O_CREAT without O_EXCL returns the existing file
+    assert_eq!(
+        s.create(vol, vol, b"f", &file(0o600), false, now())
+            .unwrap()
+            .ino,
+        a.ino
+    );
+    assert!(matches!(
+        s.create(vol, vol, b"f", &dir(0o755), false, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.lookup(vol, vol, b"nope"),
+        Err(MetaError::NotFound(_))
+    ));
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+        assert!(matches!(
+            s.create(vol, vol, bad, &file(0o644), true, now()),
+            Err(MetaError::InvalidArgument(_))
+        ));
+    }
+    assert!(matches!(
+        s.create(vol, vol, &[b'x'; 256], &file(0o644), true, now()),
+        Err(MetaError::NameTooLong)
+    ));
+    assert!(matches!(
+        s.create(vol, a.ino, b"x", &file(0o644), true, now()),
+        Err(MetaError::NotDirectory)
+    ));
+
+    let d = s.create(vol, vol, b"d", &dir(0o2775), true, now()).unwrap();
+    assert_eq!(d.nlink, 2);
+    assert_eq!(s.getattr(vol, vol).unwrap().nlink, 3);
+    // setgid directories pass their group and the bit on
+    let sub = s
+        .create(
+            vol,
+            d.ino,
+            b"sub",
+            &NewNode {
+                gid: 99,
+                ..dir(0o755)
+            },
+            true,
+            now(),
+        )
+        .unwrap();
+    assert_eq!((sub.gid, sub.mode & 0o2000), (d.gid, 0o2000));
+    let l = s
+        .create(
+            vol,
+            vol,
+            b"l",
+            &NewNode {
+                kind: FileKind::Symlink,
+                target: b"f".to_vec(),
+                ..file(0o777)
+            },
+            true,
+            now(),
+        )
+        .unwrap();
+    assert_eq!(l.size, 1);
+    assert_eq!(s.readlink(vol, l.ino).unwrap(), b"f");
+    assert_eq!(s.resolve(vol, "/d/sub").unwrap().ino, sub.ino);
+    assert_eq!(s.resolve(vol, "").unwrap().ino, vol);
+    assert!(matches!(
+        s.resolve(vol, "/d/../f"),
+        Err(MetaError::InvalidArgument(_))
+    ));
+}
+
+fn unlink_rmdir_and_links(s: &MetaStore) {
+    let (_, vol) = setup(s, "u");
+    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let d = s.create(vol, vol, b"d", &dir(0o755), true, now()).unwrap();
+    let l = s.link(vol, f.ino, d.ino, b"f2", now()).unwrap();
+    assert_eq!(l.nlink, 2);
+    assert!(matches!(
+        s.link(vol, d.ino, vol, b"dl", now()),
+        Err(MetaError::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        s.link(vol, f.ino, vol, b"d", now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.unlink(vol, vol, b"d", false, now()),
+        Err(MetaError::IsDirectory)
+    ));
+    assert!(matches!(
+        s.unlink(vol, vol, b"f", true, now()),
+        Err(MetaError::NotDirectory)
+    ));
+    assert!(matches!(
+        s.unlink(vol, vol, b"d", true, now()),
+        Err(MetaError::NotEmpty)
+    ));
+    s.unlink(vol, vol, b"f", false, now()).unwrap();
+    assert_eq!(s.getattr(vol, f.ino).unwrap().nlink, 1);
+    s.unlink(vol, d.ino, b"f2", false, now()).unwrap();
+    assert!(
+        s.getattr(vol, f.ino).is_err(),
+        "inode gone with its last name"
+    );
+    s.unlink(vol, vol, b"d", true, now()).unwrap();
+    assert_eq!(s.getattr(vol, vol).unwrap().nlink, 2);
+    assert!(matches!(
+        s.unlink(vol, vol, b"d", true, now()),
+        Err(MetaError::NotFound(_))
+    ));
+}
+
+fn unlinked_but_open(s: &MetaStore) {
+    let (_, vol) = setup(s, "o");
+    s.open_session("se-1", vol, i64::MAX).unwrap();
+    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let h = block(s, 7);
+    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, now())
+        .unwrap();
+    s.open(vol, "se-1", f.ino).unwrap();
+    let out = s.unlink(vol, vol, b"f", false, now()).unwrap();
+    assert!(out.freed.is_empty());
+    let (a, ch) = s.open(vol, "", f.ino).unwrap();
+    assert_eq!((a.nlink, a.size, ch.len()), (0, 100, 1));
+    let out = s.release(vol, "se-1", f.ino).unwrap();
+    assert_eq!(out.freed, vec![h]);
+    assert!(s.getattr(vol, f.ino).is_err());
+    // a session that dies releases what it held open
+    let g = s.create(vol, vol, b"g", &file(0o644), true, now()).unwrap();
+    s.open_session("se-2", vol, 10).unwrap();
+    s.open(vol, "se-2", g.ino).unwrap();
+    s.unlink(vol, vol, b"g", false, now()).unwrap();
+    assert!(s.getattr(vol, g.ino).is_ok());
+    let ended = s.expire_sessions(11, None).unwrap();
+    assert_eq!(ended.value, vec!["se-2".to_string()]);
+    assert!(s.getattr(vol, g.ino).is_err());
+}
+
+fn rename_rules(s: &MetaStore) {
+    let (_, vol) = setup(s, "r");
+    let a = s.create(vol, vol, b"a", &file(0o644), true, now()).unwrap();
+    let b = s.create(vol, vol, b"b", &file(0o644), true, now()).unwrap();
+    let d = s.create(vol, vol, b"d", &dir(0o755), true, now()).unwrap();
+    let e = s.create(vol, vol, b"e", &dir(0o755), true, now()).unwrap();
+    let none = RenameFlags::default();
+    let noreplace = RenameFlags {
+        noreplace: true,
+        exchange: false,
+    };
+    let exchange = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
+    assert!(matches!(
+        s.rename(vol, vol, b"a", vol, b"b", noreplace, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    let r = s.rename(vol, vol, b"a", vol, b"b", none, now()).unwrap();
+    assert_eq!(r.value, Some(b.ino));
+    assert!(s.getattr(vol, b.ino).is_err());
+    assert_eq!(s.lookup(vol, vol, b"b").unwrap().ino, a.ino);
+    assert!(matches!(
+        s.rename(vol, vol, b"b", vol, b"d", none, now()),
+        Err(MetaError::IsDirectory)
+    ));
+    assert!(matches!(
+        s.rename(vol, vol, b"d", vol, b"b", none, now()),
+        Err(MetaError::NotDirectory)
+    ));
+    // directory into another: link counts follow
+    s.rename(vol, vol, b"d", e.ino, b"d", none, now()).unwrap();
+    assert_eq!(s.getattr(vol, e.ino).unwrap().nlink, 3);
+    assert_eq!(s.getattr(vol, vol).unwrap().nlink, 3);
+    assert!(matches!(
+        s.rename(vol, vol, b"e", d.ino, b"x", none, now()),
+        Err(MetaError::InvalidArgument(_))
+    ));
+    // replace an empty directory, refuse a full one
+    let f = s.create(vol, vol, b"f", &dir(0o755), true, now()).unwrap();
+    assert!(matches!(
+        s.rename(vol, vol, b"f", vol, b"e", none, now()),
+        Err(MetaError::NotEmpty)
+    ));
+    s.rename(vol, e.ino, b"d", vol, b"f", none, now()).unwrap();
+    assert!(s.getattr(vol, f.ino).is_err());
+    // exchange a file and a directory
+    s.rename(vol, vol, b"b", vol, b"f", exchange, now())
+        .unwrap();
+    assert_eq!(s.lookup(vol, vol, b"f").unwrap().ino, a.ino);
+    assert_eq!(s.lookup(vol, vol, b"b").unwrap().ino, d.ino);
+    assert!(matches!(
+        s.rename(vol, vol, b"b", vol, b"zz", exchange, now()),
+        Err(MetaError::NotFound(_))
+    ));
+    // rename onto another name of the same inode does nothing
+    s.link(vol, a.ino, vol, b"a2", now()).unwrap();
+    s.rename(vol, vol, b"f", vol, b"a2", none, now()).unwrap();
+    assert_eq!(s.getattr(vol, a.ino).unwrap().nlink, 2);
+}
+
+fn readdir_paging(s: &MetaStore) {
+    let (_, vol) = setup(s, "rd");
+    for i in 0..250 {
+        s.create(
+            vol,
+            vol,
+            format!("f{i}").as_bytes(),
+            &file(0o644),
+            true,
+            now(),
+        )
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.readdir(vol, vol, after, 64).unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.cookie;
+        seen.extend(page.into_iter().map(|e| e.name));
+    }
+    assert_eq!(seen.len(), 250);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 250);
+}
+
+fn contents_truncate_and_block_refs(s: &MetaStore) {
+    let (ws, vol) = setup(s, "b");
+    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let missing = [9u8; 32];
+    assert!(matches!(
+        s.commit(vol, f.ino, &[chunk(0, missing, 10)], 10, false, now()),
+        Err(MetaError::MissingBlock(_))
+    ));
+    let h1 = block(s, 1);
+    let h2 = block(s, 2);
+    assert_eq!(s.missing_blocks(ws, &[h1, h2]).unwrap(), vec![h1, h2]);
+    let full = CHUNK_SIZE as u32;
+    let a = s
+        .commit(
+            vol,
+            f.ino,
+            &[chunk(0, h1, full), chunk(1, h2, 10)],
+            CHUNK_SIZE + 10,
+            true,
+            now(),
+        )
+        .unwrap();
+    assert_eq!(a.value.size, CHUNK_SIZE + 10);
+    assert!(a.value.version > f.version);
+    assert!(s.missing_blocks(ws, &[h1, h2]).unwrap().is_empty());
+    assert!(s.block_visible(ws, &h1).unwrap());
+    let other = s.create_workspace("b-other").unwrap();
+    assert!(
+        !s.block_visible(other.id, &h1).unwrap(),
+        "blocks of one workspace are invisible to another"
+    );
+    // a server-side copy shares blocks
+    let c = s.copy(vol, f.ino, vol, b"copy", now()).unwrap();
+    assert_eq!(s.chunks(vol, c.ino).unwrap(), s.chunks(vol, f.ino).unwrap());
+    // shrink into the first chunk: chunk 1 goes, chunk 0 is shortened
+    let t = s
+        .setattr(
+            vol,
+            f.ino,
+            &SetAttr {
+                size: Some(5),
+                ..Default::default()
+            },
+            now(),
+        )
+        .unwrap();
+    assert_eq!(t.value.size, 5);
+    assert!(t.freed.is_empty(), "the copy still holds both blocks");
+    assert_eq!(s.chunks(vol, f.ino).unwrap(), vec![chunk(0, h1, 5)]);
+    let gone = s.unlink(vol, vol, b"copy", false, now()).unwrap();
+    assert_eq!(gone.freed, vec![h2]);
+    assert!(s.reap_block(&h2, 1).unwrap());
+    assert!(
+        !s.reap_block(&h1, 1).unwrap(),
+        "a referenced block is never reaped"
+    );
+    // inline chunks, and a sparse write far out
+    let out = s
+        .commit(
+            vol,
+            f.ino,
+            &[Chunk {
+                index: 0,
+                len: 3,
+                data: ChunkData::Inline(b"abc".to_vec()),
+            }],
+            3,
+            false,
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        out.freed,
+        vec![h1],
+        "overwriting a chunk drops its old block"
+    );
+    let out = s
+        .setattr(
+            vol,
+            f.ino,
+            &SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+            now(),
+        )
+        .unwrap();
+    assert!(out.freed.is_empty());
+    let h3 = block(s, 3);
+    let a = s
+        .commit(vol, f.ino, &[chunk(100, h3, 1)], 0, false, now())
+        .unwrap();
+    assert_eq!(a.value.size, 100 * CHUNK_SIZE + 1);
+    let v = s.delete_volume(ws, "vol").unwrap();
+    assert_eq!(v.freed, vec![h3]);
+    // pending uploads expire
+    let h4 = [4u8; 32];
+    s.register_block(&h4, 1, 1000).unwrap();
+    assert!(!s.reap_block(&h4, 999).unwrap());
+    assert!(s.expired_blocks(1001, 10).unwrap().contains(&h4));
+    assert!(s.reap_block(&h4, 1001).unwrap());
+}
+
+fn attributes_and_xattrs(s: &MetaStore) {
+    let (_, vol) = setup(s, "x");
+    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let t = Timespec {
+        sec: 1_000_000,
+        nsec: 5,
+    };
+    let a = s
+        .setattr(
+            vol,
+            f.ino,
+            &SetAttr {
+                mode: Some(0o4711),
+                uid: Some(7),
+                gid: Some(8),
+                mtime: Some(TimeSet::At(t)),
+                ..Default::default()
+            },
+            now(),
+        )
+        .unwrap()
+        .value;
+    assert_eq!((a.mode, a.uid, a.gid, a.mtime), (0o4711, 7, 8, t));
+    assert!(a.ctime > t);
+    assert!(matches!(
+        s.get_xattr(vol, f.ino, b"user.a"),
+        Err(MetaError::NoData)
+    ));
+    s.set_xattr(vol, f.ino, b"user.a", b"1", XattrMode::Create, now())
+        .unwrap();
+    assert!(matches!(
+        s.set_xattr(vol, f.ino, b"user.a", b"2", XattrMode::Create, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.set_xattr(vol, f.ino, b"user.b", b"2", XattrMode::Replace, now()),
+        Err(MetaError::NoData)
+    ));
+    s.set_xattr(vol, f.ino, b"user.a", b"3", XattrMode::Replace, now())
+        .unwrap();
+    s.set_xattr(vol, f.ino, b"user.b", b"", XattrMode::Any, now())
+        .unwrap();
+    assert_eq!(s.get_xattr(vol, f.ino, b"user.a").unwrap(), b"3");
+    assert_eq!(
+        s.list_xattr(vol, f.ino).unwrap(),
+        vec![b"user.a".to_vec(), b"user.b".to_vec()]
+    );
+    s.remove_xattr(vol, f.ino, b"user.a", now()).unwrap();
+    assert!(matches!(
+        s.remove_xattr(vol, f.ino, b"user.a", now()),
+        Err(MetaError::NoData)
+    ));
+    assert!(matches!(
+        s.set_xattr(
+            vol,
+            f.ino,
+            b"user.big",
+            &vec![0; XATTR_VALUE_MAX + 1],
+            XattrMode::Any,
+            now()
+        ),
+        Err(MetaError::TooBig(_))
+    ));
+}
+
+fn concurrent_exclusive_create(s: &MetaStore) {
+    let (_, vol) = setup(s, "race");
+    for round in 0..20 {
+        let name = format!("lock{round}");
+        let winners: usize = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    let name = name.clone();
+                    sc.spawn(move || {
+                        s.create(vol, vol, name.as_bytes(), &file(0o644), true, now())
+                            .is_ok() as usize
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+fn suite(make: impl Fn() -> MetaStore) {
+    tokens_and_volumes(&make());
+    create_lookup_and_exclusive(&make());
+    unlink_rmdir_and_links(&make());
+    unlinked_but_open(&make());
+    rename_rules(&make());
+    readdir_paging(&make());
+    contents_truncate_and_block_refs(&make());
+    attributes_and_xattrs(&make());
+    concurrent_exclusive_create(&make());
+}
+
+#[test]
+fn sqlite_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        MetaStore::sqlite(&dir.path().join(format!("meta{i}.db"))).unwrap()
+    });
+}
+
+#[test]
+fn sqlite_two_handles_on_one_file_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("meta.db");
+    let a = MetaStore::sqlite(&p).unwrap();
+    let b = MetaStore::sqlite(&p).unwrap();
+    let (_, vol) = setup(&a, "shared");
+    let f = a.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    assert_eq!(b.lookup(vol, vol, b"f").unwrap().ino, f.ino);
+    assert!(matches!(
+        b.create(vol, vol, b"f", &file(0o644), true, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+}
