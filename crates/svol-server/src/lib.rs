@@ -1,1 +1,151 @@
+//! The svol server: the one process that owns metadata and blocks.
+//!
+//! It serves the gRPC protocol of `svol-proto` on top of a `MetaStore` and a
+//! `BlockStore`, checks every call against its token's workspace, keeps the
+//! sessions of mounted clients (leases up, invalidations down) and deletes
+//! blocks whose last reference is gone. It must not depend on the client or
+//! FUSE crates.
 
+mod auth;
+mod blocks;
+mod convert;
+mod service;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use svol_blocks::BlockStore;
+use svol_meta::{MetaError, MetaStore};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use auth::hash_token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("metadata: {0}")]
+    Meta(#[from] MetaError),
+    #[error("blocks: {0}")]
+    Blocks(#[from] svol_blocks::BlockError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let context = context.into();
+    move |source| ServerError::Io { context, source }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// A client that sends no heartbeat for this long loses its session.
+    pub lease: Duration,
+    /// How long an uploaded block may wait for the commit that uses it.
+    pub upload_grace: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            listen,
+            lease: Duration::from_secs(15),
+            upload_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a client needs to reach this server: written to `DATA_DIR/client.toml`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClientFile {
+    pub server: String,
+    pub token: String,
+}
+
+/// Opens the stores, makes sure workspace `main` and its admin token exist,
+/// writes `client.toml`, then serves until `shutdown` resolves. `ready` is
+/// called with the bound address once connections are accepted.
+pub async fn run(
+    cfg: ServerConfig,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
+    let blocks = BlockStore::local(&cfg.data_dir.join("blocks"))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(io(format!("listening on {}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(io("local address"))?;
+    bootstrap(&meta, &cfg.data_dir, addr)?;
+
+    let state = Arc::new(service::State::new(meta, blocks, &cfg));
+    sessions::spawn_reaper(state.clone());
+    blocks::spawn_sweeper(state.clone());
+
+    let svc = svol_proto::svol_server::SvolServer::from_arc(state)
+        .max_decoding_message_size(svol_proto::MAX_MESSAGE)
+        .max_encoding_message_size(svol_proto::MAX_MESSAGE);
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(svc);
+    ready(addr);
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// First start: workspace `main` with an admin token. Every start:
+/// `client.toml` names this server's address and a token that works.
+fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {
+    let ws = match meta.workspace("main") {
+        Ok(ws) => ws,
+        Err(MetaError::NotFound(_)) => meta.create_workspace("main")?,
+        Err(e) => return Err(e.into()),
+    };
+    let path = dir.join("client.toml");
+    let existing: Option<ClientFile> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| toml::from_str(&s).ok());
+    let token = match existing {
+        Some(c) if meta.authenticate(&hash_token(&c.token)).is_ok() => c.token,
+        _ => {
+            let t = auth::new_token();
+            meta.add_token(ws.id, &hash_token(&t), "admin")?;
+            t
+        }
+    };
+    let file = ClientFile { server: format!("http://{addr}"), token };
+    let text = toml::to_string(&file).map_err(|e| io("client.toml")(std::io::Error::other(e)))?;
+    let tmp = dir.join("client.toml.tmp");
+    write_private(&tmp, text.as_bytes()).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}

@@ -1,0 +1,118 @@
+//! Between metadata types and wire messages, and errors to gRPC status.
+
+use svol_meta as m;
+use svol_proto as p;
+use tonic::{Code, Status};
+
+/// Maps a metadata error to a status whose `svol-errno` header names the
+/// POSIX error, so the FUSE client can return exactly that errno.
+pub(crate) fn status(e: m::MetaError) -> Status {
+    use m::MetaError::*;
+    let (code, errno) = match &e {
+        NotFound(_) => (Code::NotFound, "ENOENT"),
+        AlreadyExists(_) => (Code::AlreadyExists, "EEXIST"),
+        NotEmpty => (Code::FailedPrecondition, "ENOTEMPTY"),
+        NotDirectory => (Code::FailedPrecondition, "ENOTDIR"),
+        IsDirectory => (Code::FailedPrecondition, "EISDIR"),
+        PermissionDenied(_) => (Code::PermissionDenied, "EPERM"),
+        InvalidArgument(_) => (Code::InvalidArgument, "EINVAL"),
+        NameTooLong => (Code::InvalidArgument, "ENAMETOOLONG"),
+        NoData => (Code::NotFound, "ENODATA"),
+        TooBig(_) => (Code::InvalidArgument, "E2BIG"),
+        TooManyLinks => (Code::FailedPrecondition, "EMLINK"),
+        Stale(_) => (Code::FailedPrecondition, "ESTALE"),
+        MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
+        Backend(_) => (Code::Internal, "EIO"),
+    };
+    let mut s = Status::new(code, e.to_string());
+    if let Ok(v) = errno.parse() {
+        s.metadata_mut().insert(p::ERRNO_HEADER, v);
+    }
+    s
+}
+
+pub(crate) fn ts(t: m::Timespec) -> p::Timespec {
+    p::Timespec { sec: t.sec, nsec: t.nsec }
+}
+
+pub(crate) fn from_ts(t: &p::Timespec) -> m::Timespec {
+    m::Timespec { sec: t.sec, nsec: t.nsec.min(999_999_999) }
+}
+
+pub(crate) fn kind(k: m::FileKind) -> p::FileKind {
+    match k {
+        m::FileKind::Regular => p::FileKind::Regular,
+        m::FileKind::Directory => p::FileKind::Directory,
+        m::FileKind::Symlink => p::FileKind::Symlink,
+        m::FileKind::Fifo => p::FileKind::Fifo,
+        m::FileKind::Socket => p::FileKind::Socket,
+        m::FileKind::CharDevice => p::FileKind::CharDevice,
+        m::FileKind::BlockDevice => p::FileKind::BlockDevice,
+    }
+}
+
+pub(crate) fn from_kind(k: i32) -> Result<m::FileKind, Status> {
+    m::FileKind::from_i64(k as i64).ok_or_else(|| Status::invalid_argument(format!("unknown file kind {k}")))
+}
+
+pub(crate) fn attr(a: &m::Attr) -> p::Attr {
+    p::Attr {
+        ino: a.ino,
+        kind: kind(a.kind) as i32,
+        mode: a.mode,
+        uid: a.uid,
+        gid: a.gid,
+        nlink: a.nlink,
+        size: a.size,
+        atime: Some(ts(a.atime)),
+        mtime: Some(ts(a.mtime)),
+        ctime: Some(ts(a.ctime)),
+        rdev: a.rdev,
+        version: a.version,
+    }
+}
+
+pub(crate) fn chunk(c: m::Chunk) -> p::Chunk {
+    let (hash, inline_data) = match c.data {
+        m::ChunkData::Block(h) => (h.to_vec().into(), Default::default()),
+        m::ChunkData::Inline(d) => (Default::default(), d.into()),
+    };
+    p::Chunk { index: c.index, len: c.len, hash, inline_data }
+}
+
+pub(crate) fn hash(b: &[u8]) -> Result<m::BlockId, Status> {
+    b.try_into()
+        .map_err(|_| Status::invalid_argument(format!("block hash of {} bytes, want 32", b.len())))
+}
+
+pub(crate) fn from_chunk(c: &p::Chunk) -> Result<m::Chunk, Status> {
+    let data = if c.hash.is_empty() {
+        m::ChunkData::Inline(c.inline_data.to_vec())
+    } else {
+        m::ChunkData::Block(hash(&c.hash)?)
+    };
+    Ok(m::Chunk { index: c.index, len: c.len, data })
+}
+
+pub(crate) fn time_set(t: &Option<p::TimeSet>) -> Option<m::TimeSet> {
+    match t.as_ref()?.set.as_ref()? {
+        p::time_set::Set::Now(_) => Some(m::TimeSet::Now),
+        p::time_set::Set::At(ts) => Some(m::TimeSet::At(from_ts(ts))),
+    }
+}
+
+pub(crate) fn blocks_status(e: svol_blocks::BlockError) -> Status {
+    use svol_blocks::BlockError::*;
+    match e {
+        NotFound(h) => Status::not_found(format!("block {h} not found")),
+        HashMismatch(_) | TooLarge(_) | InvalidHash(_) => Status::invalid_argument(e.to_string()),
+        NoSpace => {
+            let mut s = Status::resource_exhausted("server block store is out of space");
+            if let Ok(v) = "ENOSPC".parse() {
+                s.metadata_mut().insert(p::ERRNO_HEADER, v);
+            }
+            s
+        }
+        Io(e) => Status::internal(format!("block store: {e}")),
+    }
+}

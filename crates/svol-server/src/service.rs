@@ -1,0 +1,434 @@
+//! The gRPC service: authorise, run one metadata transaction off the async
+//! threads, push invalidations to the volume's other sessions, answer.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use svol_blocks::{BlockHash, BlockStore};
+use svol_meta::{self as m, Ino, MetaStore, Timespec};
+use svol_proto as p;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{hash_token, new_token, Caller};
+use crate::blocks::BlockLocks;
+use crate::convert::{self, attr, status};
+use crate::sessions::{now_ms, Sessions};
+use crate::ServerConfig;
+
+#[derive(Clone)]
+pub(crate) struct State {
+    pub(crate) meta: MetaStore,
+    pub(crate) blocks: BlockStore,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) block_locks: Arc<BlockLocks>,
+    lease: Duration,
+    upload_grace: Duration,
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+impl State {
+    pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> Self {
+        Self {
+            meta,
+            blocks,
+            sessions: Arc::new(Sessions::default()),
+            block_locks: Arc::new(BlockLocks::new()),
+            lease: cfg.lease,
+            upload_grace: cfg.upload_grace,
+        }
+    }
+
+    /// Runs a metadata operation on the blocking pool.
+    async fn meta<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&MetaStore) -> m::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || f(&meta))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)
+    }
+
+    fn push(&self, c: &Caller, inodes: &[Ino], entries: &[(Ino, &[u8])]) {
+        let inv = p::Invalidation {
+            inodes: inodes.to_vec(),
+            entries: entries
+                .iter()
+                .map(|(parent, name)| p::EntryRef { parent: *parent, name: Bytes::copy_from_slice(name) })
+                .collect(),
+        };
+        self.sessions.invalidate(c.vol, &c.session, inv);
+    }
+
+    async fn volume_info(&self, v: m::Volume) -> Result<p::VolumeInfo, Status> {
+        let root = v.root;
+        let usage = self.meta(move |m| m.volume_usage(root)).await?;
+        Ok(p::VolumeInfo {
+            id: v.id,
+            name: v.name,
+            created_unix: v.created,
+            bytes: usage.bytes,
+            files: usage.files,
+            root_ino: v.root,
+        })
+    }
+}
+
+fn now() -> Timespec {
+    Timespec::now()
+}
+
+#[tonic::async_trait]
+impl p::svol_server::Svol for State {
+    async fn create_volume(&self, req: Request<p::CreateVolumeRequest>) -> Res<p::VolumeInfo> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let v = self.meta(move |m| m.create_volume(c.ws, &name, now())).await?;
+        Ok(Response::new(self.volume_info(v).await?))
+    }
+
+    async fn list_volumes(&self, req: Request<p::ListVolumesRequest>) -> Res<p::ListVolumesResponse> {
+        let c = self.caller(&req, "").await?;
+        let vs = self.meta(move |m| m.list_volumes(c.ws)).await?;
+        let mut volumes = Vec::new();
+        for v in vs {
+            volumes.push(self.volume_info(v).await?);
+        }
+        Ok(Response::new(p::ListVolumesResponse { volumes }))
+    }
+
+    async fn get_volume(&self, req: Request<p::GetVolumeRequest>) -> Res<p::VolumeInfo> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let v = self.meta(move |m| m.volume(c.ws, &name)).await?;
+        Ok(Response::new(self.volume_info(v).await?))
+    }
+
+    async fn delete_volume(&self, req: Request<p::GetVolumeRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let out = self.meta(move |m| m.delete_volume(c.ws, &name)).await?;
+        self.reap(out.freed);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn rename_volume(&self, req: Request<p::RenameVolumeRequest>) -> Res<p::VolumeInfo> {
+        let c = self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let v = self.meta(move |m| m.rename_volume(c.ws, &r.name, &r.new_name)).await?;
+        Ok(Response::new(self.volume_info(v).await?))
+    }
+
+    async fn create_token(&self, req: Request<p::CreateTokenRequest>) -> Res<p::CreateTokenResponse> {
+        let c = self.caller(&req, "").await?;
+        let label = req.into_inner().name;
+        let token = new_token();
+        let h = hash_token(&token);
+        self.meta(move |m| m.add_token(c.ws, &h, &label)).await?;
+        Ok(Response::new(p::CreateTokenResponse { token, workspace: c.ws.to_string() }))
+    }
+
+    type SessionStream = Pin<Box<dyn Stream<Item = Result<p::SessionDown, Status>> + Send>>;
+
+    async fn session(&self, req: Request<Streaming<p::SessionUp>>) -> Res<Self::SessionStream> {
+        let c = self.caller(&req, "").await?;
+        let mut up = req.into_inner();
+        let hello = match up.message().await? {
+            Some(p::SessionUp { msg: Some(p::session_up::Msg::Hello(h)) }) => h,
+            _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        };
+        let key = hello.volume.clone();
+        let vol = self.meta(move |m| m.volume(c.ws, &key)).await?.root;
+        let id = if hello.resume_session.is_empty() {
+            format!("se-{}", hex::encode(rand::random::<[u8; 12]>()))
+        } else {
+            hello.resume_session.clone()
+        };
+        let lease_ms = self.lease.as_millis() as i64;
+        let sid = id.clone();
+        self.meta(move |m| m.open_session(&sid, vol, now_ms() + lease_ms)).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let welcome = p::Welcome { session: id.clone(), lease_ms: lease_ms as u64, root_ino: vol };
+        tx.send(p::SessionDown { msg: Some(p::session_down::Msg::Welcome(welcome)) })
+            .await
+            .map_err(|_| Status::internal("session closed"))?;
+        self.sessions.attach(&id, vol, tx);
+        let st = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = up.message().await {
+                if let Some(p::session_up::Msg::Heartbeat(_)) = msg.msg {
+                    let sid = id.clone();
+                    let renewed = st
+                        .meta(move |m| {
+                            let until = now_ms() + lease_ms;
+                            if m.renew_session(&sid, until)? {
+                                Ok(true)
+                            } else {
+                                m.open_session(&sid, vol, until).map(|_| false)
+                            }
+                        })
+                        .await;
+                    if let Ok(false) = renewed {
+                        tracing::warn!(session = %id, "heartbeat after the lease ran out; session renewed empty");
+                    }
+                }
+            }
+            st.sessions.detach(&id);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+    }
+
+    async fn lookup(&self, req: Request<p::LookupRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let a = self.meta(move |m| m.lookup(c.vol, r.parent, &r.name)).await?;
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn get_attr(&self, req: Request<p::InodeRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        let a = self.meta(move |m| m.getattr(c.vol, ino)).await?;
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn set_attr(&self, req: Request<p::SetAttrRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let set = m::SetAttr {
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            size: r.size,
+            atime: convert::time_set(&r.atime),
+            mtime: convert::time_set(&r.mtime),
+        };
+        let vol = c.vol;
+        let out = self.meta(move |m| m.setattr(vol, r.ino, &set, now())).await?;
+        self.reap(out.freed);
+        self.push(&c, &[r.ino], &[]);
+        Ok(Response::new(attr(&out.value)))
+    }
+
+    async fn create(&self, req: Request<p::CreateRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let node = m::NewNode {
+            kind: convert::from_kind(r.kind)?,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            rdev: r.rdev,
+            target: r.symlink_target.to_vec(),
+        };
+        let (vol, parent, name) = (c.vol, r.parent, r.name.clone());
+        let a = self.meta(move |m| m.create(vol, parent, &name, &node, r.exclusive, now())).await?;
+        self.push(&c, &[r.parent], &[(r.parent, &r.name)]);
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn link(&self, req: Request<p::LinkRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let (vol, name) = (c.vol, r.new_name.clone());
+        let a = self.meta(move |m| m.link(vol, r.ino, r.new_parent, &name, now())).await?;
+        self.push(&c, &[r.ino, r.new_parent], &[(r.new_parent, &r.new_name)]);
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn unlink(&self, req: Request<p::UnlinkRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let (vol, name) = (c.vol, r.name.clone());
+        let out = self.meta(move |m| m.unlink(vol, r.parent, &name, r.directory, now())).await?;
+        self.reap(out.freed);
+        self.push(&c, &[r.parent, out.value], &[(r.parent, &r.name)]);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn rename(&self, req: Request<p::RenameRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let flags = m::RenameFlags {
+            noreplace: r.flags & p::RENAME_NOREPLACE != 0,
+            exchange: r.flags & p::RENAME_EXCHANGE != 0,
+        };
+        let (vol, name, new_name) = (c.vol, r.name.clone(), r.new_name.clone());
+        let out = self
+            .meta(move |m| m.rename(vol, r.parent, &name, r.new_parent, &new_name, flags, now()))
+            .await?;
+        self.reap(out.freed);
+        let mut inodes = vec![r.parent, r.new_parent];
+        inodes.extend(out.value);
+        self.push(&c, &inodes, &[(r.parent, &r.name), (r.new_parent, &r.new_name)]);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn read_dir(&self, req: Request<p::ReadDirRequest>) -> Res<p::ReadDirResponse> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let limit = r.limit.clamp(1, 4096) as usize;
+        let es = self.meta(move |m| m.readdir(c.vol, r.ino, r.after, limit)).await?;
+        let eof = es.len() < limit;
+        let entries = es
+            .into_iter()
+            .map(|e| p::DirEntry { name: e.name.into(), cookie: e.cookie, attr: Some(attr(&e.attr)) })
+            .collect();
+        Ok(Response::new(p::ReadDirResponse { entries, eof }))
+    }
+
+    async fn read_link(&self, req: Request<p::InodeRequest>) -> Res<p::ReadLinkResponse> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        let t = self.meta(move |m| m.readlink(c.vol, ino)).await?;
+        Ok(Response::new(p::ReadLinkResponse { target: t.into() }))
+    }
+
+    async fn open(&self, req: Request<p::InodeRequest>) -> Res<p::OpenResponse> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        let (a, chunks) = self.meta(move |m| m.open(c.vol, &c.session, ino)).await?;
+        Ok(Response::new(p::OpenResponse {
+            attr: Some(attr(&a)),
+            chunks: chunks.into_iter().map(convert::chunk).collect(),
+        }))
+    }
+
+    async fn release(&self, req: Request<p::InodeRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        if c.session.is_empty() {
+            return Ok(Response::new(p::Empty {}));
+        }
+        let out = self.meta(move |m| m.release(c.vol, &c.session, ino)).await?;
+        self.reap(out.freed);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn commit(&self, req: Request<p::CommitRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let chunks = r.chunks.iter().map(convert::from_chunk).collect::<Result<Vec<_>, _>>()?;
+        let vol = c.vol;
+        let out = self
+            .meta(move |m| m.commit(vol, r.ino, &chunks, r.write_end, r.durable, now()))
+            .await?;
+        self.reap(out.freed);
+        self.push(&c, &[r.ino], &[]);
+        Ok(Response::new(attr(&out.value)))
+    }
+
+    async fn get_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::XattrValue> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let v = self.meta(move |m| m.get_xattr(c.vol, r.ino, &r.name)).await?;
+        Ok(Response::new(p::XattrValue { value: v.into() }))
+    }
+
+    async fn set_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let mode = match r.flags {
+            0 => m::XattrMode::Any,
+            1 => m::XattrMode::Create,
+            2 => m::XattrMode::Replace,
+            f => return Err(Status::invalid_argument(format!("xattr flags {f}"))),
+        };
+        let (vol, ino) = (c.vol, r.ino);
+        self.meta(move |m| m.set_xattr(vol, ino, &r.name, &r.value, mode, now())).await?;
+        self.push(&c, &[ino], &[]);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn list_xattr(&self, req: Request<p::InodeRequest>) -> Res<p::XattrNames> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        let names = self.meta(move |m| m.list_xattr(c.vol, ino)).await?;
+        Ok(Response::new(p::XattrNames { names: names.into_iter().map(Into::into).collect() }))
+    }
+
+    async fn remove_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let (vol, ino) = (c.vol, r.ino);
+        self.meta(move |m| m.remove_xattr(vol, ino, &r.name, now())).await?;
+        self.push(&c, &[ino], &[]);
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn stat_fs(&self, req: Request<p::VolumeRef>) -> Res<p::StatFsResponse> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let usage = self.meta(move |m| m.volume_usage(c.vol)).await?;
+        let (total, free) = self.blocks.capacity().await.map_err(convert::blocks_status)?;
+        Ok(Response::new(p::StatFsResponse {
+            total_bytes: total,
+            free_bytes: free,
+            used_bytes: usage.bytes,
+            files: usage.files,
+            free_files: 1 << 40,
+        }))
+    }
+
+    async fn resolve(&self, req: Request<p::ResolveRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let path = req.into_inner().path;
+        if path.contains('\0') {
+            return Err(Status::invalid_argument(format!("path {path:?} contains NUL")));
+        }
+        let a = self.meta(move |m| m.resolve(c.vol, &path)).await?;
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn copy(&self, req: Request<p::CopyRequest>) -> Res<p::Attr> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        let (vol, name) = (c.vol, r.dst_name.clone());
+        let a = self.meta(move |m| m.copy(vol, r.src, r.dst_parent, &name, now())).await?;
+        self.push(&c, &[r.dst_parent], &[(r.dst_parent, &r.dst_name)]);
+        Ok(Response::new(attr(&a)))
+    }
+
+    async fn missing_blocks(&self, req: Request<p::MissingBlocksRequest>) -> Res<p::MissingBlocksResponse> {
+        let c = self.caller(&req, "").await?;
+        let hashes = req
+            .into_inner()
+            .hashes
+            .iter()
+            .map(|h| convert::hash(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let missing = self.meta(move |m| m.missing_blocks(c.ws, &hashes)).await?;
+        Ok(Response::new(p::MissingBlocksResponse {
+            hashes: missing.into_iter().map(|h| Bytes::copy_from_slice(&h)).collect(),
+        }))
+    }
+
+    async fn put_block(&self, req: Request<p::PutBlockRequest>) -> Res<p::Empty> {
+        self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let h = convert::hash(&r.hash)?;
+        let size = r.data.len() as u64;
+        let _g = self.block_locks.of(&h).lock().await;
+        self.blocks.put(BlockHash(h), r.data).await.map_err(convert::blocks_status)?;
+        let until = now_ms() + self.upload_grace.as_millis() as i64;
+        self.meta(move |m| m.register_block(&h, size, until)).await?;
+        Ok(Response::new(p::Empty {}))
+    }
+
+    async fn get_block(&self, req: Request<p::GetBlockRequest>) -> Res<p::GetBlockResponse> {
+        let c = self.caller(&req, "").await?;
+        let h = convert::hash(&req.get_ref().hash)?;
+        if !self.meta(move |m| m.block_visible(c.ws, &h)).await? {
+            return Err(Status::not_found(format!("block {} not found", BlockHash(h))));
+        }
+        let data = self.blocks.get(BlockHash(h)).await.map_err(convert::blocks_status)?;
+        Ok(Response::new(p::GetBlockResponse { data }))
+    }
+}
