@@ -1,0 +1,205 @@
+//! Whole-file transfers between local disk and a volume. Files are cut into
+//! the same 4 MiB chunks the mount uses, so putting identical data twice
+//! sends no block twice: the server is asked which blocks it lacks first.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use svol_proto as p;
+
+use crate::{ClientError, Result, Volume};
+
+/// Called with the number of bytes just transferred.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+const PARALLEL: usize = 8;
+
+/// Splits data into chunks and hashes each (small chunks stay inline).
+pub fn hash_chunks(data: &[u8], first_index: u64) -> Vec<(p::Chunk, Option<Bytes>)> {
+    data.chunks(p::CHUNK_SIZE as usize)
+        .enumerate()
+        .map(|(i, c)| chunk_of(first_index + i as u64, Bytes::copy_from_slice(c)))
+        .collect()
+}
+
+/// Describes one chunk; returns the block bytes to upload, if any.
+pub(crate) fn chunk_of(index: u64, data: Bytes) -> (p::Chunk, Option<Bytes>) {
+    let len = data.len() as u32;
+    if data.len() <= p::INLINE_MAX {
+        return (p::Chunk { index, len, hash: Bytes::new(), inline_data: data }, None);
+    }
+    let hash = Bytes::copy_from_slice(blake3::hash(&data).as_bytes());
+    (p::Chunk { index, len, hash, inline_data: Bytes::new() }, Some(data))
+}
+
+fn tmp_name(name: &[u8]) -> Vec<u8> {
+    let r: u64 = rand_u64();
+    let mut v = b".svol-put-".to_vec();
+    v.extend_from_slice(format!("{r:016x}-").as_bytes());
+    v.extend_from_slice(&name[..name.len().min(200)]);
+    v
+}
+
+fn rand_u64() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let h = blake3::hash(&[t.to_le_bytes(), (std::process::id() as u64).to_le_bytes()].concat());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+impl Volume {
+    /// Uploads the blocks of `chunks` the server lacks, in parallel.
+    pub async fn upload_missing(&self, blocks: Vec<(Bytes, Bytes)>, progress: &Option<Progress>) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let missing = self.missing_blocks(blocks.iter().map(|(h, _)| h.clone()).collect()).await?;
+        let missing: std::collections::HashSet<Bytes> = missing.into_iter().collect();
+        futures::stream::iter(blocks.into_iter().map(|(h, d)| {
+            let need = missing.contains(&h);
+            let len = d.len() as u64;
+            async move {
+                if need {
+                    self.put_block(h, d).await?;
+                }
+                if let Some(p) = progress {
+                    p(len);
+                }
+                Ok::<_, ClientError>(())
+            }
+        }))
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<_>>()
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a local file as `parent/name`: written under a temporary name,
+    /// then renamed into place, so readers never see half a file. Refuses to
+    /// replace an existing name unless `force`.
+    pub async fn put_file(&self, local: &Path, parent: u64, name: &[u8], force: bool, progress: &Option<Progress>) -> Result<p::Attr> {
+        let meta = std::fs::metadata(local).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+        if !force && self.lookup(parent, name).await.is_ok() {
+            return Err(ClientError::AlreadyExists(format!(
+                "{} (use --force to overwrite)",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tmp_name(name);
+        let create = p::CreateRequest {
+            parent,
+            name: Bytes::from(tmp.clone()),
+            kind: p::FileKind::Regular as i32,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            exclusive: true,
+            ..Default::default()
+        };
+        let a = self.create(create).await?;
+        let res = self.fill(local, a.ino, meta.len(), progress).await;
+        let res = match res {
+            Ok(()) => {
+                let mtime = p::Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
+                let set = p::SetAttrRequest {
+                    ino: a.ino,
+                    mtime: Some(p::TimeSet { set: Some(p::time_set::Set::At(mtime)) }),
+                    ..Default::default()
+                };
+                self.setattr(set).await?;
+                let flags = if force { 0 } else { p::RENAME_NOREPLACE };
+                self.rename(parent, &tmp, parent, name, flags).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            let _ = self.unlink(parent, &tmp, false).await;
+            return Err(e);
+        }
+        self.getattr(a.ino).await
+    }
+
+    async fn fill(&self, local: &Path, ino: u64, len: u64, progress: &Option<Progress>) -> Result<()> {
+        let mut f = std::fs::File::open(local).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+        let mut index = 0u64;
+        let mut batch_chunks = Vec::new();
+        let mut batch_blocks = Vec::new();
+        loop {
+            let mut buf = vec![0u8; p::CHUNK_SIZE as usize];
+            let n = read_full(&mut f, &mut buf).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            let (c, block) = chunk_of(index, Bytes::from(buf));
+            if let Some(b) = block {
+                batch_blocks.push((c.hash.clone(), b));
+            } else if let Some(p) = progress {
+                p(n as u64);
+            }
+            batch_chunks.push(c);
+            index += 1;
+            if batch_blocks.len() >= 16 {
+                self.upload_missing(std::mem::take(&mut batch_blocks), progress).await?;
+            }
+        }
+        self.upload_missing(batch_blocks, progress).await?;
+        self.commit(ino, batch_chunks, len, true).await?;
+        Ok(())
+    }
+
+    /// Writes the contents of file `ino` to `out`.
+    pub async fn get_file(&self, ino: u64, out: &mut (dyn Write + Send), progress: &Option<Progress>) -> Result<()> {
+        let open = self.open(ino).await?;
+        let size = open.attr.map(|a| a.size).unwrap_or(0);
+        let chunks: std::collections::HashMap<u64, p::Chunk> = open.chunks.into_iter().map(|c| (c.index, c)).collect();
+        let count = size.div_ceil(p::CHUNK_SIZE);
+        let mut stream = futures::stream::iter((0..count).map(|i| {
+            let c = chunks.get(&i).cloned();
+            async move { self.chunk_bytes(c).await }
+        }))
+        .buffered(4);
+        let mut i = 0u64;
+        while let Some(data) = stream.next().await {
+            let data = data?;
+            let want = (size - i * p::CHUNK_SIZE).min(p::CHUNK_SIZE) as usize;
+            let have = data.len().min(want);
+            out.write_all(&data[..have])?;
+            if have < want {
+                out.write_all(&vec![0u8; want - have])?;
+            }
+            if let Some(p) = progress {
+                p(want as u64);
+            }
+            i += 1;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// The bytes a chunk holds (up to its `len`).
+    pub async fn chunk_bytes(&self, c: Option<p::Chunk>) -> Result<Bytes> {
+        let Some(c) = c else { return Ok(Bytes::new()) };
+        let data = if c.hash.is_empty() { c.inline_data } else { self.get_block(c.hash).await? };
+        Ok(data.slice(..(c.len as usize).min(data.len())))
+    }
+}
+
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
