@@ -109,7 +109,10 @@ impl From<tonic::Status> for ClientError {
             Code::InvalidArgument => ClientError::InvalidArgument(msg),
             Code::ResourceExhausted => ClientError::NoSpace(msg),
             Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown => {
-                ClientError::Unavailable(format!("svol server unavailable: {}", if msg.is_empty() { chain(&s) } else { msg }))
+                ClientError::Unavailable(format!(
+                    "svol server unavailable: {}",
+                    if msg.is_empty() { chain(&s) } else { msg }
+                ))
             }
             _ => ClientError::Internal(msg),
         }

@@ -32,7 +32,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,21 +49,31 @@ impl Client {
             ClientError::Unavailable(format!("cannot reach svol server at {server}: {e}"))
         };
         let ep = Endpoint::from_shared(server.clone())
-            .map_err(|e| ClientError::InvalidArgument(format!("bad server address {server:?}: {e}")))?
+            .map_err(|e| {
+                ClientError::InvalidArgument(format!("bad server address {server:?}: {e}"))
+            })?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        let channel = ep.connect().await.map_err(|e| unreachable(&error::chain(&e)))?;
-        let auth = format!("Bearer {}", cfg.token)
-            .parse()
-            .map_err(|_| ClientError::InvalidArgument("token contains characters not allowed in a header".into()))?;
+        let channel = ep
+            .connect()
+            .await
+            .map_err(|e| unreachable(&error::chain(&e)))?;
+        let auth = format!("Bearer {}", cfg.token).parse().map_err(|_| {
+            ClientError::InvalidArgument("token contains characters not allowed in a header".into())
+        })?;
         let rpc = SvolClient::new(channel)
             .max_decoding_message_size(p::MAX_MESSAGE)
             .max_encoding_message_size(p::MAX_MESSAGE);
-        Ok(Self { rpc, auth, session: Arc::new(RwLock::new(String::new())), server })
+        Ok(Self {
+            rpc,
+            auth,
+            session: Arc::new(RwLock::new(String::new())),
+            server,
+        })
     }
 
     pub fn server(&self) -> &str {
@@ -100,23 +112,43 @@ impl Client {
 
     pub async fn create_volume(&self, name: &str) -> Result<p::VolumeInfo> {
         check_volume_name(name)?;
-        let r = self.rpc().create_volume(self.req(p::CreateVolumeRequest { name: name.into() })).await;
-        Ok(r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?.into_inner())
+        let r = self
+            .rpc()
+            .create_volume(self.req(p::CreateVolumeRequest { name: name.into() }))
+            .await;
+        Ok(
+            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
+                .into_inner(),
+        )
     }
 
     pub async fn list_volumes(&self) -> Result<Vec<p::VolumeInfo>> {
-        Ok(self.rpc().list_volumes(self.req(p::ListVolumesRequest {})).await?.into_inner().volumes)
+        Ok(self
+            .rpc()
+            .list_volumes(self.req(p::ListVolumesRequest {}))
+            .await?
+            .into_inner()
+            .volumes)
     }
 
     pub async fn volume_info(&self, name: &str) -> Result<p::VolumeInfo> {
         check_volume_name(name)?;
-        let r = self.rpc().get_volume(self.req(p::GetVolumeRequest { name: name.into() })).await;
-        Ok(r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?.into_inner())
+        let r = self
+            .rpc()
+            .get_volume(self.req(p::GetVolumeRequest { name: name.into() }))
+            .await;
+        Ok(
+            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
+                .into_inner(),
+        )
     }
 
     pub async fn delete_volume(&self, name: &str) -> Result<()> {
         check_volume_name(name)?;
-        let r = self.rpc().delete_volume(self.req(p::GetVolumeRequest { name: name.into() })).await;
+        let r = self
+            .rpc()
+            .delete_volume(self.req(p::GetVolumeRequest { name: name.into() }))
+            .await;
         r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?;
         Ok(())
     }
@@ -124,13 +156,22 @@ impl Client {
     pub async fn rename_volume(&self, name: &str, new_name: &str) -> Result<p::VolumeInfo> {
         check_volume_name(name)?;
         check_volume_name(new_name)?;
-        let req = p::RenameVolumeRequest { name: name.into(), new_name: new_name.into() };
+        let req = p::RenameVolumeRequest {
+            name: name.into(),
+            new_name: new_name.into(),
+        };
         let r = self.rpc().rename_volume(self.req(req)).await;
-        Ok(r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?.into_inner())
+        Ok(
+            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
+                .into_inner(),
+        )
     }
 
     pub async fn create_token(&self, label: &str) -> Result<String> {
-        let r = self.rpc().create_token(self.req(p::CreateTokenRequest { name: label.into() })).await?;
+        let r = self
+            .rpc()
+            .create_token(self.req(p::CreateTokenRequest { name: label.into() }))
+            .await?;
         Ok(r.into_inner().token)
     }
 

@@ -29,10 +29,26 @@ pub fn hash_chunks(data: &[u8], first_index: u64) -> Vec<(p::Chunk, Option<Bytes
 pub(crate) fn chunk_of(index: u64, data: Bytes) -> (p::Chunk, Option<Bytes>) {
     let len = data.len() as u32;
     if data.len() <= p::INLINE_MAX {
-        return (p::Chunk { index, len, hash: Bytes::new(), inline_data: data }, None);
+        return (
+            p::Chunk {
+                index,
+                len,
+                hash: Bytes::new(),
+                inline_data: data,
+            },
+            None,
+        );
     }
     let hash = Bytes::copy_from_slice(blake3::hash(&data).as_bytes());
-    (p::Chunk { index, len, hash, inline_data: Bytes::new() }, Some(data))
+    (
+        p::Chunk {
+            index,
+            len,
+            hash,
+            inline_data: Bytes::new(),
+        },
+        Some(data),
+    )
 }
 
 fn tmp_name(name: &[u8]) -> Vec<u8> {
@@ -54,11 +70,17 @@ fn rand_u64() -> u64 {
 
 impl Volume {
     /// Uploads the blocks of `chunks` the server lacks, in parallel.
-    pub async fn upload_missing(&self, blocks: Vec<(Bytes, Bytes)>, progress: &Option<Progress>) -> Result<()> {
+    pub async fn upload_missing(
+        &self,
+        blocks: Vec<(Bytes, Bytes)>,
+        progress: &Option<Progress>,
+    ) -> Result<()> {
         if blocks.is_empty() {
             return Ok(());
         }
-        let missing = self.missing_blocks(blocks.iter().map(|(h, _)| h.clone()).collect()).await?;
+        let missing = self
+            .missing_blocks(blocks.iter().map(|(h, _)| h.clone()).collect())
+            .await?;
         let missing: std::collections::HashSet<Bytes> = missing.into_iter().collect();
         futures::stream::iter(blocks.into_iter().map(|(h, d)| {
             let need = missing.contains(&h);
@@ -82,8 +104,16 @@ impl Volume {
     /// Stores a local file as `parent/name`: written under a temporary name,
     /// then renamed into place, so readers never see half a file. Refuses to
     /// replace an existing name unless `force`.
-    pub async fn put_file(&self, local: &Path, parent: u64, name: &[u8], force: bool, progress: &Option<Progress>) -> Result<p::Attr> {
-        let meta = std::fs::metadata(local).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+    pub async fn put_file(
+        &self,
+        local: &Path,
+        parent: u64,
+        name: &[u8],
+        force: bool,
+        progress: &Option<Progress>,
+    ) -> Result<p::Attr> {
+        let meta = std::fs::metadata(local)
+            .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
         if !force && self.lookup(parent, name).await.is_ok() {
             return Err(ClientError::AlreadyExists(format!(
                 "{} (use --force to overwrite)",
@@ -106,10 +136,15 @@ impl Volume {
         let res = self.fill(local, a.ino, meta.len(), progress).await;
         let res = match res {
             Ok(()) => {
-                let mtime = p::Timespec { sec: meta.mtime(), nsec: meta.mtime_nsec() as u32 };
+                let mtime = p::Timespec {
+                    sec: meta.mtime(),
+                    nsec: meta.mtime_nsec() as u32,
+                };
                 let set = p::SetAttrRequest {
                     ino: a.ino,
-                    mtime: Some(p::TimeSet { set: Some(p::time_set::Set::At(mtime)) }),
+                    mtime: Some(p::TimeSet {
+                        set: Some(p::time_set::Set::At(mtime)),
+                    }),
                     ..Default::default()
                 };
                 self.setattr(set).await?;
@@ -125,14 +160,22 @@ impl Volume {
         self.getattr(a.ino).await
     }
 
-    async fn fill(&self, local: &Path, ino: u64, len: u64, progress: &Option<Progress>) -> Result<()> {
-        let mut f = std::fs::File::open(local).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+    async fn fill(
+        &self,
+        local: &Path,
+        ino: u64,
+        len: u64,
+        progress: &Option<Progress>,
+    ) -> Result<()> {
+        let mut f = std::fs::File::open(local)
+            .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
         let mut index = 0u64;
         let mut batch_chunks = Vec::new();
         let mut batch_blocks = Vec::new();
         loop {
             let mut buf = vec![0u8; p::CHUNK_SIZE as usize];
-            let n = read_full(&mut f, &mut buf).map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+            let n = read_full(&mut f, &mut buf)
+                .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
             if n == 0 {
                 break;
             }
@@ -146,7 +189,8 @@ impl Volume {
             batch_chunks.push(c);
             index += 1;
             if batch_blocks.len() >= 16 {
-                self.upload_missing(std::mem::take(&mut batch_blocks), progress).await?;
+                self.upload_missing(std::mem::take(&mut batch_blocks), progress)
+                    .await?;
             }
         }
         self.upload_missing(batch_blocks, progress).await?;
@@ -155,10 +199,16 @@ impl Volume {
     }
 
     /// Writes the contents of file `ino` to `out`.
-    pub async fn get_file(&self, ino: u64, out: &mut (dyn Write + Send), progress: &Option<Progress>) -> Result<()> {
+    pub async fn get_file(
+        &self,
+        ino: u64,
+        out: &mut (dyn Write + Send),
+        progress: &Option<Progress>,
+    ) -> Result<()> {
         let open = self.open(ino).await?;
         let size = open.attr.map(|a| a.size).unwrap_or(0);
-        let chunks: std::collections::HashMap<u64, p::Chunk> = open.chunks.into_iter().map(|c| (c.index, c)).collect();
+        let chunks: std::collections::HashMap<u64, p::Chunk> =
+            open.chunks.into_iter().map(|c| (c.index, c)).collect();
         let count = size.div_ceil(p::CHUNK_SIZE);
         let mut stream = futures::stream::iter((0..count).map(|i| {
             let c = chunks.get(&i).cloned();
@@ -186,7 +236,11 @@ impl Volume {
     /// The bytes a chunk holds (up to its `len`).
     pub async fn chunk_bytes(&self, c: Option<p::Chunk>) -> Result<Bytes> {
         let Some(c) = c else { return Ok(Bytes::new()) };
-        let data = if c.hash.is_empty() { c.inline_data } else { self.get_block(c.hash).await? };
+        let data = if c.hash.is_empty() {
+            c.inline_data
+        } else {
+            self.get_block(c.hash).await?
+        };
         Ok(data.slice(..(c.len as usize).min(data.len())))
     }
 }

@@ -10,7 +10,9 @@ pub fn check_volume_name(name: &str) -> Result<()> {
         && name.len() <= 64
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -23,13 +25,19 @@ pub fn check_volume_name(name: &str) -> Result<()> {
 /// Refuses remote paths that could escape or confuse: `..` components, NUL.
 pub fn check_remote_path(path: &str) -> Result<()> {
     if path.contains('\0') {
-        return Err(ClientError::InvalidArgument(format!("remote path {path:?} contains a NUL byte")));
+        return Err(ClientError::InvalidArgument(format!(
+            "remote path {path:?} contains a NUL byte"
+        )));
     }
     if path.split('/').any(|c| c == "..") {
-        return Err(ClientError::InvalidArgument(format!("remote path {path:?} contains '..'")));
+        return Err(ClientError::InvalidArgument(format!(
+            "remote path {path:?} contains '..'"
+        )));
     }
     if path.split('/').any(|c| c.len() > 255) {
-        return Err(ClientError::InvalidArgument(format!("remote path {path:?} has a component over 255 bytes")));
+        return Err(ClientError::InvalidArgument(format!(
+            "remote path {path:?} has a component over 255 bytes"
+        )));
     }
     Ok(())
 }
@@ -63,38 +71,87 @@ impl Volume {
     }
 
     pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
-        let r = p::LookupRequest { volume: self.id(), parent, name: Bytes::copy_from_slice(name) };
-        Ok(self.client.rpc().lookup(self.client.req(r)).await?.into_inner())
+        let r = p::LookupRequest {
+            volume: self.id(),
+            parent,
+            name: Bytes::copy_from_slice(name),
+        };
+        Ok(self
+            .client
+            .rpc()
+            .lookup(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<p::Attr> {
-        let r = p::InodeRequest { volume: self.id(), ino };
-        Ok(self.client.rpc().get_attr(self.client.req(r)).await?.into_inner())
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .get_attr(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn setattr(&self, mut r: p::SetAttrRequest) -> Result<p::Attr> {
         r.volume = self.id();
-        Ok(self.client.rpc().set_attr(self.client.req(r)).await?.into_inner())
+        Ok(self
+            .client
+            .rpc()
+            .set_attr(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     /// `r.volume` is filled in.
     pub async fn create(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
         r.volume = self.id();
-        Ok(self.client.rpc().create(self.client.req(r)).await?.into_inner())
+        Ok(self
+            .client
+            .rpc()
+            .create(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
-        let r = p::LinkRequest { volume: self.id(), ino, new_parent, new_name: Bytes::copy_from_slice(new_name) };
-        Ok(self.client.rpc().link(self.client.req(r)).await?.into_inner())
+        let r = p::LinkRequest {
+            volume: self.id(),
+            ino,
+            new_parent,
+            new_name: Bytes::copy_from_slice(new_name),
+        };
+        Ok(self
+            .client
+            .rpc()
+            .link(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn unlink(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
-        let r = p::UnlinkRequest { volume: self.id(), parent, name: Bytes::copy_from_slice(name), directory };
+        let r = p::UnlinkRequest {
+            volume: self.id(),
+            parent,
+            name: Bytes::copy_from_slice(name),
+            directory,
+        };
         self.client.rpc().unlink(self.client.req(r)).await?;
         Ok(())
     }
 
-    pub async fn rename(&self, parent: u64, name: &[u8], new_parent: u64, new_name: &[u8], flags: u32) -> Result<()> {
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
         let r = p::RenameRequest {
             volume: self.id(),
             parent,
@@ -108,8 +165,18 @@ impl Volume {
     }
 
     pub async fn readdir(&self, ino: u64, after: u64, limit: u32) -> Result<p::ReadDirResponse> {
-        let r = p::ReadDirRequest { volume: self.id(), ino, after, limit };
-        Ok(self.client.rpc().read_dir(self.client.req(r)).await?.into_inner())
+        let r = p::ReadDirRequest {
+            volume: self.id(),
+            ino,
+            after,
+            limit,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .read_dir(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     /// Every entry of a directory.
@@ -130,29 +197,77 @@ impl Volume {
     }
 
     pub async fn readlink(&self, ino: u64) -> Result<Bytes> {
-        let r = p::InodeRequest { volume: self.id(), ino };
-        Ok(self.client.rpc().read_link(self.client.req(r)).await?.into_inner().target)
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .read_link(self.client.req(r))
+            .await?
+            .into_inner()
+            .target)
     }
 
     pub async fn open(&self, ino: u64) -> Result<p::OpenResponse> {
-        let r = p::InodeRequest { volume: self.id(), ino };
-        Ok(self.client.rpc().open(self.client.req(r)).await?.into_inner())
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .open(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn release(&self, ino: u64) -> Result<()> {
-        let r = p::InodeRequest { volume: self.id(), ino };
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
         self.client.rpc().release(self.client.req(r)).await?;
         Ok(())
     }
 
-    pub async fn commit(&self, ino: u64, chunks: Vec<p::Chunk>, write_end: u64, durable: bool) -> Result<p::Attr> {
-        let r = p::CommitRequest { volume: self.id(), ino, chunks, write_end, durable };
-        Ok(self.client.rpc().commit(self.client.req(r)).await?.into_inner())
+    pub async fn commit(
+        &self,
+        ino: u64,
+        chunks: Vec<p::Chunk>,
+        write_end: u64,
+        durable: bool,
+    ) -> Result<p::Attr> {
+        let r = p::CommitRequest {
+            volume: self.id(),
+            ino,
+            chunks,
+            write_end,
+            durable,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .commit(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Bytes> {
-        let r = p::XattrRequest { volume: self.id(), ino, name: Bytes::copy_from_slice(name), ..Default::default() };
-        Ok(self.client.rpc().get_xattr(self.client.req(r)).await?.into_inner().value)
+        let r = p::XattrRequest {
+            volume: self.id(),
+            ino,
+            name: Bytes::copy_from_slice(name),
+            ..Default::default()
+        };
+        Ok(self
+            .client
+            .rpc()
+            .get_xattr(self.client.req(r))
+            .await?
+            .into_inner()
+            .value)
     }
 
     pub async fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> Result<()> {
@@ -168,25 +283,47 @@ impl Volume {
     }
 
     pub async fn list_xattr(&self, ino: u64) -> Result<Vec<Bytes>> {
-        let r = p::InodeRequest { volume: self.id(), ino };
-        Ok(self.client.rpc().list_xattr(self.client.req(r)).await?.into_inner().names)
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
+        Ok(self
+            .client
+            .rpc()
+            .list_xattr(self.client.req(r))
+            .await?
+            .into_inner()
+            .names)
     }
 
     pub async fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<()> {
-        let r = p::XattrRequest { volume: self.id(), ino, name: Bytes::copy_from_slice(name), ..Default::default() };
+        let r = p::XattrRequest {
+            volume: self.id(),
+            ino,
+            name: Bytes::copy_from_slice(name),
+            ..Default::default()
+        };
         self.client.rpc().remove_xattr(self.client.req(r)).await?;
         Ok(())
     }
 
     pub async fn statfs(&self) -> Result<p::StatFsResponse> {
         let r = p::VolumeRef { volume: self.id() };
-        Ok(self.client.rpc().stat_fs(self.client.req(r)).await?.into_inner())
+        Ok(self
+            .client
+            .rpc()
+            .stat_fs(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     /// The inode at a `/`-separated path inside the volume.
     pub async fn resolve(&self, path: &str) -> Result<p::Attr> {
         check_remote_path(path)?;
-        let r = p::ResolveRequest { volume: self.id(), path: path.into() };
+        let r = p::ResolveRequest {
+            volume: self.id(),
+            path: path.into(),
+        };
         let res = self.client.rpc().resolve(self.client.req(r)).await;
         Ok(res
             .map_err(|e| ClientError::from(e).context(&format!("{}:{path}", self.info.name)))?
@@ -194,13 +331,29 @@ impl Volume {
     }
 
     pub async fn copy(&self, src: u64, dst_parent: u64, dst_name: &[u8]) -> Result<p::Attr> {
-        let r = p::CopyRequest { volume: self.id(), src, dst_parent, dst_name: Bytes::copy_from_slice(dst_name) };
-        Ok(self.client.rpc().copy(self.client.req(r)).await?.into_inner())
+        let r = p::CopyRequest {
+            volume: self.id(),
+            src,
+            dst_parent,
+            dst_name: Bytes::copy_from_slice(dst_name),
+        };
+        Ok(self
+            .client
+            .rpc()
+            .copy(self.client.req(r))
+            .await?
+            .into_inner())
     }
 
     pub async fn missing_blocks(&self, hashes: Vec<Bytes>) -> Result<Vec<Bytes>> {
         let r = p::MissingBlocksRequest { hashes };
-        Ok(self.client.rpc().missing_blocks(self.client.req(r)).await?.into_inner().hashes)
+        Ok(self
+            .client
+            .rpc()
+            .missing_blocks(self.client.req(r))
+            .await?
+            .into_inner()
+            .hashes)
     }
 
     pub async fn put_block(&self, hash: Bytes, data: Bytes) -> Result<()> {
@@ -211,6 +364,12 @@ impl Volume {
 
     pub async fn get_block(&self, hash: Bytes) -> Result<Bytes> {
         let r = p::GetBlockRequest { hash };
-        Ok(self.client.rpc().get_block(self.client.req(r)).await?.into_inner().data)
+        Ok(self
+            .client
+            .rpc()
+            .get_block(self.client.req(r))
+            .await?
+            .into_inner()
+            .data)
     }
 }

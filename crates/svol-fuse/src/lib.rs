@@ -1,1 +1,136 @@
+//! The FUSE client behind `svol mount`: serves one volume (or a sub-path of
+//! it) at a mountpoint. Kernel callbacks are handed to tokio tasks at once;
+//! all state lives in [`files`] (write buffers, chunk maps), [`cache`]
+//! (blocks, immutable so never stale) and [`session`] (the lease and the
+//! server's invalidations, replayed into the kernel's caches). It talks to
+//! the server only through `svol-client` and must not depend on server-side
+//! crates.
 
+mod attr;
+mod cache;
+mod errno;
+mod files;
+mod fs;
+mod session;
+
+use std::path::{Path, PathBuf};
+
+use fuser::{Config, MountOption, SessionACL};
+use svol_client::{ClientError, Volume};
+
+pub use cache::BlockCache;
+
+#[derive(Debug, Clone, Default)]
+pub struct MountOptions {
+    pub read_only: bool,
+    /// Serve this directory of the volume as the mount's root.
+    pub sub_path: Option<String>,
+    /// Keep fetched blocks here too (in addition to memory).
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes of blocks kept in memory.
+    pub memory_cache: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("sub-path {0:?} is not a directory of the volume")]
+    SubPath(String),
+    #[error("mounting at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A live mount. Dropping it does not unmount; call [`Mount::run`].
+pub struct Mount {
+    session: fuser::Session<fs::SvolFs>,
+    mountpoint: PathBuf,
+}
+
+impl Mount {
+    /// Mounts `vol` at `mountpoint` and returns once the kernel has the
+    /// file system (so `-d` can report readiness). Must be called inside a
+    /// tokio runtime.
+    pub async fn new(
+        vol: Volume,
+        mountpoint: &Path,
+        opts: MountOptions,
+    ) -> Result<Self, MountError> {
+        let root = match &opts.sub_path {
+            Some(p) if !p.trim_matches('/').is_empty() => {
+                let a = vol.resolve(p).await?;
+                if a.kind != svol_proto::FileKind::Directory as i32 {
+                    return Err(MountError::SubPath(p.clone()));
+                }
+                a.ino
+            }
+            _ => vol.root(),
+        };
+        let cache = BlockCache::new(
+            vol.clone(),
+            if opts.memory_cache == 0 {
+                512 << 20
+            } else {
+                opts.memory_cache
+            },
+            opts.cache_dir.clone(),
+        )?;
+        let (session_id, invalidations) = session::start(vol.clone()).await?;
+        tracing::info!(session = %session_id, "session opened");
+        let fs = fs::SvolFs::new(
+            vol.clone(),
+            root,
+            opts.read_only,
+            cache,
+            tokio::runtime::Handle::current(),
+        );
+        let forget = fs.forget_version();
+        let mut cfg = Config::default();
+        cfg.mount_options = vec![
+            MountOption::FSName(format!("svol:{}", vol.info().name)),
+            MountOption::Subtype("svol".into()),
+            MountOption::DefaultPermissions,
+            MountOption::AutoUnmount,
+            if opts.read_only {
+                MountOption::RO
+            } else {
+                MountOption::RW
+            },
+        ];
+        cfg.acl = SessionACL::All;
+        cfg.n_threads = Some(2);
+        let mp = mountpoint.to_path_buf();
+        let session = tokio::task::spawn_blocking(move || fuser::Session::new(fs, &mp, &cfg))
+            .await
+            .map_err(|e| MountError::Mount {
+                path: mountpoint.into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| MountError::Mount {
+                path: mountpoint.into(),
+                source,
+            })?;
+        session::spawn_invalidator(session.notifier(), invalidations, root, forget);
+        Ok(Self {
+            session,
+            mountpoint: mountpoint.to_path_buf(),
+        })
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// A handle that unmounts from another thread (on a signal, say).
+    pub fn unmounter(&mut self) -> fuser::SessionUnmounter {
+        self.session.unmount_callable()
+    }
+
+    /// Serves requests until the file system is unmounted.
+    pub fn run(self) -> std::io::Result<()> {
+        self.session.run()
+    }
+}

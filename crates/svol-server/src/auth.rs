@@ -51,14 +51,20 @@ impl State {
         let volume = volume.to_string();
         let meta = self.meta.clone();
         tokio::task::spawn_blocking(move || {
-            let ws = meta.authenticate(&hash_token(&token)).map_err(|e| match e {
-                MetaError::PermissionDenied(_) => Status::unauthenticated("invalid or revoked token"),
-                e => crate::convert::status(e),
-            })?;
+            let ws = meta
+                .authenticate(&hash_token(&token))
+                .map_err(|e| match e {
+                    MetaError::PermissionDenied(_) => {
+                        Status::unauthenticated("invalid or revoked token")
+                    }
+                    e => crate::convert::status(e),
+                })?;
             let vol = if volume.is_empty() {
                 0
             } else {
-                meta.volume(ws, &volume).map_err(crate::convert::status)?.root
+                meta.volume(ws, &volume)
+                    .map_err(crate::convert::status)?
+                    .root
             };
             Ok(Caller { ws, vol, session })
         })

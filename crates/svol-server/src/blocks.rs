@@ -65,7 +65,9 @@ pub(crate) fn spawn_sweeper(state: Arc<State>) {
         loop {
             tick.tick().await;
             let meta = state.meta.clone();
-            if let Ok(Ok(hs)) = tokio::task::spawn_blocking(move || meta.expired_blocks(now_ms(), 1000)).await {
+            if let Ok(Ok(hs)) =
+                tokio::task::spawn_blocking(move || meta.expired_blocks(now_ms(), 1000)).await
+            {
                 for h in hs {
                     state.reap_one(h).await;
                 }

@@ -32,11 +32,17 @@ pub(crate) fn status(e: m::MetaError) -> Status {
 }
 
 pub(crate) fn ts(t: m::Timespec) -> p::Timespec {
-    p::Timespec { sec: t.sec, nsec: t.nsec }
+    p::Timespec {
+        sec: t.sec,
+        nsec: t.nsec,
+    }
 }
 
 pub(crate) fn from_ts(t: &p::Timespec) -> m::Timespec {
-    m::Timespec { sec: t.sec, nsec: t.nsec.min(999_999_999) }
+    m::Timespec {
+        sec: t.sec,
+        nsec: t.nsec.min(999_999_999),
+    }
 }
 
 pub(crate) fn kind(k: m::FileKind) -> p::FileKind {
@@ -52,7 +58,8 @@ pub(crate) fn kind(k: m::FileKind) -> p::FileKind {
 }
 
 pub(crate) fn from_kind(k: i32) -> Result<m::FileKind, Status> {
-    m::FileKind::from_i64(k as i64).ok_or_else(|| Status::invalid_argument(format!("unknown file kind {k}")))
+    m::FileKind::from_i64(k as i64)
+        .ok_or_else(|| Status::invalid_argument(format!("unknown file kind {k}")))
 }
 
 pub(crate) fn attr(a: &m::Attr) -> p::Attr {
@@ -77,7 +84,12 @@ pub(crate) fn chunk(c: m::Chunk) -> p::Chunk {
         m::ChunkData::Block(h) => (h.to_vec().into(), Default::default()),
         m::ChunkData::Inline(d) => (Default::default(), d.into()),
     };
-    p::Chunk { index: c.index, len: c.len, hash, inline_data }
+    p::Chunk {
+        index: c.index,
+        len: c.len,
+        hash,
+        inline_data,
+    }
 }
 
 pub(crate) fn hash(b: &[u8]) -> Result<m::BlockId, Status> {
@@ -91,7 +103,11 @@ pub(crate) fn from_chunk(c: &p::Chunk) -> Result<m::Chunk, Status> {
     } else {
         m::ChunkData::Block(hash(&c.hash)?)
     };
-    Ok(m::Chunk { index: c.index, len: c.len, data })
+    Ok(m::Chunk {
+        index: c.index,
+        len: c.len,
+        data,
+    })
 }
 
 pub(crate) fn time_set(t: &Option<p::TimeSet>) -> Option<m::TimeSet> {

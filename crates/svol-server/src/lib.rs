@@ -80,7 +80,8 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
     let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
     let blocks = BlockStore::local(&cfg.data_dir.join("blocks"))?;
     let listener = TcpListener::bind(cfg.listen)
@@ -129,7 +130,10 @@ fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), Serve
             t
         }
     };
-    let file = ClientFile { server: format!("http://{addr}"), token };
+    let file = ClientFile {
+        server: format!("http://{addr}"),
+        token,
+    };
     let text = toml::to_string(&file).map_err(|e| io("client.toml")(std::io::Error::other(e)))?;
     let tmp = dir.join("client.toml.tmp");
     write_private(&tmp, text.as_bytes()).map_err(io(format!("writing {}", tmp.display())))?;

@@ -62,7 +62,10 @@ impl State {
             inodes: inodes.to_vec(),
             entries: entries
                 .iter()
-                .map(|(parent, name)| p::EntryRef { parent: *parent, name: Bytes::copy_from_slice(name) })
+                .map(|(parent, name)| p::EntryRef {
+                    parent: *parent,
+                    name: Bytes::copy_from_slice(name),
+                })
                 .collect(),
         };
         self.sessions.invalidate(c.vol, &c.session, inv);
@@ -91,11 +94,16 @@ impl p::svol_server::Svol for State {
     async fn create_volume(&self, req: Request<p::CreateVolumeRequest>) -> Res<p::VolumeInfo> {
         let c = self.caller(&req, "").await?;
         let name = req.into_inner().name;
-        let v = self.meta(move |m| m.create_volume(c.ws, &name, now())).await?;
+        let v = self
+            .meta(move |m| m.create_volume(c.ws, &name, now()))
+            .await?;
         Ok(Response::new(self.volume_info(v).await?))
     }
 
-    async fn list_volumes(&self, req: Request<p::ListVolumesRequest>) -> Res<p::ListVolumesResponse> {
+    async fn list_volumes(
+        &self,
+        req: Request<p::ListVolumesRequest>,
+    ) -> Res<p::ListVolumesResponse> {
         let c = self.caller(&req, "").await?;
         let vs = self.meta(move |m| m.list_volumes(c.ws)).await?;
         let mut volumes = Vec::new();
@@ -123,17 +131,25 @@ impl p::svol_server::Svol for State {
     async fn rename_volume(&self, req: Request<p::RenameVolumeRequest>) -> Res<p::VolumeInfo> {
         let c = self.caller(&req, "").await?;
         let r = req.into_inner();
-        let v = self.meta(move |m| m.rename_volume(c.ws, &r.name, &r.new_name)).await?;
+        let v = self
+            .meta(move |m| m.rename_volume(c.ws, &r.name, &r.new_name))
+            .await?;
         Ok(Response::new(self.volume_info(v).await?))
     }
 
-    async fn create_token(&self, req: Request<p::CreateTokenRequest>) -> Res<p::CreateTokenResponse> {
+    async fn create_token(
+        &self,
+        req: Request<p::CreateTokenRequest>,
+    ) -> Res<p::CreateTokenResponse> {
         let c = self.caller(&req, "").await?;
         let label = req.into_inner().name;
         let token = new_token();
         let h = hash_token(&token);
         self.meta(move |m| m.add_token(c.ws, &h, &label)).await?;
-        Ok(Response::new(p::CreateTokenResponse { token, workspace: c.ws.to_string() }))
+        Ok(Response::new(p::CreateTokenResponse {
+            token,
+            workspace: c.ws.to_string(),
+        }))
     }
 
     type SessionStream = Pin<Box<dyn Stream<Item = Result<p::SessionDown, Status>> + Send>>;
@@ -142,7 +158,9 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, "").await?;
         let mut up = req.into_inner();
         let hello = match up.message().await? {
-            Some(p::SessionUp { msg: Some(p::session_up::Msg::Hello(h)) }) => h,
+            Some(p::SessionUp {
+                msg: Some(p::session_up::Msg::Hello(h)),
+            }) => h,
             _ => return Err(Status::invalid_argument("a session starts with Hello")),
         };
         let key = hello.volume.clone();
@@ -154,12 +172,19 @@ impl p::svol_server::Svol for State {
         };
         let lease_ms = self.lease.as_millis() as i64;
         let sid = id.clone();
-        self.meta(move |m| m.open_session(&sid, vol, now_ms() + lease_ms)).await?;
+        self.meta(move |m| m.open_session(&sid, vol, now_ms() + lease_ms))
+            .await?;
         let (tx, rx) = mpsc::channel(4096);
-        let welcome = p::Welcome { session: id.clone(), lease_ms: lease_ms as u64, root_ino: vol };
-        tx.send(p::SessionDown { msg: Some(p::session_down::Msg::Welcome(welcome)) })
-            .await
-            .map_err(|_| Status::internal("session closed"))?;
+        let welcome = p::Welcome {
+            session: id.clone(),
+            lease_ms: lease_ms as u64,
+            root_ino: vol,
+        };
+        tx.send(p::SessionDown {
+            msg: Some(p::session_down::Msg::Welcome(welcome)),
+        })
+        .await
+        .map_err(|_| Status::internal("session closed"))?;
         self.sessions.attach(&id, vol, tx);
         let st = self.clone();
         tokio::spawn(async move {
@@ -189,7 +214,9 @@ impl p::svol_server::Svol for State {
     async fn lookup(&self, req: Request<p::LookupRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let a = self.meta(move |m| m.lookup(c.vol, r.parent, &r.name)).await?;
+        let a = self
+            .meta(move |m| m.lookup(c.vol, r.parent, &r.name))
+            .await?;
         Ok(Response::new(attr(&a)))
     }
 
@@ -212,7 +239,9 @@ impl p::svol_server::Svol for State {
             mtime: convert::time_set(&r.mtime),
         };
         let vol = c.vol;
-        let out = self.meta(move |m| m.setattr(vol, r.ino, &set, now())).await?;
+        let out = self
+            .meta(move |m| m.setattr(vol, r.ino, &set, now()))
+            .await?;
         self.reap(out.freed);
         self.push(&c, &[r.ino], &[]);
         Ok(Response::new(attr(&out.value)))
@@ -230,7 +259,9 @@ impl p::svol_server::Svol for State {
             target: r.symlink_target.to_vec(),
         };
         let (vol, parent, name) = (c.vol, r.parent, r.name.clone());
-        let a = self.meta(move |m| m.create(vol, parent, &name, &node, r.exclusive, now())).await?;
+        let a = self
+            .meta(move |m| m.create(vol, parent, &name, &node, r.exclusive, now()))
+            .await?;
         self.push(&c, &[r.parent], &[(r.parent, &r.name)]);
         Ok(Response::new(attr(&a)))
     }
@@ -239,7 +270,9 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, name) = (c.vol, r.new_name.clone());
-        let a = self.meta(move |m| m.link(vol, r.ino, r.new_parent, &name, now())).await?;
+        let a = self
+            .meta(move |m| m.link(vol, r.ino, r.new_parent, &name, now()))
+            .await?;
         self.push(&c, &[r.ino, r.new_parent], &[(r.new_parent, &r.new_name)]);
         Ok(Response::new(attr(&a)))
     }
@@ -248,7 +281,9 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, name) = (c.vol, r.name.clone());
-        let out = self.meta(move |m| m.unlink(vol, r.parent, &name, r.directory, now())).await?;
+        let out = self
+            .meta(move |m| m.unlink(vol, r.parent, &name, r.directory, now()))
+            .await?;
         self.reap(out.freed);
         self.push(&c, &[r.parent, out.value], &[(r.parent, &r.name)]);
         Ok(Response::new(p::Empty {}))
@@ -268,7 +303,11 @@ impl p::svol_server::Svol for State {
         self.reap(out.freed);
         let mut inodes = vec![r.parent, r.new_parent];
         inodes.extend(out.value);
-        self.push(&c, &inodes, &[(r.parent, &r.name), (r.new_parent, &r.new_name)]);
+        self.push(
+            &c,
+            &inodes,
+            &[(r.parent, &r.name), (r.new_parent, &r.new_name)],
+        );
         Ok(Response::new(p::Empty {}))
     }
 
@@ -276,11 +315,17 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let limit = r.limit.clamp(1, 4096) as usize;
-        let es = self.meta(move |m| m.readdir(c.vol, r.ino, r.after, limit)).await?;
+        let es = self
+            .meta(move |m| m.readdir(c.vol, r.ino, r.after, limit))
+            .await?;
         let eof = es.len() < limit;
         let entries = es
             .into_iter()
-            .map(|e| p::DirEntry { name: e.name.into(), cookie: e.cookie, attr: Some(attr(&e.attr)) })
+            .map(|e| p::DirEntry {
+                name: e.name.into(),
+                cookie: e.cookie,
+                attr: Some(attr(&e.attr)),
+            })
             .collect();
         Ok(Response::new(p::ReadDirResponse { entries, eof }))
     }
@@ -308,7 +353,9 @@ impl p::svol_server::Svol for State {
         if c.session.is_empty() {
             return Ok(Response::new(p::Empty {}));
         }
-        let out = self.meta(move |m| m.release(c.vol, &c.session, ino)).await?;
+        let out = self
+            .meta(move |m| m.release(c.vol, &c.session, ino))
+            .await?;
         self.reap(out.freed);
         Ok(Response::new(p::Empty {}))
     }
@@ -316,7 +363,11 @@ impl p::svol_server::Svol for State {
     async fn commit(&self, req: Request<p::CommitRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let chunks = r.chunks.iter().map(convert::from_chunk).collect::<Result<Vec<_>, _>>()?;
+        let chunks = r
+            .chunks
+            .iter()
+            .map(convert::from_chunk)
+            .collect::<Result<Vec<_>, _>>()?;
         let vol = c.vol;
         let out = self
             .meta(move |m| m.commit(vol, r.ino, &chunks, r.write_end, r.durable, now()))
@@ -329,7 +380,9 @@ impl p::svol_server::Svol for State {
     async fn get_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::XattrValue> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let v = self.meta(move |m| m.get_xattr(c.vol, r.ino, &r.name)).await?;
+        let v = self
+            .meta(move |m| m.get_xattr(c.vol, r.ino, &r.name))
+            .await?;
         Ok(Response::new(p::XattrValue { value: v.into() }))
     }
 
@@ -343,7 +396,8 @@ impl p::svol_server::Svol for State {
             f => return Err(Status::invalid_argument(format!("xattr flags {f}"))),
         };
         let (vol, ino) = (c.vol, r.ino);
-        self.meta(move |m| m.set_xattr(vol, ino, &r.name, &r.value, mode, now())).await?;
+        self.meta(move |m| m.set_xattr(vol, ino, &r.name, &r.value, mode, now()))
+            .await?;
         self.push(&c, &[ino], &[]);
         Ok(Response::new(p::Empty {}))
     }
@@ -352,14 +406,17 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
         let names = self.meta(move |m| m.list_xattr(c.vol, ino)).await?;
-        Ok(Response::new(p::XattrNames { names: names.into_iter().map(Into::into).collect() }))
+        Ok(Response::new(p::XattrNames {
+            names: names.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn remove_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, ino) = (c.vol, r.ino);
-        self.meta(move |m| m.remove_xattr(vol, ino, &r.name, now())).await?;
+        self.meta(move |m| m.remove_xattr(vol, ino, &r.name, now()))
+            .await?;
         self.push(&c, &[ino], &[]);
         Ok(Response::new(p::Empty {}))
     }
@@ -367,7 +424,11 @@ impl p::svol_server::Svol for State {
     async fn stat_fs(&self, req: Request<p::VolumeRef>) -> Res<p::StatFsResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let usage = self.meta(move |m| m.volume_usage(c.vol)).await?;
-        let (total, free) = self.blocks.capacity().await.map_err(convert::blocks_status)?;
+        let (total, free) = self
+            .blocks
+            .capacity()
+            .await
+            .map_err(convert::blocks_status)?;
         Ok(Response::new(p::StatFsResponse {
             total_bytes: total,
             free_bytes: free,
@@ -381,7 +442,9 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let path = req.into_inner().path;
         if path.contains('\0') {
-            return Err(Status::invalid_argument(format!("path {path:?} contains NUL")));
+            return Err(Status::invalid_argument(format!(
+                "path {path:?} contains NUL"
+            )));
         }
         let a = self.meta(move |m| m.resolve(c.vol, &path)).await?;
         Ok(Response::new(attr(&a)))
@@ -391,12 +454,17 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, name) = (c.vol, r.dst_name.clone());
-        let a = self.meta(move |m| m.copy(vol, r.src, r.dst_parent, &name, now())).await?;
+        let a = self
+            .meta(move |m| m.copy(vol, r.src, r.dst_parent, &name, now()))
+            .await?;
         self.push(&c, &[r.dst_parent], &[(r.dst_parent, &r.dst_name)]);
         Ok(Response::new(attr(&a)))
     }
 
-    async fn missing_blocks(&self, req: Request<p::MissingBlocksRequest>) -> Res<p::MissingBlocksResponse> {
+    async fn missing_blocks(
+        &self,
+        req: Request<p::MissingBlocksRequest>,
+    ) -> Res<p::MissingBlocksResponse> {
         let c = self.caller(&req, "").await?;
         let hashes = req
             .into_inner()
@@ -406,7 +474,10 @@ impl p::svol_server::Svol for State {
             .collect::<Result<Vec<_>, _>>()?;
         let missing = self.meta(move |m| m.missing_blocks(c.ws, &hashes)).await?;
         Ok(Response::new(p::MissingBlocksResponse {
-            hashes: missing.into_iter().map(|h| Bytes::copy_from_slice(&h)).collect(),
+            hashes: missing
+                .into_iter()
+                .map(|h| Bytes::copy_from_slice(&h))
+                .collect(),
         }))
     }
 
@@ -416,9 +487,13 @@ impl p::svol_server::Svol for State {
         let h = convert::hash(&r.hash)?;
         let size = r.data.len() as u64;
         let _g = self.block_locks.of(&h).lock().await;
-        self.blocks.put(BlockHash(h), r.data).await.map_err(convert::blocks_status)?;
+        self.blocks
+            .put(BlockHash(h), r.data)
+            .await
+            .map_err(convert::blocks_status)?;
         let until = now_ms() + self.upload_grace.as_millis() as i64;
-        self.meta(move |m| m.register_block(&h, size, until)).await?;
+        self.meta(move |m| m.register_block(&h, size, until))
+            .await?;
         Ok(Response::new(p::Empty {}))
     }
 
@@ -426,9 +501,16 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, "").await?;
         let h = convert::hash(&req.get_ref().hash)?;
         if !self.meta(move |m| m.block_visible(c.ws, &h)).await? {
-            return Err(Status::not_found(format!("block {} not found", BlockHash(h))));
+            return Err(Status::not_found(format!(
+                "block {} not found",
+                BlockHash(h)
+            )));
         }
-        let data = self.blocks.get(BlockHash(h)).await.map_err(convert::blocks_status)?;
+        let data = self
+            .blocks
+            .get(BlockHash(h))
+            .await
+            .map_err(convert::blocks_status)?;
         Ok(Response::new(p::GetBlockResponse { data }))
     }
 }

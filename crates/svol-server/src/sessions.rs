@@ -46,7 +46,10 @@ impl Sessions {
     }
 
     pub(crate) fn forget(&self, id: &str) {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Pushes an invalidation to every session of `vol` except `origin`.
@@ -57,7 +60,9 @@ impl Sessions {
                 continue;
             }
             if let Some(tx) = &l.tx {
-                let msg = p::SessionDown { msg: Some(p::session_down::Msg::Invalidation(inv.clone())) };
+                let msg = p::SessionDown {
+                    msg: Some(p::session_down::Msg::Invalidation(inv.clone())),
+                };
                 if tx.try_send(msg).is_err() {
                     tracing::warn!(session = %id, "invalidation queue full; client will rely on attribute timeouts");
                 }
@@ -73,7 +78,8 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
         loop {
             tick.tick().await;
             let meta = state.meta.clone();
-            let res = tokio::task::spawn_blocking(move || meta.expire_sessions(now_ms(), None)).await;
+            let res =
+                tokio::task::spawn_blocking(move || meta.expire_sessions(now_ms(), None)).await;
             match res {
                 Ok(Ok(out)) => {
                     for id in &out.value {

@@ -1,0 +1,294 @@
+//! Open files on this mount: the chunk map fetched at open, and writes
+//! buffered per 4 MiB chunk. A chunk that fills is sealed and uploaded in
+//! the background while writing goes on; `flush`/`fsync` upload the rest
+//! and commit the new chunk map in one server transaction. All handles of
+//! one inode on this mount share one `FileState`, so a read sees this
+//! mount's own unflushed writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use svol_client::{ClientError, Result, Volume};
+use svol_proto as p;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::cache::BlockCache;
+
+const CHUNK: u64 = p::CHUNK_SIZE;
+/// Sealed chunks allowed to wait for a commit before one is forced, which
+/// bounds the memory a long sequential write holds.
+const MAX_SEALED: usize = 32;
+
+struct Sealed {
+    data: Bytes,
+    upload: JoinHandle<Result<p::Chunk>>,
+}
+
+pub(crate) struct FileState {
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) version: u64,
+    chunks: HashMap<u64, p::Chunk>,
+    dirty: BTreeMap<u64, Vec<u8>>,
+    sealed: BTreeMap<u64, Sealed>,
+    write_end: u64,
+    truncated: bool,
+}
+
+impl FileState {
+    pub(crate) fn new(ino: u64) -> Self {
+        Self {
+            ino,
+            size: 0,
+            version: 0,
+            chunks: HashMap::new(),
+            dirty: BTreeMap::new(),
+            sealed: BTreeMap::new(),
+            write_end: 0,
+            truncated: false,
+        }
+    }
+
+    pub(crate) fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty() || !self.sealed.is_empty() || self.truncated
+    }
+
+    /// Takes the server's view after an open; keeps this mount's unflushed writes.
+    pub(crate) fn refresh(&mut self, open: p::OpenResponse) {
+        let a = open.attr.unwrap_or_default();
+        self.chunks = open.chunks.into_iter().map(|c| (c.index, c)).collect();
+        self.version = a.version;
+        self.size = if self.is_dirty() {
+            self.size.max(a.size)
+        } else {
+            a.size
+        };
+    }
+
+    /// After a truncate on the server.
+    pub(crate) fn truncate(&mut self, size: u64) {
+        self.size = size;
+        self.write_end = self.write_end.min(size);
+        let keep = size.div_ceil(CHUNK);
+        self.chunks.retain(|i, _| *i < keep);
+        if size % CHUNK != 0 {
+            let idx = size / CHUNK;
+            let cut = (size - idx * CHUNK) as u32;
+            if let Some(c) = self.chunks.get_mut(&idx) {
+                c.len = c.len.min(cut);
+            }
+        }
+    }
+
+    async fn base(&self, cache: &BlockCache, idx: u64) -> Result<Vec<u8>> {
+        if let Some(s) = self.sealed.get(&idx) {
+            return Ok(s.data.to_vec());
+        }
+        let Some(c) = self.chunks.get(&idx) else {
+            return Ok(Vec::new());
+        };
+        let mut data = chunk_data(cache, c).await?.to_vec();
+        let visible = self.size.saturating_sub(idx * CHUNK).min(CHUNK) as usize;
+        data.truncate(visible);
+        Ok(data)
+    }
+
+    pub(crate) async fn write(&mut self, io: &Io, offset: u64, data: &[u8]) -> Result<()> {
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let at = offset + pos as u64;
+            let idx = at / CHUNK;
+            let off = (at - idx * CHUNK) as usize;
+            let n = (CHUNK as usize - off).min(data.len() - pos);
+            if !self.dirty.contains_key(&idx) {
+                let fresh_overwrite = off == 0 && n == CHUNK as usize;
+                let base = if fresh_overwrite {
+                    Vec::new()
+                } else {
+                    self.base(&io.cache, idx).await?
+                };
+                self.dirty.insert(idx, base);
+            }
+            let buf = self
+                .dirty
+                .get_mut(&idx)
+                .ok_or_else(|| ClientError::Internal("lost buffer".into()))?;
+            if buf.len() < off + n {
+                buf.resize(off + n, 0);
+            }
+            buf[off..off + n].copy_from_slice(&data[pos..pos + n]);
+            let full = buf.len() == CHUNK as usize && off + n == CHUNK as usize;
+            pos += n;
+            self.size = self.size.max(at + n as u64);
+            self.write_end = self.write_end.max(at + n as u64);
+            if full {
+                self.seal(io, idx).await;
+            }
+        }
+        if self.sealed.len() >= MAX_SEALED {
+            self.commit(io, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn seal(&mut self, io: &Io, idx: u64) {
+        let Some(buf) = self.dirty.remove(&idx) else {
+            return;
+        };
+        let data = Bytes::from(buf);
+        let permit = io.uploads.clone().acquire_owned().await.ok();
+        let upload = tokio::spawn(upload(io.clone(), idx, data.clone(), permit));
+        self.sealed.insert(idx, Sealed { data, upload });
+    }
+
+    pub(crate) async fn read(&self, io: &Io, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let end = (offset + size as u64).min(self.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut at = offset;
+        while at < end {
+            let idx = at / CHUNK;
+            let off = (at - idx * CHUNK) as usize;
+            let n = ((idx + 1) * CHUNK).min(end) - at;
+            let src: Bytes = if let Some(b) = self.dirty.get(&idx) {
+                Bytes::copy_from_slice(b)
+            } else if let Some(s) = self.sealed.get(&idx) {
+                s.data.clone()
+            } else if let Some(c) = self.chunks.get(&idx) {
+                for next in 1..=4 {
+                    if let Some(h) = self.chunks.get(&(idx + next)).map(|c| c.hash.clone()) {
+                        if !h.is_empty() {
+                            io.cache.prefetch(h);
+                        }
+                    }
+                }
+                chunk_data(&io.cache, c).await?
+            } else {
+                Bytes::new()
+            };
+            let have = src.len().saturating_sub(off).min(n as usize);
+            if have > 0 {
+                out.extend_from_slice(&src[off..off + have]);
+            }
+            out.resize(out.len() + (n as usize - have), 0);
+            at += n;
+        }
+        Ok(out)
+    }
+
+    /// Uploads what is buffered and commits it; `durable` waits for stable storage.
+    pub(crate) async fn commit(&mut self, io: &Io, durable: bool) -> Result<()> {
+        let idxs: Vec<u64> = self.dirty.keys().copied().collect();
+        for idx in idxs {
+            self.seal(io, idx).await;
+        }
+        if self.sealed.is_empty() && self.write_end == 0 && !durable {
+            return Ok(());
+        }
+        let sealed = std::mem::take(&mut self.sealed);
+        let mut chunks = Vec::with_capacity(sealed.len());
+        let mut datas = Vec::with_capacity(sealed.len());
+        let mut failed = None;
+        for (idx, s) in sealed {
+            match s.upload.await {
+                Ok(Ok(c)) => chunks.push(c),
+                Ok(Err(e)) => failed = Some(e),
+                Err(e) => failed = Some(ClientError::Internal(e.to_string())),
+            }
+            datas.push((idx, s.data));
+        }
+        if let Some(e) = failed {
+            // Keep the data so a later flush can try again.
+            for (idx, data) in datas {
+                self.dirty.insert(idx, data.to_vec());
+            }
+            return Err(e);
+        }
+        let mut res = io
+            .vol
+            .commit(self.ino, chunks.clone(), self.write_end, durable)
+            .await;
+        if let Err(ClientError::MissingBlock(_)) = res {
+            // The server dropped an upload that waited too long: send again.
+            for (idx, data) in &datas {
+                upload(io.clone(), *idx, data.clone(), None).await?;
+            }
+            res = io
+                .vol
+                .commit(self.ino, chunks.clone(), self.write_end, durable)
+                .await;
+        }
+        match res {
+            Ok(a) => {
+                for c in chunks {
+                    self.chunks.insert(c.index, c);
+                }
+                self.version = a.version;
+                self.size = self.size.max(a.size);
+                self.write_end = 0;
+                self.truncated = false;
+                Ok(())
+            }
+            Err(e) => {
+                for (idx, data) in datas {
+                    self.dirty.insert(idx, data.to_vec());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn chunk_data(cache: &BlockCache, c: &p::Chunk) -> Result<Bytes> {
+    let d = if c.hash.is_empty() {
+        c.inline_data.clone()
+    } else {
+        cache.get(c.hash.clone()).await?
+    };
+    Ok(d.slice(..(c.len as usize).min(d.len())))
+}
+
+/// What the file state needs to do I/O.
+#[derive(Clone)]
+pub(crate) struct Io {
+    pub(crate) vol: Volume,
+    pub(crate) cache: BlockCache,
+    pub(crate) uploads: Arc<Semaphore>,
+}
+
+async fn upload(
+    io: Io,
+    idx: u64,
+    data: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+) -> Result<p::Chunk> {
+    let len = data.len() as u32;
+    if data.len() <= p::INLINE_MAX {
+        return Ok(p::Chunk {
+            index: idx,
+            len,
+            hash: Bytes::new(),
+            inline_data: data,
+        });
+    }
+    let d = data.clone();
+    let hash =
+        tokio::task::spawn_blocking(move || Bytes::copy_from_slice(blake3::hash(&d).as_bytes()))
+            .await
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
+    let missing = io.vol.missing_blocks(vec![hash.clone()]).await?;
+    if !missing.is_empty() {
+        io.vol.put_block(hash.clone(), data.clone()).await?;
+    }
+    io.cache.insert(hash.clone(), data);
+    Ok(p::Chunk {
+        index: idx,
+        len,
+        hash,
+        inline_data: Bytes::new(),
+    })
+}

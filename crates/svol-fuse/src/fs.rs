@@ -1,0 +1,851 @@
+//! The kernel-facing layer: every callback converts its arguments, hands
+//! the reply to a tokio task and returns. Kernel inode 1 is the mount's
+//! root; every other inode number is the server's own.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use fuser::*;
+use svol_client::{ClientError, Result, Volume};
+use svol_proto as p;
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::attr::{file_attr, kind_of_mode, to_ts};
+use crate::cache::BlockCache;
+use crate::errno::errno;
+use crate::files::{FileState, Io};
+
+/// How long the kernel may trust attributes and names without asking.
+/// Changes made on other mounts arrive sooner, as invalidations.
+const TTL: Duration = Duration::from_secs(1);
+
+type File = Arc<tokio::sync::Mutex<FileState>>;
+
+#[derive(Default)]
+struct Open {
+    files: HashMap<u64, (File, usize)>,
+    handles: HashMap<u64, u64>,
+}
+
+pub(crate) struct Inner {
+    vol: Volume,
+    root: u64,
+    read_only: bool,
+    io: Io,
+    open: Mutex<Open>,
+    next_fh: AtomicU64,
+    /// Content version of each inode as of its last open here; an open that
+    /// finds the same version keeps the kernel's page cache.
+    seen: Mutex<HashMap<u64, u64>>,
+}
+
+pub(crate) struct SvolFs {
+    rt: Handle,
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SvolFs {
+    pub(crate) fn new(
+        vol: Volume,
+        root: u64,
+        read_only: bool,
+        cache: BlockCache,
+        rt: Handle,
+    ) -> Self {
+        let io = Io {
+            vol: vol.clone(),
+            cache,
+            uploads: Arc::new(Semaphore::new(8)),
+        };
+        let inner = Arc::new(Inner {
+            vol,
+            root,
+            read_only,
+            io,
+            open: Mutex::new(Open::default()),
+            next_fh: AtomicU64::new(1),
+            seen: Mutex::new(HashMap::new()),
+        });
+        Self { rt, inner }
+    }
+
+    pub(crate) fn forget_version(&self) -> impl Fn(u64) + Send + 'static {
+        let inner = self.inner.clone();
+        move |ino| {
+            lock(&inner.seen).remove(&ino);
+        }
+    }
+
+    fn spawn<F>(&self, f: impl FnOnce(Arc<Inner>) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f(self.inner.clone()));
+    }
+}
+
+impl Inner {
+    fn s(&self, k: INodeNo) -> u64 {
+        if k.0 == 1 {
+            self.root
+        } else {
+            k.0
+        }
+    }
+
+    fn k(&self, s: u64) -> INodeNo {
+        INodeNo(if s == self.root { 1 } else { s })
+    }
+
+    fn local_size(&self, ino: u64) -> Option<File> {
+        lock(&self.open).files.get(&ino).map(|f| f.0.clone())
+    }
+
+    /// Kernel attributes, with this mount's unflushed size folded in.
+    async fn fattr(&self, a: &p::Attr) -> FileAttr {
+        let mut size = a.size;
+        if let Some(f) = self.local_size(a.ino) {
+            let st = f.lock().await;
+            if st.is_dirty() {
+                size = size.max(st.size);
+            }
+        }
+        file_attr(a, self.k(a.ino), size)
+    }
+
+    fn rofs(&self) -> Result<()> {
+        if self.read_only {
+            return Err(ClientError::Fs(
+                svol_client::FsErrno::Perm,
+                "read-only mount".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create_node(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        kind: p::FileKind,
+        mode: u32,
+        req: (u32, u32),
+        rdev: u32,
+        target: &[u8],
+        exclusive: bool,
+    ) -> Result<p::Attr> {
+        self.rofs()?;
+        self.vol
+            .create(p::CreateRequest {
+                parent,
+                name: Bytes::copy_from_slice(name.as_bytes()),
+                kind: kind as i32,
+                mode: mode & 0o7777,
+                uid: req.0,
+                gid: req.1,
+                rdev,
+                symlink_target: Bytes::copy_from_slice(target),
+                exclusive,
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// Registers an open with the server and returns a handle.
+    async fn open_file(&self, ino: u64) -> Result<(u64, FopenFlags)> {
+        let resp = self.vol.open(ino).await?;
+        let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
+        let file = {
+            let mut o = lock(&self.open);
+            let e = o
+                .files
+                .entry(ino)
+                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(FileState::new(ino))), 0));
+            e.1 += 1;
+            e.0.clone()
+        };
+        file.lock().await.refresh(resp);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.open).handles.insert(fh, ino);
+        let keep = lock(&self.seen).insert(ino, version) == Some(version);
+        Ok((
+            fh,
+            if keep {
+                FopenFlags::FOPEN_KEEP_CACHE
+            } else {
+                FopenFlags::empty()
+            },
+        ))
+    }
+
+    fn file(&self, ino: u64) -> Option<File> {
+        self.local_size(ino)
+    }
+
+    async fn flush(&self, ino: u64, durable: bool) -> Result<()> {
+        if let Some(f) = self.file(ino) {
+            let mut st = f.lock().await;
+            st.commit(&self.io, durable).await?;
+            lock(&self.seen).insert(ino, st.version);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ino: u64, fh: u64) -> Result<()> {
+        let res = self.flush(ino, false).await;
+        {
+            let mut o = lock(&self.open);
+            o.handles.remove(&fh);
+            if let Some(e) = o.files.get_mut(&ino) {
+                e.1 = e.1.saturating_sub(1);
+                if e.1 == 0 {
+                    o.files.remove(&ino);
+                }
+            }
+        }
+        self.vol.release(ino).await?;
+        res
+    }
+
+    async fn setattr(&self, ino: u64, mut r: p::SetAttrRequest) -> Result<FileAttr> {
+        self.rofs()?;
+        r.ino = ino;
+        let file = self.file(ino);
+        let mut guard = match &file {
+            Some(f) => Some(f.lock().await),
+            None => None,
+        };
+        if r.size.is_some() {
+            if let Some(st) = guard.as_mut() {
+                st.commit(&self.io, false).await?;
+            }
+        }
+        let a = self.vol.setattr(r.clone()).await?;
+        if let (Some(size), Some(st)) = (r.size, guard.as_mut()) {
+            st.truncate(size);
+            st.version = a.version;
+            lock(&self.seen).insert(ino, a.version);
+        }
+        let size = match guard.as_ref() {
+            Some(st) if st.is_dirty() => st.size.max(a.size),
+            _ => a.size,
+        };
+        Ok(file_attr(&a, self.k(ino), size))
+    }
+}
+
+fn time_set(t: Option<TimeOrNow>) -> Option<p::TimeSet> {
+    t.map(|t| p::TimeSet {
+        set: Some(match t {
+            TimeOrNow::Now => p::time_set::Set::Now(true),
+            TimeOrNow::SpecificTime(st) => p::time_set::Set::At(to_ts(st)),
+        }),
+    })
+}
+
+fn name_bytes(n: &OsStr) -> Bytes {
+    Bytes::copy_from_slice(n.as_bytes())
+}
+
+impl Filesystem for SvolFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_background(64);
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_DO_READDIRPLUS
+                | InitFlags::FUSE_READDIRPLUS_AUTO
+                | InitFlags::FUSE_PARALLEL_DIROPS
+                | InitFlags::FUSE_ASYNC_READ,
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name_bytes(name);
+        self.spawn(|i| async move {
+            match i.vol.lookup(i.s(parent), &name).await {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn(|i| async move {
+            match i.vol.getattr(i.s(ino)).await {
+                Ok(a) => reply.attr(&TTL, &i.fattr(&a).await),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let r = p::SetAttrRequest {
+            mode: mode.map(|m| m & 0o7777),
+            uid,
+            gid,
+            size,
+            atime: time_set(atime),
+            mtime: time_set(mtime),
+            ..Default::default()
+        };
+        self.spawn(|i| async move {
+            match i.setattr(i.s(ino), r).await {
+                Ok(a) => reply.attr(&TTL, &a),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(|i| async move {
+            match i.vol.readlink(i.s(ino)).await {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
+        self.spawn(|i| async move {
+            let kind = kind_of_mode(mode);
+            match i
+                .create_node(
+                    i.s(parent),
+                    &name,
+                    kind,
+                    mode & !umask,
+                    who,
+                    rdev,
+                    &[],
+                    true,
+                )
+                .await
+            {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
+        self.spawn(|i| async move {
+            match i
+                .create_node(
+                    i.s(parent),
+                    &name,
+                    p::FileKind::Directory,
+                    mode & !umask,
+                    who,
+                    0,
+                    &[],
+                    true,
+                )
+                .await
+            {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name_bytes(name);
+        self.spawn(|i| async move {
+            let r = match i.rofs() {
+                Ok(()) => i.vol.unlink(i.s(parent), &name, false).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name_bytes(name);
+        self.spawn(|i| async move {
+            let r = match i.rofs() {
+                Ok(()) => i.vol.unlink(i.s(parent), &name, true).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let (name, who) = (link_name.to_owned(), (req.uid(), req.gid()));
+        let target = target.as_os_str().as_bytes().to_vec();
+        self.spawn(|i| async move {
+            match i
+                .create_node(
+                    i.s(parent),
+                    &name,
+                    p::FileKind::Symlink,
+                    0o777,
+                    who,
+                    0,
+                    &target,
+                    true,
+                )
+                .await
+            {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (name, newname) = (name_bytes(name), name_bytes(newname));
+        let mut f = 0;
+        if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            f |= p::RENAME_NOREPLACE;
+        }
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            f |= p::RENAME_EXCHANGE;
+        }
+        let unsupported = flags.contains(RenameFlags::RENAME_WHITEOUT);
+        self.spawn(|i| async move {
+            if unsupported {
+                return reply.error(Errno::from_i32(libc::EINVAL));
+            }
+            let r = match i.rofs() {
+                Ok(()) => {
+                    i.vol
+                        .rename(i.s(parent), &name, i.s(newparent), &newname, f)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let newname = name_bytes(newname);
+        self.spawn(|i| async move {
+            let r = match i.rofs() {
+                Ok(()) => i.vol.link(i.s(ino), i.s(newparent), &newname).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        self.spawn(|i| async move {
+            if writes && i.read_only {
+                return reply.error(Errno::from_i32(libc::EROFS));
+            }
+            match i.open_file(i.s(ino)).await {
+                Ok((fh, fl)) => reply.opened(FileHandle(fh), fl),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(|i| async move {
+            let ino = i.s(ino);
+            let Some(f) = i.file(ino) else {
+                return reply.error(Errno::from_i32(libc::EBADF));
+            };
+            let st = f.lock().await;
+            match st.read(&i.io, offset, size).await {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.spawn(|i| async move {
+            let ino = i.s(ino);
+            let Some(f) = i.file(ino) else {
+                return reply.error(Errno::from_i32(libc::EBADF));
+            };
+            let mut st = f.lock().await;
+            match st.write(&i.io, offset, &data).await {
+                Ok(()) => reply.written(data.len() as u32),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _lo: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|i| async move {
+            match i.flush(i.s(ino), false).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|i| async move {
+            match i.release(i.s(ino), fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|i| async move {
+            match i.flush(i.s(ino), true).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.opened(FileHandle(0), FopenFlags::empty());
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        self.spawn(|i| async move {
+            let s = i.s(ino);
+            if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
+                return reply.ok();
+            }
+            if offset < 2 && reply.add(ino, 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+            match i.vol.readdir(s, offset.saturating_sub(2), 256).await {
+                Ok(page) => {
+                    for e in page.entries {
+                        let a = e.attr.unwrap_or_default();
+                        if reply.add(
+                            i.k(a.ino),
+                            e.cookie + 2,
+                            crate::attr::kind(a.kind),
+                            OsStr::from_bytes(&e.name),
+                        ) {
+                            break;
+                        }
+                    }
+                    reply.ok()
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        self.spawn(|i| async move {
+            let s = i.s(ino);
+            if offset < 2 {
+                let a = match i.vol.getattr(s).await {
+                    Ok(a) => i.fattr(&a).await,
+                    Err(e) => return reply.error(errno(&e)),
+                };
+                if offset < 1 && reply.add(ino, 1, ".", &TTL, &a, Generation(0)) {
+                    return reply.ok();
+                }
+                if reply.add(ino, 2, "..", &TTL, &a, Generation(0)) {
+                    return reply.ok();
+                }
+            }
+            match i.vol.readdir(s, offset.saturating_sub(2), 256).await {
+                Ok(page) => {
+                    for e in page.entries {
+                        let a = e.attr.unwrap_or_default();
+                        let fa = i.fattr(&a).await;
+                        if reply.add(
+                            i.k(a.ino),
+                            e.cookie + 2,
+                            OsStr::from_bytes(&e.name),
+                            &TTL,
+                            &fa,
+                            Generation(0),
+                        ) {
+                            break;
+                        }
+                    }
+                    reply.ok()
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(|i| async move {
+            match i.vol.statfs().await {
+                Ok(s) => {
+                    let bs = 4096u64;
+                    reply.statfs(
+                        s.total_bytes / bs,
+                        s.free_bytes / bs,
+                        s.free_bytes / bs,
+                        s.files + s.free_files,
+                        s.free_files,
+                        bs as u32,
+                        255,
+                        bs as u32,
+                    )
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (name, value) = (name_bytes(name), value.to_vec());
+        let f = if flags & libc::XATTR_CREATE != 0 {
+            1
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            2
+        } else {
+            0
+        };
+        self.spawn(|i| async move {
+            let r = match i.rofs() {
+                Ok(()) => i.vol.set_xattr(i.s(ino), &name, &value, f).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name_bytes(name);
+        self.spawn(|i| async move {
+            match i.vol.get_xattr(i.s(ino), &name).await {
+                Ok(v) if size == 0 => reply.size(v.len() as u32),
+                Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+                Ok(v) => reply.data(&v),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn(|i| async move {
+            match i.vol.list_xattr(i.s(ino)).await {
+                Ok(names) => {
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(&n);
+                        buf.push(0);
+                    }
+                    if size == 0 {
+                        reply.size(buf.len() as u32)
+                    } else if buf.len() > size as usize {
+                        reply.error(Errno::from_i32(libc::ERANGE))
+                    } else {
+                        reply.data(&buf)
+                    }
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name_bytes(name);
+        self.spawn(|i| async move {
+            let r = match i.rofs() {
+                Ok(()) => i.vol.remove_xattr(i.s(ino), &name).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
+        let exclusive = flags & libc::O_EXCL != 0;
+        self.spawn(|i| async move {
+            let a = match i
+                .create_node(
+                    i.s(parent),
+                    &name,
+                    p::FileKind::Regular,
+                    mode & !umask,
+                    who,
+                    0,
+                    &[],
+                    exclusive,
+                )
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            match i.open_file(a.ino).await {
+                Ok((fh, fl)) => {
+                    reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
