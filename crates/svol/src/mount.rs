@@ -1,0 +1,191 @@
+//! `svol mount` and `svol umount`. With `-d` the command starts itself
+//! again in the background and returns once that child reports (through a
+//! pipe) that the kernel has the mount, or prints why it failed.
+
+use std::io::{BufRead, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use svol_fuse::{Mount, MountOptions};
+
+#[derive(clap::Args)]
+pub(crate) struct MountArgs {
+    volume: String,
+    mountpoint: PathBuf,
+    /// Detach: return once the mount is ready
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep fetched blocks in this directory too
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    #[arg(long)]
+    read_only: bool,
+    /// Mount this directory of the volume instead of its root
+    #[arg(long)]
+    sub_path: Option<String>,
+}
+
+const READY_FD: &str = "SVOL_MOUNT_READY_FD";
+
+fn run_dir() -> PathBuf {
+    PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into())).join("svol")
+}
+
+fn pid_file(mp: &Path) -> PathBuf {
+    let key: String = mp
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    run_dir().join(format!("mount{key}.pid"))
+}
+
+pub(crate) async fn mount(
+    a: MountArgs,
+    server: &Option<String>,
+    token: &Option<String>,
+) -> Result<i32> {
+    svol_client::check_volume_name(&a.volume)?;
+    if let Some(p) = &a.sub_path {
+        svol_client::check_remote_path(p)?;
+    }
+    let mp = std::fs::canonicalize(&a.mountpoint)
+        .with_context(|| format!("mountpoint {}", a.mountpoint.display()))?;
+    if !mp.is_dir() {
+        bail!("mountpoint {} is not a directory", mp.display());
+    }
+    if a.detach {
+        return detach(&mp);
+    }
+    let ready_fd = std::env::var(READY_FD)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok());
+    if let Some(fd) = ready_fd {
+        // Helpers we start (fusermount3 stays alive for auto-unmount) must
+        // not inherit the pipe, or the parent never sees it close.
+        // SAFETY: fcntl on an fd number only changes its flags.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let client = crate::connect(server, token).await?;
+    let vol = client.volume(&a.volume).await?;
+    let opts = MountOptions {
+        read_only: a.read_only,
+        sub_path: a.sub_path.clone(),
+        cache_dir: a.cache_dir.clone(),
+        memory_cache: 0,
+    };
+    let mut m = Mount::new(vol, &mp, opts).await?;
+    let _ = std::fs::create_dir_all(run_dir());
+    let pidf = pid_file(&mp);
+    let _ = std::fs::write(&pidf, std::process::id().to_string());
+    if let Some(fd) = ready_fd {
+        // SAFETY: the parent passed us this fd for exactly this message.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let _ = f.write_all(b"ok\n");
+    }
+    let _unmounter = m.unmounter();
+    let mp2 = mp.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        if !fusermount(&mp2, false) {
+            fusermount(&mp2, true);
+        }
+    });
+    let res = tokio::task::spawn_blocking(move || m.run()).await?;
+    let _ = std::fs::remove_file(&pidf);
+    res.with_context(|| format!("serving {}", mp.display()))?;
+    Ok(0)
+}
+
+fn fusermount(mp: &Path, lazy: bool) -> bool {
+    let mut c = Command::new("fusermount3");
+    c.arg(if lazy { "-uz" } else { "-u" }).arg(mp);
+    c.stderr(Stdio::null());
+    c.status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn detach(mp: &Path) -> Result<i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe() just created these two descriptors and nothing else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "-d" && a != "--detach")
+        .collect();
+    let _ = std::fs::create_dir_all(run_dir());
+    let log = pid_file(mp).with_extension("log");
+    let logf =
+        std::fs::File::create(&log).with_context(|| format!("log file {}", log.display()))?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(&args)
+        .env(READY_FD, fds[1].to_string())
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone()?)
+        .stderr(logf);
+    // SAFETY: setsid is async-signal-safe; detaches the child from our terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the mount process")?;
+    drop(w);
+    let mut buf = String::new();
+    let _ = std::io::BufReader::new(std::fs::File::from(r)).read_line(&mut buf);
+    if buf.starts_with("ok") {
+        return Ok(0);
+    }
+    let _ = child.wait();
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let last = log_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or("the mount process exited");
+    bail!("{}", last.trim_start_matches("svol: error: "))
+}
+
+pub(crate) async fn umount(mp: &Path) -> Result<i32> {
+    let mp = std::fs::canonicalize(mp).with_context(|| format!("mountpoint {}", mp.display()))?;
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mp)
+        .output()
+        .context("running fusermount3")?;
+    if !out.status.success() {
+        bail!(
+            "unmounting {}: {}",
+            mp.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // Wait for that mount's client to finish cleanly.
+    if let Ok(pid) = std::fs::read_to_string(pid_file(&mp)) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            for _ in 0..100 {
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(0)
+}
