@@ -7,7 +7,7 @@ use tonic::Code;
 pub enum ClientError {
     #[error("{0}: not found")]
     NotFound(String),
-    #[error("{0}: already exists")]
+    #[error("{0}")]
     AlreadyExists(String),
     #[error("{1}")]
     Fs(FsErrno, String),
@@ -53,7 +53,10 @@ impl ClientError {
         match self {
             NotFound(m) if m.is_empty() || m.starts_with("not found") => NotFound(what.into()),
             NotFound(m) => NotFound(format!("{what}: {m}")),
-            AlreadyExists(_) => AlreadyExists(what.into()),
+            AlreadyExists(m) => {
+                let hint = m.find(" (use").map(|i| &m[i..]).unwrap_or("");
+                AlreadyExists(format!("{what} already exists{hint}"))
+            }
             Fs(k, m) => Fs(k, format!("{what}: {m}")),
             PermissionDenied(m) => PermissionDenied(format!("{what}: {m}")),
             InvalidArgument(m) => InvalidArgument(format!("{what}: {m}")),

@@ -116,7 +116,7 @@ impl Volume {
             .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
         if !force && self.lookup(parent, name).await.is_ok() {
             return Err(ClientError::AlreadyExists(format!(
-                "{} (use --force to overwrite)",
+                "{} already exists (use --force to overwrite)",
                 String::from_utf8_lossy(name)
             )));
         }

@@ -1,0 +1,185 @@
+//! Volume commands through the real binary: round trips, dedup, deletion
+//! that frees space, and bad input.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn put_get_round_trip_of_a_tree() {
+    let s = Server::start();
+    s.create_volume("tree");
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("a/b/c")).unwrap();
+    fs::write(src.path().join("a/empty"), b"").unwrap();
+    fs::write(src.path().join("a/small"), b"hello").unwrap();
+    fs::write(src.path().join("a/b/big"), random_bytes((9 << 20) + 123, 3)).unwrap();
+    fs::write(src.path().join("a/b/c/mid"), random_bytes(100_000, 4)).unwrap();
+    std::os::unix::fs::symlink("small", src.path().join("a/link")).unwrap();
+
+    s.ok(&[
+        "volume",
+        "put",
+        "tree",
+        src.path().join("a").to_str().unwrap(),
+        "/data",
+    ]);
+    let ls = s.ok(&["volume", "ls", "tree", "/data"]);
+    assert!(ls.contains("b/") && ls.contains("small"), "{ls}");
+    // refuses to overwrite without --force
+    let o = s.run(&[
+        "volume",
+        "put",
+        "tree",
+        src.path().join("a/small").to_str().unwrap(),
+        "/data/small",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    fs::write(src.path().join("a/small"), b"changed").unwrap();
+    s.ok(&[
+        "volume",
+        "put",
+        "tree",
+        "--force",
+        src.path().join("a/small").to_str().unwrap(),
+        "/data/small",
+    ]);
+    fs::write(src.path().join("a/small"), b"hello").unwrap();
+    s.ok(&[
+        "volume",
+        "put",
+        "tree",
+        "-f",
+        src.path().join("a/small").to_str().unwrap(),
+        "/data/small",
+    ]);
+
+    let dst = tempfile::tempdir().unwrap();
+    s.ok(&[
+        "volume",
+        "get",
+        "tree",
+        "/data",
+        dst.path().to_str().unwrap(),
+    ]);
+    let diff = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(src.path().join("a"))
+        .arg(dst.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    let out = s
+        .cmd()
+        .args(["volume", "get", "tree", "/data/small", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"hello");
+
+    // server-side copy, rm
+    s.ok(&["volume", "cp", "tree", "-r", "/data", "/copy"]);
+    let out = s
+        .cmd()
+        .args(["volume", "get", "tree", "/copy/b/c/mid", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, random_bytes(100_000, 4));
+    assert!(
+        !s.run(&["volume", "rm", "tree", "/copy"]).status.success(),
+        "directory needs -r"
+    );
+    s.ok(&["volume", "rm", "tree", "-r", "/copy"]);
+    assert!(!s.ok(&["volume", "ls", "tree"]).contains("copy"));
+    let info = s.ok(&["volume", "info", "tree", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["files"], 4);
+}
+
+#[test]
+fn identical_data_is_stored_once_and_delete_frees_it() {
+    let s = Server::start();
+    s.create_volume("dd");
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("blob");
+    fs::write(&f, random_bytes(200 << 20, 9)).unwrap();
+    let before = s.block_bytes();
+    s.ok(&["volume", "put", "dd", f.to_str().unwrap(), "/one"]);
+    let once = s.block_bytes();
+    assert!(
+        once - before >= 200 << 20,
+        "blocks grew by {}",
+        once - before
+    );
+    s.ok(&["volume", "put", "dd", f.to_str().unwrap(), "/two"]);
+    let twice = s.block_bytes();
+    assert_eq!(twice, once, "the second copy stored no new block");
+    // through a mount too
+    let m = s.mount("dd", &[]);
+    fs::copy(&f, m.p("three")).unwrap();
+    drop(m);
+    assert_eq!(s.block_bytes(), once);
+
+    s.ok(&["volume", "rm", "dd", "/one"]);
+    s.ok(&["volume", "rm", "dd", "/two"]);
+    assert!(s.block_bytes() >= 200 << 20, "still referenced by /three");
+    s.ok(&["volume", "delete", "dd", "--yes"]);
+    eventually(Duration::from_secs(10), "blocks freed", || {
+        s.block_bytes() == before
+    });
+    // the name can be used again, empty
+    s.create_volume("dd");
+    assert_eq!(s.ok(&["volume", "ls", "dd"]).trim(), "");
+}
+
+fn fails_with(s: &Server, args: &[&str], needle: &str) {
+    let o = s.run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "svol {args:?} should fail");
+    assert!(
+        err.contains(needle),
+        "svol {args:?}: {err:?} should mention {needle:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let s = Server::start();
+    s.create_volume("ok");
+    for bad in ["has space", "a/b", "..", "ünï", &"x".repeat(65)] {
+        fails_with(&s, &["volume", "create", bad], "invalid volume name");
+    }
+    fails_with(&s, &["volume", "ls", "ok", "/a/../b"], "'..'");
+    fails_with(&s, &["volume", "get", "ok", "../etc/passwd", "-"], "'..'");
+    fails_with(&s, &["volume", "ls", "missing"], "missing");
+    fails_with(&s, &["volume", "get", "ok", "/nope", "-"], "/nope");
+    fails_with(&s, &["volume", "delete", "ok"], "--yes");
+    let o = s
+        .cmd()
+        .args(["--token", "svol_wrong", "volume", "list"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("token"));
+    let o = run_with_timeout(
+        s.cmd().args(["--server", "127.0.0.1:1", "volume", "list"]),
+        Duration::from_secs(20),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach svol server"));
+    let o = s.run(&["mount", "missing", "/tmp", "-d"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
+    // a volume name that is valid but the file name too long
+    let long = format!("/{}", "n".repeat(300));
+    fails_with(&s, &["volume", "ls", "ok", &long], "255");
+}

@@ -1,0 +1,198 @@
+//! Test harness: a real `svol server` process in a temp dir, real
+//! `svol mount -d` FUSE mounts, and the CLI run the way a user runs it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn svol_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_svol")
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Child,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        assert!(
+            Path::new("/dev/fuse").exists(),
+            "/dev/fuse is missing: FUSE tests cannot run"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(svol_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        let mut reader = BufReader::new(out);
+        reader.read_line(&mut line).expect("read server output");
+        // Keep draining so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("server did not say where it listens: {line:?}"))
+            .to_string();
+        Server { dir, addr, child }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("data/client.toml")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(svol_bin());
+        c.env("SVOL_CONFIG", self.config())
+            .env_remove("SVOL_SERVER")
+            .env_remove("SVOL_TOKEN")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the CLI; returns its output (never hangs longer than 60 s).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.cmd().args(args), Duration::from_secs(60))
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "svol {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn create_volume(&self, name: &str) -> String {
+        self.ok(&["volume", "create", name]).trim().to_string()
+    }
+
+    pub fn mount(&self, vol: &str, extra: &[&str]) -> MountDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["mount", vol, dir.path().to_str().expect("utf8"), "-d"];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        MountDir {
+            dir,
+            bin: svol_bin(),
+        }
+    }
+
+    /// Total bytes of block files on the server.
+    pub fn block_bytes(&self) -> u64 {
+        dir_bytes(&self.data().join("blocks"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn dir_bytes(p: &Path) -> u64 {
+    match std::fs::read_dir(p) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| {
+                let m = e.metadata().expect("metadata");
+                if m.is_dir() {
+                    dir_bytes(&e.path())
+                } else {
+                    m.len()
+                }
+            })
+            .sum(),
+        Err(_) => 0,
+    }
+}
+
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn svol");
+    let start = Instant::now();
+    loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("command did not finish within {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct MountDir {
+    pub dir: tempfile::TempDir,
+    bin: &'static str,
+}
+
+impl MountDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+impl Drop for MountDir {
+    fn drop(&mut self) {
+        let out = Command::new(self.bin)
+            .arg("umount")
+            .arg(self.dir.path())
+            .output();
+        if !matches!(out, Ok(ref o) if o.status.success()) {
+            let _ = Command::new("fusermount3")
+                .arg("-uz")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Polls `f` until it is true or `limit` passes; returns the time it took.
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    start.elapsed()
+}
+
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    let mut v = Vec::with_capacity(n);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
