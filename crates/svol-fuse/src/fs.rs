@@ -134,32 +134,10 @@ impl Inner {
         Ok(())
     }
 
-    async fn create_node(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        kind: p::FileKind,
-        mode: u32,
-        req: (u32, u32),
-        rdev: u32,
-        target: &[u8],
-        exclusive: bool,
-    ) -> Result<p::Attr> {
+    async fn create_node(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
         self.rofs()?;
-        self.vol
-            .create(p::CreateRequest {
-                parent,
-                name: Bytes::copy_from_slice(name.as_bytes()),
-                kind: kind as i32,
-                mode: mode & 0o7777,
-                uid: req.0,
-                gid: req.1,
-                rdev,
-                symlink_target: Bytes::copy_from_slice(target),
-                exclusive,
-                ..Default::default()
-            })
-            .await
+        r.mode &= 0o7777;
+        self.vol.create(r).await
     }
 
     /// Registers an open with the server and returns a handle.
@@ -349,16 +327,18 @@ impl Filesystem for SvolFs {
         self.spawn(|i| async move {
             let kind = kind_of_mode(mode);
             match i
-                .create_node(
-                    i.s(parent),
-                    &name,
-                    kind,
-                    mode & !umask,
-                    who,
+                .create_node(p::CreateRequest {
+                    parent: i.s(parent),
+                    name: name_bytes(&name),
+                    kind: kind as i32,
+                    mode: mode & !umask,
+                    uid: who.0,
+                    gid: who.1,
                     rdev,
-                    &[],
-                    true,
-                )
+                    symlink_target: Bytes::new(),
+                    exclusive: true,
+                    ..Default::default()
+                })
                 .await
             {
                 Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
@@ -379,16 +359,18 @@ impl Filesystem for SvolFs {
         let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
         self.spawn(|i| async move {
             match i
-                .create_node(
-                    i.s(parent),
-                    &name,
-                    p::FileKind::Directory,
-                    mode & !umask,
-                    who,
-                    0,
-                    &[],
-                    true,
-                )
+                .create_node(p::CreateRequest {
+                    parent: i.s(parent),
+                    name: name_bytes(&name),
+                    kind: p::FileKind::Directory as i32,
+                    mode: mode & !umask,
+                    uid: who.0,
+                    gid: who.1,
+                    rdev: 0,
+                    symlink_target: Bytes::new(),
+                    exclusive: true,
+                    ..Default::default()
+                })
                 .await
             {
                 Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
@@ -437,16 +419,18 @@ impl Filesystem for SvolFs {
         let target = target.as_os_str().as_bytes().to_vec();
         self.spawn(|i| async move {
             match i
-                .create_node(
-                    i.s(parent),
-                    &name,
-                    p::FileKind::Symlink,
-                    0o777,
-                    who,
-                    0,
-                    &target,
-                    true,
-                )
+                .create_node(p::CreateRequest {
+                    parent: i.s(parent),
+                    name: name_bytes(&name),
+                    kind: p::FileKind::Symlink as i32,
+                    mode: 0o777,
+                    uid: who.0,
+                    gid: who.1,
+                    rdev: 0,
+                    symlink_target: Bytes::from(target),
+                    exclusive: true,
+                    ..Default::default()
+                })
                 .await
             {
                 Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
@@ -811,6 +795,52 @@ impl Filesystem for SvolFs {
         });
     }
 
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Blocks are allocated on write, so reserving space is a no-op; only
+        // growing the file (mode 0) has a visible effect. Hole punching and
+        // the other modes are not supported.
+        let supported = mode & !libc::FALLOC_FL_KEEP_SIZE == 0;
+        self.spawn(|i| async move {
+            if !supported {
+                return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            }
+            if mode & libc::FALLOC_FL_KEEP_SIZE != 0 {
+                return reply.ok();
+            }
+            let ino = i.s(ino);
+            let size = match i.vol.getattr(ino).await {
+                Ok(a) => a.size,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            let local = match i.file(ino) {
+                Some(f) => f.lock().await.size,
+                None => 0,
+            };
+            // Like local file systems, a successful allocation touches mtime and ctime.
+            let end = offset.saturating_add(length);
+            let r = p::SetAttrRequest {
+                size: (end > size.max(local)).then_some(end),
+                mtime: Some(p::TimeSet {
+                    set: Some(p::time_set::Set::Now(true)),
+                }),
+                ..Default::default()
+            };
+            match i.setattr(ino, r).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
     fn create(
         &self,
         req: &Request,
@@ -825,16 +855,18 @@ impl Filesystem for SvolFs {
         let exclusive = flags & libc::O_EXCL != 0;
         self.spawn(|i| async move {
             let a = match i
-                .create_node(
-                    i.s(parent),
-                    &name,
-                    p::FileKind::Regular,
-                    mode & !umask,
-                    who,
-                    0,
-                    &[],
+                .create_node(p::CreateRequest {
+                    parent: i.s(parent),
+                    name: name_bytes(&name),
+                    kind: p::FileKind::Regular as i32,
+                    mode: mode & !umask,
+                    uid: who.0,
+                    gid: who.1,
+                    rdev: 0,
+                    symlink_target: Bytes::new(),
                     exclusive,
-                )
+                    ..Default::default()
+                })
                 .await
             {
                 Ok(a) => a,

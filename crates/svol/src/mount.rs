@@ -155,8 +155,7 @@ fn detach(mp: &Path) -> Result<i32> {
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let last = log_text
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("the mount process exited");
     bail!("{}", last.trim_start_matches("svol: error: "))
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: lint, unit and conformance tests,
+# integration tests with real servers and FUSE mounts, pjdfstest and fsx
+# on a real mount. Installs what it needs (run as root on Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+svol_need_apt fuse3 attr libacl1-dev python3
+svol_check_fuse
+
+echo "== format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+echo "== unit, conformance and integration tests"
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/svol-cargo-test.log
+grep -q "test result" /tmp/svol-cargo-test.log
+
+echo "== POSIX suites on a real mount"
+bash scripts/posix.sh
