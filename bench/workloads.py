@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The benchmark workloads, run against one system mounted twice (A and B).
+
+Usage: workloads.py NAME DIR_A DIR_B [--big-mib N] [--files N] [--meta N]
+Prints one JSON object of results. Every workload runs on the same paths
+for every system, so the numbers compare side by side.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def drop_caches():
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def seq_write_read(a, b, mib):
+    buf = os.urandom(1 << 20)
+    path_a, path_b = os.path.join(a, "big.bin"), os.path.join(b, "big.bin")
+    t = time.perf_counter()
+    fd = os.open(path_a, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    for _ in range(mib):
+        os.write(fd, buf)
+    os.fsync(fd)
+    os.close(fd)
+    w = time.perf_counter() - t
+    drop_caches()
+    t = time.perf_counter()
+    fd = os.open(path_b, os.O_RDONLY)
+    n = 0
+    while True:
+        d = os.read(fd, 1 << 20)
+        if not d:
+            break
+        n += len(d)
+    os.close(fd)
+    r = time.perf_counter() - t
+    assert n == mib << 20, f"read {n} bytes from the other mount, want {mib << 20}"
+    os.unlink(path_a)
+    return {"write_MBps": mib / w, "cold_read_MBps": mib / r}
+
+
+def small_files(a, b, n):
+    da, db = os.path.join(a, "small"), os.path.join(b, "small")
+    os.mkdir(da)
+    payload = os.urandom(4096)
+    t = time.perf_counter()
+    for i in range(n):
+        with open(os.path.join(da, f"f{i}"), "wb") as f:
+            f.write(payload)
+    c = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(n):
+        with open(os.path.join(db, f"f{i}"), "rb") as f:
+            assert f.read() == payload
+    r = time.perf_counter() - t
+    return {"create_4k_per_s": n / c, "read_4k_other_mount_per_s": n / r}
+
+
+def metadata(a, n):
+    d = os.path.join(a, "meta")
+    os.mkdir(d)
+    out = {}
+    t = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(os.path.join(d, f"f{i}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    out["create_per_s"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        os.stat(os.path.join(d, f"f{i}"))
+    out["stat_per_s"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        os.rename(os.path.join(d, f"f{i}"), os.path.join(d, f"g{i}"))
+    out["rename_per_s"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        os.unlink(os.path.join(d, f"g{i}"))
+    out["unlink_per_s"] = n / (time.perf_counter() - t)
+    return out
+
+
+def visibility(a, b, rounds):
+    pa, pb = os.path.join(a, "c2o"), os.path.join(b, "c2o")
+    with open(pa, "w") as f:
+        f.write("start")
+    deadline = time.time() + 30
+    while not os.path.exists(pb):
+        assert time.time() < deadline, "file never appeared on the other mount"
+    lat = []
+    for i in range(rounds):
+        want = f"round {i}"
+        with open(pa, "w") as f:
+            f.write(want)
+        t = time.perf_counter()
+        while True:
+            try:
+                with open(pb) as f:
+                    if f.read() == want:
+                        break
+            except FileNotFoundError:
+                pass
+            assert time.perf_counter() - t < 30, "change never seen on the other mount"
+        lat.append((time.perf_counter() - t) * 1000)
+    lat.sort()
+    return {"c2o_p50_ms": statistics.median(lat), "c2o_p99_ms": lat[int(len(lat) * 0.99) - 1]}
+
+
+def main():
+    name, a, b = sys.argv[1:4]
+    args = sys.argv[4:]
+    opt = lambda k, d: int(args[args.index(k) + 1]) if k in args else d
+    res = {"system": name}
+    res.update(seq_write_read(a, b, opt("--big-mib", 2048)))
+    res.update(small_files(a, b, opt("--files", 10000)))
+    res.update(metadata(a, opt("--meta", 20000)))
+    res.update(visibility(a, b, opt("--rounds", 200)))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
