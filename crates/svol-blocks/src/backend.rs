@@ -6,8 +6,11 @@ use crate::{BlockHash, Result};
 /// caller: `BlockStore` has already checked hashes and sizes.
 #[async_trait::async_trait]
 pub trait BlockBackend: Send + Sync + 'static {
-    /// Stores a block durably; returns once it survives a crash.
+    /// Stores a block. It survives a crash of the process at once, and a
+    /// power loss once `sync` has returned for it.
     async fn put(&self, hash: BlockHash, data: Bytes) -> Result<()>;
+    /// Makes the given blocks durable on stable storage.
+    async fn sync(&self, hashes: &[BlockHash]) -> Result<()>;
     async fn get(&self, hash: BlockHash) -> Result<Bytes>;
     async fn contains(&self, hash: BlockHash) -> Result<bool>;
     async fn delete(&self, hash: BlockHash) -> Result<()>;

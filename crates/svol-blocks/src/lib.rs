@@ -63,8 +63,9 @@ impl BlockStore {
     }
 
     /// Stores `data` under `hash` after checking that the hash is right.
-    /// Storing a block that already exists is a cheap no-op.
-    pub async fn put(&self, hash: BlockHash, data: Bytes) -> Result<()> {
+    /// Storing a block that already exists is a cheap no-op. Returns whether
+    /// the bytes were written now (and so may still need a `sync`).
+    pub async fn put(&self, hash: BlockHash, data: Bytes) -> Result<bool> {
         if data.len() > MAX_BLOCK {
             return Err(BlockError::TooLarge(data.len()));
         }
@@ -76,9 +77,18 @@ impl BlockStore {
             return Err(BlockError::HashMismatch(hash));
         }
         if self.backend.contains(hash).await? {
+            return Ok(false);
+        }
+        self.backend.put(hash, data).await?;
+        Ok(true)
+    }
+
+    /// Makes blocks durable (see `BlockBackend::sync`).
+    pub async fn sync(&self, hashes: &[BlockHash]) -> Result<()> {
+        if hashes.is_empty() {
             return Ok(());
         }
-        self.backend.put(hash, data).await
+        self.backend.sync(hashes).await
     }
 
     pub async fn get(&self, hash: BlockHash) -> Result<Bytes> {

@@ -1,7 +1,9 @@
 //! Blocks as files in a local directory: `DIR/ab/cdef…` (two-level fan-out
 //! keeps directories small). Writes go to `DIR/tmp` first and are renamed
-//! into place after an fsync, so a crash never leaves a torn block under its
-//! final name.
+//! into place, so a crash of the process never leaves a torn block under its
+//! final name. Writes are not fsynced one by one: `sync` (on a client's
+//! `fsync`) flushes exactly the blocks that commit needs, and opening the
+//! store flushes whatever an earlier process left unsynced.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -23,6 +25,12 @@ impl LocalDir {
         // Leftovers of writes a crash interrupted.
         for e in fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = fs::remove_file(e.path());
+        }
+        // Blocks an earlier process wrote but never synced.
+        let d = File::open(root)?;
+        // SAFETY: syncfs on a valid open descriptor.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
+            return Err(BlockError::Io(std::io::Error::last_os_error()));
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -71,13 +79,29 @@ impl BlockBackend for LocalDir {
             let res = (|| {
                 let mut f = File::create(&tmp)?;
                 f.write_all(&data)?;
-                f.sync_data()?;
-                fs::rename(&tmp, &dest)?;
-                File::open(dir)?.sync_all()
+                fs::rename(&tmp, &dest)
             })();
             if let Err(e) = res {
                 let _ = fs::remove_file(&tmp);
                 return Err(io_err(e));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sync(&self, hashes: &[BlockHash]) -> Result<()> {
+        let paths: Vec<PathBuf> = hashes.iter().map(|h| self.path(*h)).collect();
+        blocking(move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            for p in &paths {
+                File::open(p).and_then(|f| f.sync_data()).map_err(io_err)?;
+                if let Some(d) = p.parent() {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+            for d in dirs {
+                File::open(&d).and_then(|f| f.sync_all()).map_err(io_err)?;
             }
             Ok(())
         })

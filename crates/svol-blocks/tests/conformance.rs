@@ -9,11 +9,18 @@ async fn conformance(store: BlockStore) {
     assert!(!store.contains(h).await.unwrap());
     assert!(matches!(store.get(h).await, Err(BlockError::NotFound(_))));
 
-    store.put(h, data.clone()).await.unwrap();
+    assert!(
+        store.put(h, data.clone()).await.unwrap(),
+        "first put writes"
+    );
+    store.sync(&[h]).await.unwrap();
     assert!(store.contains(h).await.unwrap());
     assert_eq!(store.get(h).await.unwrap(), data);
     // idempotent
-    store.put(h, data.clone()).await.unwrap();
+    assert!(
+        !store.put(h, data.clone()).await.unwrap(),
+        "second put writes nothing"
+    );
 
     // a lie about the hash is refused and stores nothing
     let other = Bytes::from_static(b"other");

@@ -118,6 +118,17 @@ impl Volume {
             .into_inner())
     }
 
+    /// Creates (or finds, if not exclusive) a regular file and opens it.
+    pub async fn create_open(&self, mut r: p::CreateRequest) -> Result<p::OpenResponse> {
+        r.volume = self.id();
+        Ok(self
+            .client
+            .rpc()
+            .create_open(self.client.req(r))
+            .await?
+            .into_inner())
+    }
+
     pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
         let r = p::LinkRequest {
             volume: self.id(),

@@ -143,6 +143,11 @@ impl Inner {
     /// Registers an open with the server and returns a handle.
     async fn open_file(&self, ino: u64) -> Result<(u64, FopenFlags)> {
         let resp = self.vol.open(ino).await?;
+        self.opened(ino, resp).await
+    }
+
+    /// Records a file the server has opened for us; returns the handle.
+    async fn opened(&self, ino: u64, resp: p::OpenResponse) -> Result<(u64, FopenFlags)> {
         let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
         let file = {
             let mut o = lock(&self.open);
@@ -851,28 +856,30 @@ impl Filesystem for SvolFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
-        let exclusive = flags & libc::O_EXCL != 0;
+        let r = p::CreateRequest {
+            parent: 0,
+            name: name_bytes(name),
+            kind: p::FileKind::Regular as i32,
+            mode: (mode & !umask) & 0o7777,
+            uid: req.uid(),
+            gid: req.gid(),
+            exclusive: flags & libc::O_EXCL != 0,
+            ..Default::default()
+        };
         self.spawn(|i| async move {
-            let a = match i
-                .create_node(p::CreateRequest {
-                    parent: i.s(parent),
-                    name: name_bytes(&name),
-                    kind: p::FileKind::Regular as i32,
-                    mode: mode & !umask,
-                    uid: who.0,
-                    gid: who.1,
-                    rdev: 0,
-                    symlink_target: Bytes::new(),
-                    exclusive,
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(a) => a,
+            if let Err(e) = i.rofs() {
+                return reply.error(errno(&e));
+            }
+            let r = p::CreateRequest {
+                parent: i.s(parent),
+                ..r
+            };
+            let resp = match i.vol.create_open(r).await {
+                Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };
-            match i.open_file(a.ino).await {
+            let a = resp.attr.unwrap_or_default();
+            match i.opened(a.ino, resp).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)
                 }

@@ -1,5 +1,9 @@
 //! Tokens: random secrets handed to users, stored only as BLAKE3 hashes.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use svol_meta::{Ino, MetaError, WorkspaceId};
 use tonic::{Request, Status};
 
@@ -37,38 +41,96 @@ fn bearer<T>(req: &Request<T>) -> Result<String, Status> {
         .ok_or_else(|| Status::unauthenticated("authorization header is not a Bearer token"))
 }
 
+/// Recent answers to "whose token is this" and "which volume is that", so
+/// a file-system call costs no extra database round trip. Entries live one
+/// second: a token revoked or a volume deleted through another server
+/// process stops working within that time; through this process, at once
+/// (`forget_volumes`, `forget_tokens`).
+#[derive(Default)]
+pub(crate) struct AuthCache {
+    tokens: Mutex<HashMap<[u8; 32], (WorkspaceId, Instant)>>,
+    volumes: Mutex<HashMap<(WorkspaceId, String), (Ino, Instant)>>,
+}
+
+const FRESH: Duration = Duration::from_secs(1);
+
+fn cached<K: std::hash::Hash + Eq, V: Copy>(
+    m: &Mutex<HashMap<K, (V, Instant)>>,
+    k: &K,
+) -> Option<V> {
+    let m = m.lock().unwrap_or_else(|p| p.into_inner());
+    m.get(k)
+        .filter(|(_, at)| at.elapsed() < FRESH)
+        .map(|(v, _)| *v)
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(m: &Mutex<HashMap<K, (V, Instant)>>, k: K, v: V) {
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() > 10_000 {
+        m.retain(|_, (_, at)| at.elapsed() < FRESH);
+    }
+    m.insert(k, (v, Instant::now()));
+}
+
+impl AuthCache {
+    pub(crate) fn forget_volumes(&self) {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
 impl State {
     /// Checks the token and, if `volume` is not empty, that the volume
     /// belongs to the token's workspace.
     pub(crate) async fn caller<T>(&self, req: &Request<T>, volume: &str) -> Result<Caller, Status> {
-        let token = bearer(req)?;
+        let token = hash_token(&bearer(req)?);
         let session = req
             .metadata()
             .get(svol_proto::SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let volume = volume.to_string();
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || {
-            let ws = meta
-                .authenticate(&hash_token(&token))
-                .map_err(|e| match e {
-                    MetaError::PermissionDenied(_) => {
-                        Status::unauthenticated("invalid or revoked token")
-                    }
-                    e => crate::convert::status(e),
-                })?;
-            let vol = if volume.is_empty() {
-                0
-            } else {
-                meta.volume(ws, &volume)
+        let ws = match cached(&self.auth.tokens, &token) {
+            Some(ws) => ws,
+            None => {
+                let meta = self.meta.clone();
+                let ws = tokio::task::spawn_blocking(move || meta.authenticate(&token))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| match e {
+                        MetaError::PermissionDenied(_) => {
+                            Status::unauthenticated("invalid or revoked token")
+                        }
+                        e => crate::convert::status(e),
+                    })?;
+                remember(&self.auth.tokens, token, ws);
+                ws
+            }
+        };
+        if volume.is_empty() {
+            return Ok(Caller {
+                ws,
+                vol: 0,
+                session,
+            });
+        }
+        let key = (ws, volume.to_string());
+        let vol = match cached(&self.auth.volumes, &key) {
+            Some(v) => v,
+            None => {
+                let meta = self.meta.clone();
+                let name = key.1.clone();
+                let v = tokio::task::spawn_blocking(move || meta.volume(ws, &name))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
                     .map_err(crate::convert::status)?
-                    .root
-            };
-            Ok(Caller { ws, vol, session })
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
+                    .root;
+                remember(&self.auth.volumes, key, v);
+                v
+            }
+        };
+        Ok(Caller { ws, vol, session })
     }
 }
