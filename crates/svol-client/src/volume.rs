@@ -108,7 +108,12 @@ impl Volume {
     }
 
     /// `r.volume` is filled in.
-    pub async fn create(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
+    pub async fn create(&self, r: p::CreateRequest) -> Result<p::Attr> {
+        Ok(self.create_entry(r).await?.attr.unwrap_or_default())
+    }
+
+    /// Like `create`, with the attributes of the directory it changed.
+    pub async fn create_entry(&self, mut r: p::CreateRequest) -> Result<p::EntryReply> {
         r.volume = self.id();
         Ok(self
             .client
@@ -129,7 +134,7 @@ impl Volume {
             .into_inner())
     }
 
-    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
+    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::EntryReply> {
         let r = p::LinkRequest {
             volume: self.id(),
             ino,
@@ -144,15 +149,21 @@ impl Volume {
             .into_inner())
     }
 
-    pub async fn unlink(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
+    /// Returns the attributes of the inodes the removal changed.
+    pub async fn unlink(&self, parent: u64, name: &[u8], directory: bool) -> Result<Vec<p::Attr>> {
         let r = p::UnlinkRequest {
             volume: self.id(),
             parent,
             name: Bytes::copy_from_slice(name),
             directory,
         };
-        self.client.rpc().unlink(self.client.req(r)).await?;
-        Ok(())
+        Ok(self
+            .client
+            .rpc()
+            .unlink(self.client.req(r))
+            .await?
+            .into_inner()
+            .touched)
     }
 
     pub async fn rename(
@@ -162,7 +173,7 @@ impl Volume {
         new_parent: u64,
         new_name: &[u8],
         flags: u32,
-    ) -> Result<()> {
+    ) -> Result<Vec<p::Attr>> {
         let r = p::RenameRequest {
             volume: self.id(),
             parent,
@@ -171,8 +182,13 @@ impl Volume {
             new_name: Bytes::copy_from_slice(new_name),
             flags,
         };
-        self.client.rpc().rename(self.client.req(r)).await?;
-        Ok(())
+        Ok(self
+            .client
+            .rpc()
+            .rename(self.client.req(r))
+            .await?
+            .into_inner()
+            .touched)
     }
 
     pub async fn readdir(&self, ino: u64, after: u64, limit: u32) -> Result<p::ReadDirResponse> {

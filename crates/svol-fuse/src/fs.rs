@@ -28,6 +28,52 @@ const TTL: Duration = Duration::from_secs(1);
 
 type File = Arc<tokio::sync::Mutex<FileState>>;
 
+/// Attributes of directories, so the kernel's getattr of a parent — which
+/// it asks again after every create, unlink and rename in it, to check
+/// permissions — costs no round trip. Kept exact by the attributes each
+/// entry operation returns; dropped by the server's invalidations. An
+/// answer that was in flight while anything was dropped is not stored
+/// (`epoch`), so a late reply cannot bring back an old value.
+#[derive(Default)]
+struct DirAttrs {
+    map: Mutex<HashMap<u64, (p::Attr, std::time::Instant)>>,
+    epoch: AtomicU64,
+}
+
+impl DirAttrs {
+    fn get(&self, ino: u64) -> Option<p::Attr> {
+        let m = lock(&self.map);
+        m.get(&ino)
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(a, _)| *a)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn put<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+        let mut m = lock(&self.map);
+        if self.epoch() != since {
+            return;
+        }
+        if m.len() > 100_000 {
+            m.retain(|_, (_, at)| at.elapsed() < TTL);
+        }
+        for a in attrs {
+            if a.kind == p::FileKind::Directory as i32 {
+                m.insert(a.ino, (*a, std::time::Instant::now()));
+            }
+        }
+    }
+
+    fn forget(&self, ino: u64) {
+        let mut m = lock(&self.map);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        m.remove(&ino);
+    }
+}
+
 #[derive(Default)]
 struct Open {
     files: HashMap<u64, (File, usize)>,
@@ -44,6 +90,7 @@ pub(crate) struct Inner {
     /// Content version of each inode as of its last open here; an open that
     /// finds the same version keeps the kernel's page cache.
     seen: Mutex<HashMap<u64, u64>>,
+    dirs: DirAttrs,
 }
 
 pub(crate) struct SvolFs {
@@ -76,6 +123,7 @@ impl SvolFs {
             open: Mutex::new(Open::default()),
             next_fh: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
+            dirs: DirAttrs::default(),
         });
         Self { rt, inner }
     }
@@ -84,6 +132,7 @@ impl SvolFs {
         let inner = self.inner.clone();
         move |ino| {
             lock(&inner.seen).remove(&ino);
+            inner.dirs.forget(ino);
         }
     }
 
@@ -137,7 +186,62 @@ impl Inner {
     async fn create_node(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
         self.rofs()?;
         r.mode &= 0o7777;
-        self.vol.create(r).await
+        let e = self.dirs.epoch();
+        let reply = self.vol.create_entry(r).await?;
+        let a = reply.attr.unwrap_or_default();
+        self.dirs.put(e, reply.touched.iter().chain([&a]));
+        Ok(a)
+    }
+
+    async fn remove(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
+        self.rofs()?;
+        let e = self.dirs.epoch();
+        let touched = self.vol.unlink(parent, name, directory).await?;
+        self.dirs.put(e, &touched);
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
+        self.rofs()?;
+        let e = self.dirs.epoch();
+        let touched = self
+            .vol
+            .rename(parent, name, new_parent, new_name, flags)
+            .await?;
+        self.dirs.put(e, &touched);
+        Ok(())
+    }
+
+    async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
+        self.rofs()?;
+        let e = self.dirs.epoch();
+        let reply = self.vol.link(ino, new_parent, new_name).await?;
+        self.dirs.put(e, &reply.touched);
+        Ok(reply.attr.unwrap_or_default())
+    }
+
+    async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
+        let e = self.dirs.epoch();
+        let a = self.vol.lookup(parent, name).await?;
+        self.dirs.put(e, [&a]);
+        Ok(a)
+    }
+
+    async fn getattr(&self, ino: u64) -> Result<p::Attr> {
+        if let Some(a) = self.dirs.get(ino) {
+            return Ok(a);
+        }
+        let e = self.dirs.epoch();
+        let a = self.vol.getattr(ino).await?;
+        self.dirs.put(e, [&a]);
+        Ok(a)
     }
 
     /// Registers an open with the server and returns a handle.
@@ -214,7 +318,9 @@ impl Inner {
                 st.commit(&self.io, false).await?;
             }
         }
+        let e = self.dirs.epoch();
         let a = self.vol.setattr(r.clone()).await?;
+        self.dirs.put(e, [&a]);
         if let (Some(size), Some(st)) = (r.size, guard.as_mut()) {
             st.truncate(size);
             st.version = a.version;
@@ -258,7 +364,7 @@ impl Filesystem for SvolFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name_bytes(name);
         self.spawn(|i| async move {
-            match i.vol.lookup(i.s(parent), &name).await {
+            match i.lookup(i.s(parent), &name).await {
                 Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -267,7 +373,7 @@ impl Filesystem for SvolFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.spawn(|i| async move {
-            match i.vol.getattr(i.s(ino)).await {
+            match i.getattr(i.s(ino)).await {
                 Ok(a) => reply.attr(&TTL, &i.fattr(&a).await),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -387,11 +493,7 @@ impl Filesystem for SvolFs {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
         self.spawn(|i| async move {
-            let r = match i.rofs() {
-                Ok(()) => i.vol.unlink(i.s(parent), &name, false).await,
-                Err(e) => Err(e),
-            };
-            match r {
+            match i.remove(i.s(parent), &name, false).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -401,11 +503,7 @@ impl Filesystem for SvolFs {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
         self.spawn(|i| async move {
-            let r = match i.rofs() {
-                Ok(()) => i.vol.unlink(i.s(parent), &name, true).await,
-                Err(e) => Err(e),
-            };
-            match r {
+            match i.remove(i.s(parent), &name, true).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -467,15 +565,10 @@ impl Filesystem for SvolFs {
             if unsupported {
                 return reply.error(Errno::from_i32(libc::EINVAL));
             }
-            let r = match i.rofs() {
-                Ok(()) => {
-                    i.vol
-                        .rename(i.s(parent), &name, i.s(newparent), &newname, f)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match r {
+            match i
+                .rename(i.s(parent), &name, i.s(newparent), &newname, f)
+                .await
+            {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -492,11 +585,7 @@ impl Filesystem for SvolFs {
     ) {
         let newname = name_bytes(newname);
         self.spawn(|i| async move {
-            let r = match i.rofs() {
-                Ok(()) => i.vol.link(i.s(ino), i.s(newparent), &newname).await,
-                Err(e) => Err(e),
-            };
-            match r {
+            match i.link(i.s(ino), i.s(newparent), &newname).await {
                 Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -742,7 +831,11 @@ impl Filesystem for SvolFs {
         };
         self.spawn(|i| async move {
             let r = match i.rofs() {
-                Ok(()) => i.vol.set_xattr(i.s(ino), &name, &value, f).await,
+                Ok(()) => {
+                    let r = i.vol.set_xattr(i.s(ino), &name, &value, f).await;
+                    i.dirs.forget(i.s(ino)); // its ctime changed
+                    r
+                }
                 Err(e) => Err(e),
             };
             match r {
@@ -790,7 +883,11 @@ impl Filesystem for SvolFs {
         let name = name_bytes(name);
         self.spawn(|i| async move {
             let r = match i.rofs() {
-                Ok(()) => i.vol.remove_xattr(i.s(ino), &name).await,
+                Ok(()) => {
+                    let r = i.vol.remove_xattr(i.s(ino), &name).await;
+                    i.dirs.forget(i.s(ino)); // its ctime changed
+                    r
+                }
                 Err(e) => Err(e),
             };
             match r {
@@ -874,11 +971,13 @@ impl Filesystem for SvolFs {
                 parent: i.s(parent),
                 ..r
             };
+            let e = i.dirs.epoch();
             let resp = match i.vol.create_open(r).await {
                 Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };
             let a = resp.attr.unwrap_or_default();
+            i.dirs.put(e, &resp.touched);
             match i.opened(a.ino, resp).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)

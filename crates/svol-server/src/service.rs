@@ -76,6 +76,23 @@ impl State {
         self.sessions.invalidate(c.vol, &c.session, inv);
     }
 
+    /// Current attributes of the inodes an operation changed (those that
+    /// still exist).
+    fn touched(&self, vol: Ino, inos: &[Ino]) -> Vec<p::Attr> {
+        let mut seen = Vec::new();
+        tokio::task::block_in_place(|| {
+            inos.iter()
+                .filter(|i| {
+                    let new = !seen.contains(*i);
+                    seen.push(**i);
+                    new
+                })
+                .filter_map(|i| self.meta.getattr(vol, *i).ok())
+                .map(|a| attr(&a))
+                .collect()
+        })
+    }
+
     /// Makes the blocks a durable commit references durable first.
     async fn sync_blocks(&self, chunks: &[m::Chunk]) -> Result<(), Status> {
         let todo: Vec<BlockHash> = {
@@ -276,7 +293,7 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(attr(&out.value)))
     }
 
-    async fn create(&self, req: Request<p::CreateRequest>) -> Res<p::Attr> {
+    async fn create(&self, req: Request<p::CreateRequest>) -> Res<p::EntryReply> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let node = m::NewNode {
@@ -292,7 +309,10 @@ impl p::svol_server::Svol for State {
             .meta(move |m| m.create(vol, parent, &name, &node, r.exclusive, now()))
             .await?;
         self.push(&c, &[r.parent], &[(r.parent, &r.name)]);
-        Ok(Response::new(attr(&a)))
+        Ok(Response::new(p::EntryReply {
+            attr: Some(attr(&a)),
+            touched: self.touched(c.vol, &[r.parent]),
+        }))
     }
 
     async fn create_open(&self, req: Request<p::CreateRequest>) -> Res<p::OpenResponse> {
@@ -317,10 +337,11 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
+            touched: self.touched(c.vol, &[r.parent]),
         }))
     }
 
-    async fn link(&self, req: Request<p::LinkRequest>) -> Res<p::Attr> {
+    async fn link(&self, req: Request<p::LinkRequest>) -> Res<p::EntryReply> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, name) = (c.vol, r.new_name.clone());
@@ -328,10 +349,13 @@ impl p::svol_server::Svol for State {
             .meta(move |m| m.link(vol, r.ino, r.new_parent, &name, now()))
             .await?;
         self.push(&c, &[r.ino, r.new_parent], &[(r.new_parent, &r.new_name)]);
-        Ok(Response::new(attr(&a)))
+        Ok(Response::new(p::EntryReply {
+            attr: Some(attr(&a)),
+            touched: self.touched(c.vol, &[r.new_parent]),
+        }))
     }
 
-    async fn unlink(&self, req: Request<p::UnlinkRequest>) -> Res<p::Empty> {
+    async fn unlink(&self, req: Request<p::UnlinkRequest>) -> Res<p::Touched> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let (vol, name) = (c.vol, r.name.clone());
@@ -340,10 +364,12 @@ impl p::svol_server::Svol for State {
             .await?;
         self.reap(out.freed);
         self.push(&c, &[r.parent, out.value], &[(r.parent, &r.name)]);
-        Ok(Response::new(p::Empty {}))
+        Ok(Response::new(p::Touched {
+            touched: self.touched(c.vol, &[r.parent, out.value]),
+        }))
     }
 
-    async fn rename(&self, req: Request<p::RenameRequest>) -> Res<p::Empty> {
+    async fn rename(&self, req: Request<p::RenameRequest>) -> Res<p::Touched> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let flags = m::RenameFlags {
@@ -357,12 +383,24 @@ impl p::svol_server::Svol for State {
         self.reap(out.freed);
         let mut inodes = vec![r.parent, r.new_parent];
         inodes.extend(out.value);
+        // The moved inode's ctime (and a directory's "..") changed too.
+        let vol = c.vol;
+        let names = [(r.new_parent, &r.new_name), (r.parent, &r.name)];
+        tokio::task::block_in_place(|| {
+            for (dir, name) in names {
+                if let Ok(a) = self.meta.lookup(vol, dir, name) {
+                    inodes.push(a.ino);
+                }
+            }
+        });
         self.push(
             &c,
             &inodes,
             &[(r.parent, &r.name), (r.new_parent, &r.new_name)],
         );
-        Ok(Response::new(p::Empty {}))
+        Ok(Response::new(p::Touched {
+            touched: self.touched(c.vol, &inodes),
+        }))
     }
 
     async fn read_dir(&self, req: Request<p::ReadDirRequest>) -> Res<p::ReadDirResponse> {
@@ -398,6 +436,7 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
+            touched: Vec::new(),
         }))
     }
 
