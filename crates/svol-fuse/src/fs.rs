@@ -144,6 +144,44 @@ impl SvolFs {
     }
 }
 
+impl SvolFs {
+    /// mknod, mkdir and symlink: create exclusively, reply with the entry.
+    #[allow(clippy::too_many_arguments)]
+    fn make_node(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        kind: p::FileKind,
+        mode: u32,
+        rdev: u32,
+        target: Bytes,
+        reply: ReplyEntry,
+    ) {
+        let r = p::CreateRequest {
+            name: name_bytes(name),
+            kind: kind as i32,
+            mode,
+            uid: req.uid(),
+            gid: req.gid(),
+            rdev,
+            symlink_target: target,
+            exclusive: true,
+            ..Default::default()
+        };
+        self.spawn(|i| async move {
+            let r = p::CreateRequest {
+                parent: i.s(parent),
+                ..r
+            };
+            match i.create_node(r).await {
+                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
 impl Inner {
     fn s(&self, k: INodeNo) -> u64 {
         if k.0 == 1 {
@@ -434,28 +472,17 @@ impl Filesystem for SvolFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
-        self.spawn(|i| async move {
-            let kind = kind_of_mode(mode);
-            match i
-                .create_node(p::CreateRequest {
-                    parent: i.s(parent),
-                    name: name_bytes(&name),
-                    kind: kind as i32,
-                    mode: mode & !umask,
-                    uid: who.0,
-                    gid: who.1,
-                    rdev,
-                    symlink_target: Bytes::new(),
-                    exclusive: true,
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        let kind = kind_of_mode(mode);
+        self.make_node(
+            req,
+            parent,
+            name,
+            kind,
+            mode & !umask,
+            rdev,
+            Bytes::new(),
+            reply,
+        );
     }
 
     fn mkdir(
@@ -467,27 +494,17 @@ impl Filesystem for SvolFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let (name, who) = (name.to_owned(), (req.uid(), req.gid()));
-        self.spawn(|i| async move {
-            match i
-                .create_node(p::CreateRequest {
-                    parent: i.s(parent),
-                    name: name_bytes(&name),
-                    kind: p::FileKind::Directory as i32,
-                    mode: mode & !umask,
-                    uid: who.0,
-                    gid: who.1,
-                    rdev: 0,
-                    symlink_target: Bytes::new(),
-                    exclusive: true,
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        let kind = p::FileKind::Directory;
+        self.make_node(
+            req,
+            parent,
+            name,
+            kind,
+            mode & !umask,
+            0,
+            Bytes::new(),
+            reply,
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -518,28 +535,17 @@ impl Filesystem for SvolFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let (name, who) = (link_name.to_owned(), (req.uid(), req.gid()));
-        let target = target.as_os_str().as_bytes().to_vec();
-        self.spawn(|i| async move {
-            match i
-                .create_node(p::CreateRequest {
-                    parent: i.s(parent),
-                    name: name_bytes(&name),
-                    kind: p::FileKind::Symlink as i32,
-                    mode: 0o777,
-                    uid: who.0,
-                    gid: who.1,
-                    rdev: 0,
-                    symlink_target: Bytes::from(target),
-                    exclusive: true,
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        let target = Bytes::copy_from_slice(target.as_os_str().as_bytes());
+        self.make_node(
+            req,
+            parent,
+            link_name,
+            p::FileKind::Symlink,
+            0o777,
+            0,
+            target,
+            reply,
+        );
     }
 
     fn rename(
