@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-svol_need_apt fuse3 attr libacl1-dev python3
+svol_need_apt fuse3 attr libacl1-dev
+command -v python3 >/dev/null || svol_need_apt python3
 svol_check_fuse
 
 echo "== format and lint"
