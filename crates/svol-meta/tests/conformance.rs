@@ -369,6 +369,12 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         .unwrap();
     assert_eq!(a.value.size, CHUNK_SIZE + 10);
     assert!(a.value.version > f.version);
+    // an empty (fsync-only) commit changes nothing
+    let same = s.commit(vol, f.ino, &[], 0, true, now()).unwrap();
+    assert_eq!(
+        (same.value.version, same.value.mtime),
+        (a.value.version, a.value.mtime)
+    );
     assert!(s.missing_blocks(ws, &[h1, h2]).unwrap().is_empty());
     assert!(s.block_visible(ws, &h1).unwrap());
     let other = s.create_workspace("b-other").unwrap();

@@ -97,6 +97,20 @@ fn data_and_every_metadata_change_cross_mounts() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"v1");
+    // fsync of a file with nothing unwritten changes nothing
+    let before = fs::metadata(a.p("other")).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    fs::OpenOptions::new()
+        .write(true)
+        .open(a.p("other"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let after = fs::metadata(b.p("other")).unwrap();
+    assert_eq!(
+        (before.mtime(), before.mtime_nsec()),
+        (after.mtime(), after.mtime_nsec())
+    );
     // listing agrees
     let mut la: Vec<_> = fs::read_dir(a.path())
         .unwrap()

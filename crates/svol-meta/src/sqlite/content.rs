@@ -109,6 +109,11 @@ pub(crate) fn commit(
         ])?;
         end = end.max(ch.index * CHUNK_SIZE + ch.len as u64);
     }
+    if new.is_empty() && end <= a.size {
+        // Nothing to change: an fsync of a clean file. The transaction still
+        // commits (durably, if asked), which is all such a call needs.
+        return Ok(Outcome::new(a, freed));
+    }
     // A commit never shrinks a file: truncation is an explicit setattr.
     let size = a.size.max(end);
     c.prepare_cached(
