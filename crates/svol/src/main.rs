@@ -107,11 +107,15 @@ async fn run(cli: Cli) -> Result<i32> {
             svol_server::run(
                 cfg,
                 |addr| {
-                    println!(
-                        "svol server listening on {addr} (data in {})",
+                    use std::io::Write;
+                    // One line, and no panic when nobody reads stdout.
+                    let mut out = std::io::stdout();
+                    let _ = writeln!(
+                        out,
+                        "svol server listening on {addr} (data and client.toml in {})",
                         dir.display()
                     );
-                    println!("client config: {}", dir.join("client.toml").display());
+                    let _ = out.flush();
                 },
                 shutdown,
             )
