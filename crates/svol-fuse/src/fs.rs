@@ -627,8 +627,21 @@ impl Filesystem for SvolFs {
             let Some(f) = i.file(ino) else {
                 return reply.error(Errno::from_i32(libc::EBADF));
             };
-            let st = f.lock().await;
-            match st.read(&i.io, offset, size).await {
+            let mut st = f.lock().await;
+            let mut res = st.read(&i.io, offset, size).await;
+            if let Err(ClientError::NotFound(_)) = res {
+                // Another mount replaced this data since our open and its old
+                // blocks are gone: read the current contents instead.
+                match i.vol.open(ino).await {
+                    Ok(resp) => {
+                        st.refresh(resp);
+                        let _ = i.vol.release(ino).await;
+                        res = st.read(&i.io, offset, size).await;
+                    }
+                    Err(e) => res = Err(e),
+                }
+            }
+            match res {
                 Ok(d) => reply.data(&d),
                 Err(e) => reply.error(errno(&e)),
             }

@@ -231,3 +231,34 @@ fn unlinked_but_open_file_stays_readable() {
     assert_eq!(got, data);
     drop(f);
 }
+
+#[test]
+fn reader_with_an_old_open_survives_a_rewrite_on_another_mount() {
+    use std::io::{Read, Seek, SeekFrom};
+    let s = Server::start();
+    s.create_volume("rw");
+    let a = s.mount("rw", &[]);
+    let b = s.mount("rw", &[]);
+    let old = random_bytes(40 << 20, 11);
+    let new = random_bytes(40 << 20, 12);
+    fs::write(a.p("f"), &old).unwrap();
+    let mut f = fs::File::open(b.p("f")).unwrap();
+    let mut head = vec![0u8; 4096];
+    f.read_exact(&mut head).unwrap();
+    assert_eq!(head, old[..4096]);
+    // A replaces every chunk; the old blocks lose their last reference.
+    // (Chunk 8 is past the readahead window of the first read.)
+    fs::write(a.p("f"), &new).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    f.seek(SeekFrom::Start(33 << 20)).unwrap();
+    let mut tail = vec![0u8; 4096];
+    f.read_exact(&mut tail)
+        .expect("no I/O error for a reader whose blocks were replaced");
+    let at = 33 << 20;
+    assert!(
+        tail == old[at..at + 4096] || tail == new[at..at + 4096],
+        "the bytes are the old or the new contents, never anything else"
+    );
+    drop(f);
+    assert_eq!(fs::read(b.p("f")).unwrap(), new);
+}
