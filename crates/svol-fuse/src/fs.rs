@@ -372,6 +372,29 @@ impl Inner {
     }
 }
 
+/// Sends an operation's result to the kernel: the value, or its errno.
+trait Answer<T> {
+    fn answer(self, r: Result<T>);
+}
+
+impl Answer<()> for ReplyEmpty {
+    fn answer(self, r: Result<()>) {
+        match r {
+            Ok(()) => self.ok(),
+            Err(e) => self.error(errno(&e)),
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Answer<T> for ReplyData {
+    fn answer(self, r: Result<T>) {
+        match r {
+            Ok(d) => self.data(d.as_ref()),
+            Err(e) => self.error(errno(&e)),
+        }
+    }
+}
+
 fn time_set(t: Option<TimeOrNow>) -> Option<p::TimeSet> {
     t.map(|t| p::TimeSet {
         set: Some(match t {
@@ -454,12 +477,7 @@ impl Filesystem for SvolFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.spawn(|i| async move {
-            match i.vol.readlink(i.s(ino)).await {
-                Ok(t) => reply.data(&t),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.vol.readlink(i.s(ino)).await) });
     }
 
     fn mknod(
@@ -509,22 +527,12 @@ impl Filesystem for SvolFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
-        self.spawn(|i| async move {
-            match i.remove(i.s(parent), &name, false).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.remove(i.s(parent), &name, false).await) });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
-        self.spawn(|i| async move {
-            match i.remove(i.s(parent), &name, true).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.remove(i.s(parent), &name, true).await) });
     }
 
     fn symlink(
@@ -641,10 +649,7 @@ impl Filesystem for SvolFs {
                     Err(e) => res = Err(e),
                 }
             }
-            match res {
-                Ok(d) => reply.data(&d),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply.answer(res)
         });
     }
 
@@ -682,12 +687,7 @@ impl Filesystem for SvolFs {
         _lo: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move {
-            match i.flush(i.s(ino), false).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.flush(i.s(ino), false).await) });
     }
 
     fn release(
@@ -700,12 +700,7 @@ impl Filesystem for SvolFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move {
-            match i.release(i.s(ino), fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.release(i.s(ino), fh.0).await) });
     }
 
     fn fsync(
@@ -716,12 +711,7 @@ impl Filesystem for SvolFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move {
-            match i.flush(i.s(ino), true).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(|i| async move { reply.answer(i.flush(i.s(ino), true).await) });
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -857,10 +847,7 @@ impl Filesystem for SvolFs {
                 }
                 Err(e) => Err(e),
             };
-            match r {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply.answer(r)
         });
     }
 
@@ -909,10 +896,7 @@ impl Filesystem for SvolFs {
                 }
                 Err(e) => Err(e),
             };
-            match r {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply.answer(r)
         });
     }
 
