@@ -26,6 +26,10 @@ use crate::files::{FileState, Io};
 /// Changes made on other mounts arrive sooner, as invalidations.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Kernel directory offsets 1 and 2 are "." and ".."; an entry's offset is
+/// its server cookie plus this, so a listing can resume after any entry.
+const DOT_OFFSETS: u64 = 2;
+
 type File = Arc<tokio::sync::Mutex<FileState>>;
 
 /// Attributes of directories, so the kernel's getattr of a parent — which
@@ -280,6 +284,23 @@ impl Inner {
         let a = self.vol.getattr(ino).await?;
         self.dirs.put(e, [&a]);
         Ok(a)
+    }
+
+    /// The entries of `dir` after kernel offset `offset`, each with its own
+    /// kernel offset; directories among them refresh the attribute cache.
+    async fn dir_page(&self, dir: u64, offset: u64) -> Result<Vec<(u64, Bytes, p::Attr)>> {
+        let e = self.dirs.epoch();
+        let page = self
+            .vol
+            .readdir(dir, offset.saturating_sub(DOT_OFFSETS), 256)
+            .await?;
+        let entries: Vec<_> = page
+            .entries
+            .into_iter()
+            .map(|d| (d.cookie + DOT_OFFSETS, d.name, d.attr.unwrap_or_default()))
+            .collect();
+        self.dirs.put(e, entries.iter().map(|(_, _, a)| a));
+        Ok(entries)
     }
 
     /// Registers an open with the server and returns a handle.
@@ -727,23 +748,17 @@ impl Filesystem for SvolFs {
         mut reply: ReplyDirectory,
     ) {
         self.spawn(|i| async move {
-            let s = i.s(ino);
             if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
                 return reply.ok();
             }
-            if offset < 2 && reply.add(ino, 2, FileType::Directory, "..") {
+            if offset < DOT_OFFSETS && reply.add(ino, 2, FileType::Directory, "..") {
                 return reply.ok();
             }
-            match i.vol.readdir(s, offset.saturating_sub(2), 256).await {
+            match i.dir_page(i.s(ino), offset).await {
                 Ok(page) => {
-                    for e in page.entries {
-                        let a = e.attr.unwrap_or_default();
-                        if reply.add(
-                            i.k(a.ino),
-                            e.cookie + 2,
-                            crate::attr::kind(a.kind),
-                            OsStr::from_bytes(&e.name),
-                        ) {
+                    for (off, name, a) in page {
+                        let kind = crate::attr::kind(a.kind);
+                        if reply.add(i.k(a.ino), off, kind, OsStr::from_bytes(&name)) {
                             break;
                         }
                     }
@@ -763,9 +778,8 @@ impl Filesystem for SvolFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         self.spawn(|i| async move {
-            let s = i.s(ino);
-            if offset < 2 {
-                let a = match i.vol.getattr(s).await {
+            if offset < DOT_OFFSETS {
+                let a = match i.getattr(i.s(ino)).await {
                     Ok(a) => i.fattr(&a).await,
                     Err(e) => return reply.error(errno(&e)),
                 };
@@ -776,19 +790,12 @@ impl Filesystem for SvolFs {
                     return reply.ok();
                 }
             }
-            match i.vol.readdir(s, offset.saturating_sub(2), 256).await {
+            match i.dir_page(i.s(ino), offset).await {
                 Ok(page) => {
-                    for e in page.entries {
-                        let a = e.attr.unwrap_or_default();
+                    for (off, name, a) in page {
                         let fa = i.fattr(&a).await;
-                        if reply.add(
-                            i.k(a.ino),
-                            e.cookie + 2,
-                            OsStr::from_bytes(&e.name),
-                            &TTL,
-                            &fa,
-                            Generation(0),
-                        ) {
+                        let name = OsStr::from_bytes(&name);
+                        if reply.add(i.k(a.ino), off, name, &TTL, &fa, Generation(0)) {
                             break;
                         }
                     }
