@@ -1,3 +1,4 @@
+use crate::lifetimes::*;
 use crate::types::*;
 use crate::Result;
 
@@ -12,20 +13,56 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Creates workspace `name`; `AlreadyExists` if taken.
     fn create_workspace(&self, name: &str) -> Result<Workspace>;
     fn workspace(&self, name: &str) -> Result<Workspace>;
+    fn list_workspaces(&self) -> Result<Vec<Workspace>>;
     /// Stores a token by its hash (never the token itself).
-    fn add_token(&self, ws: WorkspaceId, token_hash: &[u8; 32], label: &str) -> Result<()>;
-    /// The workspace a (hashed) token belongs to; `PermissionDenied` if
-    /// unknown or revoked.
-    fn authenticate(&self, token_hash: &[u8; 32]) -> Result<WorkspaceId>;
-    fn revoke_token(&self, ws: WorkspaceId, token_hash: &[u8; 32]) -> Result<()>;
+    fn add_token(
+        &self,
+        ws: WorkspaceId,
+        token_hash: &[u8; 32],
+        label: &str,
+        admin: bool,
+    ) -> Result<TokenInfo>;
+    /// What a (hashed) token may do; `PermissionDenied` if unknown or
+    /// revoked.
+    fn authenticate(&self, token_hash: &[u8; 32]) -> Result<Grant>;
+    /// Tokens of `ws`, revoked ones included.
+    fn list_tokens(&self, ws: WorkspaceId) -> Result<Vec<TokenInfo>>;
+    /// Revokes a token of workspace `ws` (of any workspace if `ws` is
+    /// `None`); `NotFound` if there is no such token there.
+    fn revoke_token(&self, ws: Option<WorkspaceId>, token: TokenRef<'_>) -> Result<TokenInfo>;
+
+    // ---- apps ----
+    /// A running app of kind `App`, idle since `now_ms`.
+    fn create_app(&self, ws: WorkspaceId, name: &str, now_ms: i64) -> Result<App>;
+    /// Apps of the workspace, newest first, stopped ones included.
+    fn list_apps(&self, ws: WorkspaceId) -> Result<Vec<App>>;
+    fn app(&self, ws: WorkspaceId, id: &str) -> Result<App>;
+    /// Stops the app and deletes every volume it owns (for an app of kind
+    /// `Volume`: its persisted volume). Stopping a stopped app is a no-op.
+    fn stop_app(&self, ws: WorkspaceId, id: &str, now: Timespec) -> Result<Outcome<App>>;
+    /// Stops every running app of kind `App` that no session holds and
+    /// whose last session ended (or that was created) before
+    /// `now_ms - grace_ms`.
+    fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64) -> Result<Outcome<Vec<App>>>;
 
     // ---- volumes ----
+    /// A persisted, named volume (shown as an app of kind `Volume`).
     fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume>;
+    /// An unnamed volume owned by running app `app`, deleted when it stops.
+    fn create_ephemeral_volume(&self, ws: WorkspaceId, app: &str, now: Timespec) -> Result<Volume>;
+    /// Names an ephemeral volume and makes it outlive its app.
+    fn persist_volume(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        name: &str,
+        now: Timespec,
+    ) -> Result<Volume>;
     fn list_volumes(&self, ws: WorkspaceId) -> Result<Vec<Volume>>;
     /// By name or public id, within the workspace only.
     fn volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Volume>;
     fn rename_volume(&self, ws: WorkspaceId, name: &str, new_name: &str) -> Result<Volume>;
-    /// Deletes the volume and its whole tree.
+    /// Deletes the volume and its whole tree (and stops its own app).
     fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
 
@@ -122,10 +159,21 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()>;
 
     // ---- sessions ----
-    fn open_session(&self, session: &str, vol: Ino, expires_ms: i64) -> Result<()>;
+    /// Opens (or re-opens) a session on volume `vol`. The session keeps
+    /// app `app` (public id; "" = the app owning the volume) alive; it must
+    /// be a running app of workspace `ws`.
+    fn open_session(
+        &self,
+        ws: WorkspaceId,
+        session: &str,
+        vol: Ino,
+        app: &str,
+        expires_ms: i64,
+    ) -> Result<()>;
     fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool>;
     /// Ends sessions whose lease ran out before `now_ms` (or this one, if
-    /// given): their open files are released.
+    /// given): their open files are released and their apps' idle clocks
+    /// start at `now_ms`.
     fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>>;
 
     // ---- block reference counts ----

@@ -1,4 +1,4 @@
-//! svol's metadata: workspaces, tokens, volumes and each volume's file tree
+//! svol's metadata: workspaces, tokens, apps, volumes and each volume's file tree
 //! (inodes, directory entries, chunk maps, xattrs, open files, block
 //! reference counts).
 //!
@@ -15,6 +15,7 @@
 
 mod backend;
 mod error;
+mod lifetimes;
 mod sqlite;
 mod types;
 
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use backend::MetaBackend;
 pub use error::{MetaError, Result};
+pub use lifetimes::*;
 pub use types::*;
 
 /// The metadata store. Cheap to clone; derefs to the backend's operations.

@@ -147,6 +147,11 @@ pub struct Volume {
     pub workspace: WorkspaceId,
     pub created: i64,
     pub root: Ino,
+    /// Public id of the app that owns the volume: for a persisted volume
+    /// its own app of kind `Volume`, for an ephemeral one the app it lives in.
+    pub app: String,
+    /// Deleted with its app unless persisted.
+    pub ephemeral: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -52,21 +52,48 @@ fn tokens_and_volumes(s: &MetaStore) {
         s.create_workspace("w1"),
         Err(MetaError::AlreadyExists(_))
     ));
-    s.add_token(ws.id, &[1; 32], "admin").unwrap();
-    assert_eq!(s.authenticate(&[1; 32]).unwrap(), ws.id);
+    let t = s.add_token(ws.id, &[1; 32], "admin", true).unwrap();
+    assert!(t.id.starts_with("tk-"));
+    let u = s.add_token(ws.id, &[3; 32], "user", false).unwrap();
+    assert_eq!(
+        s.authenticate(&[1; 32]).unwrap(),
+        Grant {
+            workspace: ws.id,
+            admin: true
+        }
+    );
+    assert!(!s.authenticate(&[3; 32]).unwrap().admin);
     assert!(matches!(
         s.authenticate(&[2; 32]),
         Err(MetaError::PermissionDenied(_))
     ));
     assert!(
-        s.revoke_token(other.id, &[1; 32]).is_err(),
+        matches!(
+            s.revoke_token(Some(other.id), TokenRef::Hash(&[1; 32])),
+            Err(MetaError::NotFound(_))
+        ),
         "foreign workspace cannot revoke"
     );
-    s.revoke_token(ws.id, &[1; 32]).unwrap();
+    assert!(s.revoke_token(Some(other.id), TokenRef::Id(&u.id)).is_err());
+    s.revoke_token(Some(ws.id), TokenRef::Hash(&[1; 32]))
+        .unwrap();
     assert!(matches!(
         s.authenticate(&[1; 32]),
         Err(MetaError::PermissionDenied(_))
     ));
+    assert!(s.revoke_token(None, TokenRef::Id(&u.id)).unwrap().revoked);
+    assert!(s.authenticate(&[3; 32]).is_err());
+    let listed = s.list_tokens(ws.id).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|t| t.revoked));
+    assert!(s.list_tokens(other.id).unwrap().is_empty());
+    let names: Vec<_> = s
+        .list_workspaces()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["w1", "w2"]);
 
     for bad in ["", "a/b", "..", "x y", &"n".repeat(65)] {
         assert!(
@@ -103,6 +130,109 @@ fn tokens_and_volumes(s: &MetaStore) {
     assert_eq!(gone.value.root, v.root);
     assert!(s.volume(ws.id, "data2").is_err());
     s.create_volume(ws.id, "data2", now()).unwrap();
+}
+
+fn apps_and_lifetimes(s: &MetaStore) {
+    let ws = s.create_workspace("w").unwrap().id;
+    let other = s.create_workspace("x").unwrap().id;
+    // a persisted volume is shown as an app of kind Volume
+    let named = s.create_volume(ws, "named", now()).unwrap();
+    assert!(!named.ephemeral && named.app.starts_with("ap-"));
+    let va = s.app(ws, &named.app).unwrap();
+    assert_eq!(
+        (va.kind, va.state, va.name.as_str()),
+        (AppKind::Volume, AppState::Running, "named")
+    );
+    assert_eq!(va.volumes, [named.id.clone()]);
+
+    // ephemeral volumes live in a running app of the same workspace
+    let app = s.create_app(ws, "job", 1_000).unwrap();
+    assert_eq!((app.kind, app.state), (AppKind::App, AppState::Running));
+    assert!(matches!(
+        s.create_ephemeral_volume(other, &app.id, now()),
+        Err(MetaError::NotFound(_))
+    ));
+    let e1 = s.create_ephemeral_volume(ws, &app.id, now()).unwrap();
+    let e2 = s.create_ephemeral_volume(ws, &app.id, now()).unwrap();
+    assert!(e1.ephemeral && e1.app == app.id && e1.name == e1.id);
+    assert_eq!(s.app(ws, &app.id).unwrap().volumes.len(), 2);
+    let f = s
+        .create(e1.root, e1.root, b"f", &file(0o644), true, now())
+        .unwrap();
+    let h = block(s, 9);
+    s.commit(e1.root, f.ino, &[chunk(0, h, 10)], 10, false, now())
+        .unwrap();
+    assert!(matches!(
+        s.rename_volume(ws, &e2.id, "nope"),
+        Err(MetaError::InvalidArgument(_))
+    ));
+
+    // persist: named, its own app, outlives the first app
+    assert!(matches!(
+        s.persist_volume(ws, &e2.id, "named", now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    assert!(s.persist_volume(other, &e2.id, "kept", now()).is_err());
+    let kept = s.persist_volume(ws, &e2.id, "kept", now()).unwrap();
+    assert!(!kept.ephemeral && kept.name == "kept" && kept.app != app.id);
+    assert_eq!(s.volume(ws, "kept").unwrap().root, e2.root);
+
+    // stopping the app deletes its ephemeral volume and frees the blocks
+    assert!(matches!(
+        s.stop_app(other, &app.id, now()),
+        Err(MetaError::NotFound(_))
+    ));
+    let out = s.stop_app(ws, &app.id, now()).unwrap();
+    assert_eq!(out.value.state, AppState::Stopped);
+    assert!(out.value.volumes.is_empty());
+    assert_eq!(out.freed, vec![h]);
+    assert!(s.volume(ws, &e1.id).is_err());
+    assert!(s.volume(ws, "kept").is_ok());
+    assert!(matches!(
+        s.create_ephemeral_volume(ws, &app.id, now()),
+        Err(MetaError::Stale(_))
+    ));
+    assert!(s.stop_app(ws, &app.id, now()).is_ok(), "idempotent");
+
+    // stopping a volume's app deletes the volume, like volume delete
+    s.stop_app(ws, &kept.app, now()).unwrap();
+    assert!(s.volume(ws, "kept").is_err());
+    s.delete_volume(ws, "named").unwrap();
+    assert_eq!(s.app(ws, &named.app).unwrap().state, AppState::Stopped);
+    s.create_volume(ws, "named", now()).unwrap();
+
+    // idle apps stop after the grace period unless a session holds them
+    let idle = s.create_app(ws, "idle", 10_000).unwrap();
+    let held = s.create_app(ws, "held", 10_000).unwrap();
+    let hv = s.create_ephemeral_volume(ws, &held.id, now()).unwrap();
+    s.open_session(ws, "se-h", hv.root, "", 20_000).unwrap();
+    assert!(matches!(
+        s.open_session(other, "se-x", hv.root, &held.id, 20_000),
+        Err(MetaError::NotFound(_))
+    ));
+    let early = s.stop_idle_apps(10_500, 1_000).unwrap();
+    assert!(early.value.is_empty());
+    let stopped = s.stop_idle_apps(15_000, 1_000).unwrap();
+    let ids: Vec<_> = stopped.value.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [idle.id.clone()],
+        "held app and volume apps keep running"
+    );
+    // the session ends at 21 000: the grace runs from then
+    s.expire_sessions(21_000, None).unwrap();
+    assert!(s.stop_idle_apps(21_500, 1_000).unwrap().value.is_empty());
+    let late = s.stop_idle_apps(22_500, 1_000).unwrap();
+    assert_eq!(late.value.len(), 1);
+    assert_eq!(late.value[0].id, held.id);
+    assert!(s.volume(ws, &hv.id).is_err());
+    assert!(matches!(
+        s.open_session(ws, "se-y", hv.root, &held.id, 30_000),
+        Err(MetaError::Stale(_))
+    ));
+    let listed: Vec<_> = s.list_apps(ws).unwrap().into_iter().map(|a| a.id).collect();
+    assert!(listed.contains(&held.id) && listed.contains(&idle.id));
+    assert!(s.list_apps(other).unwrap().is_empty());
 }
 
 fn create_lookup_and_exclusive(s: &MetaStore) {
@@ -231,8 +361,8 @@ fn unlink_rmdir_and_links(s: &MetaStore) {
 }
 
 fn unlinked_but_open(s: &MetaStore) {
-    let (_, vol) = setup(s, "o");
-    s.open_session("se-1", vol, i64::MAX).unwrap();
+    let (ws, vol) = setup(s, "o");
+    s.open_session(ws, "se-1", vol, "", i64::MAX).unwrap();
     let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
     let h = block(s, 7);
     s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, now())
@@ -247,7 +377,7 @@ fn unlinked_but_open(s: &MetaStore) {
     assert!(s.getattr(vol, f.ino).is_err());
     // a session that dies releases what it held open
     let g = s.create(vol, vol, b"g", &file(0o644), true, now()).unwrap();
-    s.open_session("se-2", vol, 10).unwrap();
+    s.open_session(ws, "se-2", vol, "", 10).unwrap();
     s.open(vol, "se-2", g.ino).unwrap();
     s.unlink(vol, vol, b"g", false, now()).unwrap();
     assert!(s.getattr(vol, g.ino).is_ok());
@@ -541,6 +671,7 @@ fn concurrent_exclusive_create(s: &MetaStore) {
 
 fn suite(make: impl Fn() -> MetaStore) {
     tokens_and_volumes(&make());
+    apps_and_lifetimes(&make());
     create_lookup_and_exclusive(&make());
     unlink_rmdir_and_links(&make());
     unlinked_but_open(&make());
@@ -574,4 +705,47 @@ fn sqlite_two_handles_on_one_file_see_each_other() {
         b.create(vol, vol, b"f", &file(0o644), true, now()),
         Err(MetaError::AlreadyExists(_))
     ));
+}
+
+/// A database written by the first release (no apps, tokens without ids)
+/// opens with its tokens and volumes intact.
+#[test]
+fn sqlite_upgrades_a_first_release_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("meta.db");
+    {
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE workspaces(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
+             CREATE TABLE tokens(hash BLOB PRIMARY KEY, workspace INTEGER NOT NULL, label TEXT NOT NULL,
+                 revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+             CREATE TABLE volumes(root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE,
+                 workspace INTEGER NOT NULL, name TEXT NOT NULL, created INTEGER NOT NULL,
+                 UNIQUE(workspace, name));
+             CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL,
+                 kind INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+                 nlink INTEGER NOT NULL, size INTEGER NOT NULL, atime_s INTEGER NOT NULL,
+                 atime_ns INTEGER NOT NULL, mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                 ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL,
+                 version INTEGER NOT NULL, target BLOB);
+             CREATE TABLE sessions(id TEXT PRIMARY KEY, volume INTEGER NOT NULL,
+                 expires INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO workspaces VALUES (1, 'main', 0);
+             INSERT INTO tokens(hash, workspace, label) VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 1, 'admin');
+             INSERT INTO inodes VALUES (1, 1, 2, 493, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL);
+             INSERT INTO volumes VALUES (1, 'vo-old', 1, 'old', 0);",
+        )
+        .unwrap();
+    }
+    let s = MetaStore::sqlite(&p).unwrap();
+    let g = s.authenticate(&[1; 32]).unwrap();
+    assert!(g.admin);
+    let v = s.volume(g.workspace, "old").unwrap();
+    assert_eq!((v.root, v.ephemeral), (1, false));
+    let app = s.app(g.workspace, &v.app).unwrap();
+    assert_eq!((app.kind, app.volumes.len()), (AppKind::Volume, 1));
+    assert!(s.list_tokens(g.workspace).unwrap()[0].id.starts_with("tk-"));
+    drop(s);
+    // and opening it again does not migrate twice
+    MetaStore::sqlite(&p).unwrap();
 }

@@ -215,6 +215,7 @@ pub(crate) fn expire_sessions(
             .query_map(params![id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         c.execute("DELETE FROM opens WHERE session = ?1", params![id])?;
+        super::apps::touch_session_apps(c, id, now_ms)?;
         c.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
         for ino in inos {
             destroy_if_unreachable(c, ino as u64, &mut freed)?;

@@ -3,7 +3,8 @@
 
 use rusqlite::params;
 
-use super::{content, control, rows, tree, Sqlite};
+use super::{apps, content, control, rows, tree, Sqlite};
+use crate::lifetimes::*;
 use crate::types::*;
 use crate::{MetaBackend, Result};
 
@@ -14,33 +15,58 @@ impl MetaBackend for Sqlite {
     fn workspace(&self, name: &str) -> Result<Workspace> {
         self.read(|c| control::workspace(c, name))
     }
-    fn add_token(&self, ws: WorkspaceId, hash: &[u8; 32], label: &str) -> Result<()> {
-        self.write(true, |c| {
-            c.execute(
-                "INSERT INTO tokens(hash, workspace, label) VALUES (?1, ?2, ?3)",
-                params![&hash[..], ws, label],
-            )?;
-            Ok(())
-        })
+    fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        self.read(|c| control::list_workspaces(c))
     }
-    fn authenticate(&self, hash: &[u8; 32]) -> Result<WorkspaceId> {
+    fn add_token(
+        &self,
+        ws: WorkspaceId,
+        hash: &[u8; 32],
+        label: &str,
+        admin: bool,
+    ) -> Result<TokenInfo> {
+        self.write(true, |c| control::add_token(c, ws, hash, label, admin))
+    }
+    fn authenticate(&self, hash: &[u8; 32]) -> Result<Grant> {
         self.read(|c| control::authenticate(c, hash))
     }
-    fn revoke_token(&self, ws: WorkspaceId, hash: &[u8; 32]) -> Result<()> {
-        self.write(true, |c| {
-            let n = c.execute(
-                "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND workspace = ?2",
-                params![&hash[..], ws],
-            )?;
-            if n == 0 {
-                return Err(crate::MetaError::NotFound("token".into()));
-            }
-            Ok(())
-        })
+    fn list_tokens(&self, ws: WorkspaceId) -> Result<Vec<TokenInfo>> {
+        self.read(|c| control::list_tokens(c, ws))
+    }
+    fn revoke_token(&self, ws: Option<WorkspaceId>, token: TokenRef<'_>) -> Result<TokenInfo> {
+        self.write(true, |c| control::revoke_token(c, ws, token))
+    }
+
+    fn create_app(&self, ws: WorkspaceId, name: &str, now_ms: i64) -> Result<App> {
+        self.write(true, |c| apps::create_app(c, ws, name, now_ms))
+    }
+    fn list_apps(&self, ws: WorkspaceId) -> Result<Vec<App>> {
+        self.read(|c| apps::list_apps(c, ws))
+    }
+    fn app(&self, ws: WorkspaceId, id: &str) -> Result<App> {
+        self.read(|c| apps::app(c, ws, id))
+    }
+    fn stop_app(&self, ws: WorkspaceId, id: &str, _now: Timespec) -> Result<Outcome<App>> {
+        self.write(true, |c| apps::stop_app(c, ws, id))
+    }
+    fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64) -> Result<Outcome<Vec<App>>> {
+        self.write(true, |c| apps::stop_idle_apps(c, now_ms, grace_ms))
     }
 
     fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume> {
         self.write(true, |c| control::create_volume(c, ws, name, now))
+    }
+    fn create_ephemeral_volume(&self, ws: WorkspaceId, app: &str, now: Timespec) -> Result<Volume> {
+        self.write(true, |c| apps::create_ephemeral_volume(c, ws, app, now))
+    }
+    fn persist_volume(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        name: &str,
+        now: Timespec,
+    ) -> Result<Volume> {
+        self.write(true, |c| apps::persist_volume(c, ws, id, name, now))
     }
     fn list_volumes(&self, ws: WorkspaceId) -> Result<Vec<Volume>> {
         self.read(|c| control::list_volumes(c, ws))
@@ -192,12 +218,20 @@ impl MetaBackend for Sqlite {
         self.write(false, |c| content::remove_xattr(c, vol, ino, name, now))
     }
 
-    fn open_session(&self, session: &str, vol: Ino, expires_ms: i64) -> Result<()> {
+    fn open_session(
+        &self,
+        ws: WorkspaceId,
+        session: &str,
+        vol: Ino,
+        app: &str,
+        expires_ms: i64,
+    ) -> Result<()> {
         self.write(false, |c| {
+            let app = apps::session_app(c, ws, vol, app)?;
             c.execute(
-                "INSERT INTO sessions(id, volume, expires) VALUES (?1, ?2, ?3) \
+                "INSERT INTO sessions(id, volume, expires, app) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT(id) DO UPDATE SET expires = excluded.expires",
-                params![session, vol as i64, expires_ms],
+                params![session, vol as i64, expires_ms, app],
             )?;
             Ok(())
         })

@@ -8,9 +8,11 @@
 //! crash of the process); an operation that must be durable right away
 //! (`fsync`) switches its transaction to `synchronous=FULL`.
 
+mod apps;
 mod content;
 mod control;
 mod imp;
+mod migrate;
 mod rows;
 mod tree;
 
@@ -27,10 +29,18 @@ CREATE TABLE IF NOT EXISTS workspaces(
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens(
     hash BLOB PRIMARY KEY, workspace INTEGER NOT NULL, label TEXT NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    revoked INTEGER NOT NULL DEFAULT 0, public_id TEXT, admin INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS apps(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, public_id TEXT NOT NULL UNIQUE,
+    workspace INTEGER NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,
+    state INTEGER NOT NULL, created INTEGER NOT NULL, last_active INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS apps_workspace ON apps(workspace);
 CREATE TABLE IF NOT EXISTS volumes(
     root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace INTEGER NOT NULL,
-    name TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE(workspace, name));
+    name TEXT NOT NULL, created INTEGER NOT NULL, app INTEGER NOT NULL DEFAULT 0,
+    ephemeral INTEGER NOT NULL DEFAULT 0, UNIQUE(workspace, name));
+CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
 CREATE TABLE IF NOT EXISTS inodes(
     ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, kind INTEGER NOT NULL,
     mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,
@@ -54,7 +64,9 @@ CREATE TABLE IF NOT EXISTS xattrs(
     ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY(ino, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
-    id TEXT PRIMARY KEY, volume INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+    id TEXT PRIMARY KEY, volume INTEGER NOT NULL, expires INTEGER NOT NULL,
+    app INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_app ON sessions(app);
 CREATE TABLE IF NOT EXISTS opens(
     session TEXT NOT NULL, ino INTEGER NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY(session, ino)) WITHOUT ROWID;
@@ -79,7 +91,8 @@ fn connect(path: &Path) -> Result<Connection> {
 
 impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let c = connect(path)?;
+        let mut c = connect(path)?;
+        migrate::upgrade(&mut c)?;
         c.execute_batch(SCHEMA)?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -1,0 +1,76 @@
+//! Who may do what, and how long things live: tokens and their grants,
+//! apps and their states.
+
+use crate::types::WorkspaceId;
+
+/// What a valid token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub workspace: WorkspaceId,
+    /// May create workspaces and tokens for any workspace.
+    pub admin: bool,
+}
+
+/// A stored token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Public id (`tk-…`), what `token list` shows and `token revoke` takes.
+    pub id: String,
+    pub workspace: WorkspaceId,
+    pub label: String,
+    pub admin: bool,
+    pub created: i64,
+    pub revoked: bool,
+}
+
+/// Names a token for revocation.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenRef<'a> {
+    Id(&'a str),
+    Hash(&'a [u8; 32]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// Made by `app create` or `svol run`; stops when told or when idle.
+    App = 1,
+    /// The app a persisted volume is shown as; stopping it deletes the volume.
+    Volume = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppState {
+    Running = 1,
+    Stopped = 2,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Volume => "volume",
+        }
+    }
+}
+
+impl AppState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Public id (`ap-…`).
+    pub id: String,
+    pub workspace: WorkspaceId,
+    pub name: String,
+    pub kind: AppKind,
+    pub state: AppState,
+    pub created: i64,
+    /// Public ids of the volumes the app owns now (none once stopped).
+    pub volumes: Vec<String>,
+}

@@ -1,0 +1,229 @@
+//! Apps and the lifetimes of the volumes they own.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::control::{self, check_volume_name, drop_volume};
+use crate::types::*;
+use crate::{App, AppKind, AppState, MetaError, Result};
+
+/// Inserts a running app and returns its row id.
+pub(crate) fn insert_app(
+    c: &Connection,
+    ws: WorkspaceId,
+    name: &str,
+    kind: AppKind,
+    now_ms: i64,
+) -> Result<i64> {
+    c.execute(
+        "INSERT INTO apps(public_id, workspace, name, kind, state, created, last_active) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            super::new_id("ap"),
+            ws,
+            name,
+            kind as i64,
+            AppState::Running as i64,
+            now_ms / 1000,
+            now_ms
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub(crate) fn create_app(c: &Connection, ws: WorkspaceId, name: &str, now_ms: i64) -> Result<App> {
+    if name.len() > 128 || name.contains(['\0', '\n']) {
+        return Err(MetaError::InvalidArgument(format!(
+            "invalid app name {name:?}: at most 128 bytes, no NUL or newline"
+        )));
+    }
+    let row = insert_app(c, ws, name, AppKind::App, now_ms)?;
+    app_by_row(c, row)
+}
+
+const APP_COLS: &str = "id, public_id, workspace, name, kind, state, created";
+
+fn app_from(c: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+    let row: i64 = r.get(0)?;
+    let kind = match r.get::<_, i64>(4)? {
+        2 => AppKind::Volume,
+        _ => AppKind::App,
+    };
+    let state = match r.get::<_, i64>(5)? {
+        1 => AppState::Running,
+        _ => AppState::Stopped,
+    };
+    let volumes = c
+        .prepare_cached("SELECT public_id FROM volumes WHERE app = ?1 ORDER BY created, public_id")?
+        .query_map(params![row], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(App {
+        id: r.get(1)?,
+        workspace: r.get(2)?,
+        name: r.get(3)?,
+        kind,
+        state,
+        created: r.get(6)?,
+        volumes,
+    })
+}
+
+fn app_by_row(c: &Connection, row: i64) -> Result<App> {
+    Ok(c.query_row(
+        &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"),
+        params![row],
+        |r| app_from(c, r),
+    )?)
+}
+
+/// Row id and state of app `id` of workspace `ws`.
+fn find(c: &Connection, ws: WorkspaceId, id: &str) -> Result<(i64, AppState)> {
+    c.query_row(
+        "SELECT id, state FROM apps WHERE workspace = ?1 AND public_id = ?2",
+        params![ws, id],
+        |r| {
+            let state = if r.get::<_, i64>(1)? == AppState::Running as i64 {
+                AppState::Running
+            } else {
+                AppState::Stopped
+            };
+            Ok((r.get(0)?, state))
+        },
+    )
+    .optional()?
+    .ok_or_else(|| MetaError::NotFound(format!("app {id}")))
+}
+
+/// Row id of a running app; `Stale` once it stopped.
+fn running(c: &Connection, ws: WorkspaceId, id: &str) -> Result<i64> {
+    match find(c, ws, id)? {
+        (row, AppState::Running) => Ok(row),
+        (_, AppState::Stopped) => Err(MetaError::Stale(format!("app {id} is stopped"))),
+    }
+}
+
+pub(crate) fn app(c: &Connection, ws: WorkspaceId, id: &str) -> Result<App> {
+    app_by_row(c, find(c, ws, id)?.0)
+}
+
+pub(crate) fn list_apps(c: &Connection, ws: WorkspaceId) -> Result<Vec<App>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {APP_COLS} FROM apps WHERE workspace = ?1 ORDER BY id DESC"
+    ))?;
+    let v = st
+        .query_map(params![ws], |r| app_from(c, r))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+fn stop_row(c: &Connection, row: i64, freed: &mut Freed) -> Result<()> {
+    let roots: Vec<i64> = c
+        .prepare("SELECT root FROM volumes WHERE app = ?1")?
+        .query_map(params![row], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for root in roots {
+        drop_volume(c, root as u64, freed)?;
+    }
+    c.execute(
+        "UPDATE apps SET state = ?2 WHERE id = ?1",
+        params![row, AppState::Stopped as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn stop_app(c: &Connection, ws: WorkspaceId, id: &str) -> Result<Outcome<App>> {
+    let (row, _) = find(c, ws, id)?;
+    let mut freed = Vec::new();
+    stop_row(c, row, &mut freed)?;
+    Ok(Outcome::new(app_by_row(c, row)?, freed))
+}
+
+pub(crate) fn stop_idle_apps(
+    c: &Connection,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Result<Outcome<Vec<App>>> {
+    let rows: Vec<i64> = c
+        .prepare_cached(
+            "SELECT id FROM apps a WHERE state = ?1 AND kind = ?2 AND last_active < ?3 \
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id)",
+        )?
+        .query_map(
+            params![
+                AppState::Running as i64,
+                AppKind::App as i64,
+                now_ms - grace_ms
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut freed = Vec::new();
+    let mut stopped = Vec::new();
+    for row in rows {
+        stop_row(c, row, &mut freed)?;
+        stopped.push(app_by_row(c, row)?);
+    }
+    Ok(Outcome::new(stopped, freed))
+}
+
+pub(crate) fn create_ephemeral_volume(
+    c: &Connection,
+    ws: WorkspaceId,
+    app: &str,
+    now: Timespec,
+) -> Result<Volume> {
+    let row = running(c, ws, app)?;
+    control::insert_volume(c, ws, None, row, now)
+}
+
+pub(crate) fn persist_volume(
+    c: &Connection,
+    ws: WorkspaceId,
+    id: &str,
+    name: &str,
+    now: Timespec,
+) -> Result<Volume> {
+    check_volume_name(name)?;
+    let v = control::volume(c, ws, id)?;
+    if !v.ephemeral {
+        if v.name == name {
+            return Ok(v);
+        }
+        return Err(MetaError::AlreadyExists(format!(
+            "volume {id} is already persisted as {}",
+            v.name
+        )));
+    }
+    if control::volume(c, ws, name).is_ok() {
+        return Err(MetaError::AlreadyExists(format!("volume {name}")));
+    }
+    let app = insert_app(c, ws, name, AppKind::Volume, now.sec * 1000)?;
+    c.execute(
+        "UPDATE volumes SET name = ?2, app = ?3, ephemeral = 0 WHERE root = ?1",
+        params![v.root as i64, name, app],
+    )?;
+    control::volume(c, ws, &v.id)
+}
+
+/// The app row a new session on `vol` keeps alive.
+pub(crate) fn session_app(c: &Connection, ws: WorkspaceId, vol: Ino, app: &str) -> Result<i64> {
+    if !app.is_empty() {
+        return running(c, ws, app);
+    }
+    Ok(c.query_row(
+        "SELECT app FROM volumes WHERE root = ?1 AND workspace = ?2",
+        params![vol as i64, ws],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(0))
+}
+
+/// The apps whose last session just ended start their idle clock now.
+pub(crate) fn touch_session_apps(c: &Connection, session: &str, now_ms: i64) -> Result<()> {
+    c.execute(
+        "UPDATE apps SET last_active = max(last_active, ?2) \
+         WHERE id = (SELECT app FROM sessions WHERE id = ?1)",
+        params![session, now_ms],
+    )?;
+    Ok(())
+}
