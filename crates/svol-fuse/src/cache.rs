@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use svol_client::{ClientError, Result, Volume};
+use svol_sdk::{ClientError, Result, Volume};
 use tokio::sync::OnceCell;
 
 struct Lru {

@@ -1,7 +1,7 @@
 //! The one place client errors become errno values.
 
 use fuser::Errno;
-use svol_client::{ClientError, FsErrno};
+use svol_sdk::{ClientError, FsErrno};
 
 pub(crate) fn errno(e: &ClientError) -> Errno {
     let code = match e {

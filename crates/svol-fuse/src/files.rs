@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use svol_client::{ClientError, Result, Volume};
 use svol_proto as p;
+use svol_sdk::{ClientError, Result, Volume};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fuser::*;
-use svol_client::{ClientError, Result, Volume};
 use svol_proto as p;
+use svol_sdk::{ClientError, Result, Volume};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
@@ -218,7 +218,7 @@ impl Inner {
     fn rofs(&self) -> Result<()> {
         if self.read_only {
             return Err(ClientError::Fs(
-                svol_client::FsErrno::Perm,
+                svol_sdk::FsErrno::Perm,
                 "read-only mount".into(),
             ));
         }

@@ -3,7 +3,7 @@
 //! all state lives in [`files`] (write buffers, chunk maps), [`cache`]
 //! (blocks, immutable so never stale) and [`session`] (the lease and the
 //! server's invalidations, replayed into the kernel's caches). It talks to
-//! the server only through `svol-client` and must not depend on server-side
+//! the server only through `svol-sdk` and must not depend on server-side
 //! crates.
 
 mod attr;
@@ -16,7 +16,7 @@ mod session;
 use std::path::{Path, PathBuf};
 
 use fuser::{Config, MountOption, SessionACL};
-use svol_client::{ClientError, Volume};
+use svol_sdk::{ClientError, Volume};
 
 pub use cache::BlockCache;
 
@@ -29,6 +29,9 @@ pub struct MountOptions {
     pub cache_dir: Option<PathBuf>,
     /// Bytes of blocks kept in memory.
     pub memory_cache: u64,
+    /// The app this mount works for: its lease keeps that app running.
+    /// Empty: the app that owns the volume.
+    pub app: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,8 @@ pub enum MountError {
 pub struct Mount {
     session: fuser::Session<fs::SvolFs>,
     mountpoint: PathBuf,
+    lease: session::Lease,
+    rt: tokio::runtime::Handle,
 }
 
 impl Mount {
@@ -78,7 +83,8 @@ impl Mount {
             },
             opts.cache_dir.clone(),
         )?;
-        let (session_id, invalidations) = session::start(vol.clone()).await?;
+        let (session_id, lease, invalidations) =
+            session::start(vol.clone(), opts.app.clone()).await?;
         tracing::info!(session = %session_id, "session opened");
         let fs = fs::SvolFs::new(
             vol.clone(),
@@ -117,6 +123,8 @@ impl Mount {
         Ok(Self {
             session,
             mountpoint: mountpoint.to_path_buf(),
+            lease,
+            rt: tokio::runtime::Handle::current(),
         })
     }
 
@@ -129,8 +137,11 @@ impl Mount {
         self.session.unmount_callable()
     }
 
-    /// Serves requests until the file system is unmounted.
+    /// Serves requests until the file system is unmounted, then ends the
+    /// lease. Blocks: call it off the async threads (`spawn_blocking`).
     pub fn run(self) -> std::io::Result<()> {
-        self.session.run()
+        let res = self.session.run();
+        self.rt.block_on(self.lease.close());
+        res
     }
 }

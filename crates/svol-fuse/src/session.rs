@@ -6,44 +6,88 @@
 //! the kernel from a dedicated thread, because a notification can block
 //! while the kernel holds a lock that a request in flight also needs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use svol_client::{ClientError, Volume};
 use svol_proto as p;
+use svol_sdk::{ClientError, Volume};
+use tokio::sync::{oneshot, watch};
 
+/// Hello, then a heartbeat every `every_ms` until `bye` turns true, then Bye.
 fn stream_of(
     vol: &Volume,
     resume: String,
-    every: Duration,
+    app: String,
+    every_ms: Arc<AtomicU64>,
+    bye: watch::Receiver<bool>,
 ) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
     let hello = p::SessionUp {
         msg: Some(p::session_up::Msg::Hello(p::Hello {
             volume: vol.info().id.clone(),
             resume_session: resume,
+            app,
         })),
     };
-    let beats = futures::stream::unfold((), move |_| async move {
-        tokio::time::sleep(every).await;
-        Some((
-            p::SessionUp {
-                msg: Some(p::session_up::Msg::Heartbeat(p::Heartbeat {})),
-            },
-            (),
-        ))
+    let beats = futures::stream::unfold(Some(bye), move |bye| {
+        let every_ms = every_ms.clone();
+        async move {
+            let mut bye = bye?;
+            let wait = Duration::from_millis(every_ms.load(Ordering::Relaxed));
+            let leaving = *bye.borrow()
+                || tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
+                    r = bye.changed() => r.is_ok() && *bye.borrow(),
+                };
+            let msg = if leaving {
+                p::session_up::Msg::Bye(p::Bye {})
+            } else {
+                p::session_up::Msg::Heartbeat(p::Heartbeat {})
+            };
+            Some((p::SessionUp { msg: Some(msg) }, (!leaving).then_some(bye)))
+        }
     });
     futures::stream::once(async move { hello }).chain(beats)
 }
 
-/// Opens the session; returns its id and the receiving end of invalidations.
+/// The mount's lease. [`Lease::close`] ends it at once instead of letting
+/// it run out, so an app waiting on this client can stop without delay.
+pub(crate) struct Lease {
+    bye: watch::Sender<bool>,
+    closed: Option<oneshot::Receiver<()>>,
+}
+
+impl Lease {
+    pub(crate) async fn close(mut self) {
+        let _ = self.bye.send(true);
+        if let Some(rx) = self.closed.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+    }
+}
+
+/// Opens the session; returns its id, the lease and the receiving end of
+/// invalidations. `app`: the app this mount works for ("" = the volume's).
 pub(crate) async fn start(
     vol: Volume,
-) -> Result<(String, std_mpsc::Receiver<p::Invalidation>), ClientError> {
+    app: String,
+) -> Result<(String, Lease, std_mpsc::Receiver<p::Invalidation>), ClientError> {
     let (tx, rx) = std_mpsc::channel();
+    let (bye_tx, bye_rx) = watch::channel(false);
+    let (closed_tx, closed_rx) = oneshot::channel();
+    // Until the server names the lease, beat often enough for any lease.
+    let every_ms = Arc::new(AtomicU64::new(1000));
     let mut down = vol
         .client()
-        .session(stream_of(&vol, String::new(), Duration::from_secs(3)))
+        .session(stream_of(
+            &vol,
+            String::new(),
+            app.clone(),
+            every_ms.clone(),
+            bye_rx.clone(),
+        ))
         .await?;
     let welcome = match down.message().await? {
         Some(p::SessionDown {
@@ -56,22 +100,42 @@ pub(crate) async fn start(
         }
     };
     vol.client().set_session(&welcome.session);
-    let every = Duration::from_millis((welcome.lease_ms / 3).max(200));
+    every_ms.store((welcome.lease_ms / 3).max(200), Ordering::Relaxed);
     let id = welcome.session.clone();
     let v = vol.clone();
     tokio::spawn(async move {
         loop {
-            while let Ok(Some(msg)) = down.message().await {
-                if let Some(p::session_down::Msg::Invalidation(inv)) = msg.msg {
-                    if tx.send(inv).is_err() {
-                        return;
+            loop {
+                match down.message().await {
+                    Ok(Some(msg)) => {
+                        if let Some(p::session_down::Msg::Invalidation(inv)) = msg.msg {
+                            if tx.send(inv).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("session: {}", ClientError::from(e));
+                        break;
                     }
                 }
+            }
+            if *bye_rx.borrow() {
+                let _ = closed_tx.send(());
+                return;
             }
             tracing::warn!("session stream to the server broke; reconnecting");
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match v.client().session(stream_of(&v, id.clone(), every)).await {
+                let up = stream_of(
+                    &v,
+                    id.clone(),
+                    app.clone(),
+                    every_ms.clone(),
+                    bye_rx.clone(),
+                );
+                match v.client().session(up).await {
                     Ok(s) => {
                         down = s;
                         break;
@@ -81,7 +145,11 @@ pub(crate) async fn start(
             }
         }
     });
-    Ok((welcome.session, rx))
+    let lease = Lease {
+        bye: bye_tx,
+        closed: Some(closed_rx),
+    };
+    Ok((welcome.session, lease, rx))
 }
 
 /// Replays invalidations into the kernel's caches.

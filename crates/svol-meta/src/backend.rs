@@ -40,7 +40,8 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Stops the app and deletes every volume it owns (for an app of kind
     /// `Volume`: its persisted volume). Stopping a stopped app is a no-op.
     fn stop_app(&self, ws: WorkspaceId, id: &str, now: Timespec) -> Result<Outcome<App>>;
-    /// Stops every running app of kind `App` that no session holds and
+    /// Stops every running app of kind `App` that no session holds (as its
+    /// app or through one of its volumes) and
     /// whose last session ended (or that was created) before
     /// `now_ms - grace_ms`.
     fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64) -> Result<Outcome<Vec<App>>>;

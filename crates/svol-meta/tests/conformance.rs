@@ -143,7 +143,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
         (va.kind, va.state, va.name.as_str()),
         (AppKind::Volume, AppState::Running, "named")
     );
-    assert_eq!(va.volumes, [named.id.clone()]);
+    assert_eq!(va.volumes, vec![named.id.clone()]);
 
     // ephemeral volumes live in a running app of the same workspace
     let app = s.create_app(ws, "job", 1_000).unwrap();
@@ -216,7 +216,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let ids: Vec<_> = stopped.value.iter().map(|a| a.id.clone()).collect();
     assert_eq!(
         ids,
-        [idle.id.clone()],
+        vec![idle.id.clone()],
         "held app and volume apps keep running"
     );
     // the session ends at 21 000: the grace runs from then

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use svol_meta::{Ino, MetaError, WorkspaceId};
+use svol_meta::{Grant, Ino, MetaError, WorkspaceId};
 use tonic::{Request, Status};
 
 use crate::service::State;
@@ -22,6 +22,10 @@ pub(crate) fn new_token() -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub ws: WorkspaceId,
+    /// May act on workspaces and tokens beyond its own.
+    pub admin: bool,
+    /// BLAKE3 of the caller's token, to re-check it on a long-lived stream.
+    pub token: [u8; 32],
     /// Root inode of the volume named in the request (0 if none).
     pub vol: Ino,
     /// The caller's session id ("" for one-shot clients such as the CLI).
@@ -48,7 +52,7 @@ fn bearer<T>(req: &Request<T>) -> Result<String, Status> {
 /// (`forget_volumes`, `forget_tokens`).
 #[derive(Default)]
 pub(crate) struct AuthCache {
-    tokens: Mutex<HashMap<[u8; 32], (WorkspaceId, Instant)>>,
+    tokens: Mutex<HashMap<[u8; 32], (Grant, Instant)>>,
     volumes: Mutex<HashMap<(WorkspaceId, String), (Ino, Instant)>>,
 }
 
@@ -73,6 +77,14 @@ fn remember<K: std::hash::Hash + Eq, V>(m: &Mutex<HashMap<K, (V, Instant)>>, k: 
 }
 
 impl AuthCache {
+    /// After a revocation: every token is checked again on its next call.
+    pub(crate) fn forget_tokens(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub(crate) fn forget_volumes(&self) {
         self.volumes
             .lock()
@@ -92,26 +104,13 @@ impl State {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let ws = match cached(&self.auth.tokens, &token) {
-            Some(ws) => ws,
-            None => {
-                let meta = self.meta.clone();
-                let ws = tokio::task::spawn_blocking(move || meta.authenticate(&token))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| match e {
-                        MetaError::PermissionDenied(_) => {
-                            Status::unauthenticated("invalid or revoked token")
-                        }
-                        e => crate::convert::status(e),
-                    })?;
-                remember(&self.auth.tokens, token, ws);
-                ws
-            }
-        };
+        let grant = self.grant(token).await?;
+        let ws = grant.workspace;
         if volume.is_empty() {
             return Ok(Caller {
                 ws,
+                admin: grant.admin,
+                token,
                 vol: 0,
                 session,
             });
@@ -131,6 +130,31 @@ impl State {
                 v
             }
         };
-        Ok(Caller { ws, vol, session })
+        Ok(Caller {
+            ws,
+            admin: grant.admin,
+            token,
+            vol,
+            session,
+        })
+    }
+
+    /// What the token (by hash) may do; `Unauthenticated` if nothing.
+    pub(crate) async fn grant(&self, token: [u8; 32]) -> Result<Grant, Status> {
+        if let Some(g) = cached(&self.auth.tokens, &token) {
+            return Ok(g);
+        }
+        let meta = self.meta.clone();
+        let g = tokio::task::spawn_blocking(move || meta.authenticate(&token))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| match e {
+                MetaError::PermissionDenied(_) => {
+                    Status::unauthenticated("invalid or revoked token")
+                }
+                e => crate::convert::status(e),
+            })?;
+        remember(&self.auth.tokens, token, g);
+        Ok(g)
     }
 }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod blocks;
+mod control;
 mod convert;
 mod service;
 mod sessions;
@@ -51,6 +52,9 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// How long an uploaded block may wait for the commit that uses it.
     pub upload_grace: Duration,
+    /// An app none of whose clients has held a lease for this long stops
+    /// (and its ephemeral volumes are deleted).
+    pub app_grace: Duration,
 }
 
 impl ServerConfig {
@@ -60,6 +64,7 @@ impl ServerConfig {
             listen,
             lease: Duration::from_secs(15),
             upload_grace: Duration::from_secs(600),
+            app_grace: Duration::from_secs(60),
         }
     }
 }
@@ -127,7 +132,7 @@ fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), Serve
         Some(c) if meta.authenticate(&hash_token(&c.token)).is_ok() => c.token,
         _ => {
             let t = auth::new_token();
-            meta.add_token(ws.id, &hash_token(&t), "admin")?;
+            meta.add_token(ws.id, &hash_token(&t), "admin", true)?;
             t
         }
     };

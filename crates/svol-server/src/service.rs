@@ -10,12 +10,10 @@ use futures::Stream;
 use svol_blocks::{BlockHash, BlockStore};
 use svol_meta::{self as m, Ino, MetaStore, Timespec};
 use svol_proto as p;
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{hash_token, new_token, Caller};
+use crate::auth::Caller;
 use crate::blocks::BlockLocks;
 use crate::convert::{self, attr, status};
 use crate::sessions::{now_ms, Sessions};
@@ -31,7 +29,8 @@ pub(crate) struct State {
     /// Blocks written since the last sync of each; a durable commit syncs
     /// the ones it references before it commits.
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockId>>>,
-    lease: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) app_grace: Duration,
     upload_grace: Duration,
 }
 
@@ -47,12 +46,13 @@ impl State {
             auth: Arc::default(),
             unsynced: Arc::default(),
             lease: cfg.lease,
+            app_grace: cfg.app_grace,
             upload_grace: cfg.upload_grace,
         }
     }
 
     /// Runs a metadata operation on the blocking pool.
-    async fn meta<T: Send + 'static>(
+    pub(crate) async fn meta<T: Send + 'static>(
         &self,
         f: impl FnOnce(&MetaStore) -> m::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
@@ -115,19 +115,6 @@ impl State {
         }
         Ok(())
     }
-
-    async fn volume_info(&self, v: m::Volume) -> Result<p::VolumeInfo, Status> {
-        let root = v.root;
-        let usage = self.meta(move |m| m.volume_usage(root)).await?;
-        Ok(p::VolumeInfo {
-            id: v.id,
-            name: v.name,
-            created_unix: v.created,
-            bytes: usage.bytes,
-            files: usage.files,
-            root_ino: v.root,
-        })
-    }
 }
 
 fn now() -> Timespec {
@@ -137,12 +124,7 @@ fn now() -> Timespec {
 #[tonic::async_trait]
 impl p::svol_server::Svol for State {
     async fn create_volume(&self, req: Request<p::CreateVolumeRequest>) -> Res<p::VolumeInfo> {
-        let c = self.caller(&req, "").await?;
-        let name = req.into_inner().name;
-        let v = self
-            .meta(move |m| m.create_volume(c.ws, &name, now()))
-            .await?;
-        Ok(Response::new(self.volume_info(v).await?))
+        Ok(Response::new(self.do_create_volume(req).await?))
     }
 
     async fn list_volumes(
@@ -166,12 +148,7 @@ impl p::svol_server::Svol for State {
     }
 
     async fn delete_volume(&self, req: Request<p::GetVolumeRequest>) -> Res<p::Empty> {
-        let c = self.caller(&req, "").await?;
-        let name = req.into_inner().name;
-        let out = self.meta(move |m| m.delete_volume(c.ws, &name)).await?;
-        self.auth.forget_volumes();
-        self.reap(out.freed);
-        Ok(Response::new(p::Empty {}))
+        Ok(Response::new(self.do_delete_volume(req).await?))
     }
 
     async fn rename_volume(&self, req: Request<p::RenameVolumeRequest>) -> Res<p::VolumeInfo> {
@@ -180,81 +157,57 @@ impl p::svol_server::Svol for State {
         let v = self
             .meta(move |m| m.rename_volume(c.ws, &r.name, &r.new_name))
             .await?;
+        self.auth.forget_volumes();
         Ok(Response::new(self.volume_info(v).await?))
+    }
+
+    async fn persist_volume(&self, req: Request<p::PersistVolumeRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_persist_volume(req).await?))
+    }
+
+    async fn create_workspace(
+        &self,
+        req: Request<p::CreateWorkspaceRequest>,
+    ) -> Res<p::WorkspaceInfo> {
+        Ok(Response::new(self.do_create_workspace(req).await?))
+    }
+
+    async fn list_workspaces(&self, req: Request<p::Empty>) -> Res<p::ListWorkspacesResponse> {
+        Ok(Response::new(self.do_list_workspaces(req).await?))
     }
 
     async fn create_token(
         &self,
         req: Request<p::CreateTokenRequest>,
     ) -> Res<p::CreateTokenResponse> {
-        let c = self.caller(&req, "").await?;
-        let label = req.into_inner().name;
-        let token = new_token();
-        let h = hash_token(&token);
-        self.meta(move |m| m.add_token(c.ws, &h, &label)).await?;
-        Ok(Response::new(p::CreateTokenResponse {
-            token,
-            workspace: c.ws.to_string(),
-        }))
+        Ok(Response::new(self.do_create_token(req).await?))
+    }
+
+    async fn list_tokens(&self, req: Request<p::Empty>) -> Res<p::ListTokensResponse> {
+        Ok(Response::new(self.do_list_tokens(req).await?))
+    }
+
+    async fn revoke_token(&self, req: Request<p::RevokeTokenRequest>) -> Res<p::TokenInfo> {
+        Ok(Response::new(self.do_revoke_token(req).await?))
+    }
+
+    async fn create_app(&self, req: Request<p::CreateAppRequest>) -> Res<p::AppInfo> {
+        Ok(Response::new(self.do_create_app(req).await?))
+    }
+
+    async fn list_apps(&self, req: Request<p::Empty>) -> Res<p::ListAppsResponse> {
+        Ok(Response::new(self.do_list_apps(req).await?))
+    }
+
+    async fn stop_app(&self, req: Request<p::AppRef>) -> Res<p::AppInfo> {
+        Ok(Response::new(self.do_stop_app(req).await?))
     }
 
     type SessionStream = Pin<Box<dyn Stream<Item = Result<p::SessionDown, Status>> + Send>>;
 
     async fn session(&self, req: Request<Streaming<p::SessionUp>>) -> Res<Self::SessionStream> {
-        let c = self.caller(&req, "").await?;
-        let mut up = req.into_inner();
-        let hello = match up.message().await? {
-            Some(p::SessionUp {
-                msg: Some(p::session_up::Msg::Hello(h)),
-            }) => h,
-            _ => return Err(Status::invalid_argument("a session starts with Hello")),
-        };
-        let key = hello.volume.clone();
-        let vol = self.meta(move |m| m.volume(c.ws, &key)).await?.root;
-        let id = if hello.resume_session.is_empty() {
-            format!("se-{}", hex::encode(rand::random::<[u8; 12]>()))
-        } else {
-            hello.resume_session.clone()
-        };
-        let lease_ms = self.lease.as_millis() as i64;
-        let sid = id.clone();
-        self.meta(move |m| m.open_session(&sid, vol, now_ms() + lease_ms))
-            .await?;
-        let (tx, rx) = mpsc::channel(4096);
-        let welcome = p::Welcome {
-            session: id.clone(),
-            lease_ms: lease_ms as u64,
-            root_ino: vol,
-        };
-        tx.send(p::SessionDown {
-            msg: Some(p::session_down::Msg::Welcome(welcome)),
-        })
-        .await
-        .map_err(|_| Status::internal("session closed"))?;
-        self.sessions.attach(&id, vol, tx);
-        let st = self.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(msg)) = up.message().await {
-                if let Some(p::session_up::Msg::Heartbeat(_)) = msg.msg {
-                    let sid = id.clone();
-                    let renewed = st
-                        .meta(move |m| {
-                            let until = now_ms() + lease_ms;
-                            if m.renew_session(&sid, until)? {
-                                Ok(true)
-                            } else {
-                                m.open_session(&sid, vol, until).map(|_| false)
-                            }
-                        })
-                        .await;
-                    if let Ok(false) = renewed {
-                        tracing::warn!(session = %id, "heartbeat after the lease ran out; session renewed empty");
-                    }
-                }
-            }
-            st.sessions.detach(&id);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+        let rx = self.open_session(req).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn lookup(&self, req: Request<p::LookupRequest>) -> Res<p::Attr> {

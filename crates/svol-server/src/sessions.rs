@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use svol_meta::Ino;
 use svol_proto as p;
 use tokio::sync::mpsc;
+use tonic::{Request, Status, Streaming};
 
 use crate::service::State;
 
@@ -20,9 +21,11 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+type Down = Result<p::SessionDown, Status>;
+
 struct Live {
     vol: Ino,
-    tx: Option<mpsc::Sender<p::SessionDown>>,
+    tx: Option<mpsc::Sender<Down>>,
 }
 
 /// The sessions this server process knows about.
@@ -32,7 +35,7 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    pub(crate) fn attach(&self, id: &str, vol: Ino, tx: mpsc::Sender<p::SessionDown>) {
+    pub(crate) fn attach(&self, id: &str, vol: Ino, tx: mpsc::Sender<Down>) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.insert(id.to_string(), Live { vol, tx: Some(tx) });
     }
@@ -52,6 +55,13 @@ impl Sessions {
             .remove(id);
     }
 
+    /// The volume is gone: its sessions' streams end (the clients see an
+    /// error on their next call).
+    pub(crate) fn end_volume(&self, vol: Ino) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|_, l| l.vol != vol);
+    }
+
     /// Pushes an invalidation to every session of `vol` except `origin`.
     pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,9 +70,9 @@ impl Sessions {
                 continue;
             }
             if let Some(tx) = &l.tx {
-                let msg = p::SessionDown {
+                let msg = Ok(p::SessionDown {
                     msg: Some(p::session_down::Msg::Invalidation(inv.clone())),
-                };
+                });
                 if tx.try_send(msg).is_err() {
                     tracing::warn!(session = %id, "invalidation queue full; client will rely on attribute timeouts");
                 }
@@ -71,7 +81,104 @@ impl Sessions {
     }
 }
 
-/// Ends expired sessions once a second.
+impl State {
+    /// Hello → Welcome, then heartbeats renew the lease until Bye, the end
+    /// of the stream, or the token being revoked.
+    pub(crate) async fn open_session(
+        &self,
+        req: Request<Streaming<p::SessionUp>>,
+    ) -> Result<mpsc::Receiver<Down>, Status> {
+        let c = self.caller(&req, "").await?;
+        let mut up = req.into_inner();
+        let hello = match up.message().await? {
+            Some(p::SessionUp {
+                msg: Some(p::session_up::Msg::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        };
+        let key = hello.volume.clone();
+        let vol = self.meta(move |m| m.volume(c.ws, &key)).await?.root;
+        let id = if hello.resume_session.is_empty() {
+            format!("se-{}", hex::encode(rand::random::<[u8; 12]>()))
+        } else {
+            hello.resume_session.clone()
+        };
+        let lease_ms = self.lease.as_millis() as i64;
+        let (sid, app, ws) = (id.clone(), hello.app.clone(), c.ws);
+        self.meta(move |m| m.open_session(ws, &sid, vol, &app, now_ms() + lease_ms))
+            .await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let welcome = p::Welcome {
+            session: id.clone(),
+            lease_ms: lease_ms as u64,
+            root_ino: vol,
+        };
+        tx.send(Ok(p::SessionDown {
+            msg: Some(p::session_down::Msg::Welcome(welcome)),
+        }))
+        .await
+        .map_err(|_| Status::internal("session closed"))?;
+        self.sessions.attach(&id, vol, tx.clone());
+        let st = self.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = up.message().await {
+                match msg.msg {
+                    Some(p::session_up::Msg::Heartbeat(_)) => {}
+                    Some(p::session_up::Msg::Bye(_)) => {
+                        st.end_session(&id).await;
+                        return;
+                    }
+                    _ => continue,
+                }
+                if let Err(e) = st.grant(c.token).await {
+                    // A revoked token loses its leases at once.
+                    let _ = tx.send(Err(e)).await;
+                    st.end_session(&id).await;
+                    return;
+                }
+                let (sid, app) = (id.clone(), hello.app.clone());
+                let renewed = st
+                    .meta(move |m| {
+                        let until = now_ms() + lease_ms;
+                        if m.renew_session(&sid, until)? {
+                            Ok(true)
+                        } else {
+                            m.open_session(ws, &sid, vol, &app, until).map(|_| false)
+                        }
+                    })
+                    .await;
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(session = %id, "heartbeat after the lease ran out; session renewed empty")
+                    }
+                    Err(e) => {
+                        // The volume or the app is gone.
+                        let _ = tx.send(Err(e)).await;
+                        st.end_session(&id).await;
+                        return;
+                    }
+                }
+            }
+            st.sessions.detach(&id);
+        });
+        Ok(rx)
+    }
+
+    async fn end_session(&self, id: &str) {
+        self.sessions.forget(id);
+        let sid = id.to_string();
+        match self
+            .meta(move |m| m.expire_sessions(now_ms(), Some(&sid)))
+            .await
+        {
+            Ok(out) => self.reap(out.freed),
+            Err(e) => tracing::warn!(session = %id, "ending session: {e}"),
+        }
+    }
+}
+
+/// Ends expired sessions and stops idle apps once a second.
 pub(crate) fn spawn_reaper(state: Arc<State>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -91,6 +198,7 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
                 Ok(Err(e)) => tracing::warn!("expiring sessions: {e}"),
                 Err(e) => tracing::warn!("expiring sessions: {e}"),
             }
+            state.stop_idle_apps().await;
         }
     });
 }

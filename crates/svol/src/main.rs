@@ -1,7 +1,10 @@
 //! `svol`: the one binary. Parses the command line and hands off to the
 //! server, the mount or the volume commands; anyhow lives only here.
 
+mod access_cmd;
+mod app_cmd;
 mod mount;
+mod run;
 mod volume_cmd;
 
 use std::net::SocketAddr;
@@ -9,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use svol_client::{Client, ClientConfig};
+use svol_sdk::{Client, ClientConfig};
 
 #[derive(Parser)]
 #[command(name = "svol", version, about = "Shared volumes for compute jobs")]
@@ -32,6 +35,12 @@ enum Cmd {
         data_dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:7420")]
         listen: SocketAddr,
+        /// A client without a heartbeat for this long loses its session
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        lease: std::time::Duration,
+        /// An app none of whose clients has held a lease for this long stops
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        app_grace: std::time::Duration,
     },
     /// Manage volumes
     #[command(subcommand)]
@@ -40,22 +49,53 @@ enum Cmd {
     Mount(mount::MountArgs),
     /// Unmount a svol mount and end its client
     Umount { mountpoint: PathBuf },
-    /// Manage tokens of your workspace
+    /// Run a command with volumes mounted at the paths it expects
+    Run(run::RunArgs),
+    /// Manage apps (which own ephemeral volumes)
     #[command(subcommand)]
-    Token(TokenCmd),
+    App(app_cmd::AppCmd),
+    /// Manage workspaces (admin)
+    #[command(subcommand)]
+    Workspace(access_cmd::WorkspaceCmd),
+    /// Manage tokens
+    #[command(subcommand)]
+    Token(access_cmd::TokenCmd),
 }
 
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Create a token for the caller's workspace and print it
-    Create {
-        #[arg(long, default_value = "cli")]
-        name: String,
-    },
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 15s, 500ms or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    if !(0.1..=86400.0 * 7.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range (100ms to 7 days)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn main() {
     let cli = Cli::parse();
+    // `svol run` must enter its mount namespace while single-threaded.
+    let run_plan = match &cli.cmd {
+        Cmd::Run(a) => match run::prepare(a) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("svol: error: {e:#}");
+                std::process::exit(1);
+            }
+        },
+        _ => None,
+    };
     let default = if matches!(cli.cmd, Cmd::Server { .. }) {
         "info"
     } else {
@@ -75,7 +115,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match rt.block_on(run(cli)) {
+    let code = match rt.block_on(dispatch(cli, run_plan)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("svol: error: {e:#}");
@@ -91,11 +131,18 @@ pub(crate) async fn connect(server: &Option<String>, token: &Option<String>) -> 
     Ok(Client::connect(&cfg).await?)
 }
 
-async fn run(cli: Cli) -> Result<i32> {
+async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
     match cli.cmd {
-        Cmd::Server { data_dir, listen } => {
-            let dir = data_dir.unwrap_or_else(svol_client::default_data_dir);
-            let cfg = svol_server::ServerConfig::new(dir.clone(), listen);
+        Cmd::Server {
+            data_dir,
+            listen,
+            lease,
+            app_grace,
+        } => {
+            let dir = data_dir.unwrap_or_else(svol_sdk::default_data_dir);
+            let mut cfg = svol_server::ServerConfig::new(dir.clone(), listen);
+            cfg.lease = lease;
+            cfg.app_grace = app_grace;
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -126,10 +173,12 @@ async fn run(cli: Cli) -> Result<i32> {
         Cmd::Volume(v) => volume_cmd::run(v, &cli.server, &cli.token).await,
         Cmd::Mount(m) => mount::mount(m, &cli.server, &cli.token).await,
         Cmd::Umount { mountpoint } => mount::umount(&mountpoint).await,
-        Cmd::Token(TokenCmd::Create { name }) => {
-            let c = connect(&cli.server, &cli.token).await?;
-            println!("{}", c.create_token(&name).await?);
-            Ok(0)
-        }
+        Cmd::Run(a) => match run_plan {
+            Some(plan) => run::run(a, plan, &cli.server, &cli.token).await,
+            None => anyhow::bail!("svol run: namespace not prepared"),
+        },
+        Cmd::App(a) => app_cmd::run(a, &cli.server, &cli.token).await,
+        Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
+        Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
     }
 }

@@ -48,9 +48,9 @@ pub(crate) async fn mount(
     server: &Option<String>,
     token: &Option<String>,
 ) -> Result<i32> {
-    svol_client::check_volume_name(&a.volume)?;
+    svol_sdk::check_volume_name(&a.volume)?;
     if let Some(p) = &a.sub_path {
-        svol_client::check_remote_path(p)?;
+        svol_sdk::check_remote_path(p)?;
     }
     let mp = std::fs::canonicalize(&a.mountpoint)
         .with_context(|| format!("mountpoint {}", a.mountpoint.display()))?;
@@ -76,6 +76,7 @@ pub(crate) async fn mount(
         sub_path: a.sub_path.clone(),
         cache_dir: a.cache_dir.clone(),
         memory_cache: 0,
+        app: String::new(),
     };
     let mut m = Mount::new(vol, &mp, opts).await?;
     let _ = std::fs::create_dir_all(run_dir());
@@ -98,14 +99,19 @@ pub(crate) async fn mount(
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        if !fusermount(&mp2, false) {
-            fusermount(&mp2, true);
-        }
+        unmount(&mp2);
     });
     let res = tokio::task::spawn_blocking(move || m.run()).await?;
     let _ = std::fs::remove_file(&pidf);
     res.with_context(|| format!("serving {}", mp.display()))?;
     Ok(0)
+}
+
+/// Unmounts a svol mount: politely, then lazily if it is busy.
+pub(crate) fn unmount(mp: &Path) {
+    if !fusermount(mp, false) {
+        fusermount(mp, true);
+    }
 }
 
 fn fusermount(mp: &Path, lazy: bool) -> bool {

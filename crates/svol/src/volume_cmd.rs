@@ -5,15 +5,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use clap::Subcommand;
-use svol_client::{check_remote_path, ClientError, Progress, Volume};
 use svol_proto as p;
+use svol_sdk::{check_remote_path, Progress, Volume};
 
 #[derive(Subcommand)]
 pub(crate) enum VolumeCmd {
-    /// Create a persisted volume; prints its id
-    Create { name: String },
+    /// Create a volume and print its id: persisted and named, or with
+    /// --ephemeral --app APP_ID one that is deleted when the app stops
+    Create {
+        #[arg(required_unless_present = "ephemeral")]
+        name: Option<String>,
+        /// Make an unnamed volume owned by --app
+        #[arg(long, requires = "app", conflicts_with = "name")]
+        ephemeral: bool,
+        /// The app that owns the ephemeral volume
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Name an ephemeral volume and make it outlive its app
+    Persist { volume_id: String, name: String },
     /// List volumes
     List {
         #[arg(long)]
@@ -72,15 +83,6 @@ pub(crate) enum VolumeCmd {
     },
 }
 
-fn kind_name(k: i32) -> &'static str {
-    match p::FileKind::try_from(k).unwrap_or(p::FileKind::Regular) {
-        p::FileKind::Directory => "dir",
-        p::FileKind::Symlink => "symlink",
-        p::FileKind::Regular => "file",
-        _ => "special",
-    }
-}
-
 fn is_dir(a: &p::Attr) -> bool {
     a.kind == p::FileKind::Directory as i32
 }
@@ -92,7 +94,22 @@ pub(crate) async fn run(
 ) -> Result<i32> {
     let c = crate::connect(server, token).await?;
     match cmd {
-        VolumeCmd::Create { name } => println!("{}", c.create_volume(&name).await?.id),
+        VolumeCmd::Create {
+            name,
+            ephemeral,
+            app,
+        } => {
+            let v = match (ephemeral, app, name) {
+                (true, Some(app), _) => c.create_ephemeral_volume(&app).await?,
+                (false, None, Some(name)) => c.create_volume(&name).await?,
+                _ => bail!("give a NAME, or --ephemeral --app APP_ID"),
+            };
+            println!("{}", v.id);
+        }
+        VolumeCmd::Persist { volume_id, name } => {
+            let v = c.persist_volume(&volume_id, &name).await?;
+            println!("{}", v.id);
+        }
         VolumeCmd::List { json } => {
             let vs = c.list_volumes().await?;
             if json {
@@ -100,7 +117,15 @@ pub(crate) async fn run(
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for v in vs {
-                    println!("{}\t{}\t{} bytes\t{} files", v.name, v.id, v.bytes, v.files);
+                    let kind = if v.ephemeral {
+                        "ephemeral"
+                    } else {
+                        "persisted"
+                    };
+                    println!(
+                        "{}\t{}\t{kind}\t{}\t{} bytes\t{} files",
+                        v.name, v.id, v.app, v.bytes, v.files
+                    );
                 }
             }
         }
@@ -110,38 +135,23 @@ pub(crate) async fn run(
                 println!("{}", serde_json::to_string_pretty(&info_json(&v))?);
             } else {
                 println!(
-                    "name:    {}\nid:      {}\nbytes:   {}\nfiles:   {}\ncreated: {}",
-                    v.name, v.id, v.bytes, v.files, v.created_unix
+                    "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nfiles:     {}\ncreated:   {}",
+                    v.name, v.id, v.app, v.ephemeral, v.bytes, v.files, v.created_unix
                 );
             }
         }
         VolumeCmd::Ls { name, path, json } => {
             let vol = c.volume(&name).await?;
-            let path = path.unwrap_or_else(|| "/".into());
-            let a = vol.resolve(&path).await?;
-            let entries = if is_dir(&a) {
-                vol.readdir_all(a.ino)
-                    .await?
-                    .into_iter()
-                    .map(|e| {
-                        (
-                            String::from_utf8_lossy(&e.name).into_owned(),
-                            e.attr.unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            } else {
-                vec![(path.rsplit('/').next().unwrap_or("").to_string(), a)]
-            };
+            let entries = vol.listdir(path.as_deref().unwrap_or("/")).await?;
             if json {
                 let v: Vec<_> = entries
                     .iter()
-                    .map(|(n, a)| serde_json::json!({"name": n, "kind": kind_name(a.kind), "size": a.size, "mtime": a.mtime.map(|t| t.sec).unwrap_or(0)}))
+                    .map(|e| serde_json::json!({"name": e.name, "kind": e.kind(), "size": e.attr.size, "mtime": e.attr.mtime.map(|t| t.sec).unwrap_or(0)}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for (n, a) in entries {
-                    println!("{}{}", n, if is_dir(&a) { "/" } else { "" });
+                for e in entries {
+                    println!("{}{}", e.name, if e.is_dir() { "/" } else { "" });
                 }
             }
         }
@@ -171,23 +181,7 @@ pub(crate) async fn run(
             name,
             path,
             recursive,
-        } => {
-            let vol = c.volume(&name).await?;
-            let (parent, base) = split(&vol, &path).await?;
-            let a = vol
-                .lookup(parent, base.as_bytes())
-                .await
-                .map_err(|e| e.context(&format!("{name}:{path}")))?;
-            if is_dir(&a) {
-                if !recursive {
-                    bail!("{name}:{path} is a directory (use -r)");
-                }
-                remove_tree(&vol, a.ino).await?;
-            }
-            vol.unlink(parent, base.as_bytes(), is_dir(&a))
-                .await
-                .map_err(|e| e.context(&format!("{name}:{path}")))?;
-        }
+        } => c.volume(&name).await?.remove_file(&path, recursive).await?,
         VolumeCmd::Cp {
             name,
             mut paths,
@@ -195,24 +189,8 @@ pub(crate) async fn run(
         } => {
             let vol = c.volume(&name).await?;
             let dst = paths.pop().unwrap_or_default();
-            check_remote_path(&dst)?;
-            let dst_dir = vol.resolve(&dst).await.ok().filter(is_dir);
-            if paths.len() > 1 && dst_dir.is_none() {
-                bail!("{name}:{dst} is not a directory");
-            }
-            for src in &paths {
-                let sa = vol.resolve(src).await?;
-                if is_dir(&sa) && !recursive {
-                    bail!("{name}:{src} is a directory (use -r)");
-                }
-                let (parent, base) = match &dst_dir {
-                    Some(d) => (d.ino, basename(src)?),
-                    None => split(&vol, &dst).await?,
-                };
-                vol.copy(sa.ino, parent, base.as_bytes())
-                    .await
-                    .map_err(|e| e.context(&format!("{name}:{dst}")))?;
-            }
+            let srcs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            vol.copy_files(&srcs, &dst, recursive).await?;
         }
         VolumeCmd::Rename { old, new } => {
             c.rename_volume(&old, &new).await?;
@@ -238,7 +216,7 @@ pub(crate) async fn run(
 }
 
 fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
-    serde_json::json!({"id": v.id, "name": v.name, "bytes": v.bytes, "files": v.files, "created": v.created_unix})
+    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "files": v.files, "created": v.created_unix})
 }
 
 fn basename(path: &str) -> Result<String> {
@@ -247,61 +225,6 @@ fn basename(path: &str) -> Result<String> {
         bail!("path {path:?} has no file name");
     }
     Ok(b.to_string())
-}
-
-/// The parent directory's inode and the last component of `path`.
-async fn split(vol: &Volume, path: &str) -> Result<(u64, String)> {
-    check_remote_path(path)?;
-    let trimmed = path.trim_end_matches('/');
-    let (dir, base) = match trimmed.rfind('/') {
-        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
-        None => ("", trimmed),
-    };
-    if base.is_empty() {
-        bail!("path {path:?} names the volume root");
-    }
-    Ok((vol.resolve(dir).await?.ino, base.to_string()))
-}
-
-async fn remove_tree(vol: &Volume, dir: u64) -> Result<()> {
-    for e in vol.readdir_all(dir).await? {
-        let a = e.attr.unwrap_or_default();
-        if is_dir(&a) {
-            Box::pin(remove_tree(vol, a.ino)).await?;
-        }
-        vol.unlink(dir, &e.name, is_dir(&a)).await?;
-    }
-    Ok(())
-}
-
-/// `mkdir -p` inside the volume.
-async fn mkdirs(vol: &Volume, path: &str) -> Result<u64> {
-    let mut cur = vol.root();
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        cur = match vol.lookup(cur, part.as_bytes()).await {
-            Ok(a) if is_dir(&a) => a.ino,
-            Ok(_) => bail!("{}:{path}: {part} is not a directory", vol.info().name),
-            Err(ClientError::NotFound(_)) => {
-                let r = p::CreateRequest {
-                    parent: cur,
-                    name: Bytes::copy_from_slice(part.as_bytes()),
-                    kind: p::FileKind::Directory as i32,
-                    mode: 0o755,
-                    exclusive: false,
-                    ..Default::default()
-                };
-                match vol.create(r).await {
-                    Ok(a) => a.ino,
-                    Err(ClientError::AlreadyExists(_)) => {
-                        vol.lookup(cur, part.as_bytes()).await?.ino
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-    }
-    Ok(cur)
 }
 
 fn progress_bar(total: u64) -> (Option<Progress>, Option<indicatif::ProgressBar>) {
@@ -331,6 +254,10 @@ fn local_size(p: &Path) -> u64 {
 async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Result<()> {
     let total = locals.iter().map(|l| local_size(Path::new(l))).sum();
     let (progress, pb) = progress_bar(total);
+    let mut batch = vol.batch_upload(force);
+    if let Some(p) = progress {
+        batch = batch.progress(p);
+    }
     let remote_is_dir = remote.ends_with('/')
         || locals.len() > 1
         || vol
@@ -347,68 +274,12 @@ async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Resu
             } else {
                 remote.to_string()
             };
-        put_path(vol, &lp, &target, force, &progress).await?;
+        batch = batch.put_file(lp, &target);
     }
+    batch.commit().await?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    Ok(())
-}
-
-async fn put_path(
-    vol: &Volume,
-    local: &Path,
-    remote: &str,
-    force: bool,
-    progress: &Option<Progress>,
-) -> Result<()> {
-    let meta = std::fs::symlink_metadata(local)
-        .with_context(|| format!("local path {}", local.display()))?;
-    if meta.is_dir() {
-        mkdirs(vol, remote).await?;
-        let mut entries: Vec<_> = std::fs::read_dir(local)?.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name().to_string_lossy().into_owned();
-            Box::pin(put_path(
-                vol,
-                &e.path(),
-                &format!("{}/{}", remote.trim_end_matches('/'), name),
-                force,
-                progress,
-            ))
-            .await?;
-        }
-        return Ok(());
-    }
-    let trimmed = remote.trim_end_matches('/');
-    let (dir, base) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
-    let parent = mkdirs(vol, dir).await?;
-    let where_ = format!("{}:{remote}", vol.info().name);
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(local)?;
-        use std::os::unix::ffi::OsStrExt;
-        let r = p::CreateRequest {
-            parent,
-            name: Bytes::copy_from_slice(base.as_bytes()),
-            kind: p::FileKind::Symlink as i32,
-            mode: 0o777,
-            symlink_target: Bytes::copy_from_slice(target.as_os_str().as_bytes()),
-            exclusive: true,
-            ..Default::default()
-        };
-        vol.create(r).await.map_err(|e| e.context(&where_))?;
-        return Ok(());
-    }
-    if !meta.is_file() {
-        bail!(
-            "{}: not a regular file, directory or symlink",
-            local.display()
-        );
-    }
-    vol.put_file(local, parent, base.as_bytes(), force, progress)
-        .await
-        .map_err(|e| e.context(&where_))?;
     Ok(())
 }
 
@@ -441,42 +312,9 @@ async fn get(vol: &Volume, remote: &str, local: &str) -> Result<()> {
         lp
     };
     let (progress, pb) = progress_bar(a.size);
-    get_path(vol, &a, &target, &progress).await?;
+    vol.download(remote, &target, &progress).await?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    Ok(())
-}
-
-async fn get_path(
-    vol: &Volume,
-    a: &p::Attr,
-    local: &Path,
-    progress: &Option<Progress>,
-) -> Result<()> {
-    if is_dir(a) {
-        std::fs::create_dir_all(local).with_context(|| format!("creating {}", local.display()))?;
-        for e in vol.readdir_all(a.ino).await? {
-            let ea = e.attr.unwrap_or_default();
-            let name = String::from_utf8_lossy(&e.name).into_owned();
-            Box::pin(get_path(vol, &ea, &local.join(name), progress)).await?;
-        }
-        return Ok(());
-    }
-    if a.kind == p::FileKind::Symlink as i32 {
-        let t = vol.readlink(a.ino).await?;
-        use std::os::unix::ffi::OsStrExt;
-        let _ = std::fs::remove_file(local);
-        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), local)?;
-        return Ok(());
-    }
-    let tmp = local.with_extension("svol-part");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    vol.get_file(a.ino, &mut f, progress).await?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, local).with_context(|| format!("writing {}", local.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(local, std::fs::Permissions::from_mode(a.mode & 0o7777));
     Ok(())
 }

@@ -145,7 +145,8 @@ pub(crate) fn stop_idle_apps(
     let rows: Vec<i64> = c
         .prepare_cached(
             "SELECT id FROM apps a WHERE state = ?1 AND kind = ?2 AND last_active < ?3 \
-             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id)",
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id OR s.volume IN \
+                 (SELECT root FROM volumes v WHERE v.app = a.id))",
         )?
         .query_map(
             params![
@@ -204,7 +205,8 @@ pub(crate) fn persist_volume(
     control::volume(c, ws, &v.id)
 }
 
-/// The app row a new session on `vol` keeps alive.
+/// The app row a new session on `vol` keeps alive (besides the app that
+/// owns `vol`, which every session on it keeps alive).
 pub(crate) fn session_app(c: &Connection, ws: WorkspaceId, vol: Ino, app: &str) -> Result<i64> {
     if !app.is_empty() {
         return running(c, ws, app);
@@ -221,8 +223,9 @@ pub(crate) fn session_app(c: &Connection, ws: WorkspaceId, vol: Ino, app: &str) 
 /// The apps whose last session just ended start their idle clock now.
 pub(crate) fn touch_session_apps(c: &Connection, session: &str, now_ms: i64) -> Result<()> {
     c.execute(
-        "UPDATE apps SET last_active = max(last_active, ?2) \
-         WHERE id = (SELECT app FROM sessions WHERE id = ?1)",
+        "UPDATE apps SET last_active = max(last_active, ?2) WHERE id IN \
+         (SELECT app FROM sessions WHERE id = ?1 UNION \
+          SELECT v.app FROM volumes v JOIN sessions s ON s.volume = v.root WHERE s.id = ?1)",
         params![session, now_ms],
     )?;
     Ok(())

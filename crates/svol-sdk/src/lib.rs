@@ -1,11 +1,28 @@
-//! The svol client library: connects to a server with a token and speaks
-//! the wire protocol for everyone else — the CLI's volume commands, the FUSE
-//! mount and, later, the public SDK. It owns configuration lookup, error
-//! classification and whole-file transfers; it must not depend on FUSE or on
-//! any server-side crate.
+//! The svol Rust SDK: connects to a server with a token and speaks the wire
+//! protocol for everyone else — Rust programs, the CLI (which is only a user
+//! of this crate) and the FUSE mount. It owns configuration lookup, error
+//! classification, apps and volume lifetimes, and path-level file transfers.
+//! It must not depend on FUSE or on any server-side crate.
+//!
+//! ```no_run
+//! # async fn demo() -> svol_sdk::Result<()> {
+//! use svol_sdk::{App, Client, ClientConfig, Volume};
+//! let client = Client::connect(&ClientConfig::resolve(None, None)?).await?;
+//! let app = App::create(&client, "train").await?;
+//! let scratch = Volume::ephemeral(&app).await?;          // gone when the app stops
+//! scratch.write_file("/data/x.bin", vec![1u8; 1000]).await?;
+//! let cache = Volume::from_name(&client, "model-cache", true).await?;
+//! cache.batch_upload(false).put_file("./weights", "/weights").commit().await?;
+//! println!("{:?}", cache.listdir("/").await?);
+//! app.stop().await?;
+//! # Ok(()) }
+//! ```
 
+mod app;
 mod config;
+mod control;
 mod error;
+mod paths;
 mod transfer;
 mod volume;
 
@@ -16,8 +33,10 @@ use svol_proto as p;
 use svol_proto::svol_client::SvolClient;
 use tonic::transport::{Channel, Endpoint};
 
+pub use app::App;
 pub use config::{default_data_dir, ClientConfig};
 pub use error::{ClientError, FsErrno, Result};
+pub use paths::{BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
 pub use volume::{check_remote_path, check_volume_name, Volume};
 
@@ -108,76 +127,5 @@ impl Client {
         up: impl futures::Stream<Item = p::SessionUp> + Send + 'static,
     ) -> Result<tonic::Streaming<p::SessionDown>> {
         Ok(self.rpc().session(self.req(up)).await?.into_inner())
-    }
-
-    pub async fn create_volume(&self, name: &str) -> Result<p::VolumeInfo> {
-        check_volume_name(name)?;
-        let r = self
-            .rpc()
-            .create_volume(self.req(p::CreateVolumeRequest { name: name.into() }))
-            .await;
-        Ok(
-            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
-                .into_inner(),
-        )
-    }
-
-    pub async fn list_volumes(&self) -> Result<Vec<p::VolumeInfo>> {
-        Ok(self
-            .rpc()
-            .list_volumes(self.req(p::ListVolumesRequest {}))
-            .await?
-            .into_inner()
-            .volumes)
-    }
-
-    pub async fn volume_info(&self, name: &str) -> Result<p::VolumeInfo> {
-        check_volume_name(name)?;
-        let r = self
-            .rpc()
-            .get_volume(self.req(p::GetVolumeRequest { name: name.into() }))
-            .await;
-        Ok(
-            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
-                .into_inner(),
-        )
-    }
-
-    pub async fn delete_volume(&self, name: &str) -> Result<()> {
-        check_volume_name(name)?;
-        let r = self
-            .rpc()
-            .delete_volume(self.req(p::GetVolumeRequest { name: name.into() }))
-            .await;
-        r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?;
-        Ok(())
-    }
-
-    pub async fn rename_volume(&self, name: &str, new_name: &str) -> Result<p::VolumeInfo> {
-        check_volume_name(name)?;
-        check_volume_name(new_name)?;
-        let req = p::RenameVolumeRequest {
-            name: name.into(),
-            new_name: new_name.into(),
-        };
-        let r = self.rpc().rename_volume(self.req(req)).await;
-        Ok(
-            r.map_err(|e| ClientError::from(e).context(&format!("volume {name}")))?
-                .into_inner(),
-        )
-    }
-
-    pub async fn create_token(&self, label: &str) -> Result<String> {
-        let r = self
-            .rpc()
-            .create_token(self.req(p::CreateTokenRequest { name: label.into() }))
-            .await?;
-        Ok(r.into_inner().token)
-    }
-
-    /// A handle on a volume for file operations (checks that it exists).
-    pub async fn volume(&self, name: &str) -> Result<Volume> {
-        let info = self.volume_info(name).await?;
-        Ok(Volume::new(self.clone(), info))
     }
 }

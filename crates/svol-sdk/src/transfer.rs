@@ -17,6 +17,16 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 const PARALLEL: usize = 8;
 
+/// What a new file gets besides its bytes.
+struct Source {
+    label: String,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    len: u64,
+    mtime: Option<p::Timespec>,
+}
+
 /// Splits data into chunks and hashes each (small chunks stay inline).
 pub fn hash_chunks(data: &[u8], first_index: u64) -> Vec<(p::Chunk, Option<Bytes>)> {
     data.chunks(p::CHUNK_SIZE as usize)
@@ -114,40 +124,85 @@ impl Volume {
     ) -> Result<p::Attr> {
         let meta = std::fs::metadata(local)
             .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+        use std::os::unix::fs::MetadataExt;
+        let src = Source {
+            label: local.display().to_string(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            len: meta.len(),
+            mtime: Some(p::Timespec {
+                sec: meta.mtime(),
+                nsec: meta.mtime_nsec() as u32,
+            }),
+        };
+        let mut f = std::fs::File::open(local)
+            .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+        self.put_reader(&src, &mut f, parent, name, force, progress)
+            .await
+    }
+
+    /// Stores `data` as `parent/name` (mode 0644), like [`Volume::put_file`].
+    pub async fn put_bytes(
+        &self,
+        data: Bytes,
+        parent: u64,
+        name: &[u8],
+        force: bool,
+    ) -> Result<p::Attr> {
+        let src = Source {
+            label: String::from_utf8_lossy(name).into_owned(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            len: data.len() as u64,
+            mtime: None,
+        };
+        let mut r = std::io::Cursor::new(data);
+        self.put_reader(&src, &mut r, parent, name, force, &None)
+            .await
+    }
+
+    async fn put_reader(
+        &self,
+        src: &Source,
+        input: &mut (dyn Read + Send),
+        parent: u64,
+        name: &[u8],
+        force: bool,
+        progress: &Option<Progress>,
+    ) -> Result<p::Attr> {
         if !force && self.lookup(parent, name).await.is_ok() {
             return Err(ClientError::AlreadyExists(format!(
                 "{} already exists (use --force to overwrite)",
                 String::from_utf8_lossy(name)
             )));
         }
-        use std::os::unix::fs::MetadataExt;
         let tmp = tmp_name(name);
         let create = p::CreateRequest {
             parent,
             name: Bytes::from(tmp.clone()),
             kind: p::FileKind::Regular as i32,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
+            mode: src.mode,
+            uid: src.uid,
+            gid: src.gid,
             exclusive: true,
             ..Default::default()
         };
         let a = self.create(create).await?;
-        let res = self.fill(local, a.ino, meta.len(), progress).await;
+        let res = self.fill(&src.label, input, a.ino, src.len, progress).await;
         let res = match res {
             Ok(()) => {
-                let mtime = p::Timespec {
-                    sec: meta.mtime(),
-                    nsec: meta.mtime_nsec() as u32,
-                };
-                let set = p::SetAttrRequest {
-                    ino: a.ino,
-                    mtime: Some(p::TimeSet {
-                        set: Some(p::time_set::Set::At(mtime)),
-                    }),
-                    ..Default::default()
-                };
-                self.setattr(set).await?;
+                if let Some(mtime) = src.mtime {
+                    let set = p::SetAttrRequest {
+                        ino: a.ino,
+                        mtime: Some(p::TimeSet {
+                            set: Some(p::time_set::Set::At(mtime)),
+                        }),
+                        ..Default::default()
+                    };
+                    self.setattr(set).await?;
+                }
                 let flags = if force { 0 } else { p::RENAME_NOREPLACE };
                 self.rename(parent, &tmp, parent, name, flags).await
             }
@@ -162,20 +217,18 @@ impl Volume {
 
     async fn fill(
         &self,
-        local: &Path,
+        label: &str,
+        f: &mut (dyn Read + Send),
         ino: u64,
         len: u64,
         progress: &Option<Progress>,
     ) -> Result<()> {
-        let mut f = std::fs::File::open(local)
-            .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
         let mut index = 0u64;
         let mut batch_chunks = Vec::new();
         let mut batch_blocks = Vec::new();
         loop {
             let mut buf = vec![0u8; p::CHUNK_SIZE as usize];
-            let n = read_full(&mut f, &mut buf)
-                .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
+            let n = read_full(f, &mut buf).map_err(|e| ClientError::Io(format!("{label}: {e}")))?;
             if n == 0 {
                 break;
             }
@@ -245,7 +298,7 @@ impl Volume {
     }
 }
 
-fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(f: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {

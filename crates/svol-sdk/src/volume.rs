@@ -46,7 +46,7 @@ pub fn check_remote_path(path: &str) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Volume {
     pub(crate) client: Client,
-    info: p::VolumeInfo,
+    pub(crate) info: p::VolumeInfo,
 }
 
 impl Volume {

@@ -1,0 +1,188 @@
+//! Control-plane calls of a [`Client`]: volumes, workspaces, tokens, apps.
+
+use svol_proto as p;
+
+use crate::{check_volume_name, Client, ClientError, Result, Volume};
+
+fn ctx<T>(r: std::result::Result<tonic::Response<T>, tonic::Status>, what: &str) -> Result<T> {
+    r.map(|r| r.into_inner())
+        .map_err(|e| ClientError::from(e).context(what))
+}
+
+/// Checks an app id before it goes on the wire.
+pub(crate) fn check_app_id(id: &str) -> Result<()> {
+    let ok = id.starts_with("ap-")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::InvalidArgument(format!(
+            "invalid app id {id:?}: app ids look like ap-0123456789abcdef"
+        )))
+    }
+}
+
+impl Client {
+    /// Creates a persisted, named volume.
+    pub async fn create_volume(&self, name: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        let req = p::CreateVolumeRequest {
+            name: name.into(),
+            ephemeral_app: String::new(),
+        };
+        ctx(
+            self.rpc().create_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// Creates an unnamed volume that lives as long as app `app`.
+    pub async fn create_ephemeral_volume(&self, app: &str) -> Result<p::VolumeInfo> {
+        check_app_id(app)?;
+        let req = p::CreateVolumeRequest {
+            name: String::new(),
+            ephemeral_app: app.into(),
+        };
+        ctx(
+            self.rpc().create_volume(self.req(req)).await,
+            &format!("app {app}"),
+        )
+    }
+
+    /// Names ephemeral volume `id` and makes it outlive its app.
+    pub async fn persist_volume(&self, id: &str, name: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(id)?;
+        check_volume_name(name)?;
+        let req = p::PersistVolumeRequest {
+            volume: id.into(),
+            name: name.into(),
+        };
+        ctx(
+            self.rpc().persist_volume(self.req(req)).await,
+            &format!("volume {id}"),
+        )
+    }
+
+    pub async fn list_volumes(&self) -> Result<Vec<p::VolumeInfo>> {
+        Ok(self
+            .rpc()
+            .list_volumes(self.req(p::ListVolumesRequest {}))
+            .await?
+            .into_inner()
+            .volumes)
+    }
+
+    pub async fn volume_info(&self, name: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        let req = p::GetVolumeRequest { name: name.into() };
+        ctx(
+            self.rpc().get_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    pub async fn delete_volume(&self, name: &str) -> Result<()> {
+        check_volume_name(name)?;
+        let req = p::GetVolumeRequest { name: name.into() };
+        ctx(
+            self.rpc().delete_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )?;
+        Ok(())
+    }
+
+    pub async fn rename_volume(&self, name: &str, new_name: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        check_volume_name(new_name)?;
+        let req = p::RenameVolumeRequest {
+            name: name.into(),
+            new_name: new_name.into(),
+        };
+        ctx(
+            self.rpc().rename_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// A handle on a volume for file operations (checks that it exists).
+    pub async fn volume(&self, name: &str) -> Result<Volume> {
+        let info = self.volume_info(name).await?;
+        Ok(Volume::new(self.clone(), info))
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Result<p::WorkspaceInfo> {
+        check_volume_name(name).map_err(|_| {
+            ClientError::InvalidArgument(format!(
+                "invalid workspace name {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
+            ))
+        })?;
+        let req = p::CreateWorkspaceRequest { name: name.into() };
+        ctx(
+            self.rpc().create_workspace(self.req(req)).await,
+            &format!("workspace {name}"),
+        )
+    }
+
+    pub async fn list_workspaces(&self) -> Result<Vec<p::WorkspaceInfo>> {
+        Ok(ctx(
+            self.rpc().list_workspaces(self.req(p::Empty {})).await,
+            "workspaces",
+        )?
+        .workspaces)
+    }
+
+    /// A new token for `workspace` (`None`: the caller's own). The secret
+    /// is in the answer only; the server keeps its hash.
+    pub async fn create_token(
+        &self,
+        label: &str,
+        workspace: Option<&str>,
+        admin: bool,
+    ) -> Result<p::CreateTokenResponse> {
+        let req = p::CreateTokenRequest {
+            name: label.into(),
+            workspace: workspace.unwrap_or_default().into(),
+            admin,
+        };
+        let what = format!("workspace {}", workspace.unwrap_or("of this token"));
+        ctx(self.rpc().create_token(self.req(req)).await, &what)
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<p::TokenInfo>> {
+        Ok(ctx(
+            self.rpc().list_tokens(self.req(p::Empty {})).await,
+            "tokens",
+        )?
+        .tokens)
+    }
+
+    /// Revokes a token given by id (`tk-…`) or by its secret.
+    pub async fn revoke_token(&self, token: &str) -> Result<p::TokenInfo> {
+        let shown = if token.starts_with("tk-") {
+            token.to_string()
+        } else {
+            "given".to_string()
+        };
+        let req = p::RevokeTokenRequest {
+            token: token.into(),
+        };
+        ctx(
+            self.rpc().revoke_token(self.req(req)).await,
+            &format!("token {shown}"),
+        )
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<p::AppInfo>> {
+        Ok(ctx(self.rpc().list_apps(self.req(p::Empty {})).await, "apps")?.apps)
+    }
+
+    pub async fn stop_app(&self, id: &str) -> Result<p::AppInfo> {
+        check_app_id(id)?;
+        let req = p::AppRef { app: id.into() };
+        ctx(
+            self.rpc().stop_app(self.req(req)).await,
+            &format!("app {id}"),
+        )
+    }
+}

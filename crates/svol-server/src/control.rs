@@ -1,0 +1,279 @@
+//! The control plane: workspaces, tokens, apps and volumes. Every call is
+//! confined to the caller's workspace; only an admin token reaches others.
+
+use svol_meta::{self as m, Timespec, TokenRef};
+use svol_proto as p;
+use tonic::{Request, Status};
+
+use crate::auth::{hash_token, new_token, Caller};
+use crate::service::State;
+use crate::sessions::now_ms;
+
+fn app_info(a: m::App) -> p::AppInfo {
+    p::AppInfo {
+        id: a.id,
+        name: a.name,
+        kind: a.kind.as_str().into(),
+        state: a.state.as_str().into(),
+        volumes: a.volumes,
+        created_unix: a.created,
+    }
+}
+
+fn token_info(t: m::TokenInfo, workspace: String) -> p::TokenInfo {
+    p::TokenInfo {
+        id: t.id,
+        label: t.label,
+        admin: t.admin,
+        created_unix: t.created,
+        revoked: t.revoked,
+        workspace,
+    }
+}
+
+fn need_admin(c: &Caller, what: &str) -> Result<(), Status> {
+    if c.admin {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "{what} needs an admin token"
+        )))
+    }
+}
+
+impl State {
+    /// Drops everything cached about volumes and ends the live sessions of
+    /// volumes that no longer exist.
+    fn volumes_gone(&self, freed: m::Freed) {
+        self.auth.forget_volumes();
+        self.reap(freed);
+    }
+
+    pub(crate) async fn volume_info(&self, v: m::Volume) -> Result<p::VolumeInfo, Status> {
+        let root = v.root;
+        let usage = self.meta(move |m| m.volume_usage(root)).await?;
+        Ok(p::VolumeInfo {
+            id: v.id,
+            name: v.name,
+            created_unix: v.created,
+            bytes: usage.bytes,
+            files: usage.files,
+            root_ino: v.root,
+            app: v.app,
+            ephemeral: v.ephemeral,
+        })
+    }
+
+    pub(crate) async fn do_create_volume(
+        &self,
+        req: Request<p::CreateVolumeRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let v = if r.ephemeral_app.is_empty() {
+            self.meta(move |m| m.create_volume(c.ws, &r.name, Timespec::now()))
+                .await?
+        } else {
+            self.meta(move |m| m.create_ephemeral_volume(c.ws, &r.ephemeral_app, Timespec::now()))
+                .await?
+        };
+        self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_persist_volume(
+        &self,
+        req: Request<p::PersistVolumeRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let v = self
+            .meta(move |m| m.persist_volume(c.ws, &r.volume, &r.name, Timespec::now()))
+            .await?;
+        self.auth.forget_volumes();
+        self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_delete_volume(
+        &self,
+        req: Request<p::GetVolumeRequest>,
+    ) -> Result<p::Empty, Status> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let out = self.meta(move |m| m.delete_volume(c.ws, &name)).await?;
+        self.sessions.end_volume(out.value.root);
+        self.volumes_gone(out.freed);
+        Ok(p::Empty {})
+    }
+
+    pub(crate) async fn do_create_workspace(
+        &self,
+        req: Request<p::CreateWorkspaceRequest>,
+    ) -> Result<p::WorkspaceInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        need_admin(&c, "creating a workspace")?;
+        let name = req.into_inner().name;
+        let w = self.meta(move |m| m.create_workspace(&name)).await?;
+        Ok(p::WorkspaceInfo { name: w.name })
+    }
+
+    pub(crate) async fn do_list_workspaces(
+        &self,
+        req: Request<p::Empty>,
+    ) -> Result<p::ListWorkspacesResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let all = self.meta(|m| m.list_workspaces()).await?;
+        let workspaces = all
+            .into_iter()
+            .filter(|w| c.admin || w.id == c.ws)
+            .map(|w| p::WorkspaceInfo { name: w.name })
+            .collect();
+        Ok(p::ListWorkspacesResponse { workspaces })
+    }
+
+    async fn workspace_name(&self, ws: m::WorkspaceId) -> Result<String, Status> {
+        let all = self.meta(|m| m.list_workspaces()).await?;
+        Ok(all
+            .into_iter()
+            .find(|w| w.id == ws)
+            .map(|w| w.name)
+            .unwrap_or_default())
+    }
+
+    pub(crate) async fn do_create_token(
+        &self,
+        req: Request<p::CreateTokenRequest>,
+    ) -> Result<p::CreateTokenResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let ws = if r.workspace.is_empty() {
+            c.ws
+        } else {
+            let name = r.workspace.clone();
+            let w = self.meta(move |m| m.workspace(&name)).await?;
+            if w.id != c.ws {
+                need_admin(&c, "a token for another workspace")?;
+            }
+            w.id
+        };
+        if r.admin {
+            need_admin(&c, "an admin token")?;
+        }
+        let token = new_token();
+        let h = hash_token(&token);
+        let t = self
+            .meta(move |m| m.add_token(ws, &h, &r.name, r.admin))
+            .await?;
+        Ok(p::CreateTokenResponse {
+            token,
+            workspace: self.workspace_name(ws).await?,
+            id: t.id,
+        })
+    }
+
+    pub(crate) async fn do_list_tokens(
+        &self,
+        req: Request<p::Empty>,
+    ) -> Result<p::ListTokensResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let ws_name = self.workspace_name(c.ws).await?;
+        let ts = self.meta(move |m| m.list_tokens(c.ws)).await?;
+        Ok(p::ListTokensResponse {
+            tokens: ts
+                .into_iter()
+                .map(|t| token_info(t, ws_name.clone()))
+                .collect(),
+        })
+    }
+
+    pub(crate) async fn do_revoke_token(
+        &self,
+        req: Request<p::RevokeTokenRequest>,
+    ) -> Result<p::TokenInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let key = req.into_inner().token;
+        let scope = (!c.admin).then_some(c.ws);
+        let t = self
+            .meta(move |m| {
+                if key.starts_with("tk-") {
+                    m.revoke_token(scope, TokenRef::Id(&key))
+                } else {
+                    m.revoke_token(scope, TokenRef::Hash(&hash_token(&key)))
+                }
+            })
+            .await?;
+        // Refused from the next call on, here and on every live stream.
+        self.auth.forget_tokens();
+        let ws = self.workspace_name(t.workspace).await?;
+        Ok(token_info(t, ws))
+    }
+
+    pub(crate) async fn do_create_app(
+        &self,
+        req: Request<p::CreateAppRequest>,
+    ) -> Result<p::AppInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let a = self
+            .meta(move |m| m.create_app(c.ws, &name, now_ms()))
+            .await?;
+        Ok(app_info(a))
+    }
+
+    pub(crate) async fn do_list_apps(
+        &self,
+        req: Request<p::Empty>,
+    ) -> Result<p::ListAppsResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let apps = self.meta(move |m| m.list_apps(c.ws)).await?;
+        Ok(p::ListAppsResponse {
+            apps: apps.into_iter().map(app_info).collect(),
+        })
+    }
+
+    pub(crate) async fn do_stop_app(&self, req: Request<p::AppRef>) -> Result<p::AppInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let id = req.into_inner().app;
+        let before = {
+            let id = id.clone();
+            self.meta(move |m| m.app(c.ws, &id)).await?
+        };
+        let roots = self.volume_roots(c.ws, &before.volumes).await;
+        let out = self
+            .meta(move |m| m.stop_app(c.ws, &id, Timespec::now()))
+            .await?;
+        for r in roots {
+            self.sessions.end_volume(r);
+        }
+        self.volumes_gone(out.freed);
+        Ok(app_info(out.value))
+    }
+
+    async fn volume_roots(&self, ws: m::WorkspaceId, ids: &[String]) -> Vec<m::Ino> {
+        let ids = ids.to_vec();
+        self.meta(move |m| {
+            Ok(ids
+                .iter()
+                .filter_map(|i| m.volume(ws, i).ok())
+                .map(|v| v.root)
+                .collect())
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Stops apps nobody has held a lease on for the grace period.
+    pub(crate) async fn stop_idle_apps(&self) {
+        let grace = self.app_grace.as_millis() as i64;
+        match self.meta(move |m| m.stop_idle_apps(now_ms(), grace)).await {
+            Ok(out) => {
+                for a in &out.value {
+                    tracing::info!(app = %a.id, name = %a.name, "app idle past its grace period; stopped");
+                }
+                if !out.value.is_empty() {
+                    self.volumes_gone(out.freed);
+                }
+            }
+            Err(e) => tracing::warn!("stopping idle apps: {e}"),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `svol workspace …` and `svol token …`: who may reach what.
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub(crate) enum WorkspaceCmd {
+    /// Create a workspace (admin token only); prints its name
+    Create { name: String },
+    /// List workspaces (an admin sees all, others their own)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create a token and print it alone on stdout (it is not stored, only
+    /// its hash: keep it)
+    Create {
+        /// Workspace the token belongs to (default: the caller's; another
+        /// one needs an admin token)
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A label to recognise it by in `token list`
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// May create workspaces and tokens for any workspace
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the tokens of your workspace (ids, never secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id (tk-…) or by the token itself; refused at once
+    Revoke { token: String },
+}
+
+pub(crate) async fn workspace(
+    cmd: WorkspaceCmd,
+    server: &Option<String>,
+    token: &Option<String>,
+) -> Result<i32> {
+    let c = crate::connect(server, token).await?;
+    match cmd {
+        WorkspaceCmd::Create { name } => println!("{}", c.create_workspace(&name).await?.name),
+        WorkspaceCmd::List { json } => {
+            let ws = c.list_workspaces().await?;
+            if json {
+                let v: Vec<_> = ws
+                    .iter()
+                    .map(|w| serde_json::json!({"name": w.name}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for w in ws {
+                    println!("{}", w.name);
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) async fn token(
+    cmd: TokenCmd,
+    server: &Option<String>,
+    token: &Option<String>,
+) -> Result<i32> {
+    let c = crate::connect(server, token).await?;
+    match cmd {
+        TokenCmd::Create {
+            workspace,
+            name,
+            admin,
+        } => {
+            let t = c.create_token(&name, workspace.as_deref(), admin).await?;
+            eprintln!("token {} for workspace {}", t.id, t.workspace);
+            println!("{}", t.token);
+        }
+        TokenCmd::List { json } => {
+            let ts = c.list_tokens().await?;
+            if json {
+                let v: Vec<_> = ts
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.id, "name": t.label, "workspace": t.workspace, "admin": t.admin, "revoked": t.revoked, "created": t.created_unix}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for t in ts {
+                    let state = if t.revoked { "revoked" } else { "active" };
+                    let admin = if t.admin { "admin" } else { "" };
+                    println!("{}\t{}\t{state}\t{admin}", t.id, t.label);
+                }
+            }
+        }
+        TokenCmd::Revoke { token } => {
+            let t = c.revoke_token(&token).await?;
+            eprintln!("revoked token {} ({})", t.id, t.label);
+        }
+    }
+    Ok(0)
+}
