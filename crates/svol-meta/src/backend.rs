@@ -66,6 +66,9 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Deletes the volume and its whole tree (and stops its own app).
     fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+    /// Gives the space of deleted rows back to the file system (after a
+    /// volume or app is deleted), so deleting really frees disk.
+    fn compact(&self) -> Result<()>;
 
     // ---- the tree ----
     fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr>;

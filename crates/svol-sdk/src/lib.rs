@@ -47,6 +47,8 @@ pub struct Client {
     auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     session: Arc<RwLock<String>>,
     server: String,
+    /// Block bytes this client (and its clones) sent to the server.
+    uploaded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -92,11 +94,17 @@ impl Client {
             auth,
             session: Arc::new(RwLock::new(String::new())),
             server,
+            uploaded: Arc::default(),
         })
     }
 
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Block bytes uploaded so far: what deduplication did not save.
+    pub fn bytes_uploaded(&self) -> u64 {
+        self.uploaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wraps a message with the token and the session id.

@@ -384,8 +384,12 @@ impl Volume {
     }
 
     pub async fn put_block(&self, hash: Bytes, data: Bytes) -> Result<()> {
+        let len = data.len() as u64;
         let r = p::PutBlockRequest { hash, data };
         self.client.rpc().put_block(self.client.req(r)).await?;
+        self.client
+            .uploaded
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

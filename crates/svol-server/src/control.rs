@@ -46,7 +46,18 @@ impl State {
     /// volumes that no longer exist.
     fn volumes_gone(&self, freed: m::Freed) {
         self.auth.forget_volumes();
-        self.reap(freed);
+        let st = self.clone();
+        tokio::spawn(async move {
+            for h in freed {
+                st.reap_one(h).await;
+            }
+            let meta = st.meta.clone();
+            match tokio::task::spawn_blocking(move || meta.compact()).await {
+                Ok(Err(e)) => tracing::warn!("compacting metadata: {e}"),
+                Err(e) => tracing::warn!("compacting metadata: {e}"),
+                Ok(Ok(())) => {}
+            }
+        });
     }
 
     pub(crate) async fn volume_info(&self, v: m::Volume) -> Result<p::VolumeInfo, Status> {

@@ -80,6 +80,9 @@ impl MetaBackend for Sqlite {
     fn delete_volume(&self, ws: WorkspaceId, key: &str) -> Result<Outcome<Volume>> {
         self.write(true, |c| control::delete_volume(c, ws, key))
     }
+    fn compact(&self) -> Result<()> {
+        self.compact()
+    }
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
         self.read(|c| control::volume_usage(c, vol))
     }

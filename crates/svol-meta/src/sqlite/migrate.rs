@@ -40,5 +40,11 @@ pub(crate) fn upgrade(c: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
+    let vacuum: i64 = c.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    if vacuum == 0 && has_volumes {
+        // Files from the first release never shrank; one VACUUM switches
+        // them to incremental vacuum so deleting frees disk from now on.
+        c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
     Ok(())
 }

@@ -92,6 +92,8 @@ fn connect(path: &Path) -> Result<Connection> {
 impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let mut c = connect(path)?;
+        // Only takes effect on a new, empty file (older files: see migrate).
+        c.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         migrate::upgrade(&mut c)?;
         c.execute_batch(SCHEMA)?;
         Ok(Self {
@@ -121,6 +123,16 @@ impl Sqlite {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         res
+    }
+
+    /// Frees the pages of deleted rows (auto_vacuum is incremental) and
+    /// empties the write-ahead log.
+    pub(crate) fn compact(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // Busy readers can keep part of the log; the next compaction gets it.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Runs `f` on a reader connection, inside one read transaction so it
