@@ -907,6 +907,22 @@ impl Filesystem for SvolFs {
         });
     }
 
+    /// No ioctls: ENOTTY, as a local file system answers `isatty` probes
+    /// (the default ENOSYS would log a warning on every Python `open`).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::from_i32(libc::ENOTTY));
+    }
+
     fn fallocate(
         &self,
         _req: &Request,

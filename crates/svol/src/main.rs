@@ -3,6 +3,7 @@
 
 mod access_cmd;
 mod app_cmd;
+mod logging;
 mod mount;
 mod run;
 mod volume_cmd;
@@ -102,7 +103,7 @@ fn main() {
         "warn"
     };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(logging::make_line)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SVOL_LOG")
                 .unwrap_or_else(|_| default.into()),
@@ -123,6 +124,7 @@ fn main() {
         }
     };
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    logging::flush();
     std::process::exit(code);
 }
 

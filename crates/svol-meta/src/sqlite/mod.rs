@@ -82,6 +82,9 @@ pub(crate) struct Sqlite {
 fn connect(path: &Path) -> Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(30))?;
+    // Deleted rows' pages go back to the file system (see `compact`). Only
+    // takes effect on a new file, before WAL is on (older files: migrate).
+    c.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
     c.pragma_update(None, "foreign_keys", "OFF")?;
@@ -92,8 +95,6 @@ fn connect(path: &Path) -> Result<Connection> {
 impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let mut c = connect(path)?;
-        // Only takes effect on a new, empty file (older files: see migrate).
-        c.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         migrate::upgrade(&mut c)?;
         c.execute_batch(SCHEMA)?;
         Ok(Self {
@@ -129,7 +130,12 @@ impl Sqlite {
     /// empties the write-ahead log.
     pub(crate) fn compact(&self) -> Result<()> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // One step frees one page: run the statement to completion.
+        let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = st.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(st);
         // Busy readers can keep part of the log; the next compaction gets it.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())

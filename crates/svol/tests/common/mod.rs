@@ -19,6 +19,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra flags (`--lease 2s`, `--app-grace 3s`, …).
+    pub fn start_with(extra: &[&str]) -> Server {
         assert!(
             Path::new("/dev/fuse").exists(),
             "/dev/fuse is missing: FUSE tests cannot run"
@@ -27,6 +32,7 @@ impl Server {
         let mut child = Command::new(svol_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -91,6 +97,36 @@ impl Server {
             dir,
             bin: svol_bin(),
         }
+    }
+
+    /// The CLI as the holder of `token` (instead of the admin token).
+    pub fn run_as(&self, token: &str, args: &[&str]) -> Output {
+        let mut c = self.cmd();
+        c.env("SVOL_TOKEN", token);
+        run_with_timeout(c.args(args), Duration::from_secs(60))
+    }
+
+    /// `svol run …` in the background, as a user would start it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn svol")
+    }
+
+    /// `svol app list --json`, parsed.
+    pub fn apps(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["app", "list", "--json"])).expect("app list json")
+    }
+
+    pub fn app_state(&self, id: &str) -> String {
+        self.apps()
+            .iter()
+            .find(|a| a["id"] == id)
+            .and_then(|a| a["state"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("app {id} not listed"))
     }
 
     /// Total bytes of block files on the server.
