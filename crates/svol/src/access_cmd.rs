@@ -36,7 +36,10 @@ pub(crate) enum TokenCmd {
         json: bool,
     },
     /// Revoke a token by id (tk-…) or by the token itself; refused at once
-    Revoke { token: String },
+    Revoke {
+        #[arg(value_name = "TOKEN_OR_ID")]
+        target: String,
+    },
 }
 
 pub(crate) async fn workspace(
@@ -97,8 +100,8 @@ pub(crate) async fn token(
                 }
             }
         }
-        TokenCmd::Revoke { token } => {
-            let t = c.revoke_token(&token).await?;
+        TokenCmd::Revoke { target } => {
+            let t = c.revoke_token(&target).await?;
             eprintln!("revoked token {} ({})", t.id, t.label);
         }
     }
