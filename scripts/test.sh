@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 svol_need_apt fuse3 attr libacl1-dev
 command -v python3 >/dev/null || svol_need_apt python3
+# The seed-story tests install flufl.lock from PyPI with `python3 -m pip`.
+python3 -m pip --version >/dev/null 2>&1 || svol_need_apt python3-pip
 svol_check_fuse
 
 echo "== format and lint"

@@ -68,9 +68,20 @@ pub(crate) async fn run(cmd: &[String], env: &[(String, String)], app: &str) -> 
             })
         })
         .collect();
+    let guard = spawn_guard(pid);
     let status = child.wait().await;
     for f in forwarders {
         f.abort();
+    }
+    if pid > 0 {
+        // What the command left running in its group ends with it, before
+        // its volumes go away.
+        // SAFETY: signalling the process group we created for the command.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    if let Some(mut g) = guard {
+        let _ = g.kill();
+        let _ = g.wait();
     }
     let status = status.with_context(|| format!("waiting for {}", cmd[0]))?;
     if tty {
@@ -86,4 +97,47 @@ pub(crate) async fn run(cmd: &[String], env: &[(String, String)], app: &str) -> 
         (None, Some(s)) => 128 + s,
         _ => 1,
     })
+}
+
+/// Starts `svol __guard`: a small process that kills the command's whole
+/// process group if this runner dies without cleaning up (SIGKILL). The
+/// command itself would die anyway (parent-death signal); the guard also
+/// takes down what it started. On a normal end the runner kills the guard.
+fn spawn_guard(pgid: libc::pid_t) -> Option<std::process::Child> {
+    if pgid <= 0 {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    Command::new(exe)
+        .args([
+            "__guard",
+            &pgid.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// The guard's whole life: wait for the runner to die, then kill the group.
+/// Runs before anything else in `main`, single-threaded.
+pub(crate) fn guard(args: &[String]) -> ! {
+    let num = |i: usize| args.get(i).and_then(|a| a.parse::<libc::pid_t>().ok());
+    let (Some(pgid), Some(runner)) = (num(0), num(1)) else {
+        eprintln!("svol __guard: usage: svol __guard PGID RUNNER_PID");
+        std::process::exit(2);
+    };
+    // Polling the parent is simple and cannot miss the event (a parent-death
+    // signal can race with our own start-up); 50 ms is the worst delay.
+    loop {
+        // SAFETY: getppid and kill have no memory-safety preconditions.
+        unsafe {
+            if libc::getppid() != runner {
+                libc::kill(-pgid, libc::SIGKILL);
+                std::process::exit(0);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

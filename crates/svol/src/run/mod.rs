@@ -6,6 +6,8 @@
 mod child;
 mod namespace;
 
+pub(crate) use child::guard;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
