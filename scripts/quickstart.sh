@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for svol's main job on a fresh machine: build, start a server
 # on the embedded default (SQLite + local disk), create a volume, mount it
-# twice (as two hosts would), write on one mount and read on the other.
+# twice (as two hosts would), write on one mount and read on the other, then
+# run a job with the volume mounted at the path it expects (`svol run`).
 # Pass --keep to leave the server and mounts running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,18 @@ echo "mount b sees: $(cat "$DEMO/b/hello.txt")"
 cmp "$DEMO/weights.bin" "$DEMO/b/weights.bin" && echo "mount b reads the same 64 MiB of weights"
 "$SVOL" volume ls model-cache
 "$SVOL" volume info model-cache
+
+# The seed's function: a job with the volume mounted where it expects it
+# (a path the host does not have), in its own app, stopped when it ends.
+"$SVOL" run -v /root/cache=model-cache -e HF_HOME=/root/cache -- \
+  sh -c 'echo "job sees: $(ls "$HF_HOME" | tr "\n" " ")"; cmp "$HF_HOME/weights.bin" /dev/stdin' <"$DEMO/weights.bin" \
+  && echo "svol run: the job read the same weights at /root/cache"
+# Scratch space that lives as long as its app.
+APP=$("$SVOL" app create --name quickstart)
+SCRATCH=$("$SVOL" volume create --ephemeral --app "$APP")
+"$SVOL" run --app "$APP" -v /scratch="$SCRATCH" -- sh -c 'date > /scratch/stamp'
+"$SVOL" app stop "$APP"
+"$SVOL" app list
 if [ "${1:-}" = "--keep" ]; then
   echo "left running: server pid $SERVER, mounts $DEMO/a $DEMO/b (SVOL_CONFIG=$SVOL_CONFIG)"
 fi

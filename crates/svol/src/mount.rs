@@ -104,6 +104,8 @@ pub(crate) async fn mount(
     let res = tokio::task::spawn_blocking(move || m.run()).await?;
     let _ = std::fs::remove_file(&pidf);
     res.with_context(|| format!("serving {}", mp.display()))?;
+    // A clean end needs no log; after a failure it stays for the post-mortem.
+    let _ = std::fs::remove_file(pidf.with_extension("log"));
     Ok(0)
 }
 
