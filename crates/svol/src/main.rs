@@ -61,6 +61,12 @@ enum Cmd {
     /// Manage tokens
     #[command(subcommand)]
     Token(access_cmd::TokenCmd),
+    /// Print a shell completion script (e.g. `svol completion bash >
+    /// /etc/bash_completion.d/svol`)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -186,5 +192,11 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
         Cmd::App(a) => app_cmd::run(a, &cli.server, &cli.token).await,
         Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
         Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
+        Cmd::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "svol", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }

@@ -183,3 +183,61 @@ fn bad_input_gets_a_clear_error() {
     let long = format!("/{}", "n".repeat(300));
     fails_with(&s, &["volume", "ls", "ok", &long], "255");
 }
+
+/// `svol completion bash` produces a script bash accepts and that completes
+/// svol's subcommands.
+#[test]
+fn shell_completion_script_works_in_bash() {
+    let o = std::process::Command::new(common::svol_bin())
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("svol.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    // Ask bash's completion function what follows `svol ` and `svol app `.
+    let probe = format!(
+        "source {}; COMP_WORDS=(svol ''); COMP_CWORD=1; _svol svol '' svol; echo \"${{COMPREPLY[*]}}\"; \
+         COMP_WORDS=(svol app ''); COMP_CWORD=2; _svol svol '' app; echo \"${{COMPREPLY[*]}}\"",
+        script.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let top = lines.next().unwrap_or("");
+    for sub in [
+        "server",
+        "volume",
+        "mount",
+        "umount",
+        "run",
+        "app",
+        "token",
+        "workspace",
+    ] {
+        assert!(
+            top.split(' ').any(|w| w == sub),
+            "{sub} missing from {top:?}"
+        );
+    }
+    let app = lines.next().unwrap_or("");
+    for sub in ["create", "list", "stop"] {
+        assert!(
+            app.split(' ').any(|w| w == sub),
+            "{sub} missing from {app:?}"
+        );
+    }
+    assert!(
+        !top.contains("__guard"),
+        "internal helper must not be offered"
+    );
+}
