@@ -18,6 +18,8 @@ pub(crate) fn errno(e: &ClientError) -> Errno {
             FsErrno::Stale => libc::ESTALE,
             FsErrno::Perm => libc::EPERM,
             FsErrno::Io => libc::EIO,
+            FsErrno::Again => libc::EAGAIN,
+            FsErrno::NoLocks => libc::ENOLCK,
         },
         ClientError::PermissionDenied(_) | ClientError::Unauthenticated(_) => libc::EACCES,
         ClientError::InvalidArgument(_) => libc::EINVAL,

@@ -85,8 +85,8 @@ struct Open {
 }
 
 pub(crate) struct Inner {
-    vol: Volume,
-    root: u64,
+    pub(crate) vol: Volume,
+    pub(crate) root: u64,
     read_only: bool,
     io: Io,
     open: Mutex<Open>,
@@ -95,6 +95,7 @@ pub(crate) struct Inner {
     /// finds the same version keeps the kernel's page cache.
     seen: Mutex<HashMap<u64, u64>>,
     dirs: DirAttrs,
+    pub(crate) locks: Arc<crate::locks::LockState>,
 }
 
 pub(crate) struct SvolFs {
@@ -113,6 +114,7 @@ impl SvolFs {
         read_only: bool,
         cache: BlockCache,
         rt: Handle,
+        locks: Arc<crate::locks::LockState>,
     ) -> Self {
         let io = Io {
             vol: vol.clone(),
@@ -128,6 +130,7 @@ impl SvolFs {
             next_fh: AtomicU64::new(1),
             seen: Mutex::new(HashMap::new()),
             dirs: DirAttrs::default(),
+            locks,
         });
         Self { rt, inner }
     }
@@ -335,11 +338,16 @@ impl Inner {
         ))
     }
 
-    fn file(&self, ino: u64) -> Option<File> {
+    pub(crate) fn file(&self, ino: u64) -> Option<File> {
         self.local_size(ino)
     }
 
-    async fn flush(&self, ino: u64, durable: bool) -> Result<()> {
+    /// The next open of `ino` must not trust the kernel's page cache.
+    pub(crate) fn forget_seen(&self, ino: u64) {
+        lock(&self.seen).remove(&ino);
+    }
+
+    pub(crate) async fn flush(&self, ino: u64, durable: bool) -> Result<()> {
         if let Some(f) = self.file(ino) {
             let mut st = f.lock().await;
             st.commit(&self.io, durable).await?;
@@ -440,6 +448,8 @@ impl Filesystem for SvolFs {
                 | InitFlags::FUSE_PARALLEL_DIROPS
                 | InitFlags::FUSE_ASYNC_READ,
         );
+        // fcntl and flock locks go to the server (see locks.rs).
+        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
         Ok(())
     }
 
@@ -705,10 +715,16 @@ impl Filesystem for SvolFs {
         _req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
-        _lo: LockOwner,
+        lo: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move { reply.answer(i.flush(i.s(ino), false).await) });
+        self.spawn(|i| async move {
+            let ino = i.s(ino);
+            let res = i.flush(ino, false).await;
+            // A process's POSIX locks on a file end with any close of it.
+            let unlocked = i.unlock_all(ino, lo.0).await;
+            reply.answer(res.and(unlocked))
+        });
     }
 
     fn release(
@@ -717,11 +733,56 @@ impl Filesystem for SvolFs {
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lo: Option<LockOwner>,
+        lo: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move { reply.answer(i.release(i.s(ino), fh.0).await) });
+        self.spawn(|i| async move {
+            let ino = i.s(ino);
+            // flock locks end with the last close of the open file.
+            if let Some(lo) = lo {
+                let _ = i.unlock_all(ino, lo.0).await;
+            }
+            reply.answer(i.release(ino, fh.0).await)
+        });
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lo: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: fuser::ReplyLock,
+    ) {
+        self.spawn(|i| async move {
+            match i.getlk(i.s(ino), lo.0, start, end, typ, pid).await {
+                Ok((s, e, t, p)) => reply.locked(s, e, t, p),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lo: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|i| async move {
+            reply.answer(i.setlk(i.s(ino), lo.0, start, end, typ, pid, sleep).await)
+        });
     }
 
     fn fsync(

@@ -11,6 +11,7 @@ mod cache;
 mod errno;
 mod files;
 mod fs;
+mod locks;
 mod session;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ impl Mount {
             },
             opts.cache_dir.clone(),
         )?;
+        let locks = std::sync::Arc::new(locks::LockState::default());
         let (session_id, lease, invalidations) =
             session::start(vol.clone(), opts.app.clone()).await?;
         tracing::info!(session = %session_id, "session opened");
@@ -92,6 +94,7 @@ impl Mount {
             opts.read_only,
             cache,
             tokio::runtime::Handle::current(),
+            locks.clone(),
         );
         let forget = fs.forget_version();
         let mut cfg = Config::default();
@@ -119,7 +122,8 @@ impl Mount {
                 path: mountpoint.into(),
                 source,
             })?;
-        session::spawn_invalidator(session.notifier(), invalidations, root, forget);
+        let _ = locks.notifier.set(session.notifier());
+        session::spawn_invalidator(session.notifier(), invalidations, root, forget, locks);
         Ok(Self {
             session,
             mountpoint: mountpoint.to_path_buf(),

@@ -158,6 +158,7 @@ pub(crate) fn spawn_invalidator(
     rx: std_mpsc::Receiver<p::Invalidation>,
     root: u64,
     on_inode: impl Fn(u64) + Send + 'static,
+    locks: Arc<crate::locks::LockState>,
 ) {
     use std::os::unix::ffi::OsStrExt;
     let k = move |ino: u64| fuser::INodeNo(if ino == root { 1 } else { ino });
@@ -172,6 +173,8 @@ pub(crate) fn spawn_invalidator(
                     on_inode(*ino);
                     let _ = n.inval_inode(k(*ino), 0, 0);
                 }
+                // A lock grant waits for this (see locks.rs).
+                locks.applied.fetch_max(inv.seq, Ordering::Release);
             }
         })
         .ok();

@@ -42,6 +42,10 @@ pub enum FsErrno {
     Stale,
     Perm,
     Io,
+    /// A lock is held by someone else (EAGAIN).
+    Again,
+    /// Too many locks (ENOLCK).
+    NoLocks,
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -102,6 +106,7 @@ impl From<tonic::Status> for ClientError {
             "EMISSINGBLOCK" => return ClientError::MissingBlock(msg),
             "ENOSPC" => return ClientError::NoSpace(msg),
             "EIO" => return fs(FsErrno::Io),
+            "ENOLCK" => return fs(FsErrno::NoLocks),
             _ => {}
         }
         match s.code() {

@@ -357,6 +357,18 @@ impl Volume {
             .into_inner())
     }
 
+    /// Takes, tests or releases a byte-range lock (the session header names
+    /// the holder). With `wait` it returns once granted.
+    pub async fn lock(&self, mut r: p::LockRequest) -> Result<p::LockReply> {
+        r.volume = self.id();
+        Ok(self
+            .client
+            .rpc()
+            .lock(self.client.req(r))
+            .await?
+            .into_inner())
+    }
+
     pub async fn copy(&self, src: u64, dst_parent: u64, dst_name: &[u8]) -> Result<p::Attr> {
         let r = p::CopyRequest {
             volume: self.id(),

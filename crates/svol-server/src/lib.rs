@@ -10,6 +10,7 @@ mod auth;
 mod blocks;
 mod control;
 mod convert;
+mod locks;
 mod service;
 mod sessions;
 

@@ -26,6 +26,7 @@ pub(crate) struct State {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) block_locks: Arc<BlockLocks>,
     pub(crate) auth: Arc<crate::auth::AuthCache>,
+    pub(crate) locks: Arc<crate::locks::LockTable>,
     /// Blocks written since the last sync of each; a durable commit syncs
     /// the ones it references before it commits.
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockId>>>,
@@ -44,6 +45,7 @@ impl State {
             sessions: Arc::new(Sessions::default()),
             block_locks: Arc::new(BlockLocks::new()),
             auth: Arc::default(),
+            locks: Arc::default(),
             unsynced: Arc::default(),
             lease: cfg.lease,
             app_grace: cfg.app_grace,
@@ -72,6 +74,7 @@ impl State {
                     name: Bytes::copy_from_slice(name),
                 })
                 .collect(),
+            seq: 0,
         };
         self.sessions.invalidate(c.vol, &c.session, inv);
     }
@@ -508,6 +511,10 @@ impl p::svol_server::Svol for State {
             .await?;
         self.push(&c, &[r.dst_parent], &[(r.dst_parent, &r.dst_name)]);
         Ok(Response::new(attr(&a)))
+    }
+
+    async fn lock(&self, req: Request<p::LockRequest>) -> Res<p::LockReply> {
+        Ok(Response::new(self.do_lock(req).await?))
     }
 
     async fn missing_blocks(

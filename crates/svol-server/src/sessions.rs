@@ -26,6 +26,8 @@ type Down = Result<p::SessionDown, Status>;
 struct Live {
     vol: Ino,
     tx: Option<mpsc::Sender<Down>>,
+    /// Invalidations sent so far (each carries its number).
+    seq: u64,
 }
 
 /// The sessions this server process knows about.
@@ -37,7 +39,15 @@ pub(crate) struct Sessions {
 impl Sessions {
     pub(crate) fn attach(&self, id: &str, vol: Ino, tx: mpsc::Sender<Down>) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.insert(id.to_string(), Live { vol, tx: Some(tx) });
+        let seq = live.get(id).map(|l| l.seq).unwrap_or(0);
+        live.insert(
+            id.to_string(),
+            Live {
+                vol,
+                tx: Some(tx),
+                seq,
+            },
+        );
     }
 
     /// The stream ended; the lease may still be renewed by a reconnect.
@@ -55,6 +65,12 @@ impl Sessions {
             .remove(id);
     }
 
+    /// How many invalidations session `id` has been sent.
+    pub(crate) fn seq(&self, id: &str) -> u64 {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(id).map(|l| l.seq).unwrap_or(0)
+    }
+
     /// The volume is gone: its sessions' streams end (the clients see an
     /// error on their next call).
     pub(crate) fn end_volume(&self, vol: Ino) {
@@ -64,16 +80,20 @@ impl Sessions {
 
     /// Pushes an invalidation to every session of `vol` except `origin`.
     pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) {
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, l) in live.iter() {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, l) in live.iter_mut() {
             if l.vol != vol || id == origin {
                 continue;
             }
             if let Some(tx) = &l.tx {
+                let mut inv = inv.clone();
+                inv.seq = l.seq + 1;
                 let msg = Ok(p::SessionDown {
-                    msg: Some(p::session_down::Msg::Invalidation(inv.clone())),
+                    msg: Some(p::session_down::Msg::Invalidation(inv)),
                 });
-                if tx.try_send(msg).is_err() {
+                if tx.try_send(msg).is_ok() {
+                    l.seq += 1;
+                } else {
                     tracing::warn!(session = %id, "invalidation queue full; client will rely on attribute timeouts");
                 }
             }
@@ -167,6 +187,7 @@ impl State {
 
     async fn end_session(&self, id: &str) {
         self.sessions.forget(id);
+        self.locks.release_session(id);
         let sid = id.to_string();
         match self
             .meta(move |m| m.expire_sessions(now_ms(), Some(&sid)))
@@ -192,6 +213,7 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
                     for id in &out.value {
                         tracing::info!(session = %id, "lease expired; session ended");
                         state.sessions.forget(id);
+                        state.locks.release_session(id);
                     }
                     state.reap(out.freed);
                 }

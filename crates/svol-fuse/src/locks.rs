@@ -1,0 +1,174 @@
+//! fcntl and flock locks, granted by the server so they hold across
+//! mounts. A lock also orders data: before unlocking, this mount commits
+//! what it wrote to the file; after a grant, it applies every invalidation
+//! the server sent before the grant and drops its cached view of the file
+//! if another mount changed it — so whoever takes a lock next, anywhere,
+//! reads what the last holder wrote (what databases on shared volumes need).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use svol_proto as p;
+use svol_sdk::{ClientError, FsErrno, Result};
+
+use crate::fs::Inner;
+
+/// Lock bookkeeping shared by the file system and the invalidation thread.
+#[derive(Default)]
+pub(crate) struct LockState {
+    /// Highest invalidation sequence number applied to the kernel.
+    pub(crate) applied: AtomicU64,
+    /// For dropping the kernel's page cache of a file after a grant.
+    pub(crate) notifier: OnceLock<fuser::Notifier>,
+    /// (inode, owner) pairs that may hold locks, so close only asks the
+    /// server to unlock when there can be something to unlock.
+    held: Mutex<HashSet<(u64, u64)>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The kernel's lock type (F_RDLCK, F_WRLCK, F_UNLCK) on the wire.
+fn kind_of(typ: i32) -> Result<p::LockKind> {
+    match typ {
+        libc::F_RDLCK => Ok(p::LockKind::Read),
+        libc::F_WRLCK => Ok(p::LockKind::Write),
+        libc::F_UNLCK => Ok(p::LockKind::Unlock),
+        _ => Err(ClientError::InvalidArgument(format!("lock type {typ}"))),
+    }
+}
+
+fn typ_of(k: i32) -> i32 {
+    match p::LockKind::try_from(k) {
+        Ok(p::LockKind::Read) => libc::F_RDLCK,
+        Ok(p::LockKind::Write) => libc::F_WRLCK,
+        _ => libc::F_UNLCK,
+    }
+}
+
+/// A conflicting lock: (start, end, type, pid), as `getlk` replies.
+pub(crate) type Conflict = (u64, u64, i32, u32);
+
+impl Inner {
+    pub(crate) async fn getlk(
+        &self,
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+    ) -> Result<Conflict> {
+        let r = p::LockRequest {
+            ino,
+            owner,
+            kind: kind_of(typ)? as i32,
+            start,
+            end,
+            pid,
+            test: true,
+            ..Default::default()
+        };
+        let a = self.vol.lock(r).await?;
+        if a.granted {
+            return Ok((start, end, libc::F_UNLCK, 0));
+        }
+        Ok((a.start, a.end, typ_of(a.kind), a.pid))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn setlk(
+        &self,
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        wait: bool,
+    ) -> Result<()> {
+        let kind = kind_of(typ)?;
+        if kind == p::LockKind::Unlock {
+            return self.unlock(ino, owner, start, end).await;
+        }
+        guard(&self.locks.held).insert((ino, owner));
+        let r = p::LockRequest {
+            ino,
+            owner,
+            kind: kind as i32,
+            start,
+            end,
+            pid,
+            wait,
+            ..Default::default()
+        };
+        let a = self.vol.lock(r).await?;
+        if !a.granted {
+            return Err(ClientError::Fs(
+                FsErrno::Again,
+                "locked by another owner".into(),
+            ));
+        }
+        self.catch_up(ino, a.version, a.invalidation_seq).await;
+        Ok(())
+    }
+
+    /// Commits this mount's writes to the file, then unlocks.
+    async fn unlock(&self, ino: u64, owner: u64, start: u64, end: u64) -> Result<()> {
+        if !guard(&self.locks.held).contains(&(ino, owner)) {
+            return Ok(());
+        }
+        self.flush(ino, false).await?;
+        let r = p::LockRequest {
+            ino,
+            owner,
+            kind: p::LockKind::Unlock as i32,
+            start,
+            end,
+            ..Default::default()
+        };
+        self.vol.lock(r).await?;
+        if start == 0 && end == u64::MAX {
+            guard(&self.locks.held).remove(&(ino, owner));
+        }
+        Ok(())
+    }
+
+    /// On close (POSIX: any close by the process; flock: the last close of
+    /// the open file): everything `owner` holds on the file goes.
+    pub(crate) async fn unlock_all(&self, ino: u64, owner: u64) -> Result<()> {
+        self.unlock(ino, owner, 0, u64::MAX).await
+    }
+
+    /// After a grant: apply the invalidations sent before it, and if the
+    /// file changed elsewhere, re-read its chunk map and drop the kernel's
+    /// cached pages and attributes.
+    async fn catch_up(&self, ino: u64, version: u64, seq: u64) {
+        let start = Instant::now();
+        // A lost stream would never deliver them; the version check below
+        // still catches a changed file.
+        while self.locks.applied.load(Ordering::Acquire) < seq
+            && start.elapsed() < Duration::from_secs(2)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let Some(f) = self.file(ino) else { return };
+        let mut st = f.lock().await;
+        if st.version == version {
+            return;
+        }
+        if let Ok(resp) = self.vol.open(ino).await {
+            st.refresh(resp);
+            let _ = self.vol.release(ino).await;
+        }
+        drop(st);
+        self.forget_seen(ino);
+        if let Some(n) = self.locks.notifier.get().cloned() {
+            let k = fuser::INodeNo(if ino == self.root { 1 } else { ino });
+            let _ = tokio::task::spawn_blocking(move || n.inval_inode(k, 0, 0)).await;
+        }
+    }
+}
