@@ -21,6 +21,7 @@ use crate::attr::{file_attr, kind_of_mode, to_ts};
 use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
+use crate::locks::LockSpec;
 
 /// How long the kernel may trust attributes and names without asking.
 /// Changes made on other mounts arrive sooner, as invalidations.
@@ -340,6 +341,15 @@ impl Inner {
 
     pub(crate) fn file(&self, ino: u64) -> Option<File> {
         self.local_size(ino)
+    }
+
+    /// Re-reads the file's chunk map from the server (keeping this mount's
+    /// unflushed writes) after another mount changed it.
+    pub(crate) async fn refetch(&self, ino: u64, st: &mut FileState) -> Result<()> {
+        let resp = self.vol.open(ino).await?;
+        st.refresh(resp);
+        let _ = self.vol.release(ino).await;
+        Ok(())
     }
 
     /// The next open of `ino` must not trust the kernel's page cache.
@@ -671,14 +681,10 @@ impl Filesystem for SvolFs {
             if let Err(ClientError::NotFound(_)) = res {
                 // Another mount replaced this data since our open and its old
                 // blocks are gone: read the current contents instead.
-                match i.vol.open(ino).await {
-                    Ok(resp) => {
-                        st.refresh(resp);
-                        let _ = i.vol.release(ino).await;
-                        res = st.read(&i.io, offset, size).await;
-                    }
-                    Err(e) => res = Err(e),
-                }
+                res = match i.refetch(ino, &mut st).await {
+                    Ok(()) => st.read(&i.io, offset, size).await,
+                    Err(e) => Err(e),
+                };
             }
             reply.answer(res)
         });
@@ -760,7 +766,15 @@ impl Filesystem for SvolFs {
         reply: fuser::ReplyLock,
     ) {
         self.spawn(|i| async move {
-            match i.getlk(i.s(ino), lo.0, start, end, typ, pid).await {
+            let l = LockSpec {
+                ino: i.s(ino),
+                owner: lo.0,
+                start,
+                end,
+                typ,
+                pid,
+            };
+            match i.getlk(&l).await {
                 Ok((s, e, t, p)) => reply.locked(s, e, t, p),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -781,7 +795,15 @@ impl Filesystem for SvolFs {
         reply: ReplyEmpty,
     ) {
         self.spawn(|i| async move {
-            reply.answer(i.setlk(i.s(ino), lo.0, start, end, typ, pid, sleep).await)
+            let l = LockSpec {
+                ino: i.s(ino),
+                owner: lo.0,
+                start,
+                end,
+                typ,
+                pid,
+            };
+            reply.answer(i.setlk(&l, sleep).await)
         });
     }
 

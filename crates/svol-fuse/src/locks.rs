@@ -52,87 +52,76 @@ fn typ_of(k: i32) -> i32 {
 /// A conflicting lock: (start, end, type, pid), as `getlk` replies.
 pub(crate) type Conflict = (u64, u64, i32, u32);
 
-impl Inner {
-    pub(crate) async fn getlk(
-        &self,
-        ino: u64,
-        owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
-        pid: u32,
-    ) -> Result<Conflict> {
-        let r = p::LockRequest {
-            ino,
-            owner,
-            kind: kind_of(typ)? as i32,
-            start,
-            end,
-            pid,
-            test: true,
+/// A lock request as the kernel states it: `typ` is F_RDLCK, F_WRLCK or
+/// F_UNLCK over bytes `start..=end` of `ino`, for lock owner `owner`.
+pub(crate) struct LockSpec {
+    pub ino: u64,
+    pub owner: u64,
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    pub pid: u32,
+}
+
+impl LockSpec {
+    fn request(&self, kind: p::LockKind) -> p::LockRequest {
+        p::LockRequest {
+            ino: self.ino,
+            owner: self.owner,
+            kind: kind as i32,
+            start: self.start,
+            end: self.end,
+            pid: self.pid,
             ..Default::default()
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) async fn getlk(&self, l: &LockSpec) -> Result<Conflict> {
+        let r = p::LockRequest {
+            test: true,
+            ..l.request(kind_of(l.typ)?)
         };
         let a = self.vol.lock(r).await?;
         if a.granted {
-            return Ok((start, end, libc::F_UNLCK, 0));
+            return Ok((l.start, l.end, libc::F_UNLCK, 0));
         }
         Ok((a.start, a.end, typ_of(a.kind), a.pid))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn setlk(
-        &self,
-        ino: u64,
-        owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
-        pid: u32,
-        wait: bool,
-    ) -> Result<()> {
-        let kind = kind_of(typ)?;
+    pub(crate) async fn setlk(&self, l: &LockSpec, wait: bool) -> Result<()> {
+        let kind = kind_of(l.typ)?;
         if kind == p::LockKind::Unlock {
-            return self.unlock(ino, owner, start, end).await;
+            return self.unlock(l).await;
         }
-        guard(&self.locks.held).insert((ino, owner));
-        let r = p::LockRequest {
-            ino,
-            owner,
-            kind: kind as i32,
-            start,
-            end,
-            pid,
-            wait,
-            ..Default::default()
-        };
-        let a = self.vol.lock(r).await?;
+        guard(&self.locks.held).insert((l.ino, l.owner));
+        let a = self
+            .vol
+            .lock(p::LockRequest {
+                wait,
+                ..l.request(kind)
+            })
+            .await?;
         if !a.granted {
             return Err(ClientError::Fs(
                 FsErrno::Again,
                 "locked by another owner".into(),
             ));
         }
-        self.catch_up(ino, a.version, a.invalidation_seq).await;
+        self.catch_up(l.ino, a.version, a.invalidation_seq).await;
         Ok(())
     }
 
     /// Commits this mount's writes to the file, then unlocks.
-    async fn unlock(&self, ino: u64, owner: u64, start: u64, end: u64) -> Result<()> {
-        if !guard(&self.locks.held).contains(&(ino, owner)) {
+    async fn unlock(&self, l: &LockSpec) -> Result<()> {
+        if !guard(&self.locks.held).contains(&(l.ino, l.owner)) {
             return Ok(());
         }
-        self.flush(ino, false).await?;
-        let r = p::LockRequest {
-            ino,
-            owner,
-            kind: p::LockKind::Unlock as i32,
-            start,
-            end,
-            ..Default::default()
-        };
-        self.vol.lock(r).await?;
-        if start == 0 && end == u64::MAX {
-            guard(&self.locks.held).remove(&(ino, owner));
+        self.flush(l.ino, false).await?;
+        self.vol.lock(l.request(p::LockKind::Unlock)).await?;
+        if l.start == 0 && l.end == u64::MAX {
+            guard(&self.locks.held).remove(&(l.ino, l.owner));
         }
         Ok(())
     }
@@ -140,7 +129,15 @@ impl Inner {
     /// On close (POSIX: any close by the process; flock: the last close of
     /// the open file): everything `owner` holds on the file goes.
     pub(crate) async fn unlock_all(&self, ino: u64, owner: u64) -> Result<()> {
-        self.unlock(ino, owner, 0, u64::MAX).await
+        self.unlock(&LockSpec {
+            ino,
+            owner,
+            start: 0,
+            end: u64::MAX,
+            typ: libc::F_UNLCK,
+            pid: 0,
+        })
+        .await
     }
 
     /// After a grant: apply the invalidations sent before it, and if the
@@ -160,10 +157,7 @@ impl Inner {
         if st.version == version {
             return;
         }
-        if let Ok(resp) = self.vol.open(ino).await {
-            st.refresh(resp);
-            let _ = self.vol.release(ino).await;
-        }
+        let _ = self.refetch(ino, &mut st).await;
         drop(st);
         self.forget_seen(ino);
         if let Some(n) = self.locks.notifier.get().cloned() {

@@ -45,6 +45,15 @@ pub enum AppState {
 }
 
 impl AppKind {
+    /// From the stored integer (anything unknown reads as `App`).
+    pub fn from_i64(v: i64) -> Self {
+        if v == Self::Volume as i64 {
+            Self::Volume
+        } else {
+            Self::App
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::App => "app",
@@ -54,6 +63,15 @@ impl AppKind {
 }
 
 impl AppState {
+    /// From the stored integer (anything unknown reads as `Stopped`).
+    pub fn from_i64(v: i64) -> Self {
+        if v == Self::Running as i64 {
+            Self::Running
+        } else {
+            Self::Stopped
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",

@@ -185,9 +185,15 @@ impl State {
         Ok(rx)
     }
 
-    async fn end_session(&self, id: &str) {
+    /// What this process keeps for a session that ended: its stream and
+    /// its locks (the metadata side is `expire_sessions`).
+    fn forget_session(&self, id: &str) {
         self.sessions.forget(id);
         self.locks.release_session(id);
+    }
+
+    async fn end_session(&self, id: &str) {
+        self.forget_session(id);
         let sid = id.to_string();
         match self
             .meta(move |m| m.expire_sessions(now_ms(), Some(&sid)))
@@ -212,8 +218,7 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
                 Ok(Ok(out)) => {
                     for id in &out.value {
                         tracing::info!(session = %id, "lease expired; session ended");
-                        state.sessions.forget(id);
-                        state.locks.release_session(id);
+                        state.forget_session(id);
                     }
                     state.reap(out.freed);
                 }

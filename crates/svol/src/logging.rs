@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 static QUEUE: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
@@ -47,37 +47,28 @@ impl Drop for Line {
         if line.is_empty() {
             return;
         }
-        match QUEUE.get() {
-            Some(q) => {
-                PENDING.fetch_add(1, Ordering::Relaxed);
-                if q.try_send(line).is_err() {
-                    PENDING.fetch_sub(1, Ordering::Relaxed);
-                    DROPPED.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            None => {
-                let _ = std::io::stderr().write_all(&line);
-            }
+        PENDING.fetch_add(1, Ordering::Relaxed);
+        if queue().try_send(line).is_err() {
+            PENDING.fetch_sub(1, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-static START: Mutex<()> = Mutex::new(());
+/// The queue, and its writer thread, start with the first log line (so
+/// `svol run` is still single-threaded when it enters its namespace).
+fn queue() -> &'static SyncSender<Vec<u8>> {
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = sync_channel(4096);
+        // Should the thread not start, lines are counted as dropped.
+        let _ = std::thread::Builder::new()
+            .name("svol-log".into())
+            .spawn(move || writer(rx));
+        tx
+    })
+}
 
 pub(crate) fn make_line() -> Line {
-    if QUEUE.get().is_none() {
-        let _g = START.lock().unwrap_or_else(|p| p.into_inner());
-        if QUEUE.get().is_none() {
-            let (tx, rx) = sync_channel(4096);
-            if std::thread::Builder::new()
-                .name("svol-log".into())
-                .spawn(move || writer(rx))
-                .is_ok()
-            {
-                let _ = QUEUE.set(tx);
-            }
-        }
-    }
     Line(Vec::new())
 }
 

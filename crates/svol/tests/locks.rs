@@ -52,16 +52,9 @@ f.seek(0)
 print(f"{waited:.2f} {f.readline().strip()}")
 "#;
 
-fn exclusion(how: &str) {
-    let s = Server::start();
-    s.create_volume("v");
-    let a = s.mount("v", &[]);
-    let b = s.mount("v", &[]);
-    std::fs::write(a.p("lockfile"), "initial contents of the file....\n").expect("write");
-    eventually(Duration::from_secs(5), "file on b", || {
-        b.p("lockfile").exists()
-    });
-    let mut holder = python(HOLD, &[a.p("lockfile").to_str().expect("utf8"), how, "1.5"])
+/// Starts a process holding a lock on `path` for `secs`; returns once held.
+fn hold(path: &std::path::Path, how: &str, secs: &str) -> std::process::Child {
+    let mut holder = python(HOLD, &[path.to_str().expect("utf8"), how, secs])
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");
@@ -71,6 +64,19 @@ fn exclusion(how: &str) {
         .read_line(&mut line)
         .expect("read");
     assert_eq!(line.trim(), "locked");
+    holder
+}
+
+fn exclusion(how: &str) {
+    let s = Server::start();
+    s.create_volume("v");
+    let a = s.mount("v", &[]);
+    let b = s.mount("v", &[]);
+    std::fs::write(a.p("lockfile"), "initial contents of the file....\n").expect("write");
+    eventually(Duration::from_secs(5), "file on b", || {
+        b.p("lockfile").exists()
+    });
+    let mut holder = hold(&a.p("lockfile"), how, "1.5");
     let out = python(TAKE, &[b.p("lockfile").to_str().expect("utf8"), how])
         .output()
         .expect("python");
@@ -125,19 +131,7 @@ fn a_dead_clients_locks_are_released_when_its_lease_ends() {
             .unwrap_or(false)
     });
     std::fs::write(ap.join("f"), "x").expect("write");
-    let mut holder = python(
-        HOLD,
-        &[ap.join("f").to_str().expect("utf8"), "fcntl", "600"],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("python");
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(holder.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "locked");
+    let mut holder = hold(&ap.join("f"), "fcntl", "600");
     let try_b = || {
         python(
             "import fcntl,sys; f=open(sys.argv[1],'r+')\ntry:\n fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB); print('got')\nexcept OSError: print('busy')",

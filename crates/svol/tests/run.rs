@@ -206,7 +206,7 @@ fn runs_in_different_apps_share_a_volume_live() {
 #[test]
 fn sigterm_and_sigint_reach_the_command_and_the_run_cleans_up() {
     let s = Server::start();
-    for (sig, code) in [(libc_sigterm(), 7), (libc_sigint(), 8)] {
+    for (sig, code) in [(libc::SIGTERM, 7), (libc::SIGINT, 8)] {
         let mut child = s
             .cmd()
             .args([
@@ -236,7 +236,6 @@ fn sigterm_and_sigint_reach_the_command_and_the_run_cleans_up() {
         let vols = running[0]["volumes"].as_array().expect("volumes").len();
         assert_eq!(vols, 1, "the run's ephemeral /scratch volume");
         let id = running[0]["id"].as_str().expect("id").to_string();
-        // SAFETY-free: send the signal with kill(1)
         let st = std::process::Command::new("kill")
             .args([format!("-{sig}"), child.id().to_string()])
             .status()
@@ -319,12 +318,4 @@ fn a_killed_runner_leaves_nothing_after_the_grace_period() {
     eventually(Duration::from_secs(20), "blocks freed", || {
         s.block_bytes() == blocks0
     });
-}
-
-fn libc_sigterm() -> i32 {
-    15
-}
-
-fn libc_sigint() -> i32 {
-    2
 }

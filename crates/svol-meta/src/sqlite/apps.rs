@@ -44,14 +44,8 @@ const APP_COLS: &str = "id, public_id, workspace, name, kind, state, created";
 
 fn app_from(c: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     let row: i64 = r.get(0)?;
-    let kind = match r.get::<_, i64>(4)? {
-        2 => AppKind::Volume,
-        _ => AppKind::App,
-    };
-    let state = match r.get::<_, i64>(5)? {
-        1 => AppState::Running,
-        _ => AppState::Stopped,
-    };
+    let kind = AppKind::from_i64(r.get(4)?);
+    let state = AppState::from_i64(r.get(5)?);
     let volumes = c
         .prepare_cached("SELECT public_id FROM volumes WHERE app = ?1 ORDER BY created, public_id")?
         .query_map(params![row], |r| r.get(0))?
@@ -80,14 +74,7 @@ fn find(c: &Connection, ws: WorkspaceId, id: &str) -> Result<(i64, AppState)> {
     c.query_row(
         "SELECT id, state FROM apps WHERE workspace = ?1 AND public_id = ?2",
         params![ws, id],
-        |r| {
-            let state = if r.get::<_, i64>(1)? == AppState::Running as i64 {
-                AppState::Running
-            } else {
-                AppState::Stopped
-            };
-            Ok((r.get(0)?, state))
-        },
+        |r| Ok((r.get(0)?, AppState::from_i64(r.get(1)?))),
     )
     .optional()?
     .ok_or_else(|| MetaError::NotFound(format!("app {id}")))

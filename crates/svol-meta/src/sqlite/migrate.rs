@@ -8,16 +8,18 @@ use crate::Result;
 
 pub(crate) const VERSION: i64 = 2;
 
-pub(crate) fn upgrade(c: &mut Connection) -> Result<()> {
+/// Creates the schema, or brings an older file up to it, in one transaction.
+pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
     let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let has_volumes: bool = c.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'volumes'",
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let first_release = version < 2 && has_volumes;
     let tx = c.transaction()?;
-    if version < 2 && has_volumes {
-        // Version 0: tokens without ids, volumes without apps.
+    if first_release {
+        // Tokens without ids, volumes without apps.
         tx.execute_batch(
             "ALTER TABLE tokens ADD COLUMN public_id TEXT;
              ALTER TABLE tokens ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
@@ -26,12 +28,16 @@ pub(crate) fn upgrade(c: &mut Connection) -> Result<()> {
              UPDATE tokens SET admin = 1 WHERE label = 'admin';
              ALTER TABLE volumes ADD COLUMN app INTEGER NOT NULL DEFAULT 0;
              ALTER TABLE volumes ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;
-             ALTER TABLE sessions ADD COLUMN app INTEGER NOT NULL DEFAULT 0;
-             CREATE TABLE apps(
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, public_id TEXT NOT NULL UNIQUE,
-                 workspace INTEGER NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,
-                 state INTEGER NOT NULL, created INTEGER NOT NULL, last_active INTEGER NOT NULL);
-             INSERT INTO apps(public_id, workspace, name, kind, state, created, last_active)
+             ALTER TABLE sessions ADD COLUMN app INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
+    // Whatever is still missing (all of it in a new file; `apps` and the
+    // new indexes in an old one).
+    tx.execute_batch(schema)?;
+    if first_release {
+        // Every old volume was persisted: give each its app of kind volume.
+        tx.execute_batch(
+            "INSERT INTO apps(public_id, workspace, name, kind, state, created, last_active)
                  SELECT 'ap-' || lower(hex(randomblob(8))), workspace, name, 2, 1, created, 0
                  FROM volumes;
              UPDATE volumes SET app = (SELECT a.id FROM apps a

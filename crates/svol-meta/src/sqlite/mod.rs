@@ -95,8 +95,7 @@ fn connect(path: &Path) -> Result<Connection> {
 impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let mut c = connect(path)?;
-        migrate::upgrade(&mut c)?;
-        c.execute_batch(SCHEMA)?;
+        migrate::upgrade(&mut c, SCHEMA)?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: Mutex::new(c),
