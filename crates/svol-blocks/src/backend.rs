@@ -1,18 +1,19 @@
 use bytes::Bytes;
 
-use crate::{BlockHash, Result};
+use crate::{BlockKey, Result};
 
 /// What a place that keeps blocks must do. Implementations trust their
-/// caller: `BlockStore` has already checked hashes and sizes.
+/// caller: `BlockStore` has already checked hashes and sizes, and verifies
+/// what `get` returns.
 #[async_trait::async_trait]
 pub trait BlockBackend: Send + Sync + 'static {
     /// Stores a block. It survives a crash of the process at once, and a
     /// power loss once `sync` has returned for it.
-    async fn put(&self, hash: BlockHash, data: Bytes) -> Result<()>;
+    async fn put(&self, key: BlockKey, data: Bytes) -> Result<()>;
     /// Makes the given blocks durable on stable storage.
-    async fn sync(&self, hashes: &[BlockHash]) -> Result<()>;
-    async fn get(&self, hash: BlockHash) -> Result<Bytes>;
-    async fn contains(&self, hash: BlockHash) -> Result<bool>;
-    async fn delete(&self, hash: BlockHash) -> Result<()>;
+    async fn sync(&self, keys: &[BlockKey]) -> Result<()>;
+    async fn get(&self, key: BlockKey) -> Result<Bytes>;
+    async fn contains(&self, key: BlockKey) -> Result<bool>;
+    async fn delete(&self, key: BlockKey) -> Result<()>;
     async fn capacity(&self) -> Result<(u64, u64)>;
 }

@@ -34,3 +34,30 @@ impl fmt::Debug for BlockHash {
         write!(f, "BlockHash({self})")
     }
 }
+
+/// Where a block lives: its owner (the workspace that uploaded it) and its
+/// hash. Identical bytes of two owners are two blocks, so a block can be
+/// deduplicated only within its owner and never read through another.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockKey {
+    pub owner: u64,
+    pub hash: BlockHash,
+}
+
+impl BlockKey {
+    pub fn new(owner: u64, hash: BlockHash) -> Self {
+        Self { owner, hash }
+    }
+}
+
+impl fmt::Display for BlockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.hash)
+    }
+}
+
+impl fmt::Debug for BlockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlockKey({self})")
+    }
+}

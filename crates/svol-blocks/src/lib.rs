@@ -1,15 +1,18 @@
 //! Block storage: immutable, content-addressed blobs of file data.
 //!
 //! A block is named by the BLAKE3 hash of its bytes, so a block never changes
-//! once written and never needs invalidating in a cache. This crate owns how
-//! blocks are kept (a local directory today, an object store later) and
-//! checks every block against its name on the way in. It knows nothing about
-//! files, volumes or reference counts: the metadata store decides when a
-//! block may be deleted. It must not depend on any other svol crate.
+//! once written and never needs invalidating in a cache. Every block also
+//! has an owner (the workspace that uploaded it): identical bytes of two
+//! owners are stored twice, so knowing a hash never gives access to another
+//! owner's data. This crate owns how blocks are kept (a local directory
+//! today, an object store later) and checks every block against its name on
+//! the way in and on the way out. It knows nothing about files, volumes or
+//! reference counts: the metadata store decides when a block may be
+//! deleted. It must not depend on any other svol crate.
 
 mod backend;
 mod hash;
-mod local;
+pub mod local;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use backend::BlockBackend;
-pub use hash::BlockHash;
+pub use hash::{BlockHash, BlockKey};
 
 /// Largest block accepted.
 pub const MAX_BLOCK: usize = 4 << 20;
@@ -25,9 +28,13 @@ pub const MAX_BLOCK: usize = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
     #[error("block {0} not found")]
-    NotFound(BlockHash),
+    NotFound(BlockKey),
     #[error("block data does not match its hash {0}")]
     HashMismatch(BlockHash),
+    /// The stored bytes no longer match the block's hash (bit rot, a torn
+    /// write after power loss, tampering): never handed out as data.
+    #[error("block {0} is corrupt: its bytes do not match its hash")]
+    Corrupt(BlockKey),
     #[error("block of {0} bytes is larger than the {MAX_BLOCK} byte limit")]
     TooLarge(usize),
     #[error("invalid block hash: {0}")]
@@ -62,50 +69,60 @@ impl BlockStore {
         Self { backend }
     }
 
-    /// Stores `data` under `hash` after checking that the hash is right.
+    /// Stores `data` under `key` after checking that the hash is right.
     /// Storing a block that already exists is a cheap no-op. Returns whether
     /// the bytes were written now (and so may still need a `sync`).
-    pub async fn put(&self, hash: BlockHash, data: Bytes) -> Result<bool> {
+    pub async fn put(&self, key: BlockKey, data: Bytes) -> Result<bool> {
         if data.len() > MAX_BLOCK {
             return Err(BlockError::TooLarge(data.len()));
         }
-        let check = data.clone();
-        let actual = tokio::task::spawn_blocking(move || BlockHash::of(&check))
-            .await
-            .map_err(|e| BlockError::Io(std::io::Error::other(e)))?;
-        if actual != hash {
-            return Err(BlockError::HashMismatch(hash));
+        if hash_of(data.clone()).await? != key.hash {
+            return Err(BlockError::HashMismatch(key.hash));
         }
-        if self.backend.contains(hash).await? {
+        if self.backend.contains(key).await? {
             return Ok(false);
         }
-        self.backend.put(hash, data).await?;
+        self.backend.put(key, data).await?;
         Ok(true)
     }
 
     /// Makes blocks durable (see `BlockBackend::sync`).
-    pub async fn sync(&self, hashes: &[BlockHash]) -> Result<()> {
-        if hashes.is_empty() {
+    pub async fn sync(&self, keys: &[BlockKey]) -> Result<()> {
+        if keys.is_empty() {
             return Ok(());
         }
-        self.backend.sync(hashes).await
+        self.backend.sync(keys).await
     }
 
-    pub async fn get(&self, hash: BlockHash) -> Result<Bytes> {
-        self.backend.get(hash).await
+    /// The block's bytes, checked against its hash: a block whose bytes
+    /// changed on the medium is `Corrupt`, never wrong data.
+    pub async fn get(&self, key: BlockKey) -> Result<Bytes> {
+        let data = self.backend.get(key).await?;
+        if hash_of(data.clone()).await? != key.hash {
+            tracing::error!("block {key} is corrupt: stored bytes do not match its hash");
+            return Err(BlockError::Corrupt(key));
+        }
+        Ok(data)
     }
 
-    pub async fn contains(&self, hash: BlockHash) -> Result<bool> {
-        self.backend.contains(hash).await
+    pub async fn contains(&self, key: BlockKey) -> Result<bool> {
+        self.backend.contains(key).await
     }
 
     /// Deletes a block; deleting a missing block is not an error.
-    pub async fn delete(&self, hash: BlockHash) -> Result<()> {
-        self.backend.delete(hash).await
+    pub async fn delete(&self, key: BlockKey) -> Result<()> {
+        self.backend.delete(key).await
     }
 
     /// Space (total, free) of the medium under the store, in bytes.
     pub async fn capacity(&self) -> Result<(u64, u64)> {
         self.backend.capacity().await
     }
+}
+
+/// BLAKE3 of a block, off the async threads (a 4 MiB block takes a few ms).
+async fn hash_of(data: Bytes) -> Result<BlockHash> {
+    tokio::task::spawn_blocking(move || BlockHash::of(&data))
+        .await
+        .map_err(|e| BlockError::Io(std::io::Error::other(e)))
 }

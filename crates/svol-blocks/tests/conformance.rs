@@ -1,61 +1,71 @@
 //! The `BlockStore` conformance suite: every backend runs the same checks.
 
 use bytes::Bytes;
-use svol_blocks::{BlockError, BlockHash, BlockStore, MAX_BLOCK};
+use svol_blocks::{BlockError, BlockHash, BlockKey, BlockStore, MAX_BLOCK};
+
+fn key(h: BlockHash) -> BlockKey {
+    BlockKey::new(1, h)
+}
 
 async fn conformance(store: BlockStore) {
     let data = Bytes::from(vec![7u8; 100_000]);
     let h = BlockHash::of(&data);
-    assert!(!store.contains(h).await.unwrap());
-    assert!(matches!(store.get(h).await, Err(BlockError::NotFound(_))));
+    assert!(!store.contains(key(h)).await.unwrap());
+    assert!(matches!(
+        store.get(key(h)).await,
+        Err(BlockError::NotFound(_))
+    ));
 
     assert!(
-        store.put(h, data.clone()).await.unwrap(),
+        store.put(key(h), data.clone()).await.unwrap(),
         "first put writes"
     );
-    store.sync(&[h]).await.unwrap();
-    assert!(store.contains(h).await.unwrap());
-    assert_eq!(store.get(h).await.unwrap(), data);
+    store.sync(&[key(h)]).await.unwrap();
+    assert!(store.contains(key(h)).await.unwrap());
+    assert_eq!(store.get(key(h)).await.unwrap(), data);
     // idempotent
     assert!(
-        !store.put(h, data.clone()).await.unwrap(),
+        !store.put(key(h), data.clone()).await.unwrap(),
         "second put writes nothing"
     );
 
     // a lie about the hash is refused and stores nothing
     let other = Bytes::from_static(b"other");
-    let err = store.put(h, other.clone()).await.unwrap_err();
+    let err = store.put(key(h), other.clone()).await.unwrap_err();
     assert!(matches!(err, BlockError::HashMismatch(_)));
     let wrong = BlockHash::of(b"something else");
-    assert!(store.put(wrong, other).await.is_err());
-    assert!(!store.contains(wrong).await.unwrap());
-    assert_eq!(store.get(h).await.unwrap(), data);
+    assert!(store.put(key(wrong), other).await.is_err());
+    assert!(!store.contains(key(wrong)).await.unwrap());
+    assert_eq!(store.get(key(h)).await.unwrap(), data);
 
     // oversized
     let big = Bytes::from(vec![0u8; MAX_BLOCK + 1]);
     let bh = BlockHash::of(&big);
     assert!(matches!(
-        store.put(bh, big).await,
+        store.put(key(bh), big).await,
         Err(BlockError::TooLarge(_))
     ));
 
     // the largest block round-trips
     let max = Bytes::from((0..MAX_BLOCK).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     let mh = BlockHash::of(&max);
-    store.put(mh, max.clone()).await.unwrap();
-    assert_eq!(store.get(mh).await.unwrap(), max);
+    store.put(key(mh), max.clone()).await.unwrap();
+    assert_eq!(store.get(key(mh)).await.unwrap(), max);
 
     // empty block
     let e = Bytes::new();
     let eh = BlockHash::of(&e);
-    store.put(eh, e.clone()).await.unwrap();
-    assert_eq!(store.get(eh).await.unwrap(), e);
+    store.put(key(eh), e.clone()).await.unwrap();
+    assert_eq!(store.get(key(eh)).await.unwrap(), e);
 
     // delete, twice
-    store.delete(h).await.unwrap();
-    store.delete(h).await.unwrap();
-    assert!(!store.contains(h).await.unwrap());
-    assert!(matches!(store.get(h).await, Err(BlockError::NotFound(_))));
+    store.delete(key(h)).await.unwrap();
+    store.delete(key(h)).await.unwrap();
+    assert!(!store.contains(key(h)).await.unwrap());
+    assert!(matches!(
+        store.get(key(h)).await,
+        Err(BlockError::NotFound(_))
+    ));
 
     // many in parallel
     let mut tasks = Vec::new();
@@ -64,8 +74,8 @@ async fn conformance(store: BlockStore) {
         tasks.push(tokio::spawn(async move {
             let d = Bytes::from(format!("block number {i}").into_bytes());
             let h = BlockHash::of(&d);
-            s.put(h, d.clone()).await.unwrap();
-            assert_eq!(s.get(h).await.unwrap(), d);
+            s.put(key(h), d.clone()).await.unwrap();
+            assert_eq!(s.get(key(h)).await.unwrap(), d);
         }));
     }
     for t in tasks {
@@ -74,6 +84,21 @@ async fn conformance(store: BlockStore) {
 
     let (total, free) = store.capacity().await.unwrap();
     assert!(total > 0 && free <= total);
+
+    // Owners do not share blocks: the same bytes under owner 2 are not
+    // there until owner 2 stores them, and deleting one leaves the other.
+    let d = Bytes::from_static(b"shared bytes");
+    let h = BlockHash::of(&d);
+    let (a, b) = (BlockKey::new(1, h), BlockKey::new(2, h));
+    assert!(store.put(a, d.clone()).await.unwrap());
+    assert!(!store.contains(b).await.unwrap());
+    assert!(matches!(store.get(b).await, Err(BlockError::NotFound(_))));
+    assert!(
+        store.put(b, d.clone()).await.unwrap(),
+        "stored again for owner 2"
+    );
+    store.delete(a).await.unwrap();
+    assert_eq!(store.get(b).await.unwrap(), d);
 }
 
 #[tokio::test]
@@ -88,11 +113,11 @@ async fn local_dir_frees_space_and_survives_reopen() {
     let store = BlockStore::local(dir.path()).unwrap();
     let d = Bytes::from(vec![1u8; 1 << 20]);
     let h = BlockHash::of(&d);
-    store.put(h, d.clone()).await.unwrap();
+    store.put(key(h), d.clone()).await.unwrap();
     drop(store);
     let store = BlockStore::local(dir.path()).unwrap();
-    assert_eq!(store.get(h).await.unwrap(), d);
-    store.delete(h).await.unwrap();
+    assert_eq!(store.get(key(h)).await.unwrap(), d);
+    store.delete(key(h)).await.unwrap();
     let files: usize = walk(dir.path());
     assert_eq!(files, 0, "no block files remain after delete");
 }
@@ -109,4 +134,63 @@ fn walk(p: &std::path::Path) -> usize {
             }
         })
         .sum()
+}
+
+#[tokio::test]
+async fn local_dir_detects_corrupt_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::local(dir.path()).unwrap();
+    let d = Bytes::from(vec![3u8; 70_000]);
+    let k = BlockKey::new(7, BlockHash::of(&d));
+    store.put(k, d.clone()).await.unwrap();
+    let hex = k.hash.to_hex();
+    let file = dir.path().join("w7").join(&hex[..2]).join(&hex[2..]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1234] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(matches!(store.get(k).await, Err(BlockError::Corrupt(_))));
+}
+
+#[tokio::test]
+async fn local_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blocks");
+    let store = BlockStore::local(&root).unwrap();
+    let d = Bytes::from_static(b"secret");
+    let k = BlockKey::new(1, BlockHash::of(&d));
+    store.put(k, d).await.unwrap();
+    let hex = k.hash.to_hex();
+    let file = root.join("w1").join(&hex[..2]).join(&hex[2..]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[tokio::test]
+async fn local_dir_adopts_first_layout_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Bytes::from_static(b"from the first release");
+    let h = BlockHash::of(&d);
+    let hex = h.to_hex();
+    std::fs::create_dir_all(dir.path().join(&hex[..2])).unwrap();
+    std::fs::write(dir.path().join(&hex[..2]).join(&hex[2..]), &d).unwrap();
+    let orphan = BlockHash::of(b"nobody");
+    let ohex = orphan.to_hex();
+    std::fs::create_dir_all(dir.path().join(&ohex[..2])).unwrap();
+    std::fs::write(dir.path().join(&ohex[..2]).join(&ohex[2..]), b"nobody").unwrap();
+    let moved = svol_blocks::local::adopt_unowned(dir.path(), |x| {
+        Ok(if x == h { vec![1, 2] } else { vec![] })
+    })
+    .unwrap();
+    assert_eq!(moved, 2);
+    let store = BlockStore::local(dir.path()).unwrap();
+    assert_eq!(store.get(BlockKey::new(1, h)).await.unwrap(), d);
+    assert_eq!(store.get(BlockKey::new(2, h)).await.unwrap(), d);
+    assert_eq!(
+        walk(dir.path()),
+        2,
+        "the old copies and the orphan are gone"
+    );
 }

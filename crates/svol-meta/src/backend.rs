@@ -181,18 +181,30 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>>;
 
     // ---- block reference counts ----
-    /// Blocks of `hashes` that no file of workspace `ws` references: the
-    /// client must upload those (the server stores identical bytes once, but
-    /// never tells a workspace what another one holds).
+    // Blocks belong to the workspace that uploaded them: a commit may only
+    // reference blocks its own workspace registered, and nothing here ever
+    // tells a workspace whether another one holds a hash.
+    /// Blocks of `hashes` that workspace `ws` does not hold: the client must
+    /// upload those.
     fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>>;
-    /// Does a file of workspace `ws` reference this block?
+    /// Does workspace `ws` hold this block (and may so read it)?
     fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool>;
-    /// Records an uploaded block; it is kept unreferenced until
-    /// `pending_until_ms` to give the uploader time to commit.
-    fn register_block(&self, hash: &BlockId, size: u64, pending_until_ms: i64) -> Result<()>;
-    /// Forgets a block if nothing references it and its grace is over;
-    /// true means the caller must now delete its bytes.
-    fn reap_block(&self, hash: &BlockId, now_ms: i64) -> Result<bool>;
-    /// Unreferenced blocks whose grace ended before `now_ms`.
-    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockId>>;
+    /// Records a block workspace `ws` uploaded; it is kept unreferenced
+    /// until `pending_until_ms` to give the uploader time to commit. Clears
+    /// a deletion mark (the bytes were written again).
+    fn register_block(&self, block: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()>;
+    /// First step of deleting a block: if nothing references it and its
+    /// grace is over, marks it as being deleted (a commit can no longer
+    /// reference it) and returns true: the caller must now delete its bytes,
+    /// then call `drop_block`. A block whose bytes could not be deleted stays
+    /// marked and is offered again by `expired_blocks`.
+    fn mark_block(&self, block: &BlockRef, now_ms: i64) -> Result<bool>;
+    /// Last step of deleting a block: forgets a marked block.
+    fn drop_block(&self, block: &BlockRef) -> Result<()>;
+    /// Unreferenced blocks whose grace ended before `now_ms`, and marked
+    /// ones whose deletion did not finish.
+    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>>;
+    /// Workspaces that hold a block of this hash (to move the blocks of the
+    /// first on-disk layout, which was shared by all workspaces).
+    fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>>;
 }

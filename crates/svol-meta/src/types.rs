@@ -166,10 +166,20 @@ pub struct Workspace {
     pub name: String,
 }
 
+/// A block as the metadata store counts it: owned by the workspace that
+/// uploaded it. Files reference blocks of their own workspace only, so one
+/// workspace can neither read nor probe another's blocks by hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockRef {
+    pub workspace: WorkspaceId,
+    pub hash: BlockId,
+}
+
 /// Blocks whose last reference went away in an operation. The caller must
-/// hand them to `reap_block` (after deleting nothing itself): a block is
-/// deleted only by the reaper, which re-checks the count.
-pub type Freed = Vec<BlockId>;
+/// hand them to the reaper (after deleting nothing itself): a block is
+/// deleted only by `mark_block` → delete the bytes → `drop_block`, which
+/// re-checks the count.
+pub type Freed = Vec<BlockRef>;
 
 /// Outcome of an operation that may drop references to blocks.
 #[derive(Debug, Clone, Default)]

@@ -25,10 +25,24 @@ fn dir(mode: u32) -> NewNode {
     }
 }
 
-fn block(store: &MetaStore, n: u8) -> BlockId {
+/// A block uploaded by workspace `ws`.
+fn block(store: &MetaStore, ws: WorkspaceId, n: u8) -> BlockId {
     let h = [n; 32];
-    store.register_block(&h, 100, 0).unwrap();
+    store.register_block(&bref(ws, h), 100, 0).unwrap();
     h
+}
+
+fn bref(workspace: WorkspaceId, hash: BlockId) -> BlockRef {
+    BlockRef { workspace, hash }
+}
+
+/// The reaper's deletion of a block: mark, (delete the bytes), drop.
+fn reap(s: &MetaStore, b: BlockRef, now_ms: i64) -> bool {
+    let marked = s.mark_block(&b, now_ms).unwrap();
+    if marked {
+        s.drop_block(&b).unwrap();
+    }
+    marked
 }
 
 fn chunk(index: u64, h: BlockId, len: u32) -> Chunk {
@@ -159,7 +173,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let f = s
         .create(e1.root, e1.root, b"f", &file(0o644), true, now())
         .unwrap();
-    let h = block(s, 9);
+    let h = block(s, ws, 9);
     s.commit(e1.root, f.ino, &[chunk(0, h, 10)], 10, false, now())
         .unwrap();
     assert!(matches!(
@@ -185,7 +199,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let out = s.stop_app(ws, &app.id, now()).unwrap();
     assert_eq!(out.value.state, AppState::Stopped);
     assert!(out.value.volumes.is_empty());
-    assert_eq!(out.freed, vec![h]);
+    assert_eq!(out.freed, vec![bref(ws, h)]);
     assert!(s.volume(ws, &e1.id).is_err());
     assert!(s.volume(ws, "kept").is_ok());
     assert!(matches!(
@@ -364,7 +378,7 @@ fn unlinked_but_open(s: &MetaStore) {
     let (ws, vol) = setup(s, "o");
     s.open_session(ws, "se-1", vol, "", i64::MAX).unwrap();
     let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
-    let h = block(s, 7);
+    let h = block(s, ws, 7);
     s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, now())
         .unwrap();
     s.open(vol, "se-1", f.ino).unwrap();
@@ -373,7 +387,7 @@ fn unlinked_but_open(s: &MetaStore) {
     let (a, ch) = s.open(vol, "", f.ino).unwrap();
     assert_eq!((a.nlink, a.size, ch.len()), (0, 100, 1));
     let out = s.release(vol, "se-1", f.ino).unwrap();
-    assert_eq!(out.freed, vec![h]);
+    assert_eq!(out.freed, vec![bref(ws, h)]);
     assert!(s.getattr(vol, f.ino).is_err());
     // a session that dies releases what it held open
     let g = s.create(vol, vol, b"g", &file(0o644), true, now()).unwrap();
@@ -483,9 +497,13 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         s.commit(vol, f.ino, &[chunk(0, missing, 10)], 10, false, now()),
         Err(MetaError::MissingBlock(_))
     ));
-    let h1 = block(s, 1);
-    let h2 = block(s, 2);
-    assert_eq!(s.missing_blocks(ws, &[h1, h2]).unwrap(), vec![h1, h2]);
+    assert_eq!(
+        s.missing_blocks(ws, &[[1; 32], [2; 32]]).unwrap(),
+        vec![[1; 32], [2; 32]]
+    );
+    let h1 = block(s, ws, 1);
+    let h2 = block(s, ws, 2);
+    assert!(s.missing_blocks(ws, &[h1, h2]).unwrap().is_empty());
     let full = CHUNK_SIZE as u32;
     let a = s
         .commit(
@@ -512,6 +530,29 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         !s.block_visible(other.id, &h1).unwrap(),
         "blocks of one workspace are invisible to another"
     );
+    // ...and cannot be referenced from it: the other workspace's commit of
+    // the same hash fails exactly as for a hash nobody holds.
+    let ov = s.create_volume(other.id, "ov", now()).unwrap();
+    let of = s
+        .create(ov.root, ov.root, b"f", &file(0o644), true, now())
+        .unwrap();
+    let stolen = s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, now());
+    assert!(matches!(stolen, Err(MetaError::MissingBlock(_))));
+    assert_eq!(s.missing_blocks(other.id, &[h1]).unwrap(), vec![h1]);
+    // Once it uploads the bytes itself it holds its own block.
+    s.register_block(&bref(other.id, h1), 100, 0).unwrap();
+    s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, now())
+        .unwrap();
+    let mut owners = s.block_owners(&h1).unwrap();
+    owners.sort();
+    assert_eq!(owners, vec![ws, other.id]);
+    let gone = s.delete_volume(other.id, "ov").unwrap();
+    assert_eq!(gone.freed, vec![bref(other.id, h1)]);
+    assert!(reap(s, bref(other.id, h1), 1));
+    assert!(
+        s.block_visible(ws, &h1).unwrap(),
+        "the owner keeps its block"
+    );
     // a server-side copy shares blocks
     let c = s.copy(vol, f.ino, vol, b"copy", now()).unwrap();
     assert_eq!(s.chunks(vol, c.ino).unwrap(), s.chunks(vol, f.ino).unwrap());
@@ -531,10 +572,10 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
     assert!(t.freed.is_empty(), "the copy still holds both blocks");
     assert_eq!(s.chunks(vol, f.ino).unwrap(), vec![chunk(0, h1, 5)]);
     let gone = s.unlink(vol, vol, b"copy", false, now()).unwrap();
-    assert_eq!(gone.freed, vec![h2]);
-    assert!(s.reap_block(&h2, 1).unwrap());
+    assert_eq!(gone.freed, vec![bref(ws, h2)]);
+    assert!(reap(s, bref(ws, h2), 1));
     assert!(
-        !s.reap_block(&h1, 1).unwrap(),
+        !reap(s, bref(ws, h1), 1),
         "a referenced block is never reaped"
     );
     // inline chunks, and a sparse write far out
@@ -554,7 +595,7 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         .unwrap();
     assert_eq!(
         out.freed,
-        vec![h1],
+        vec![bref(ws, h1)],
         "overwriting a chunk drops its old block"
     );
     let out = s
@@ -569,19 +610,37 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         )
         .unwrap();
     assert!(out.freed.is_empty());
-    let h3 = block(s, 3);
+    let h3 = block(s, ws, 3);
     let a = s
         .commit(vol, f.ino, &[chunk(100, h3, 1)], 0, false, now())
         .unwrap();
     assert_eq!(a.value.size, 100 * CHUNK_SIZE + 1);
     let v = s.delete_volume(ws, "vol").unwrap();
-    assert_eq!(v.freed, vec![h3]);
+    assert_eq!(v.freed, vec![bref(ws, h3)]);
     // pending uploads expire
-    let h4 = [4u8; 32];
+    let h4 = bref(ws, [4u8; 32]);
     s.register_block(&h4, 1, 1000).unwrap();
-    assert!(!s.reap_block(&h4, 999).unwrap());
+    assert!(!s.mark_block(&h4, 999).unwrap());
     assert!(s.expired_blocks(1001, 10).unwrap().contains(&h4));
-    assert!(s.reap_block(&h4, 1001).unwrap());
+    assert!(s.mark_block(&h4, 1001).unwrap());
+    // A marked block is being deleted: no commit may reference it, and it
+    // is offered again until its deletion finished.
+    let v2 = s.create_volume(ws, "vol2", now()).unwrap();
+    let f2 = s
+        .create(v2.root, v2.root, b"f", &file(0o644), true, now())
+        .unwrap();
+    assert!(matches!(
+        s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, now()),
+        Err(MetaError::MissingBlock(_))
+    ));
+    assert!(!s.block_visible(ws, &h4.hash).unwrap());
+    assert!(s.expired_blocks(1001, 10).unwrap().contains(&h4));
+    // Uploaded again before the bytes were deleted: the mark is cleared.
+    s.register_block(&h4, 1, 5000).unwrap();
+    s.drop_block(&h4).unwrap();
+    assert!(s.block_visible(ws, &h4.hash).unwrap());
+    s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, now())
+        .unwrap();
 }
 
 fn attributes_and_xattrs(s: &MetaStore) {
@@ -730,6 +789,18 @@ fn sqlite_upgrades_a_first_release_database() {
                  version INTEGER NOT NULL, target BLOB);
              CREATE TABLE sessions(id TEXT PRIMARY KEY, volume INTEGER NOT NULL,
                  expires INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE dentries(id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,
+                 name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));
+             CREATE TABLE chunks(ino INTEGER NOT NULL, idx INTEGER NOT NULL, len INTEGER NOT NULL,
+                 hash BLOB, data BLOB, PRIMARY KEY(ino, idx)) WITHOUT ROWID;
+             CREATE TABLE blocks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,
+                 pending_until INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE INDEX blocks_unreferenced ON blocks(pending_until) WHERE refs <= 0;
+             INSERT INTO inodes VALUES (2, 1, 1, 420, 0, 0, 1, 10, 0, 0, 0, 0, 0, 0, 0, 1, NULL);
+             INSERT INTO dentries(parent, name, ino) VALUES (1, x'66', 2);
+             INSERT INTO chunks VALUES (2, 0, 10, x'0505050505050505050505050505050505050505050505050505050505050505', NULL);
+             INSERT INTO blocks VALUES (x'0505050505050505050505050505050505050505050505050505050505050505', 10, 1, 0);
+             INSERT INTO blocks VALUES (x'0606060606060606060606060606060606060606060606060606060606060606', 10, 0, 0);
              INSERT INTO workspaces VALUES (1, 'main', 0);
              INSERT INTO tokens(hash, workspace, label) VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 1, 'admin');
              INSERT INTO inodes VALUES (1, 1, 2, 493, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL);
@@ -745,6 +816,14 @@ fn sqlite_upgrades_a_first_release_database() {
     let app = s.app(g.workspace, &v.app).unwrap();
     assert_eq!((app.kind, app.volumes.len()), (AppKind::Volume, 1));
     assert!(s.list_tokens(g.workspace).unwrap()[0].id.starts_with("tk-"));
+    // Blocks were shared by all workspaces; now the referencing one owns
+    // each, and an unreferenced upload is forgotten.
+    assert_eq!(s.block_owners(&[5; 32]).unwrap(), vec![g.workspace]);
+    assert!(s.block_owners(&[6; 32]).unwrap().is_empty());
+    let f = s.lookup(1, 1, b"f").unwrap();
+    assert_eq!(s.chunks(1, f.ino).unwrap(), vec![chunk(0, [5; 32], 10)]);
+    let gone = s.unlink(1, 1, b"f", false, now()).unwrap();
+    assert_eq!(gone.freed, vec![bref(g.workspace, [5; 32])]);
     drop(s);
     // and opening it again does not migrate twice
     MetaStore::sqlite(&p).unwrap();

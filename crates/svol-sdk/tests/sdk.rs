@@ -3,71 +3,10 @@
 
 use std::time::Duration;
 
-use svol_sdk::{App, Client, ClientConfig, ClientError, Volume};
+use svol_sdk::{App, ClientError, Volume};
 
-struct TestServer {
-    dir: tempfile::TempDir,
-    addr: String,
-    token: String,
-}
-
-async fn server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        svol_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        svol_server::run(
-            cfg,
-            move |addr| {
-                let _ = tx.send(addr);
-            },
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
-    let addr = rx.await.unwrap().to_string();
-    let file: svol_server::ClientFile =
-        toml::from_str(&std::fs::read_to_string(dir.path().join("data/client.toml")).unwrap())
-            .unwrap();
-    TestServer {
-        dir,
-        addr,
-        token: file.token,
-    }
-}
-
-async fn client(s: &TestServer) -> Client {
-    let cfg = ClientConfig::resolve(Some(s.addr.clone()), Some(s.token.clone())).unwrap();
-    Client::connect(&cfg).await.unwrap()
-}
-
-fn blocks_bytes(s: &TestServer) -> u64 {
-    fn walk(p: &std::path::Path) -> u64 {
-        std::fs::read_dir(p)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| {
-                        let m = e.metadata().unwrap();
-                        if m.is_dir() {
-                            walk(&e.path())
-                        } else {
-                            m.len()
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    walk(&s.dir.path().join("data/blocks"))
-}
-
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[i % 4] ^ seed)
-        .collect()
-}
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ephemeral_volume_files_and_persist() {

@@ -120,7 +120,9 @@ pub(crate) fn time_set(t: &Option<p::TimeSet>) -> Option<m::TimeSet> {
 pub(crate) fn blocks_status(e: svol_blocks::BlockError) -> Status {
     use svol_blocks::BlockError::*;
     match e {
-        NotFound(h) => Status::not_found(format!("block {h} not found")),
+        NotFound(k) => Status::not_found(format!("block {} not found", k.hash)),
+        // The client reports EIO; the server has logged which block.
+        Corrupt(k) => Status::data_loss(format!("block {} is corrupt on the server", k.hash)),
         HashMismatch(_) | TooLarge(_) | InvalidHash(_) => Status::invalid_argument(e.to_string()),
         NoSpace => {
             let mut s = Status::resource_exhausted("server block store is out of space");

@@ -88,7 +88,16 @@ pub async fn run(
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
     let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
-    let blocks = BlockStore::local(&cfg.data_dir.join("blocks"))?;
+    let block_dir = cfg.data_dir.join("blocks");
+    let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {
+        meta.block_owners(&h.0)
+            .map(|ws| ws.into_iter().map(|w| w as u64).collect())
+            .map_err(std::io::Error::other)
+    })?;
+    if adopted > 0 {
+        tracing::info!("moved {adopted} blocks to their workspaces' directories");
+    }
+    let blocks = BlockStore::local(&block_dir)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(io(format!("listening on {}", cfg.listen)))?;

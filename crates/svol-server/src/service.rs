@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
-use crate::blocks::BlockLocks;
+use crate::blocks::{block_key, BlockLocks};
 use crate::convert::{self, attr, status};
 use crate::sessions::{now_ms, Sessions};
 use crate::ServerConfig;
@@ -28,8 +28,8 @@ pub(crate) struct State {
     pub(crate) auth: Arc<crate::auth::AuthCache>,
     pub(crate) locks: Arc<crate::locks::LockTable>,
     /// Blocks written since the last sync of each; a durable commit syncs
-    /// the ones it references before it commits.
-    unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockId>>>,
+    /// every one the file references before it commits.
+    unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockRef>>>,
     pub(crate) lease: Duration,
     pub(crate) app_grace: Duration,
     upload_grace: Duration,
@@ -96,25 +96,38 @@ impl State {
         })
     }
 
-    /// Makes the blocks a durable commit references durable first.
-    async fn sync_blocks(&self, chunks: &[m::Chunk]) -> Result<(), Status> {
-        let todo: Vec<BlockHash> = {
+    /// Before a durable commit: makes every block the file will reference
+    /// durable — those of this commit and those earlier non-durable commits
+    /// (on close, every 128 MiB) left it pointing at — so an `fsync` covers
+    /// all the data written before it, not just the last piece.
+    async fn sync_file_blocks(&self, c: &Caller, ino: Ino, new: &[m::Chunk]) -> Result<(), Status> {
+        let vol = c.vol;
+        let old = self.meta(move |m| m.chunks(vol, ino)).await?;
+        let todo: Vec<m::BlockRef> = {
             let set = self.unsynced.lock().unwrap_or_else(|p| p.into_inner());
-            chunks
-                .iter()
-                .filter_map(|c| match &c.data {
-                    m::ChunkData::Block(h) if set.contains(h) => Some(BlockHash(*h)),
+            if set.is_empty() {
+                return Ok(());
+            }
+            new.iter()
+                .chain(old.iter())
+                .filter_map(|ch| match &ch.data {
+                    m::ChunkData::Block(h) => Some(m::BlockRef {
+                        workspace: c.ws,
+                        hash: *h,
+                    }),
                     _ => None,
                 })
+                .filter(|b| set.contains(b))
                 .collect()
         };
+        let keys: Vec<_> = todo.iter().map(block_key).collect();
         self.blocks
-            .sync(&todo)
+            .sync(&keys)
             .await
             .map_err(convert::blocks_status)?;
         let mut set = self.unsynced.lock().unwrap_or_else(|p| p.into_inner());
-        for h in todo {
-            set.remove(&h.0);
+        for b in todo {
+            set.remove(&b);
         }
         Ok(())
     }
@@ -418,7 +431,7 @@ impl p::svol_server::Svol for State {
             .map(convert::from_chunk)
             .collect::<Result<Vec<_>, _>>()?;
         if r.durable {
-            self.sync_blocks(&chunks).await?;
+            self.sync_file_blocks(&c, r.ino, &chunks).await?;
         }
         let vol = c.vol;
         let out = self
@@ -538,24 +551,27 @@ impl p::svol_server::Svol for State {
     }
 
     async fn put_block(&self, req: Request<p::PutBlockRequest>) -> Res<p::Empty> {
-        self.caller(&req, "").await?;
+        let c = self.caller(&req, "").await?;
         let r = req.into_inner();
-        let h = convert::hash(&r.hash)?;
+        let b = m::BlockRef {
+            workspace: c.ws,
+            hash: convert::hash(&r.hash)?,
+        };
         let size = r.data.len() as u64;
-        let _g = self.block_locks.of(&h).lock().await;
+        let _g = self.block_locks.of(&b).lock().await;
         let written = self
             .blocks
-            .put(BlockHash(h), r.data)
+            .put(block_key(&b), r.data)
             .await
             .map_err(convert::blocks_status)?;
         if written {
             self.unsynced
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(h);
+                .insert(b);
         }
         let until = now_ms() + self.upload_grace.as_millis() as i64;
-        self.meta(move |m| m.register_block(&h, size, until))
+        self.meta(move |m| m.register_block(&b, size, until))
             .await?;
         Ok(Response::new(p::Empty {}))
     }
@@ -563,17 +579,19 @@ impl p::svol_server::Svol for State {
     async fn get_block(&self, req: Request<p::GetBlockRequest>) -> Res<p::GetBlockResponse> {
         let c = self.caller(&req, "").await?;
         let h = convert::hash(&req.get_ref().hash)?;
+        // Only the caller's own workspace is looked at: a hash another
+        // workspace holds is as unknown as one nobody holds.
         if !self.meta(move |m| m.block_visible(c.ws, &h)).await? {
             return Err(Status::not_found(format!(
                 "block {} not found",
                 BlockHash(h)
             )));
         }
-        let data = self
-            .blocks
-            .get(BlockHash(h))
-            .await
-            .map_err(convert::blocks_status)?;
+        let key = block_key(&m::BlockRef {
+            workspace: c.ws,
+            hash: h,
+        });
+        let data = self.blocks.get(key).await.map_err(convert::blocks_status)?;
         Ok(Response::new(p::GetBlockResponse { data }))
     }
 }

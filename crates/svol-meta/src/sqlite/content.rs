@@ -66,6 +66,7 @@ pub(crate) fn commit(
             "write to a non-regular file".into(),
         ));
     }
+    let ws = volume_workspace(c, vol)?;
     let mut freed = Vec::new();
     let mut end = write_end;
     for ch in new {
@@ -77,7 +78,7 @@ pub(crate) fn commit(
         }
         let (hash, data): (Option<&[u8]>, Option<&[u8]>) = match &ch.data {
             ChunkData::Block(h) => {
-                incref(c, h)?;
+                incref(c, ws, h)?;
                 (Some(&h[..]), None)
             }
             ChunkData::Inline(d) => {
@@ -95,7 +96,7 @@ pub(crate) fn commit(
             .query_row(params![ino as i64, ch.index as i64], |r| r.get(0))
             .optional()?;
         if let Some(Some(h)) = old {
-            decref(c, &to_hash(h)?, 1, &mut freed)?;
+            decref(c, ws, &to_hash(h)?, 1, &mut freed)?;
         }
         c.prepare_cached(
             "INSERT OR REPLACE INTO chunks(ino, idx, len, hash, data) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -224,12 +225,12 @@ pub(crate) fn expire_sessions(
     Ok(Outcome::new(ids, freed))
 }
 
-const VISIBLE: &str = "SELECT 1 FROM chunks c JOIN inodes i ON i.ino = c.ino \
-     JOIN volumes v ON v.root = i.volume WHERE c.hash = ?1 AND v.workspace = ?2 LIMIT 1";
-
+/// Does workspace `ws` hold this block (uploaded by it, not being deleted)?
 pub(crate) fn block_visible(c: &Connection, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
-    Ok(c.prepare_cached(VISIBLE)?
-        .query_row(params![&hash[..], ws], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(c.prepare_cached(
+        "SELECT 1 FROM blocks WHERE workspace = ?1 AND hash = ?2 AND pending_until <> ?3",
+    )?
+    .query_row(params![ws, &hash[..], DELETING], |_| Ok(()))
+    .optional()?
+    .is_some())
 }

@@ -282,6 +282,7 @@ pub(crate) fn delete_volume(c: &Connection, ws: WorkspaceId, key: &str) -> Resul
 /// Deletes a volume's whole tree and drops its block references.
 pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Result<()> {
     let vol = root as i64;
+    let ws = rows::volume_workspace(c, root)?;
     let counts: Vec<(Vec<u8>, i64)> = c
         .prepare(
             "SELECT hash, count(*) FROM chunks WHERE hash IS NOT NULL AND ino IN \
@@ -290,7 +291,7 @@ pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Resul
         .query_map(params![vol], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (h, n) in counts {
-        rows::decref(c, &rows::to_hash(h)?, n, freed)?;
+        rows::decref(c, ws, &rows::to_hash(h)?, n, freed)?;
     }
     for sql in [
         "DELETE FROM chunks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",

@@ -265,33 +265,64 @@ impl MetaBackend for Sqlite {
     fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
         self.read(|c| content::block_visible(c, ws, hash))
     }
-    fn register_block(&self, hash: &BlockId, size: u64, pending_until_ms: i64) -> Result<()> {
+    fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {
             c.execute(
-                "INSERT INTO blocks(hash, size, refs, pending_until) VALUES (?1, ?2, 0, ?3) \
-                 ON CONFLICT(hash) DO UPDATE SET pending_until = max(pending_until, excluded.pending_until)",
-                params![&hash[..], size as i64, pending_until_ms],
+                "INSERT INTO blocks(workspace, hash, size, refs, pending_until) \
+                 VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT(workspace, hash) DO UPDATE \
+                 SET pending_until = max(pending_until, excluded.pending_until)",
+                params![b.workspace, &b.hash[..], size as i64, pending_until_ms],
             )?;
             Ok(())
         })
     }
-    fn reap_block(&self, hash: &BlockId, now_ms: i64) -> Result<bool> {
+    fn mark_block(&self, b: &BlockRef, now_ms: i64) -> Result<bool> {
         self.write(false, |c| {
             Ok(c.execute(
-                "DELETE FROM blocks WHERE hash = ?1 AND refs <= 0 AND pending_until <= ?2",
-                params![&hash[..], now_ms],
+                "UPDATE blocks SET pending_until = ?4 \
+                 WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 AND pending_until <= ?3",
+                params![b.workspace, &b.hash[..], now_ms, rows::DELETING],
             )? > 0)
         })
     }
-    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockId>> {
+    fn drop_block(&self, b: &BlockRef) -> Result<()> {
+        self.write(false, |c| {
+            c.execute(
+                "DELETE FROM blocks WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 \
+                 AND pending_until = ?3",
+                params![b.workspace, &b.hash[..], rows::DELETING],
+            )?;
+            Ok(())
+        })
+    }
+    fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>> {
         self.read(|c| {
-            let v: Vec<Vec<u8>> = c
+            let v: Vec<(WorkspaceId, Vec<u8>)> = c
                 .prepare(
-                    "SELECT hash FROM blocks WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
+                    "SELECT workspace, hash FROM blocks \
+                     WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
                 )?
-                .query_map(params![now_ms, limit as i64], |r| r.get(0))?
+                .query_map(params![now_ms, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            v.into_iter().map(rows::to_hash).collect()
+            v.into_iter()
+                .map(|(workspace, h)| {
+                    Ok(BlockRef {
+                        workspace,
+                        hash: rows::to_hash(h)?,
+                    })
+                })
+                .collect()
+        })
+    }
+    fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>> {
+        self.read(|c| {
+            let v = c
+                .prepare("SELECT workspace FROM blocks WHERE hash = ?1")?
+                .query_map(params![&hash[..]], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(v)
         })
     }
 }

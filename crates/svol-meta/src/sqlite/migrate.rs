@@ -1,12 +1,13 @@
 //! Brings a database written by an older svol up to the current schema.
 //! `PRAGMA user_version` records which schema a file has: 0 is the first
-//! release (no apps), 2 the current one.
+//! release (no apps), 2 the second (blocks shared by all workspaces), 3 the
+//! current one (blocks owned by a workspace).
 
 use rusqlite::Connection;
 
 use crate::Result;
 
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// Creates the schema, or brings an older file up to it, in one transaction.
 pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
@@ -17,7 +18,23 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
     let first_release = version < 2 && has_volumes;
+    let shared_blocks: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('blocks') WHERE name = 'hash'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )? && !c.query_row(
+        "SELECT count(*) FROM pragma_table_info('blocks') WHERE name = 'workspace'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if shared_blocks {
+        // Rebuilt below with a workspace per block.
+        tx.execute_batch(
+            "DROP INDEX IF EXISTS blocks_unreferenced;
+             ALTER TABLE blocks RENAME TO blocks_shared;",
+        )?;
+    }
     if first_release {
         // Tokens without ids, volumes without apps.
         tx.execute_batch(
@@ -42,6 +59,21 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
                  FROM volumes;
              UPDATE volumes SET app = (SELECT a.id FROM apps a
                  WHERE a.workspace = volumes.workspace AND a.name = volumes.name AND a.kind = 2);",
+        )?;
+    }
+    if shared_blocks {
+        // Each workspace that references a block now owns a copy of it
+        // (the block store moves the bytes, see `svol_blocks::local`).
+        // Uploads nothing references yet are dropped: their uploader
+        // sends them again.
+        tx.execute_batch(
+            "INSERT INTO blocks(workspace, hash, size, refs, pending_until)
+                 SELECT v.workspace, c.hash, b.size, count(*), 0
+                 FROM chunks c JOIN inodes i ON i.ino = c.ino
+                 JOIN volumes v ON v.root = i.volume
+                 JOIN blocks_shared b ON b.hash = c.hash
+                 WHERE c.hash IS NOT NULL GROUP BY v.workspace, c.hash;
+             DROP TABLE blocks_shared;",
         )?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;

@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS chunks(
     PRIMARY KEY(ino, idx)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash) WHERE hash IS NOT NULL;
 CREATE TABLE IF NOT EXISTS blocks(
-    hash BLOB PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,
-    pending_until INTEGER NOT NULL) WITHOUT ROWID;
+    workspace INTEGER NOT NULL, hash BLOB NOT NULL, size INTEGER NOT NULL,
+    refs INTEGER NOT NULL, pending_until INTEGER NOT NULL,
+    PRIMARY KEY(workspace, hash)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_unreferenced ON blocks(pending_until) WHERE refs <= 0;
 CREATE TABLE IF NOT EXISTS xattrs(
     ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,

@@ -127,27 +127,67 @@ pub(crate) fn is_within(c: &Connection, mut ino: Ino, anc: Ino) -> Result<bool> 
     }
 }
 
-pub(crate) fn incref(c: &Connection, hash: &BlockId) -> Result<()> {
+/// `pending_until` of a block whose bytes are being deleted: no commit may
+/// reference it any more.
+pub(crate) const DELETING: i64 = -1;
+
+/// The workspace a volume (by root inode) belongs to.
+pub(crate) fn volume_workspace(c: &Connection, vol: Ino) -> Result<WorkspaceId> {
+    c.prepare_cached("SELECT workspace FROM volumes WHERE root = ?1")?
+        .query_row(params![vol as i64], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| MetaError::NotFound(format!("volume of inode {vol}")))
+}
+
+/// The workspace an inode's blocks belong to.
+fn inode_workspace(c: &Connection, ino: Ino) -> Result<WorkspaceId> {
+    c.prepare_cached(
+        "SELECT v.workspace FROM inodes i JOIN volumes v ON v.root = i.volume WHERE i.ino = ?1",
+    )?
+    .query_row(params![ino as i64], |r| r.get(0))
+    .optional()?
+    .ok_or_else(|| MetaError::NotFound(format!("inode {ino}")))
+}
+
+/// Adds a reference to a block of workspace `ws`. A block the workspace
+/// never uploaded is `MissingBlock`, whoever else may hold the same hash.
+pub(crate) fn incref(c: &Connection, ws: WorkspaceId, hash: &BlockId) -> Result<()> {
     let n = c
-        .prepare_cached("UPDATE blocks SET refs = refs + 1 WHERE hash = ?1")?
-        .execute(params![&hash[..]])?;
+        .prepare_cached(
+            "UPDATE blocks SET refs = refs + 1 \
+             WHERE workspace = ?1 AND hash = ?2 AND pending_until <> ?3",
+        )?
+        .execute(params![ws, &hash[..], DELETING])?;
     if n == 0 {
         return Err(MetaError::MissingBlock(*hash));
     }
     Ok(())
 }
 
-/// Drops one reference; records the block in `freed` when none remain.
-pub(crate) fn decref(c: &Connection, hash: &BlockId, by: i64, freed: &mut Freed) -> Result<()> {
+/// Drops references; records the block in `freed` when none remain.
+pub(crate) fn decref(
+    c: &Connection,
+    ws: WorkspaceId,
+    hash: &BlockId,
+    by: i64,
+    freed: &mut Freed,
+) -> Result<()> {
     let refs: Option<i64> = c
-        .prepare_cached("UPDATE blocks SET refs = refs - ?2 WHERE hash = ?1 RETURNING refs")?
-        .query_row(params![&hash[..], by], |r| r.get(0))
+        .prepare_cached(
+            "UPDATE blocks SET refs = refs - ?3 WHERE workspace = ?1 AND hash = ?2 RETURNING refs",
+        )?
+        .query_row(params![ws, &hash[..], by], |r| r.get(0))
         .optional()?;
     if let Some(r) = refs {
         if r <= 0 {
-            c.prepare_cached("UPDATE blocks SET pending_until = 0 WHERE hash = ?1")?
-                .execute(params![&hash[..]])?;
-            freed.push(*hash);
+            c.prepare_cached(
+                "UPDATE blocks SET pending_until = 0 WHERE workspace = ?1 AND hash = ?2",
+            )?
+            .execute(params![ws, &hash[..]])?;
+            freed.push(BlockRef {
+                workspace: ws,
+                hash: *hash,
+            });
         }
     }
     Ok(())
@@ -192,6 +232,7 @@ pub(crate) fn drop_chunks_from(
     first: u64,
     freed: &mut Freed,
 ) -> Result<()> {
+    let ws = inode_workspace(c, ino)?;
     let hashes: Vec<Vec<u8>> = c
         .prepare_cached(
             "SELECT hash FROM chunks WHERE ino = ?1 AND idx >= ?2 AND hash IS NOT NULL",
@@ -199,7 +240,7 @@ pub(crate) fn drop_chunks_from(
         .query_map(params![ino as i64, first as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for h in hashes {
-        decref(c, &to_hash(h)?, 1, freed)?;
+        decref(c, ws, &to_hash(h)?, 1, freed)?;
     }
     c.prepare_cached("DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2")?
         .execute(params![ino as i64, first as i64])?;

@@ -412,14 +412,48 @@ pub(crate) fn copy(
             "cannot copy a directory into itself".into(),
         ));
     }
-    let ino = copy_node(c, vol, &sa, dst_parent, dst_name, now)?;
+    let ws = volume_workspace(c, vol)?;
+    // Depth-first with an explicit stack: a chain of any depth costs heap,
+    // never the server's stack, and the whole copy is capped so one request
+    // cannot hold the writer for an unbounded time.
+    let mut todo = vec![(sa, dst_parent, dst_name.to_vec())];
+    let mut copied = 0usize;
+    let mut top = None;
+    let too_big = || {
+        MetaError::TooBig(format!(
+            "copy of more than {COPY_LIMIT} entries; copy the tree in parts"
+        ))
+    };
+    while let Some((sa, parent, name)) = todo.pop() {
+        copied += 1;
+        let ino = copy_node(c, vol, ws, &sa, parent, &name, now)?;
+        top.get_or_insert(ino);
+        if sa.kind == FileKind::Directory {
+            let mut after = 0;
+            loop {
+                let batch = readdir(c, vol, sa.ino, after, 256)?;
+                let Some(last) = batch.last() else { break };
+                after = last.cookie;
+                todo.extend(batch.into_iter().map(|e| (e.attr, ino, e.name)));
+                if copied + todo.len() > COPY_LIMIT {
+                    return Err(too_big());
+                }
+            }
+        }
+    }
+    let ino = top.ok_or_else(|| MetaError::Backend("copy made nothing".into()))?;
     touch_dir(c, dst_parent, now)?;
     attr(c, vol, ino)
 }
 
+/// Most entries one `copy` may create (one transaction).
+pub(crate) const COPY_LIMIT: usize = 250_000;
+
+/// Copies one node (its data and xattrs, not a directory's entries).
 fn copy_node(
     c: &Connection,
     vol: Ino,
+    ws: WorkspaceId,
     sa: &Attr,
     dst_parent: Ino,
     name: &[u8],
@@ -460,7 +494,7 @@ fn copy_node(
     for ch in chunks(c, sa.ino)? {
         let (hash, data): (Option<&[u8]>, Option<&[u8]>) = match &ch.data {
             ChunkData::Block(h) => {
-                incref(c, h)?;
+                incref(c, ws, h)?;
                 (Some(&h[..]), None)
             }
             ChunkData::Inline(d) => (None, Some(&d[..])),
@@ -469,17 +503,6 @@ fn copy_node(
             "INSERT INTO chunks(ino, idx, len, hash, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![ino as i64, ch.index as i64, ch.len as i64, hash, data],
         )?;
-    }
-    if is_dir {
-        let mut after = 0;
-        loop {
-            let batch = readdir(c, vol, sa.ino, after, 256)?;
-            let Some(last) = batch.last() else { break };
-            after = last.cookie;
-            for e in &batch {
-                copy_node(c, vol, &e.attr, ino, &e.name, now)?;
-            }
-        }
     }
     Ok(ino)
 }

@@ -1,0 +1,195 @@
+//! What one workspace can do to another, and what any request can do to
+//! the server: raw RPCs against a real server with a real SQLite store.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use svol_proto as p;
+use svol_sdk::ClientError;
+
+/// The status text of a failed call, with the hash it names blanked out,
+/// so two refusals can be compared for what they reveal.
+fn refusal(e: ClientError, hash: &[u8]) -> String {
+    let full = hex::encode(hash);
+    e.to_string()
+        .replace(&full, "<hash>")
+        .replace(&full[..16], "<hash>")
+}
+
+/// Finding 1: W1 references W2's block hashes in a commit (no upload) and
+/// asks for them by hash. Both are refused exactly as for a hash nobody
+/// holds; W2's data stays W2's; dedup still works within W2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_cannot_use_or_probe_another_workspaces_blocks() {
+    let s = server().await;
+    let admin = client(&s).await;
+    admin.create_workspace("w2").await.unwrap();
+    let t2 = admin
+        .create_token("w2-user", Some("w2"), false)
+        .await
+        .unwrap();
+    let w2 = client_with(&s, &t2.token).await;
+    w2.create_volume("secret").await.unwrap();
+    let secret = w2.volume("secret").await.unwrap();
+    let data = pattern(5 << 20, 42);
+    secret
+        .write_file("/weights.bin", data.clone())
+        .await
+        .unwrap();
+    let f = secret.resolve("/weights.bin").await.unwrap();
+    let chunks = secret.open(f.ino).await.unwrap().chunks;
+    secret.release(f.ino).await.unwrap();
+    assert_eq!(chunks.len(), 2);
+    let stolen_hash = chunks[0].hash.clone();
+    assert_eq!(stolen_hash.len(), 32);
+
+    // W1 (workspace main) tries to graft W2's chunks into its own file.
+    admin.create_volume("mine").await.unwrap();
+    let mine = admin.volume("mine").await.unwrap();
+    let mut req = p::CreateRequest {
+        parent: mine.root(),
+        name: Bytes::from_static(b"loot"),
+        kind: p::FileKind::Regular as i32,
+        mode: 0o644,
+        exclusive: true,
+        ..Default::default()
+    };
+    let loot = mine.create(req.clone()).await.unwrap();
+    let stolen = mine
+        .commit(loot.ino, chunks.clone(), 5 << 20, false)
+        .await
+        .unwrap_err();
+    let invented = [0x5au8; 32];
+    let mut fake = chunks[0].clone();
+    fake.hash = Bytes::copy_from_slice(&invented);
+    let unknown = mine
+        .commit(loot.ino, vec![fake], 4 << 20, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(stolen, &stolen_hash),
+        refusal(unknown, &invented),
+        "a foreign hash is refused exactly like an unknown one"
+    );
+    assert_eq!(mine.getattr(loot.ino).await.unwrap().size, 0);
+
+    // Reading by hash, and asking which blocks are missing.
+    let by_hash = mine.get_block(stolen_hash.clone()).await.unwrap_err();
+    let by_invented = mine
+        .get_block(Bytes::copy_from_slice(&invented))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(by_hash, &stolen_hash),
+        refusal(by_invented, &invented)
+    );
+    let missing = mine
+        .missing_blocks(vec![stolen_hash.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        missing,
+        vec![stolen_hash.clone()],
+        "W1 must upload it itself"
+    );
+
+    // W1 uploading the same bytes gets its own block, and W2 loses nothing
+    // when W1 deletes it.
+    req.name = Bytes::from_static(b"same");
+    mine.write_file("/same.bin", data.clone()).await.unwrap();
+    admin.delete_volume("mine").await.unwrap();
+    assert_eq!(secret.read_file("/weights.bin").await.unwrap(), data);
+
+    // Dedup within W2 still stores nothing new.
+    let before = w2.bytes_uploaded();
+    secret
+        .batch_upload(false)
+        .put_data(data.clone(), "/again.bin")
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(
+        w2.bytes_uploaded(),
+        before,
+        "identical data is not sent again"
+    );
+    assert_eq!(secret.read_file("/again.bin").await.unwrap(), data);
+}
+
+/// Finding 2: a server-side copy of a 100,000-deep directory chain is done
+/// without recursion (or refused), and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
+    const DEPTH: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    {
+        // Built straight in the store: 100,000 mkdir RPCs would take minutes.
+        let m = svol_meta::MetaStore::sqlite(&dir.path().join("data/meta.db")).unwrap();
+        let ws = m.create_workspace("main").unwrap();
+        let v = m
+            .create_volume(ws.id, "deep", svol_meta::Timespec::now())
+            .unwrap();
+        let node = svol_meta::NewNode {
+            kind: svol_meta::FileKind::Directory,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            target: vec![],
+        };
+        let mut parent = v.root;
+        for _ in 0..DEPTH {
+            parent = m
+                .create(
+                    v.root,
+                    parent,
+                    b"d",
+                    &node,
+                    true,
+                    svol_meta::Timespec::now(),
+                )
+                .unwrap()
+                .ino;
+        }
+        let leaf = svol_meta::NewNode {
+            kind: svol_meta::FileKind::Regular,
+            mode: 0o644,
+            ..node
+        };
+        m.create(
+            v.root,
+            parent,
+            b"leaf",
+            &leaf,
+            true,
+            svol_meta::Timespec::now(),
+        )
+        .unwrap();
+    }
+    let s = server_on(dir).await;
+    let c = client(&s).await;
+    let vol = c.volume("deep").await.unwrap();
+    let top = vol.lookup(vol.root(), b"d").await.unwrap();
+    let res = vol.copy(top.ino, vol.root(), b"copy").await;
+    // Either outcome is clean; this store copies up to 250,000 entries.
+    let copied = res.expect("a 100,001-entry copy is within the limit");
+    assert_eq!(copied.kind, p::FileKind::Directory as i32);
+    let info = c.volume_info("deep").await.unwrap();
+    assert_eq!(info.files, 2, "the leaf file was copied");
+    // Walk the copy down to its leaf (in-process: 100,000 RPCs take long).
+    let m = svol_meta::MetaStore::sqlite(&s.dir.path().join("data/meta.db")).unwrap();
+    let mut at = copied.ino;
+    for _ in 1..DEPTH {
+        at = m.lookup(vol.root(), at, b"d").unwrap().ino;
+    }
+    m.lookup(vol.root(), at, b"leaf").unwrap();
+    // The server still answers.
+    assert!(c
+        .list_volumes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|v| v.name == "deep"));
+}
