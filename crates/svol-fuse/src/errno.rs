@@ -14,6 +14,7 @@ pub(crate) fn errno(e: &ClientError) -> Errno {
             FsErrno::NameTooLong => libc::ENAMETOOLONG,
             FsErrno::NoData => libc::ENODATA,
             FsErrno::TooBig => libc::E2BIG,
+            FsErrno::FileTooLarge => libc::EFBIG,
             FsErrno::TooManyLinks => libc::EMLINK,
             FsErrno::Stale => libc::ESTALE,
             FsErrno::Perm => libc::EPERM,

@@ -101,7 +101,7 @@ pub(crate) async fn start(
     };
     vol.client().set_session(&welcome.session);
     every_ms.store((welcome.lease_ms / 3).max(200), Ordering::Relaxed);
-    let id = welcome.session.clone();
+    let mut id = welcome.session.clone();
     let v = vol.clone();
     tokio::spawn(async move {
         loop {
@@ -135,12 +135,29 @@ pub(crate) async fn start(
                     every_ms.clone(),
                     bye_rx.clone(),
                 );
-                match v.client().session(up).await {
-                    Ok(s) => {
+                let mut s = match v.client().session(up).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("reconnecting session: {e}");
+                        continue;
+                    }
+                };
+                match s.message().await {
+                    Ok(Some(p::SessionDown {
+                        msg: Some(p::session_down::Msg::Welcome(w)),
+                    })) => {
+                        if w.session != id {
+                            // The old lease ran out: the server made a new
+                            // session (the old one's open files are gone).
+                            tracing::warn!("the lease had expired; continuing with a new session");
+                            id = w.session;
+                            v.client().set_session(&id);
+                        }
                         down = s;
                         break;
                     }
-                    Err(e) => tracing::warn!("reconnecting session: {e}"),
+                    Ok(_) => tracing::warn!("reconnecting session: no welcome"),
+                    Err(e) => tracing::warn!("reconnecting session: {}", ClientError::from(e)),
                 }
             }
         }

@@ -28,7 +28,10 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Tokens of `ws`, revoked ones included.
     fn list_tokens(&self, ws: WorkspaceId) -> Result<Vec<TokenInfo>>;
     /// Revokes a token of workspace `ws` (of any workspace if `ws` is
-    /// `None`); `NotFound` if there is no such token there.
+    /// `None`, which is how an admin caller asks); `NotFound` if there is no
+    /// such token there. A caller limited to `ws` may not revoke an admin
+    /// token (`PermissionDenied`): a worker's token cannot lock out the
+    /// workspace's administrator.
     fn revoke_token(&self, ws: Option<WorkspaceId>, token: TokenRef<'_>) -> Result<TokenInfo>;
 
     // ---- apps ----
@@ -163,17 +166,20 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()>;
 
     // ---- sessions ----
-    /// Opens (or re-opens) a session on volume `vol`. The session keeps
-    /// app `app` (public id; "" = the app owning the volume) alive; it must
-    /// be a running app of workspace `ws`.
+    /// Opens (or re-opens) a session on volume `vol` for `owner`. The
+    /// session keeps app `app` (public id; "" = the app owning the volume)
+    /// alive; it must be a running app of the owner's workspace. A session
+    /// id held by another owner or on another volume is `PermissionDenied`.
     fn open_session(
         &self,
-        ws: WorkspaceId,
+        owner: &SessionOwner,
         session: &str,
         vol: Ino,
         app: &str,
         expires_ms: i64,
     ) -> Result<()>;
+    /// The live session `id`; `NotFound` once it ended.
+    fn session(&self, id: &str) -> Result<SessionInfo>;
     fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool>;
     /// Ends sessions whose lease ran out before `now_ms` (or this one, if
     /// given): their open files are released and their apps' idle clocks

@@ -22,6 +22,12 @@ pub enum MetaError {
     NoData,
     #[error("value too large: {0}")]
     TooBig(String),
+    /// Past the largest file size (`MAX_FILE_SIZE`).
+    #[error("file too large: {0}")]
+    FileTooLarge(String),
+    /// The metadata store's disk is full.
+    #[error("metadata store is out of space")]
+    NoSpace,
     #[error("too many links")]
     TooManyLinks,
     #[error("stale: {0}")]
@@ -36,6 +42,10 @@ pub type Result<T, E = MetaError> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for MetaError {
     fn from(e: rusqlite::Error) -> Self {
-        MetaError::Backend(e.to_string())
+        match e.sqlite_error_code() {
+            // A full disk must reach the writer as ENOSPC, not EIO.
+            Some(rusqlite::ErrorCode::DiskFull) => MetaError::NoSpace,
+            _ => MetaError::Backend(e.to_string()),
+        }
     }
 }

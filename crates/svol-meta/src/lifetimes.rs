@@ -11,6 +11,23 @@ pub struct Grant {
     pub admin: bool,
 }
 
+/// Who a session belongs to: the workspace and the (hashed) token that
+/// opened it. Only the same token may resume it or act through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub workspace: WorkspaceId,
+    pub token: [u8; 32],
+}
+
+/// A live session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub owner: SessionOwner,
+    /// Root inode of the volume the session is on.
+    pub volume: u64,
+    pub expires_ms: i64,
+}
+
 /// A stored token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {

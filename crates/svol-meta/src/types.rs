@@ -10,6 +10,9 @@ pub type WorkspaceId = i64;
 /// Bytes of a file chunk (see the wire protocol's `Chunk`).
 pub const CHUNK_SIZE: u64 = 4 << 20;
 pub const NAME_MAX: usize = 255;
+/// Largest file size: sizes are stored as signed 64-bit integers (and the
+/// kernel's own limit is the same).
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub const XATTR_NAME_MAX: usize = 255;
 pub const XATTR_VALUE_MAX: usize = 64 << 10;
 pub const SYMLINK_MAX: usize = 4095;

@@ -32,6 +32,14 @@ fn block(store: &MetaStore, ws: WorkspaceId, n: u8) -> BlockId {
     h
 }
 
+/// A session owner: workspace `ws` through a token made from its id.
+fn owner(ws: WorkspaceId) -> SessionOwner {
+    SessionOwner {
+        workspace: ws,
+        token: [ws as u8; 32],
+    }
+}
+
 fn bref(workspace: WorkspaceId, hash: BlockId) -> BlockRef {
     BlockRef { workspace, hash }
 }
@@ -89,8 +97,15 @@ fn tokens_and_volumes(s: &MetaStore) {
         "foreign workspace cannot revoke"
     );
     assert!(s.revoke_token(Some(other.id), TokenRef::Id(&u.id)).is_err());
-    s.revoke_token(Some(ws.id), TokenRef::Hash(&[1; 32]))
-        .unwrap();
+    assert!(
+        matches!(
+            s.revoke_token(Some(ws.id), TokenRef::Hash(&[1; 32])),
+            Err(MetaError::PermissionDenied(_))
+        ),
+        "a non-admin caller cannot revoke the admin token"
+    );
+    assert!(s.authenticate(&[1; 32]).unwrap().admin);
+    s.revoke_token(None, TokenRef::Hash(&[1; 32])).unwrap();
     assert!(matches!(
         s.authenticate(&[1; 32]),
         Err(MetaError::PermissionDenied(_))
@@ -219,9 +234,32 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let idle = s.create_app(ws, "idle", 10_000).unwrap();
     let held = s.create_app(ws, "held", 10_000).unwrap();
     let hv = s.create_ephemeral_volume(ws, &held.id, now()).unwrap();
-    s.open_session(ws, "se-h", hv.root, "", 20_000).unwrap();
+    s.open_session(&owner(ws), "se-h", hv.root, "", 20_000)
+        .unwrap();
+    // A session is its owner's: the same token may renew it, nobody else
+    // may take it over, not even with the same workspace.
+    s.open_session(&owner(ws), "se-h", hv.root, "", 20_000)
+        .unwrap();
+    let thief = SessionOwner {
+        workspace: ws,
+        token: [0xee; 32],
+    };
     assert!(matches!(
-        s.open_session(other, "se-x", hv.root, &held.id, 20_000),
+        s.open_session(&thief, "se-h", hv.root, "", 90_000),
+        Err(MetaError::PermissionDenied(_))
+    ));
+    assert!(matches!(
+        s.open_session(&owner(ws), "se-h", named.root, "", 90_000),
+        Err(MetaError::PermissionDenied(_))
+    ));
+    let info = s.session("se-h").unwrap();
+    assert_eq!(
+        (info.owner, info.volume, info.expires_ms),
+        (owner(ws), hv.root, 20_000)
+    );
+    assert!(matches!(s.session("se-none"), Err(MetaError::NotFound(_))));
+    assert!(matches!(
+        s.open_session(&owner(other), "se-x", hv.root, &held.id, 20_000),
         Err(MetaError::NotFound(_))
     ));
     let early = s.stop_idle_apps(10_500, 1_000).unwrap();
@@ -241,7 +279,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
     assert_eq!(late.value[0].id, held.id);
     assert!(s.volume(ws, &hv.id).is_err());
     assert!(matches!(
-        s.open_session(ws, "se-y", hv.root, &held.id, 30_000),
+        s.open_session(&owner(ws), "se-y", hv.root, &held.id, 30_000),
         Err(MetaError::Stale(_))
     ));
     let listed: Vec<_> = s.list_apps(ws).unwrap().into_iter().map(|a| a.id).collect();
@@ -376,7 +414,8 @@ fn unlink_rmdir_and_links(s: &MetaStore) {
 
 fn unlinked_but_open(s: &MetaStore) {
     let (ws, vol) = setup(s, "o");
-    s.open_session(ws, "se-1", vol, "", i64::MAX).unwrap();
+    s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)
+        .unwrap();
     let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
     let h = block(s, ws, 7);
     s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, now())
@@ -391,7 +430,7 @@ fn unlinked_but_open(s: &MetaStore) {
     assert!(s.getattr(vol, f.ino).is_err());
     // a session that dies releases what it held open
     let g = s.create(vol, vol, b"g", &file(0o644), true, now()).unwrap();
-    s.open_session(ws, "se-2", vol, "", 10).unwrap();
+    s.open_session(&owner(ws), "se-2", vol, "", 10).unwrap();
     s.open(vol, "se-2", g.ino).unwrap();
     s.unlink(vol, vol, b"g", false, now()).unwrap();
     assert!(s.getattr(vol, g.ino).is_ok());
@@ -501,6 +540,22 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
         s.missing_blocks(ws, &[[1; 32], [2; 32]]).unwrap(),
         vec![[1; 32], [2; 32]]
     );
+    // Sizes past the largest file are refused, never stored wrapped.
+    for end in [u64::MAX, MAX_FILE_SIZE + 1] {
+        assert!(matches!(
+            s.commit(vol, f.ino, &[], end, false, now()),
+            Err(MetaError::FileTooLarge(_))
+        ));
+        let big = SetAttr {
+            size: Some(end),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.setattr(vol, f.ino, &big, now()),
+            Err(MetaError::FileTooLarge(_))
+        ));
+    }
+    assert_eq!(s.getattr(vol, f.ino).unwrap().size, 0);
     let h1 = block(s, ws, 1);
     let h2 = block(s, ws, 2);
     assert!(s.missing_blocks(ws, &[h1, h2]).unwrap().is_empty());

@@ -38,6 +38,8 @@ pub enum FsErrno {
     NameTooLong,
     NoData,
     TooBig,
+    /// Past the largest file size (EFBIG).
+    FileTooLarge,
     TooManyLinks,
     Stale,
     Perm,
@@ -99,6 +101,7 @@ impl From<tonic::Status> for ClientError {
             "ENAMETOOLONG" => return fs(FsErrno::NameTooLong),
             "ENODATA" => return fs(FsErrno::NoData),
             "E2BIG" => return fs(FsErrno::TooBig),
+            "EFBIG" => return fs(FsErrno::FileTooLarge),
             "EMLINK" => return fs(FsErrno::TooManyLinks),
             "ESTALE" => return fs(FsErrno::Stale),
             "EPERM" => return fs(FsErrno::Perm),

@@ -193,3 +193,80 @@ async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
         .iter()
         .any(|v| v.name == "deep"));
 }
+
+/// Opens a session stream on `vol` (resuming `resume` if not empty) and
+/// returns the id the server welcomed it with, keeping the stream alive.
+async fn open_session(
+    vol: &svol_sdk::Volume,
+    resume: &str,
+) -> Result<(String, tonic::Streaming<p::SessionDown>), ClientError> {
+    let hello = p::SessionUp {
+        msg: Some(p::session_up::Msg::Hello(p::Hello {
+            volume: vol.info().id.clone(),
+            resume_session: resume.to_string(),
+            app: String::new(),
+        })),
+    };
+    let up = futures::stream::iter(vec![hello]).chain(futures::stream::pending());
+    let mut down = vol.client().session(up).await?;
+    match down.message().await? {
+        Some(p::SessionDown {
+            msg: Some(p::session_down::Msg::Welcome(w)),
+        }) => Ok((w.session, down)),
+        other => panic!("no welcome: {other:?}"),
+    }
+}
+
+use futures::StreamExt;
+
+/// Finding 6: sessions are made by the server and bound to the token that
+/// opened them. Another workspace cannot resume one or act through one,
+/// and an invented id opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_belong_to_the_token_that_opened_them() {
+    let s = server().await;
+    let admin = client(&s).await;
+    admin.create_workspace("w2").await.unwrap();
+    let t2 = admin.create_token("w2", Some("w2"), false).await.unwrap();
+    let w2 = client_with(&s, &t2.token).await;
+    w2.create_volume("v2").await.unwrap();
+    let v2 = w2.volume("v2").await.unwrap();
+    v2.write_file("/f", &b"w2 data"[..]).await.unwrap();
+    let (sid, _stream) = open_session(&v2, "").await.unwrap();
+    assert!(
+        sid.starts_with("se-") && sid.len() > 30,
+        "server-made id {sid}"
+    );
+    // A client-chosen id is never taken: resuming one that does not exist
+    // yields a fresh id.
+    let (fresh, _s2) = open_session(&v2, "se-chosen-by-client").await.unwrap();
+    assert_ne!(fresh, "se-chosen-by-client");
+    // Its own token resumes it.
+    let (again, _s3) = open_session(&v2, &sid).await.unwrap();
+    assert_eq!(again, sid);
+
+    // W1 tries to resume W2's session on its own volume and on W2's.
+    admin.create_volume("v1").await.unwrap();
+    let v1 = admin.volume("v1").await.unwrap();
+    let err = open_session(&v1, &sid).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::PermissionDenied(_)),
+        "resume of a foreign session: {err:?}"
+    );
+    // W1 acts through W2's session id on its own volume.
+    v1.write_file("/mine", &b"x"[..]).await.unwrap();
+    let mine = v1.resolve("/mine").await.unwrap();
+    admin.set_session(&sid);
+    let err = v1.open(mine.ino).await.unwrap_err();
+    assert!(err.to_string().contains("session"), "{err}");
+    // An invented session id opens nothing either.
+    admin.set_session("se-0000000000000000000000000000000000000000");
+    assert!(v1.open(mine.ino).await.is_err());
+    admin.set_session("");
+    assert!(v1.open(mine.ino).await.is_ok());
+    // W2, through its own session, is unaffected.
+    w2.set_session(&sid);
+    let f = v2.resolve("/f").await.unwrap();
+    v2.open(f.ino).await.unwrap();
+    v2.release(f.ino).await.unwrap();
+}

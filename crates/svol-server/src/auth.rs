@@ -106,7 +106,14 @@ impl State {
             .to_string();
         let grant = self.grant(token).await?;
         let ws = grant.workspace;
+        let owner = svol_meta::SessionOwner {
+            workspace: ws,
+            token,
+        };
         if volume.is_empty() {
+            if !session.is_empty() {
+                self.check_session(&session, owner, 0).await?;
+            }
             return Ok(Caller {
                 ws,
                 admin: grant.admin,
@@ -130,12 +137,28 @@ impl State {
                 v
             }
         };
+        if !session.is_empty() {
+            self.check_session(&session, owner, vol).await?;
+        }
         Ok(Caller {
             ws,
             admin: grant.admin,
             token,
             vol,
             session,
+        })
+    }
+
+    /// The caller by its token alone (no volume, no session check).
+    pub(crate) async fn token_caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let token = hash_token(&bearer(req)?);
+        let grant = self.grant(token).await?;
+        Ok(Caller {
+            ws: grant.workspace,
+            admin: grant.admin,
+            token,
+            vol: 0,
+            session: String::new(),
         })
     }
 

@@ -20,6 +20,8 @@ pub(crate) fn status(e: m::MetaError) -> Status {
         NoData => (Code::NotFound, "ENODATA"),
         TooBig(_) => (Code::InvalidArgument, "E2BIG"),
         TooManyLinks => (Code::FailedPrecondition, "EMLINK"),
+        FileTooLarge(_) => (Code::InvalidArgument, "EFBIG"),
+        NoSpace => (Code::ResourceExhausted, "ENOSPC"),
         Stale(_) => (Code::FailedPrecondition, "ESTALE"),
         MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
         Backend(_) => (Code::Internal, "EIO"),

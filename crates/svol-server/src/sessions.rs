@@ -7,12 +7,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use svol_meta::Ino;
+use svol_meta::{Ino, MetaError, SessionOwner};
 use svol_proto as p;
 use tokio::sync::mpsc;
 use tonic::{Request, Status, Streaming};
 
 use crate::service::State;
+
+/// How a session shows in logs: a fingerprint, never the id itself.
+pub(crate) fn tag(id: &str) -> String {
+    hex::encode(&blake3::hash(id.as_bytes()).as_bytes()[..4])
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -24,6 +29,7 @@ pub(crate) fn now_ms() -> i64 {
 type Down = Result<p::SessionDown, Status>;
 
 struct Live {
+    owner: SessionOwner,
     vol: Ino,
     tx: Option<mpsc::Sender<Down>>,
     /// Invalidations sent so far (each carries its number).
@@ -37,17 +43,24 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    pub(crate) fn attach(&self, id: &str, vol: Ino, tx: mpsc::Sender<Down>) {
+    pub(crate) fn attach(&self, id: &str, owner: SessionOwner, vol: Ino, tx: mpsc::Sender<Down>) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let seq = live.get(id).map(|l| l.seq).unwrap_or(0);
         live.insert(
             id.to_string(),
             Live {
+                owner,
                 vol,
                 tx: Some(tx),
                 seq,
             },
         );
+    }
+
+    /// Owner and volume of a session this process serves.
+    pub(crate) fn owner(&self, id: &str) -> Option<(SessionOwner, Ino)> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(id).map(|l| (l.owner, l.vol))
     }
 
     /// The stream ended; the lease may still be renewed by a reconnect.
@@ -94,7 +107,7 @@ impl Sessions {
                 if tx.try_send(msg).is_ok() {
                     l.seq += 1;
                 } else {
-                    tracing::warn!(session = %id, "invalidation queue full; client will rely on attribute timeouts");
+                    tracing::warn!(session = %tag(id), "invalidation queue full; client will rely on attribute timeouts");
                 }
             }
         }
@@ -108,7 +121,9 @@ impl State {
         &self,
         req: Request<Streaming<p::SessionUp>>,
     ) -> Result<mpsc::Receiver<Down>, Status> {
-        let c = self.caller(&req, "").await?;
+        // The stream's own header may name the session that is being
+        // resumed (checked below, in `session_id_for`), or one that ended.
+        let c = self.token_caller(&req).await?;
         let mut up = req.into_inner();
         let hello = match up.message().await? {
             Some(p::SessionUp {
@@ -118,14 +133,16 @@ impl State {
         };
         let key = hello.volume.clone();
         let vol = self.meta(move |m| m.volume(c.ws, &key)).await?.root;
-        let id = if hello.resume_session.is_empty() {
-            format!("se-{}", hex::encode(rand::random::<[u8; 12]>()))
-        } else {
-            hello.resume_session.clone()
+        let owner = SessionOwner {
+            workspace: c.ws,
+            token: c.token,
         };
+        let id = self
+            .session_id_for(&hello.resume_session, owner, vol)
+            .await?;
         let lease_ms = self.lease.as_millis() as i64;
-        let (sid, app, ws) = (id.clone(), hello.app.clone(), c.ws);
-        self.meta(move |m| m.open_session(ws, &sid, vol, &app, now_ms() + lease_ms))
+        let (sid, app, ws) = (id.clone(), hello.app.clone(), owner);
+        self.meta(move |m| m.open_session(&ws, &sid, vol, &app, now_ms() + lease_ms))
             .await?;
         let (tx, rx) = mpsc::channel(4096);
         let welcome = p::Welcome {
@@ -138,7 +155,7 @@ impl State {
         }))
         .await
         .map_err(|_| Status::internal("session closed"))?;
-        self.sessions.attach(&id, vol, tx.clone());
+        self.sessions.attach(&id, owner, vol, tx.clone());
         let st = self.clone();
         tokio::spawn(async move {
             while let Ok(Some(msg)) = up.message().await {
@@ -163,14 +180,14 @@ impl State {
                         if m.renew_session(&sid, until)? {
                             Ok(true)
                         } else {
-                            m.open_session(ws, &sid, vol, &app, until).map(|_| false)
+                            m.open_session(&ws, &sid, vol, &app, until).map(|_| false)
                         }
                     })
                     .await;
                 match renewed {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!(session = %id, "heartbeat after the lease ran out; session renewed empty")
+                        tracing::warn!(session = %tag(&id), "heartbeat after the lease ran out; session renewed empty")
                     }
                     Err(e) => {
                         // The volume or the app is gone.
@@ -183,6 +200,60 @@ impl State {
             st.sessions.detach(&id);
         });
         Ok(rx)
+    }
+
+    /// The id a Hello gets: the session it asks to resume if that is the
+    /// caller's own on this volume and still alive, a new one (made here,
+    /// never by a client) otherwise. Another client's session is refused.
+    async fn session_id_for(
+        &self,
+        resume: &str,
+        owner: SessionOwner,
+        vol: Ino,
+    ) -> Result<String, Status> {
+        if !resume.is_empty() {
+            let id = resume.to_string();
+            match tokio::task::block_in_place(|| self.meta.session(&id)) {
+                Ok(s) if s.owner == owner && s.volume == vol => return Ok(id),
+                Ok(_) => {
+                    return Err(Status::permission_denied(
+                        "that session belongs to another client",
+                    ))
+                }
+                Err(MetaError::NotFound(_)) => {
+                    tracing::info!(session = %tag(&id), "lease had run out; the client gets a new session")
+                }
+                Err(e) => return Err(crate::convert::status(e)),
+            }
+        }
+        Ok(format!("se-{}", hex::encode(rand::random::<[u8; 16]>())))
+    }
+
+    /// Checks that a request's session header names a live session of the
+    /// caller (and of the request's volume): a session id is no password,
+    /// and one that is not the caller's is refused.
+    pub(crate) async fn check_session(
+        &self,
+        id: &str,
+        owner: SessionOwner,
+        vol: Ino,
+    ) -> Result<(), Status> {
+        let found = match self.sessions.owner(id) {
+            Some(x) => Some(x),
+            None => {
+                let sid = id.to_string();
+                match self.meta(move |m| m.session(&sid)).await {
+                    Ok(s) => Some((s.owner, s.volume)),
+                    Err(_) => None,
+                }
+            }
+        };
+        match found {
+            Some((o, v)) if o == owner && (vol == 0 || v == vol) => Ok(()),
+            _ => Err(Status::failed_precondition(
+                "unknown or foreign session: the mount's lease has ended",
+            )),
+        }
     }
 
     /// What this process keeps for a session that ended: its stream and
@@ -200,7 +271,7 @@ impl State {
             .await
         {
             Ok(out) => self.reap(out.freed),
-            Err(e) => tracing::warn!(session = %id, "ending session: {e}"),
+            Err(e) => tracing::warn!(session = %tag(id), "ending session: {e}"),
         }
     }
 }
@@ -217,7 +288,7 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
             match res {
                 Ok(Ok(out)) => {
                     for id in &out.value {
-                        tracing::info!(session = %id, "lease expired; session ended");
+                        tracing::info!(session = %tag(id), "lease expired; session ended");
                         state.forget_session(id);
                     }
                     state.reap(out.freed);

@@ -66,6 +66,11 @@ pub(crate) fn commit(
             "write to a non-regular file".into(),
         ));
     }
+    if write_end > MAX_FILE_SIZE {
+        return Err(MetaError::FileTooLarge(format!(
+            "write up to byte {write_end} is past the largest file size"
+        )));
+    }
     let ws = volume_workspace(c, vol)?;
     let mut freed = Vec::new();
     let mut end = write_end;

@@ -146,6 +146,11 @@ pub(crate) fn revoke_token(
     let mut t = found
         .filter(|t| ws.is_none_or(|ws| ws == t.workspace))
         .ok_or_else(|| MetaError::NotFound("token".into()))?;
+    if ws.is_some() && t.admin {
+        return Err(MetaError::PermissionDenied(
+            "only an admin token may revoke an admin token".into(),
+        ));
+    }
     c.execute(
         "UPDATE tokens SET revoked = 1 WHERE public_id = ?1",
         params![t.id],

@@ -1,12 +1,12 @@
 //! `MetaBackend` for `Sqlite`: each method is one transaction around the
 //! operation functions of the sibling modules.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{apps, content, control, rows, tree, Sqlite};
 use crate::lifetimes::*;
 use crate::types::*;
-use crate::{MetaBackend, Result};
+use crate::{MetaBackend, MetaError, Result};
 
 impl MetaBackend for Sqlite {
     fn create_workspace(&self, name: &str) -> Result<Workspace> {
@@ -223,20 +223,58 @@ impl MetaBackend for Sqlite {
 
     fn open_session(
         &self,
-        ws: WorkspaceId,
+        owner: &SessionOwner,
         session: &str,
         vol: Ino,
         app: &str,
         expires_ms: i64,
     ) -> Result<()> {
         self.write(false, |c| {
-            let app = apps::session_app(c, ws, vol, app)?;
-            c.execute(
-                "INSERT INTO sessions(id, volume, expires, app) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(id) DO UPDATE SET expires = excluded.expires",
-                params![session, vol as i64, expires_ms, app],
+            let app = apps::session_app(c, owner.workspace, vol, app)?;
+            let n = c.execute(
+                "INSERT INTO sessions(id, volume, expires, app, workspace, token) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT(id) DO UPDATE SET expires = excluded.expires \
+                 WHERE sessions.workspace = excluded.workspace \
+                 AND sessions.token = excluded.token AND sessions.volume = excluded.volume",
+                params![
+                    session,
+                    vol as i64,
+                    expires_ms,
+                    app,
+                    owner.workspace,
+                    &owner.token[..]
+                ],
             )?;
+            if n == 0 {
+                return Err(MetaError::PermissionDenied(
+                    "the session belongs to another client".into(),
+                ));
+            }
             Ok(())
+        })
+    }
+    fn session(&self, id: &str) -> Result<SessionInfo> {
+        self.read(|c| {
+            let row: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
+                .prepare_cached(
+                    "SELECT workspace, token, volume, expires FROM sessions WHERE id = ?1",
+                )?
+                .query_row(params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let (workspace, token, volume, expires_ms) =
+                row.ok_or_else(|| MetaError::NotFound("session".into()))?;
+            // Sessions from before sessions had owners belong to nobody.
+            let token: [u8; 32] = token
+                .and_then(|t| t.try_into().ok())
+                .ok_or_else(|| MetaError::NotFound("session".into()))?;
+            Ok(SessionInfo {
+                owner: SessionOwner { workspace, token },
+                volume: volume as u64,
+                expires_ms,
+            })
         })
     }
     fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool> {

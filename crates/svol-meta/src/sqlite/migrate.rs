@@ -27,7 +27,25 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let owned_sessions: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'token'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    let has_sessions: bool = c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sessions'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_sessions && !owned_sessions {
+        // Sessions get owners; the ones of the old server cannot be resumed
+        // (their clients get new ones) and expire as before.
+        tx.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN workspace INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE sessions ADD COLUMN token BLOB;",
+        )?;
+    }
     if shared_blocks {
         // Rebuilt below with a workspace per block.
         tx.execute_batch(

@@ -338,6 +338,9 @@ pub(crate) fn setattr(
         )?;
         changed = true;
     }
+    if let Some(size) = set.size.filter(|s| *s > MAX_FILE_SIZE) {
+        return Err(MetaError::FileTooLarge(format!("size {size}")));
+    }
     if let Some(size) = set.size {
         match a.kind {
             FileKind::Regular => {}
