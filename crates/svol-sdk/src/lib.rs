@@ -21,6 +21,7 @@
 mod app;
 mod config;
 mod control;
+mod download;
 mod error;
 mod paths;
 mod transfer;
@@ -35,6 +36,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use app::App;
 pub use config::{default_data_dir, ClientConfig};
+pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use paths::{BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use svol_proto as p;
 
-use crate::{check_remote_path, ClientError, FsErrno, Progress, Result, Volume};
+use crate::{check_remote_path, ClientError, DownloadOptions, FsErrno, Progress, Result, Volume};
 
 /// One directory entry as [`Volume::listdir`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,45 +242,54 @@ impl Volume {
         }
     }
 
-    /// Downloads file or tree `remote` to local path `local` (files are
-    /// written under a temporary name, then renamed).
+    /// Downloads file or tree `remote` to local path `local`, never
+    /// writing outside it (see `download.rs`); setuid, setgid and sticky
+    /// bits are dropped.
     pub async fn download(
         &self,
         remote: &str,
         local: &Path,
         progress: &Option<Progress>,
     ) -> Result<()> {
-        let a = self.stat(remote).await?;
-        self.get_path(&a, local, progress).await
+        self.download_with(remote, local, DownloadOptions::default(), progress)
+            .await
     }
 
-    async fn get_path(&self, a: &p::Attr, local: &Path, progress: &Option<Progress>) -> Result<()> {
-        let io = |e: std::io::Error| ClientError::Io(format!("{}: {e}", local.display()));
-        if is_dir(a) {
-            std::fs::create_dir_all(local).map_err(io)?;
-            for e in self.readdir_all(a.ino).await? {
-                let ea = e.attr.unwrap_or_default();
-                let name = String::from_utf8_lossy(&e.name).into_owned();
-                Box::pin(self.get_path(&ea, &local.join(name), progress)).await?;
-            }
-            return Ok(());
-        }
-        if a.kind == p::FileKind::Symlink as i32 {
-            let t = self.readlink(a.ino).await?;
-            use std::os::unix::ffi::OsStrExt;
-            let _ = std::fs::remove_file(local);
-            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), local).map_err(io)?;
-            return Ok(());
-        }
-        let tmp = local.with_extension("svol-part");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        self.get_file(a.ino, &mut f, progress).await?;
-        f.flush().map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, local).map_err(io)?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(local, std::fs::Permissions::from_mode(a.mode & 0o7777));
-        Ok(())
+    pub async fn download_with(
+        &self,
+        remote: &str,
+        local: &Path,
+        opts: DownloadOptions,
+        progress: &Option<Progress>,
+    ) -> Result<()> {
+        let a = self.stat(remote).await?;
+        crate::download::download(self, &a, local, opts, progress).await
+    }
+}
+
+impl crate::download::Source for Volume {
+    fn list<'a>(
+        &'a self,
+        dir: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<p::DirEntry>>> + Send + 'a>>
+    {
+        Box::pin(self.readdir_all(dir))
+    }
+
+    fn link_target<'a>(
+        &'a self,
+        ino: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.readlink(ino).await?.to_vec()) })
+    }
+
+    fn contents<'a>(
+        &'a self,
+        ino: u64,
+        out: &'a mut (dyn Write + Send),
+        progress: &'a Option<Progress>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(self.get_file(ino, out, progress))
     }
 }
 

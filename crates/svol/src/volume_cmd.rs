@@ -57,6 +57,9 @@ pub(crate) enum VolumeCmd {
         name: String,
         remote: String,
         local: Option<String>,
+        /// Keep set-user-id, set-group-id and sticky bits (dropped by default)
+        #[arg(long)]
+        keep_special_bits: bool,
     },
     /// Remove a file (or a directory with -r)
     Rm {
@@ -173,9 +176,11 @@ pub(crate) async fn run(
             name,
             remote,
             local,
+            keep_special_bits,
         } => {
             let vol = c.volume(&name).await?;
-            get(&vol, &remote, local.as_deref().unwrap_or(".")).await?;
+            let opts = svol_sdk::DownloadOptions { keep_special_bits };
+            get(&vol, &remote, local.as_deref().unwrap_or("."), opts).await?;
         }
         VolumeCmd::Rm {
             name,
@@ -283,7 +288,12 @@ async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Resu
     Ok(())
 }
 
-async fn get(vol: &Volume, remote: &str, local: &str) -> Result<()> {
+async fn get(
+    vol: &Volume,
+    remote: &str,
+    local: &str,
+    opts: svol_sdk::DownloadOptions,
+) -> Result<()> {
     let a = vol.resolve(remote).await?;
     if local == "-" {
         if is_dir(&a) {
@@ -312,7 +322,7 @@ async fn get(vol: &Volume, remote: &str, local: &str) -> Result<()> {
         lp
     };
     let (progress, pb) = progress_bar(a.size);
-    vol.download(remote, &target, &progress).await?;
+    vol.download_with(remote, &target, opts, &progress).await?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

@@ -241,3 +241,70 @@ fn shell_completion_script_works_in_bash() {
         "internal helper must not be offered"
     );
 }
+
+/// Finding 3 of the trust issue, end to end: a volume holding
+/// `evil.svol-part -> outside file` and a setuid file `evil` is fetched
+/// with `svol volume get`; nothing outside the target changes and the
+/// setuid bit is dropped unless asked for.
+#[test]
+fn get_never_writes_outside_its_target_and_drops_setuid() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start();
+    s.create_volume("evil");
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let d = src.path().join("d");
+    fs::create_dir(&d).unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("evil.svol-part")).unwrap();
+    fs::write(d.join("evil"), b"#!/bin/sh\necho pwned\n").unwrap();
+    fs::set_permissions(d.join("evil"), fs::Permissions::from_mode(0o4755)).unwrap();
+    s.ok(&["volume", "put", "evil", d.to_str().unwrap(), "/d"]);
+
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("already-here"), b"mine").unwrap();
+    s.ok(&[
+        "volume",
+        "get",
+        "evil",
+        "/d",
+        target.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"precious",
+        "outside file untouched"
+    );
+    let got = target.path().join("d/evil");
+    assert_eq!(fs::read(&got).unwrap(), b"#!/bin/sh\necho pwned\n");
+    assert_eq!(
+        fs::metadata(&got).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    assert_eq!(
+        fs::read(target.path().join("already-here")).unwrap(),
+        b"mine"
+    );
+    // A second get over the first replaces files in place, still safely.
+    s.ok(&[
+        "volume",
+        "get",
+        "evil",
+        "/d",
+        target.path().to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+
+    let kept = tempfile::tempdir().unwrap();
+    s.ok(&[
+        "volume",
+        "get",
+        "evil",
+        "--keep-special-bits",
+        "/d/evil",
+        kept.path().join("evil").to_str().unwrap(),
+    ]);
+    let m = fs::metadata(kept.path().join("evil")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
+}
