@@ -30,8 +30,8 @@ trap cleanup EXIT
 for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" && break; sleep 0.1; done
 export SVOL_CONFIG=$WORK/data/client.toml
 "$SVOL" volume create posix >/dev/null
-"$SVOL" mount posix "$WORK/pjd" -d
-"$SVOL" mount posix "$WORK/fsx" -d
+"$SVOL" mount posix "$WORK/pjd" -d --allow-other
+"$SVOL" mount posix "$WORK/fsx" -d --allow-other
 chmod 0777 "$WORK/pjd"
 mkdir -m 0777 "$WORK/pjd/t"
 

@@ -33,6 +33,15 @@ pub struct MountOptions {
     /// The app this mount works for: its lease keeps that app running.
     /// Empty: the app that owns the volume.
     pub app: String,
+    /// Let users other than the one who mounted use the mount (FUSE's
+    /// `allow_other`). Off by default: a volume's files are then reachable
+    /// only by the mounting user (and root).
+    pub allow_other: bool,
+    /// Honour set-user-id bits and device nodes found on the volume. Off by
+    /// default (`nosuid,nodev`): anybody with a token of the workspace can
+    /// store such files, so they must not gain power on a client host.
+    pub suid: bool,
+    pub dev: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +96,8 @@ impl Mount {
         let locks = std::sync::Arc::new(locks::LockState::default());
         let (session_id, lease, invalidations) =
             session::start(vol.clone(), opts.app.clone()).await?;
-        tracing::info!(session = %session_id, "session opened");
+        tracing::debug!("session opened");
+        drop(session_id);
         let fs = fs::SvolFs::new(
             vol.clone(),
             root,
@@ -108,8 +118,24 @@ impl Mount {
             } else {
                 MountOption::RW
             },
+            if opts.suid {
+                MountOption::Suid
+            } else {
+                MountOption::NoSuid
+            },
+            if opts.dev {
+                MountOption::Dev
+            } else {
+                MountOption::NoDev
+            },
         ];
-        cfg.acl = SessionACL::All;
+        // Auto-unmount needs more than `Owner`; root may always reach the
+        // mount anyway.
+        cfg.acl = if opts.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::RootAndOwner
+        };
         cfg.n_threads = Some(2);
         let mp = mountpoint.to_path_buf();
         let session = tokio::task::spawn_blocking(move || fuser::Session::new(fs, &mp, &cfg))

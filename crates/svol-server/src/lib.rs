@@ -15,6 +15,7 @@ mod service;
 mod sessions;
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,8 +86,7 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    make_private(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
     let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
     let block_dir = cfg.data_dir.join("blocks");
     let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {
@@ -154,6 +154,33 @@ fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), Serve
     let tmp = dir.join("client.toml.tmp");
     write_private(&tmp, text.as_bytes()).map_err(io(format!("writing {}", tmp.display())))?;
     std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
+    Ok(())
+}
+
+/// The data directory holds every workspace's data and the admin token:
+/// 0700, and the database files 0600 (SQLite gives its WAL and shared-memory
+/// files the database file's mode, so it is created 0600 before SQLite
+/// opens it). Applied on every start, so an older, looser directory is
+/// tightened too.
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join("meta.db"))?;
+    for f in ["meta.db", "meta.db-wal", "meta.db-shm", "client.toml"] {
+        match std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
     Ok(())
 }
 

@@ -156,6 +156,7 @@ impl State {
         .await
         .map_err(|_| Status::internal("session closed"))?;
         self.sessions.attach(&id, owner, vol, tx.clone());
+        tracing::debug!(session = %tag(&id), "session opened");
         let st = self.clone();
         tokio::spawn(async move {
             while let Ok(Some(msg)) = up.message().await {

@@ -26,9 +26,21 @@ pub(crate) struct MountArgs {
     /// Mount this directory of the volume instead of its root
     #[arg(long)]
     sub_path: Option<String>,
+    /// Let other local users use the mount (off: only the mounting user)
+    #[arg(long)]
+    allow_other: bool,
+    /// Honour set-user-id bits on the volume (off: mounted nosuid)
+    #[arg(long)]
+    suid: bool,
+    /// Honour device nodes on the volume (off: mounted nodev)
+    #[arg(long)]
+    dev: bool,
 }
 
 const READY_FD: &str = "SVOL_MOUNT_READY_FD";
+/// The detached child reads its token from this descriptor, so the token
+/// never appears in its argv or environment.
+const TOKEN_FD: &str = "SVOL_MOUNT_TOKEN_FD";
 
 fn run_dir() -> PathBuf {
     PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into())).join("svol")
@@ -41,6 +53,34 @@ fn pid_file(mp: &Path) -> PathBuf {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     run_dir().join(format!("mount{key}.pid"))
+}
+
+fn read_token_fd(fd: &str) -> Result<String> {
+    use std::io::Read;
+    let fd: i32 = fd.parse().context("bad token descriptor")?;
+    // SAFETY: the parent passed us this fd for exactly this purpose.
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut t = String::new();
+    f.read_to_string(&mut t).context("reading the token")?;
+    Ok(t)
+}
+
+/// Our own arguments for the detached child, without `-d` and without the
+/// token (which goes through a pipe).
+fn child_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-d" | "--detach" => {}
+            "--token" => {
+                args.next();
+            }
+            _ if a.starts_with("--token=") => {}
+            _ => out.push(a),
+        }
+    }
+    out
 }
 
 pub(crate) async fn mount(
@@ -58,7 +98,8 @@ pub(crate) async fn mount(
         bail!("mountpoint {} is not a directory", mp.display());
     }
     if a.detach {
-        return detach(&mp);
+        let token = token.clone().or_else(|| std::env::var("SVOL_TOKEN").ok());
+        return detach(&mp, token);
     }
     let ready_fd = std::env::var(READY_FD)
         .ok()
@@ -69,7 +110,11 @@ pub(crate) async fn mount(
         // SAFETY: fcntl on an fd number only changes its flags.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
-    let client = crate::connect(server, token).await?;
+    let token = match std::env::var(TOKEN_FD) {
+        Ok(fd) => Some(read_token_fd(&fd)?),
+        Err(_) => token.clone(),
+    };
+    let client = crate::connect(server, &token).await?;
     let vol = client.volume(&a.volume).await?;
     let opts = MountOptions {
         read_only: a.read_only,
@@ -77,6 +122,9 @@ pub(crate) async fn mount(
         cache_dir: a.cache_dir.clone(),
         memory_cache: 0,
         app: String::new(),
+        allow_other: a.allow_other,
+        suid: a.suid,
+        dev: a.dev,
     };
     let mut m = Mount::new(vol, &mp, opts).await?;
     let _ = std::fs::create_dir_all(run_dir());
@@ -123,7 +171,8 @@ fn fusermount(mp: &Path, lazy: bool) -> bool {
     c.status().map(|s| s.success()).unwrap_or(false)
 }
 
-fn detach(mp: &Path) -> Result<i32> {
+/// A pipe holding `data` whose read end the child inherits.
+fn pipe_with(data: &[u8]) -> Result<OwnedFd> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid out-array of two ints.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -131,10 +180,23 @@ fn detach(mp: &Path) -> Result<i32> {
     }
     // SAFETY: pipe() just created these two descriptors and nothing else owns them.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "-d" && a != "--detach")
-        .collect();
+    // A token is far smaller than a pipe's buffer: this never blocks.
+    std::fs::File::from(w)
+        .write_all(data)
+        .context("passing the token")?;
+    Ok(r)
+}
+
+fn detach(mp: &Path, token: Option<String>) -> Result<i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe() just created these two descriptors and nothing else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let args = child_args();
+    let token_pipe = token.map(|t| pipe_with(t.as_bytes())).transpose()?;
     let _ = std::fs::create_dir_all(run_dir());
     let log = pid_file(mp).with_extension("log");
     let logf =
@@ -142,6 +204,7 @@ fn detach(mp: &Path) -> Result<i32> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(&args)
         .env(READY_FD, fds[1].to_string())
+        .env_remove("SVOL_TOKEN")
         .stdin(Stdio::null())
         .stdout(logf.try_clone()?)
         .stderr(logf);
@@ -152,8 +215,13 @@ fn detach(mp: &Path) -> Result<i32> {
             Ok(())
         });
     }
+    if let Some(r) = &token_pipe {
+        use std::os::fd::AsRawFd;
+        cmd.env(TOKEN_FD, r.as_raw_fd().to_string());
+    }
     let mut child = cmd.spawn().context("starting the mount process")?;
     drop(w);
+    drop(token_pipe);
     let mut buf = String::new();
     let _ = std::io::BufReader::new(std::fs::File::from(r)).read_line(&mut buf);
     if buf.starts_with("ok") {

@@ -29,12 +29,13 @@ impl Server {
             "/dev/fuse is missing: FUSE tests cannot run"
         );
         let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let mut child = Command::new(svol_bin())
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start server");
         let out = child.stdout.take().expect("stdout");
@@ -54,6 +55,11 @@ impl Server {
 
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("data/client.toml")
+    }
+
+    /// What the server wrote to stderr (its log) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub fn data(&self) -> PathBuf {
