@@ -35,7 +35,7 @@ use svol_proto::svol_client::SvolClient;
 use tonic::transport::{Channel, Endpoint};
 
 pub use app::App;
-pub use config::{default_data_dir, ClientConfig};
+pub use config::{default_data_dir, ClientConfig, TlsConfig};
 pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use paths::{BatchUpload, Entry};
@@ -71,10 +71,15 @@ impl Client {
         let unreachable = |e: &dyn std::fmt::Display| {
             ClientError::Unavailable(format!("cannot reach svol server at {server}: {e}"))
         };
-        let ep = Endpoint::from_shared(server.clone())
-            .map_err(|e| {
-                ClientError::InvalidArgument(format!("bad server address {server:?}: {e}"))
-            })?
+        let mut ep = Endpoint::from_shared(server.clone()).map_err(|e| {
+            ClientError::InvalidArgument(format!("bad server address {server:?}: {e}"))
+        })?;
+        if server.starts_with("https://") {
+            ep = ep
+                .tls_config(config::client_tls(&cfg.tls)?)
+                .map_err(|e| unreachable(&error::chain(&e)))?;
+        }
+        let ep = ep
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(8 << 20))

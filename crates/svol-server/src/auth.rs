@@ -1,7 +1,7 @@
 //! Tokens: random secrets handed to users, stored only as BLAKE3 hashes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use svol_meta::{Grant, Ino, MetaError, WorkspaceId};
@@ -93,18 +93,63 @@ impl AuthCache {
     }
 }
 
+/// What the interceptor found out about a request's token.
+#[derive(Clone, Copy)]
+struct Authenticated {
+    token: [u8; 32],
+    grant: Grant,
+}
+
+fn refused(e: MetaError) -> Status {
+    match e {
+        MetaError::PermissionDenied(_) => Status::unauthenticated("invalid or revoked token"),
+        e => crate::convert::status(e),
+    }
+}
+
+/// Checks every request's token on its headers, before tonic reads (and
+/// buffers) its body: a caller without a valid token costs the server a
+/// hash and, at most once a second per token, one indexed lookup.
+pub(crate) fn interceptor(
+    state: Arc<State>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
+    move |mut req: Request<()>| {
+        let token = hash_token(&bearer(&req)?);
+        let grant = match cached(&state.auth.tokens, &token) {
+            Some(g) => g,
+            None => {
+                let g = tokio::task::block_in_place(|| state.meta.authenticate(&token))
+                    .map_err(refused)?;
+                remember(&state.auth.tokens, token, g);
+                g
+            }
+        };
+        req.extensions_mut().insert(Authenticated { token, grant });
+        Ok(req)
+    }
+}
+
 impl State {
+    /// The request's token and what it grants (from the interceptor, or
+    /// looked up here for calls that did not pass through it).
+    async fn authenticated<T>(&self, req: &Request<T>) -> Result<([u8; 32], Grant), Status> {
+        if let Some(a) = req.extensions().get::<Authenticated>() {
+            return Ok((a.token, a.grant));
+        }
+        let token = hash_token(&bearer(req)?);
+        Ok((token, self.grant(token).await?))
+    }
+
     /// Checks the token and, if `volume` is not empty, that the volume
     /// belongs to the token's workspace.
     pub(crate) async fn caller<T>(&self, req: &Request<T>, volume: &str) -> Result<Caller, Status> {
-        let token = hash_token(&bearer(req)?);
+        let (token, grant) = self.authenticated(req).await?;
         let session = req
             .metadata()
             .get(svol_proto::SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let grant = self.grant(token).await?;
         let ws = grant.workspace;
         let owner = svol_meta::SessionOwner {
             workspace: ws,
@@ -151,8 +196,7 @@ impl State {
 
     /// The caller by its token alone (no volume, no session check).
     pub(crate) async fn token_caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let token = hash_token(&bearer(req)?);
-        let grant = self.grant(token).await?;
+        let (token, grant) = self.authenticated(req).await?;
         Ok(Caller {
             ws: grant.workspace,
             admin: grant.admin,
@@ -171,12 +215,7 @@ impl State {
         let g = tokio::task::spawn_blocking(move || meta.authenticate(&token))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| match e {
-                MetaError::PermissionDenied(_) => {
-                    Status::unauthenticated("invalid or revoked token")
-                }
-                e => crate::convert::status(e),
-            })?;
+            .map_err(refused)?;
         remember(&self.auth.tokens, token, g);
         Ok(g)
     }

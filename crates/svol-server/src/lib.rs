@@ -10,9 +10,11 @@ mod auth;
 mod blocks;
 mod control;
 mod convert;
+mod limits;
 mod locks;
 mod service;
 mod sessions;
+mod tls;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -25,6 +27,7 @@ use svol_meta::{MetaError, MetaStore};
 use tokio::net::TcpListener;
 
 pub use auth::hash_token;
+pub use tls::{init_tls, TlsBundle, TlsFiles};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -39,6 +42,12 @@ pub enum ServerError {
     },
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Plain HTTP/2 beyond loopback would put tokens and data on the wire
+    /// in clear.
+    #[error("refusing to listen on {0} without TLS: pass --tls-cert and --tls-key (make them with `svol server init-tls`), or --insecure on a network you trust")]
+    Insecure(SocketAddr),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -57,6 +66,13 @@ pub struct ServerConfig {
     /// An app none of whose clients has held a lease for this long stops
     /// (and its ephemeral volumes are deleted).
     pub app_grace: Duration,
+    /// Serve TLS with these files. Required beyond loopback unless
+    /// `insecure`.
+    pub tls: Option<TlsFiles>,
+    /// Allow plain HTTP/2 on a non-loopback address.
+    pub insecure: bool,
+    /// Longest a call may run (all but the session stream and lock waits).
+    pub request_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -67,6 +83,9 @@ impl ServerConfig {
             lease: Duration::from_secs(15),
             upload_grace: Duration::from_secs(600),
             app_grace: Duration::from_secs(60),
+            tls: None,
+            insecure: false,
+            request_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -76,6 +95,9 @@ impl ServerConfig {
 pub struct ClientFile {
     pub server: String,
     pub token: String,
+    /// The CA that signed the server's certificate, if clients need one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Opens the stores, makes sure workspace `main` and its admin token exist,
@@ -98,24 +120,40 @@ pub async fn run(
         tracing::info!("moved {adopted} blocks to their workspaces' directories");
     }
     let blocks = BlockStore::local(&block_dir)?;
+    if !cfg.listen.ip().is_loopback() && cfg.tls.is_none() && !cfg.insecure {
+        return Err(ServerError::Insecure(cfg.listen));
+    }
+    let tls = cfg.tls.as_ref().map(TlsFiles::server_config).transpose()?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(io(format!("listening on {}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(io("local address"))?;
-    bootstrap(&meta, &cfg.data_dir, addr)?;
+    bootstrap(&meta, &cfg, addr)?;
 
     let state = Arc::new(service::State::new(meta, blocks, &cfg));
     sessions::spawn_reaper(state.clone());
     blocks::spawn_sweeper(state.clone());
 
-    let svc = svol_proto::svol_server::SvolServer::from_arc(state)
+    let svc = svol_proto::svol_server::SvolServer::from_arc(state.clone())
         .max_decoding_message_size(svol_proto::MAX_MESSAGE)
         .max_encoding_message_size(svol_proto::MAX_MESSAGE);
-    let router = tonic::transport::Server::builder()
+    // The token is checked on the headers, before any body is read.
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, auth::interceptor(state));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.timeout(Duration::from_secs(10)))?;
+    }
+    let router = builder
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // One connection cannot hold more than this many calls at once.
+        .max_concurrent_streams(Some(1024))
+        .concurrency_limit_per_connection(1024)
+        .http2_max_header_list_size(Some(64 << 10))
+        .layer(limits::DeadlineLayer(cfg.request_timeout))
         .add_service(svc);
     // Nagle's algorithm with delayed ACKs stalls small RPCs by 40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -128,7 +166,8 @@ pub async fn run(
 
 /// First start: workspace `main` with an admin token. Every start:
 /// `client.toml` names this server's address and a token that works.
-fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), ServerError> {
+fn bootstrap(meta: &MetaStore, cfg: &ServerConfig, addr: SocketAddr) -> Result<(), ServerError> {
+    let dir = &cfg.data_dir;
     let ws = match meta.workspace("main") {
         Ok(ws) => ws,
         Err(MetaError::NotFound(_)) => meta.create_workspace("main")?,
@@ -146,9 +185,22 @@ fn bootstrap(meta: &MetaStore, dir: &Path, addr: SocketAddr) -> Result<(), Serve
             t
         }
     };
+    // A server on every address is reached locally through loopback.
+    let mut reach = addr;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
     let file = ClientFile {
-        server: format!("http://{addr}"),
+        server: match cfg.tls {
+            Some(_) => format!("https://{reach}"),
+            None => format!("http://{reach}"),
+        },
         token,
+        ca: cfg.tls.as_ref().and_then(|t| t.ca_for_clients.clone()),
     };
     let text = toml::to_string(&file).map_err(|e| io("client.toml")(std::io::Error::other(e)))?;
     let tmp = dir.join("client.toml.tmp");

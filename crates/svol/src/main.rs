@@ -31,17 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (SQLite metadata and blocks under --data-dir)
+    #[command(args_conflicts_with_subcommands = true)]
     Server {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        #[arg(long, default_value = "127.0.0.1:7420")]
-        listen: SocketAddr,
-        /// A client without a heartbeat for this long loses its session
-        #[arg(long, default_value = "15s", value_parser = parse_duration)]
-        lease: std::time::Duration,
-        /// An app none of whose clients has held a lease for this long stops
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
-        app_grace: std::time::Duration,
+        #[command(subcommand)]
+        action: Option<ServerAction>,
+        #[command(flatten)]
+        args: ServerArgs,
     },
     /// Manage volumes
     #[command(subcommand)]
@@ -66,6 +61,54 @@ enum Cmd {
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to serve on; anything but loopback needs TLS (or --insecure)
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
+    /// A client without a heartbeat for this long loses its session
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease: std::time::Duration,
+    /// An app none of whose clients has held a lease for this long stops
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    app_grace: std::time::Duration,
+    /// PEM certificate (chain) to serve TLS with
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS)
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// The CA clients should trust, written into client.toml
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Allow plain HTTP/2 on a non-loopback address (tokens and data in clear)
+    #[arg(long)]
+    insecure: bool,
+}
+
+#[derive(Subcommand)]
+enum ServerAction {
+    /// Make a private CA and a server certificate (and client certificates
+    /// for mutual TLS) for a deployment without a PKI of its own
+    InitTls {
+        /// Directory for ca.pem, ca.key, server.pem, server.key, client-*.pem
+        #[arg(long)]
+        dir: PathBuf,
+        /// Names and addresses clients reach the server by (repeat or
+        /// comma-separate); default: this host's name, localhost, 127.0.0.1, ::1
+        #[arg(long = "host", value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Also make a client certificate with this name (repeatable)
+        #[arg(long = "client")]
+        clients: Vec<String>,
     },
 }
 
@@ -138,6 +181,47 @@ fn main() {
     std::process::exit(code);
 }
 
+fn init_tls(dir: &std::path::Path, mut hosts: Vec<String>, clients: &[String]) -> Result<i32> {
+    if hosts.is_empty() {
+        let mut buf = [0u8; 256];
+        // SAFETY: buf is a valid, writable buffer of the length given.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+            if !name.is_empty() {
+                hosts.push(name);
+            }
+        }
+        hosts.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+    }
+    let b = svol_server::init_tls(dir, &hosts, clients)?;
+    println!("CA certificate:     {}", b.ca_cert.display());
+    println!(
+        "server certificate: {} (for {})",
+        b.server_cert.display(),
+        hosts.join(", ")
+    );
+    for (c, k) in &b.clients {
+        println!("client certificate: {} key {}", c.display(), k.display());
+    }
+    println!(
+        "serve with:  svol server --listen ADDR --tls-cert {} --tls-key {} --tls-ca {}{}",
+        b.server_cert.display(),
+        b.server_key.display(),
+        b.ca_cert.display(),
+        if b.clients.is_empty() {
+            String::new()
+        } else {
+            format!(" --tls-client-ca {}", b.ca_cert.display())
+        }
+    );
+    println!(
+        "clients:     server = \"https://ADDR\" and ca = \"{}\" in their config file",
+        b.ca_cert.display()
+    );
+    Ok(0)
+}
+
 pub(crate) async fn connect(server: &Option<String>, token: &Option<String>) -> Result<Client> {
     let cfg = ClientConfig::resolve(server.clone(), token.clone())?;
     Ok(Client::connect(&cfg).await?)
@@ -146,15 +230,39 @@ pub(crate) async fn connect(server: &Option<String>, token: &Option<String>) -> 
 async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
     match cli.cmd {
         Cmd::Server {
-            data_dir,
-            listen,
-            lease,
-            app_grace,
-        } => {
-            let dir = data_dir.unwrap_or_else(svol_sdk::default_data_dir);
-            let mut cfg = svol_server::ServerConfig::new(dir.clone(), listen);
-            cfg.lease = lease;
-            cfg.app_grace = app_grace;
+            action:
+                Some(ServerAction::InitTls {
+                    dir,
+                    hosts,
+                    clients,
+                }),
+            ..
+        } => init_tls(&dir, hosts, &clients),
+        Cmd::Server { action: None, args } => {
+            let dir = args.data_dir.unwrap_or_else(svol_sdk::default_data_dir);
+            let mut cfg = svol_server::ServerConfig::new(dir.clone(), args.listen);
+            cfg.lease = args.lease;
+            cfg.app_grace = args.app_grace;
+            cfg.insecure = args.insecure;
+            // Absolute, so client.toml names them from anywhere.
+            let abs = |p: Option<PathBuf>, flag: &str| {
+                p.map(|p| {
+                    std::fs::canonicalize(&p).with_context(|| format!("{flag} {}", p.display()))
+                })
+                .transpose()
+            };
+            cfg.tls = match (
+                abs(args.tls_cert, "--tls-cert")?,
+                abs(args.tls_key, "--tls-key")?,
+            ) {
+                (Some(cert), Some(key)) => Some(svol_server::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: abs(args.tls_client_ca, "--tls-client-ca")?,
+                    ca_for_clients: abs(args.tls_ca, "--tls-ca")?,
+                }),
+                _ => None,
+            };
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
