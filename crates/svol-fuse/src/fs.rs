@@ -362,6 +362,10 @@ impl Inner {
             let mut st = f.lock().await;
             st.commit(&self.io, durable).await?;
             lock(&self.seen).insert(ino, st.version);
+        } else if durable {
+            // Nothing buffered here (written and closed earlier, or through
+            // another mount): the server still makes it durable.
+            self.vol.sync(ino).await?;
         }
         Ok(())
     }
@@ -816,6 +820,17 @@ impl Filesystem for SvolFs {
         reply: ReplyEmpty,
     ) {
         self.spawn(|i| async move { reply.answer(i.flush(i.s(ino), true).await) });
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|i| async move { reply.answer(i.vol.sync(i.s(ino)).await) });
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -151,6 +151,10 @@ pub trait MetaBackend: Send + Sync + 'static {
         now: Timespec,
     ) -> Result<Outcome<Attr>>;
 
+    /// Makes every committed operation durable (an fsync of a directory,
+    /// or of a file with nothing to commit).
+    fn sync(&self) -> Result<()>;
+
     // ---- xattrs ----
     fn get_xattr(&self, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>>;
     fn set_xattr(

@@ -281,6 +281,17 @@ impl Volume {
             .into_inner())
     }
 
+    /// Makes `ino`'s data and all committed metadata durable (fsync with
+    /// nothing to commit).
+    pub async fn sync(&self, ino: u64) -> Result<()> {
+        let r = p::InodeRequest {
+            volume: self.id(),
+            ino,
+        };
+        self.client.rpc().sync(self.client.req(r)).await?;
+        Ok(())
+    }
+
     pub async fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Bytes> {
         let r = p::XattrRequest {
             volume: self.id(),

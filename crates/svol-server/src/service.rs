@@ -442,6 +442,18 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(attr(&out.value)))
     }
 
+    async fn sync(&self, req: Request<p::InodeRequest>) -> Res<p::Empty> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let ino = req.get_ref().ino;
+        let vol = c.vol;
+        let a = self.meta(move |m| m.getattr(vol, ino)).await?;
+        if a.kind == m::FileKind::Regular {
+            self.sync_file_blocks(&c, ino, &[]).await?;
+        }
+        self.meta(|m| m.sync()).await?;
+        Ok(Response::new(p::Empty {}))
+    }
+
     async fn get_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::XattrValue> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();

@@ -198,6 +198,9 @@ impl MetaBackend for Sqlite {
         })
     }
 
+    fn sync(&self) -> Result<()> {
+        self.write(true, |_| Ok(()))
+    }
     fn get_xattr(&self, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
         self.read(|c| content::get_xattr(c, vol, ino, name))
     }

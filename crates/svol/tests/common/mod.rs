@@ -238,3 +238,109 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     v.truncate(n);
     v
 }
+
+/// A free TCP port on loopback (for a server that must come back on the
+/// same address after a restart).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A `svol server` on a fixed data directory and port that a test kills
+/// (SIGKILL) and starts again; clients keep its address.
+pub struct Restartable {
+    pub data: PathBuf,
+    pub port: u16,
+    extra: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Restartable {
+    pub fn new(data: PathBuf, log: PathBuf, extra: &[&str]) -> Self {
+        let mut s = Self {
+            data,
+            port: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log,
+        };
+        s.start();
+        s
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("server log");
+        let mut child = Command::new(svol_bin())
+            .args(["server", "--data-dir"])
+            .arg(&self.data)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start server");
+        let out = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("server output");
+        assert!(
+            line.contains("listening on"),
+            "server did not start: {line:?}"
+        );
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.data.join("client.toml")
+    }
+
+    /// The CLI against this server.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(svol_bin());
+        c.env("SVOL_CONFIG", self.config())
+            .env_remove("SVOL_SERVER")
+            .env_remove("SVOL_TOKEN")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = run_with_timeout(self.cmd().args(args), Duration::from_secs(60));
+        assert!(
+            o.status.success(),
+            "svol {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn mount(&self, vol: &str) -> MountDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        self.ok(&["mount", vol, dir.path().to_str().expect("utf8"), "-d"]);
+        MountDir {
+            dir,
+            bin: svol_bin(),
+        }
+    }
+}
+
+impl Drop for Restartable {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
