@@ -14,6 +14,8 @@ pub trait BlockBackend: Send + Sync + 'static {
     async fn sync(&self, keys: &[BlockKey]) -> Result<()>;
     async fn get(&self, key: BlockKey) -> Result<Bytes>;
     async fn contains(&self, key: BlockKey) -> Result<bool>;
+    /// Length of the stored block, if there is one.
+    async fn size(&self, key: BlockKey) -> Result<Option<u64>>;
     async fn delete(&self, key: BlockKey) -> Result<()>;
     async fn capacity(&self) -> Result<(u64, u64)>;
 }

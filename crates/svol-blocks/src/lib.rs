@@ -70,8 +70,10 @@ impl BlockStore {
     }
 
     /// Stores `data` under `key` after checking that the hash is right.
-    /// Storing a block that already exists is a cheap no-op. Returns whether
-    /// the bytes were written now (and so may still need a `sync`).
+    /// Storing a block that already exists whole is a cheap no-op; one of
+    /// the wrong length (torn by a power cut before it was synced) is
+    /// written again. Returns whether the bytes were written now (and so
+    /// may still need a `sync`).
     pub async fn put(&self, key: BlockKey, data: Bytes) -> Result<bool> {
         if data.len() > MAX_BLOCK {
             return Err(BlockError::TooLarge(data.len()));
@@ -79,7 +81,7 @@ impl BlockStore {
         if hash_of(data.clone()).await? != key.hash {
             return Err(BlockError::HashMismatch(key.hash));
         }
-        if self.backend.contains(key).await? {
+        if self.backend.size(key).await? == Some(data.len() as u64) {
             return Ok(false);
         }
         self.backend.put(key, data).await?;

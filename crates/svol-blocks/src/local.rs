@@ -195,6 +195,16 @@ impl BlockBackend for LocalDir {
         blocking(move || Ok(p.exists())).await
     }
 
+    async fn size(&self, key: BlockKey) -> Result<Option<u64>> {
+        let p = self.path(key);
+        blocking(move || match fs::metadata(&p) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlockError::Io(e)),
+        })
+        .await
+    }
+
     async fn delete(&self, key: BlockKey) -> Result<()> {
         let p = self.path(key);
         blocking(move || match fs::remove_file(&p) {

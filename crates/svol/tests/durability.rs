@@ -114,3 +114,41 @@ fn fifty_server_kills_lose_no_fsynced_byte() {
         bytes >> 20
     );
 }
+
+/// A block whose bytes changed on the server's disk is never served as
+/// data: the read fails with EIO and the server logs which block.
+#[test]
+fn a_corrupt_block_reads_as_eio_not_wrong_bytes() {
+    let s = Server::start();
+    s.create_volume("rot");
+    let m = s.mount("rot", &[]);
+    let data = random_bytes(5 << 20, 5);
+    std::fs::write(m.p("f"), &data).unwrap();
+    drop(m);
+    let mut blocks = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name() != "tmp" {
+                    walk(&e.path(), out)
+                }
+            } else {
+                out.push(e.path())
+            }
+        }
+    }
+    walk(&s.data().join("blocks"), &mut blocks);
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    for b in &blocks {
+        let mut bytes = std::fs::read(b).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(b, bytes).unwrap();
+    }
+    let m = s.mount("rot", &[]);
+    let err = std::fs::read(m.p("f")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        s.log().contains("corrupt"),
+        "the server logged the corrupt block"
+    );
+}

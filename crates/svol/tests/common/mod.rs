@@ -2,6 +2,8 @@
 //! `svol mount -d` FUSE mounts, and the CLI run the way a user runs it.
 #![allow(dead_code)]
 
+pub mod powercut;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
