@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub insecure: bool,
     /// Longest a call may run (all but the session stream and lock waits).
     pub request_timeout: Duration,
+    /// Free space kept back from block uploads (at most a tenth of the
+    /// disk), so that a full volume can still delete: metadata writes and
+    /// the bookkeeping of freeing blocks need room too.
+    pub reserve: u64,
 }
 
 impl ServerConfig {
@@ -86,6 +90,7 @@ impl ServerConfig {
             tls: None,
             insecure: false,
             request_timeout: Duration::from_secs(120),
+            reserve: 64 << 20,
         }
     }
 }

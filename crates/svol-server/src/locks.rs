@@ -65,6 +65,9 @@ struct FileLocks {
 
 /// Locks held on one file at most; beyond, ENOLCK.
 const MAX_RANGES: usize = 10_000;
+/// Calls waiting for a lock on one file at most; beyond, ENOLCK (each
+/// waiter is a held-open call and a queue entry scanned on every change).
+const MAX_WAITERS: usize = 4_096;
 
 #[derive(Default)]
 pub(crate) struct LockTable {
@@ -176,10 +179,17 @@ impl LockTable {
         let ticket = self
             .next_ticket
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().entry(ino).or_default().waiting.push(Waiter {
-            ticket,
-            want: want.clone(),
-        });
+        {
+            let mut files = self.lock();
+            let f = files.entry(ino).or_default();
+            if f.waiting.len() >= MAX_WAITERS {
+                return Outcome::TooMany;
+            }
+            f.waiting.push(Waiter {
+                ticket,
+                want: want.clone(),
+            });
+        }
         let _t = Ticket {
             table: self,
             ino,
@@ -403,6 +413,37 @@ mod tests {
         }
         let got = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
         assert_eq!(got[0], 2, "the writer that came first goes first: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn the_wait_queue_of_a_file_is_bounded() {
+        let t = Arc::new(LockTable::default());
+        assert!(granted(
+            t.acquire(5, r("a", 1, Kind::Write, 0, u64::MAX), false)
+                .await
+        ));
+        let mut tasks = Vec::new();
+        for i in 0..MAX_WAITERS as u64 {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                t.acquire(5, r("w", 10 + i, Kind::Write, 0, 0), true).await
+            }));
+        }
+        while t.lock().get(&5).map(|f| f.waiting.len()) != Some(MAX_WAITERS) {
+            tokio::task::yield_now().await;
+        }
+        let over = t.acquire(5, r("late", 1, Kind::Write, 0, 0), true).await;
+        assert!(
+            matches!(over, Outcome::TooMany),
+            "one waiter too many is ENOLCK"
+        );
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        assert!(t.lock().get(&5).is_none_or(|f| f.waiting.is_empty()));
     }
 
     #[tokio::test]

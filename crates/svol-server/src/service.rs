@@ -33,6 +33,7 @@ pub(crate) struct State {
     pub(crate) lease: Duration,
     pub(crate) app_grace: Duration,
     upload_grace: Duration,
+    reserve: u64,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -50,6 +51,7 @@ impl State {
             lease: cfg.lease,
             app_grace: cfg.app_grace,
             upload_grace: cfg.upload_grace,
+            reserve: cfg.reserve,
         }
     }
 
@@ -508,7 +510,8 @@ impl p::svol_server::Svol for State {
             .map_err(convert::blocks_status)?;
         Ok(Response::new(p::StatFsResponse {
             total_bytes: total,
-            free_bytes: free,
+            // What uploads may still use (see `ServerConfig::reserve`).
+            free_bytes: free.saturating_sub(self.reserve.min(total / 10)),
             used_bytes: usage.bytes,
             files: usage.files,
             free_files: 1 << 40,
@@ -570,6 +573,14 @@ impl p::svol_server::Svol for State {
             hash: convert::hash(&r.hash)?,
         };
         let size = r.data.len() as u64;
+        let (total, free) = self
+            .blocks
+            .capacity()
+            .await
+            .map_err(convert::blocks_status)?;
+        if free < size + self.reserve.min(total / 10) {
+            return Err(convert::blocks_status(svol_blocks::BlockError::NoSpace));
+        }
         let _g = self.block_locks.of(&b).lock().await;
         let written = self
             .blocks
