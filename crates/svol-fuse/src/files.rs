@@ -14,6 +14,7 @@ use svol_sdk::{ClientError, Result, Volume};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 
 const CHUNK: u64 = p::CHUNK_SIZE;
@@ -28,6 +29,9 @@ struct Sealed {
 
 pub(crate) struct FileState {
     pub(crate) ino: u64,
+    budget: Arc<DirtyBudget>,
+    /// Bytes of `budget` this file's buffers hold.
+    charged: u64,
     pub(crate) size: u64,
     pub(crate) version: u64,
     chunks: HashMap<u64, p::Chunk>,
@@ -38,9 +42,11 @@ pub(crate) struct FileState {
 }
 
 impl FileState {
-    pub(crate) fn new(ino: u64) -> Self {
+    pub(crate) fn new(ino: u64, budget: Arc<DirtyBudget>) -> Self {
         Self {
             ino,
+            budget,
+            charged: 0,
             size: 0,
             version: 0,
             chunks: HashMap::new(),
@@ -103,6 +109,7 @@ impl FileState {
             let off = (at - idx * CHUNK) as usize;
             let n = (CHUNK as usize - off).min(data.len() - pos);
             if !self.dirty.contains_key(&idx) {
+                self.charge(io).await?;
                 let fresh_overwrite = off == 0 && n == CHUNK as usize;
                 let base = if fresh_overwrite {
                     Vec::new()
@@ -130,6 +137,19 @@ impl FileState {
         if self.sealed.len() >= MAX_SEALED {
             self.commit(io, false).await?;
         }
+        Ok(())
+    }
+
+    /// Makes room in the mount's dirty budget for one more chunk buffer.
+    async fn charge(&mut self, io: &Io) -> Result<()> {
+        while !self.budget.try_take(CHUNK) {
+            if self.is_dirty() {
+                self.commit(io, false).await?;
+            } else {
+                self.budget.wait().await;
+            }
+        }
+        self.charged += CHUNK;
         Ok(())
     }
 
@@ -231,6 +251,9 @@ impl FileState {
                 self.size = self.size.max(a.size);
                 self.write_end = 0;
                 self.truncated = false;
+                if self.dirty.is_empty() && self.sealed.is_empty() {
+                    self.budget.give(std::mem::take(&mut self.charged));
+                }
                 Ok(())
             }
             Err(e) => {
@@ -240,6 +263,12 @@ impl FileState {
                 Err(e)
             }
         }
+    }
+}
+
+impl Drop for FileState {
+    fn drop(&mut self) {
+        self.budget.give(self.charged);
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::attr::{file_attr, kind_of_mode, to_ts};
+use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
@@ -97,6 +98,7 @@ pub(crate) struct Inner {
     seen: Mutex<HashMap<u64, u64>>,
     dirs: DirAttrs,
     pub(crate) locks: Arc<crate::locks::LockState>,
+    budget: Arc<DirtyBudget>,
 }
 
 pub(crate) struct SvolFs {
@@ -116,6 +118,7 @@ impl SvolFs {
         cache: BlockCache,
         rt: Handle,
         locks: Arc<crate::locks::LockState>,
+        max_dirty: u64,
     ) -> Self {
         let io = Io {
             vol: vol.clone(),
@@ -132,7 +135,9 @@ impl SvolFs {
             seen: Mutex::new(HashMap::new()),
             dirs: DirAttrs::default(),
             locks,
+            budget: Arc::new(DirtyBudget::new(max_dirty)),
         });
+        rt.spawn(flusher(Arc::downgrade(&inner)));
         Self { rt, inner }
     }
 
@@ -318,10 +323,10 @@ impl Inner {
         let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
         let file = {
             let mut o = lock(&self.open);
-            let e = o
-                .files
-                .entry(ino)
-                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(FileState::new(ino))), 0));
+            let e = o.files.entry(ino).or_insert_with(|| {
+                let st = FileState::new(ino, self.budget.clone());
+                (Arc::new(tokio::sync::Mutex::new(st)), 0)
+            });
             e.1 += 1;
             e.0.clone()
         };
@@ -412,6 +417,28 @@ impl Inner {
             _ => a.size,
         };
         Ok(file_attr(&a, self.k(ino), size))
+    }
+}
+
+/// When a writer waits for dirty budget, commits the open files that hold
+/// some and are not busy (a file being written commits itself).
+async fn flusher(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        let budget = i.budget.clone();
+        drop(i);
+        budget.pressure.notified().await;
+        let Some(i) = inner.upgrade() else { return };
+        let files: Vec<File> = lock(&i.open).files.values().map(|e| e.0.clone()).collect();
+        for f in files {
+            if let Ok(mut st) = f.try_lock() {
+                if st.is_dirty() {
+                    if let Err(e) = st.commit(&i.io, false).await {
+                        tracing::warn!("committing to free write buffers: {e}");
+                    }
+                }
+            }
+        }
     }
 }
 

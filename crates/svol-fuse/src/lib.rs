@@ -7,6 +7,7 @@
 //! crates.
 
 mod attr;
+mod budget;
 mod cache;
 mod errno;
 mod files;
@@ -42,6 +43,9 @@ pub struct MountOptions {
     /// store such files, so they must not gain power on a client host.
     pub suid: bool,
     pub dev: bool,
+    /// Bytes of written, uncommitted data the mount may buffer before
+    /// writers wait for commits (0: 512 MiB).
+    pub max_dirty: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +109,11 @@ impl Mount {
             cache,
             tokio::runtime::Handle::current(),
             locks.clone(),
+            if opts.max_dirty == 0 {
+                512 << 20
+            } else {
+                opts.max_dirty
+            },
         );
         let forget = fs.forget_version();
         let mut cfg = Config::default();

@@ -35,6 +35,13 @@ pub(crate) struct MountArgs {
     /// Honour device nodes on the volume (off: mounted nodev)
     #[arg(long)]
     dev: bool,
+    /// Most written, uncommitted data buffered in memory (e.g. 256M, 2G);
+    /// writers wait for commits beyond it
+    #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
+    max_dirty: u64,
+    /// Memory for fetched blocks (e.g. 512M)
+    #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
+    memory_cache: u64,
 }
 
 const READY_FD: &str = "SVOL_MOUNT_READY_FD";
@@ -120,11 +127,12 @@ pub(crate) async fn mount(
         read_only: a.read_only,
         sub_path: a.sub_path.clone(),
         cache_dir: a.cache_dir.clone(),
-        memory_cache: 0,
+        memory_cache: a.memory_cache,
         app: String::new(),
         allow_other: a.allow_other,
         suid: a.suid,
         dev: a.dev,
+        max_dirty: a.max_dirty,
     };
     let mut m = Mount::new(vol, &mp, opts).await?;
     let _ = std::fs::create_dir_all(run_dir());
