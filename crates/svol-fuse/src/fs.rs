@@ -78,6 +78,12 @@ impl DirAttrs {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         m.remove(&ino);
     }
+
+    fn forget_all(&self) {
+        let mut m = lock(&self.map);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        m.clear();
+    }
 }
 
 #[derive(Default)]
@@ -141,11 +147,21 @@ impl SvolFs {
         Self { rt, inner }
     }
 
-    pub(crate) fn forget_version(&self) -> impl Fn(u64) + Send + 'static {
+    /// What an invalidation makes this mount forget: one inode's cached
+    /// attributes and version, or (`None`, after lost invalidations) all of
+    /// them, so every next open re-checks with the server and drops stale
+    /// pages.
+    pub(crate) fn forget_version(&self) -> impl Fn(Option<u64>) + Send + 'static {
         let inner = self.inner.clone();
-        move |ino| {
-            lock(&inner.seen).remove(&ino);
-            inner.dirs.forget(ino);
+        move |ino| match ino {
+            Some(ino) => {
+                lock(&inner.seen).remove(&ino);
+                inner.dirs.forget(ino);
+            }
+            None => {
+                lock(&inner.seen).clear();
+                inner.dirs.forget_all();
+            }
         }
     }
 

@@ -146,6 +146,11 @@ pub(crate) async fn start(
                     Ok(Some(p::SessionDown {
                         msg: Some(p::session_down::Msg::Welcome(w)),
                     })) => {
+                        // Pushes made while the stream was down are lost.
+                        let _ = tx.send(p::Invalidation {
+                            reset: true,
+                            ..Default::default()
+                        });
                         if w.session != id {
                             // The old lease ran out: the server made a new
                             // session (the old one's open files are gone).
@@ -174,7 +179,7 @@ pub(crate) fn spawn_invalidator(
     n: fuser::Notifier,
     rx: std_mpsc::Receiver<p::Invalidation>,
     root: u64,
-    on_inode: impl Fn(u64) + Send + 'static,
+    on_inode: impl Fn(Option<u64>) + Send + 'static,
     locks: Arc<crate::locks::LockState>,
 ) {
     use std::os::unix::ffi::OsStrExt;
@@ -183,11 +188,17 @@ pub(crate) fn spawn_invalidator(
         .name("svol-inval".into())
         .spawn(move || {
             for inv in rx {
+                if inv.reset {
+                    // Some invalidations never arrived: trust nothing cached
+                    // (the kernel's entries and attributes live one second).
+                    tracing::warn!("invalidations were lost; dropping caches");
+                    on_inode(None);
+                }
                 for e in &inv.entries {
                     let _ = n.inval_entry(k(e.parent), std::ffi::OsStr::from_bytes(&e.name));
                 }
                 for ino in &inv.inodes {
-                    on_inode(*ino);
+                    on_inode(Some(*ino));
                     let _ = n.inval_inode(k(*ino), 0, 0);
                 }
                 // A lock grant waits for this (see locks.rs).

@@ -77,6 +77,7 @@ impl State {
                 })
                 .collect(),
             seq: 0,
+            reset: false,
         };
         self.sessions.invalidate(c.vol, &c.session, inv);
     }

@@ -34,6 +34,8 @@ struct Live {
     tx: Option<mpsc::Sender<Down>>,
     /// Invalidations sent so far (each carries its number).
     seq: u64,
+    /// Some were dropped (queue full): the next one sent says `reset`.
+    lost: bool,
 }
 
 /// The sessions this server process knows about.
@@ -53,6 +55,8 @@ impl Sessions {
                 vol,
                 tx: Some(tx),
                 seq,
+                // A reconnecting client may have missed pushes meanwhile.
+                lost: seq > 0,
             },
         );
     }
@@ -101,13 +105,18 @@ impl Sessions {
             if let Some(tx) = &l.tx {
                 let mut inv = inv.clone();
                 inv.seq = l.seq + 1;
+                inv.reset = l.lost;
                 let msg = Ok(p::SessionDown {
                     msg: Some(p::session_down::Msg::Invalidation(inv)),
                 });
                 if tx.try_send(msg).is_ok() {
                     l.seq += 1;
-                } else {
-                    tracing::warn!(session = %tag(id), "invalidation queue full; client will rely on attribute timeouts");
+                    l.lost = false;
+                } else if !l.lost {
+                    // Never silently stale: the next push that fits tells
+                    // the client to drop all its caches.
+                    l.lost = true;
+                    tracing::warn!(session = %tag(id), "invalidation queue full; the client will be told to drop its caches");
                 }
             }
         }
@@ -300,4 +309,53 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
             state.stop_idle_apps().await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(ino: u64) -> p::Invalidation {
+        p::Invalidation {
+            inodes: vec![ino],
+            ..Default::default()
+        }
+    }
+
+    fn got(rx: &mut mpsc::Receiver<Down>) -> p::Invalidation {
+        match rx.try_recv() {
+            Ok(Ok(p::SessionDown {
+                msg: Some(p::session_down::Msg::Invalidation(i)),
+            })) => i,
+            _ => panic!("no invalidation queued"),
+        }
+    }
+
+    #[test]
+    fn an_overflowing_queue_ends_in_a_reset_not_silence() {
+        let s = Sessions::default();
+        let (tx, mut rx) = mpsc::channel(2);
+        let owner = SessionOwner {
+            workspace: 1,
+            token: [0; 32],
+        };
+        s.attach("se-a", owner, 9, tx);
+        for ino in 1..=3 {
+            s.invalidate(9, "se-other", inv(ino));
+        }
+        assert_eq!(
+            (got(&mut rx).inodes, got(&mut rx).inodes),
+            (vec![1], vec![2])
+        );
+        assert!(rx.try_recv().is_err(), "the third did not fit");
+        s.invalidate(9, "se-other", inv(4));
+        let next = got(&mut rx);
+        assert!(next.reset, "the client learns it missed some");
+        assert_eq!(next.seq, 3);
+        s.invalidate(9, "se-other", inv(5));
+        assert!(!got(&mut rx).reset);
+        // The origin of a change is not told about it.
+        s.invalidate(9, "se-a", inv(6));
+        assert!(rx.try_recv().is_err());
+    }
 }
