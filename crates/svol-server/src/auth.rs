@@ -151,20 +151,15 @@ impl State {
             .unwrap_or("")
             .to_string();
         let ws = grant.workspace;
-        let owner = svol_meta::SessionOwner {
-            workspace: ws,
-            token,
-        };
         if volume.is_empty() {
-            if !session.is_empty() {
-                self.check_session(&session, owner, 0).await?;
-            }
+            // Control-plane and block calls do not act through a session
+            // (a client may still carry the header of one that ended).
             return Ok(Caller {
                 ws,
                 admin: grant.admin,
                 token,
                 vol: 0,
-                session,
+                session: String::new(),
             });
         }
         let key = (ws, volume.to_string());
@@ -183,6 +178,10 @@ impl State {
             }
         };
         if !session.is_empty() {
+            let owner = svol_meta::SessionOwner {
+                workspace: ws,
+                token,
+            };
             self.check_session(&session, owner, vol).await?;
         }
         Ok(Caller {

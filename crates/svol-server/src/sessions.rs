@@ -259,7 +259,7 @@ impl State {
             }
         };
         match found {
-            Some((o, v)) if o == owner && (vol == 0 || v == vol) => Ok(()),
+            Some((o, v)) if o == owner && v == vol => Ok(()),
             _ => Err(Status::failed_precondition(
                 "unknown or foreign session: the mount's lease has ended",
             )),
