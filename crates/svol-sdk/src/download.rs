@@ -97,15 +97,7 @@ fn open_target_dir(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))
 }
 
-async fn put_file(
-    src: &dyn Source,
-    dir: &File,
-    name: &CStr,
-    a: &p::Attr,
-    shown: &str,
-    opts: DownloadOptions,
-    progress: &Option<Progress>,
-) -> Result<()> {
+async fn put_file(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &p::Attr, shown: &str) -> Result<()> {
     let tmp = CString::new(format!(
         ".{}.svol-part.{:016x}",
         String::from_utf8_lossy(name.to_bytes()),
@@ -121,10 +113,10 @@ async fn put_file(
     // SAFETY: fd is a fresh descriptor we own.
     let mut f = unsafe { File::from_raw_fd(fd) };
     let written: Result<()> = async {
-        src.contents(a.ino, &mut f, progress).await?;
+        cx.src.contents(a.ino, &mut f, cx.progress).await?;
         f.sync_all()?;
         // SAFETY: valid descriptor.
-        if unsafe { libc::fchmod(f.as_raw_fd(), mode_of(a, opts)) } != 0 {
+        if unsafe { libc::fchmod(f.as_raw_fd(), mode_of(a, cx.opts)) } != 0 {
             return Err(last_err(shown));
         }
         // SAFETY: valid descriptors and names; renameat replaces a name
@@ -171,6 +163,13 @@ fn rand_u64() -> u64 {
     u64::from_ne_bytes(b) ^ u64::from(std::process::id())
 }
 
+/// What stays the same for every file of one download.
+struct Ctx<'a> {
+    src: &'a dyn Source,
+    opts: DownloadOptions,
+    progress: &'a Option<Progress>,
+}
+
 /// One directory being written: its open descriptor, the entries still to
 /// write and the local path (for messages).
 struct Frame {
@@ -187,6 +186,11 @@ pub(crate) async fn download(
     opts: DownloadOptions,
     progress: &Option<Progress>,
 ) -> Result<()> {
+    let cx = Ctx {
+        src,
+        opts,
+        progress,
+    };
     let is_dir = a.kind == p::FileKind::Directory as i32;
     if !is_dir {
         // The target's own name was chosen by the user, not the server.
@@ -201,7 +205,7 @@ pub(crate) async fn download(
         let name = CString::new(name.as_bytes())
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         let shown = local.display().to_string();
-        return write_one(src, &dir, &name, a, &shown, opts, progress).await;
+        return write_one(&cx, &dir, &name, a, &shown).await;
     }
     let root = open_target_dir(local)?;
     // SAFETY: valid descriptor.
@@ -230,7 +234,7 @@ pub(crate) async fn download(
                 shown,
             });
         } else {
-            write_one(src, &top.dir, &name, &ea, &shown, opts, progress).await?;
+            write_one(&cx, &top.dir, &name, &ea, &shown).await?;
         }
     }
     Ok(())
@@ -241,20 +245,12 @@ fn reversed(mut v: Vec<p::DirEntry>) -> Vec<p::DirEntry> {
     v
 }
 
-async fn write_one(
-    src: &dyn Source,
-    dir: &File,
-    name: &CStr,
-    a: &p::Attr,
-    shown: &str,
-    opts: DownloadOptions,
-    progress: &Option<Progress>,
-) -> Result<()> {
+async fn write_one(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &p::Attr, shown: &str) -> Result<()> {
     if a.kind == p::FileKind::Symlink as i32 {
-        let t = src.link_target(a.ino).await?;
+        let t = cx.src.link_target(a.ino).await?;
         put_symlink(dir, name, &t, shown)
     } else if a.kind == p::FileKind::Regular as i32 {
-        put_file(src, dir, name, a, shown, opts, progress).await
+        put_file(cx, dir, name, a, shown).await
     } else {
         // Devices, FIFOs and sockets are not recreated by a download.
         tracing::warn!("{shown}: special file skipped");

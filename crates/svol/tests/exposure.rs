@@ -23,19 +23,6 @@ fn all_files(p: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The mount process serving `mp` (from its pid file).
-fn mount_pid(mp: &Path) -> u32 {
-    let key: String = std::fs::canonicalize(mp)
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let run = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into());
-    let f = Path::new(&run).join("svol").join(format!("mount{key}.pid"));
-    std::fs::read_to_string(&f).unwrap().trim().parse().unwrap()
-}
-
 fn session_ids(data: &Path) -> Vec<String> {
     let out = Command::new("python3")
         .arg("-c")

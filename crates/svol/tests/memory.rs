@@ -18,20 +18,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn mount_pid(mp: &std::path::Path) -> u32 {
-    let key: String = std::fs::canonicalize(mp)
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let run = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into());
-    let f = std::path::Path::new(&run)
-        .join("svol")
-        .join(format!("mount{key}.pid"));
-    std::fs::read_to_string(f).unwrap().trim().parse().unwrap()
-}
-
 #[test]
 fn a_20_gib_sparse_write_stays_within_max_dirty() {
     const GIB: u64 = 1 << 30;

@@ -93,7 +93,28 @@ impl Drop for Killed {
 }
 
 fn output(mut c: Command) -> Output {
-    c.output().unwrap()
+    run_with_timeout(&mut c, Duration::from_secs(60))
+}
+
+/// A client that must not get in: it fails, or (a refused TLS peer can
+/// leave a request waiting on a dead connection) does not succeed within
+/// 20 s.
+fn refused(mut c: Command) -> bool {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some(st) = child.try_wait().unwrap() {
+            return !st.success();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    true
 }
 
 fn write_config(path: &Path, server: &str, token: &str, extra: &[(&str, &Path)]) -> PathBuf {
@@ -248,7 +269,10 @@ fn server_and_mounts_over_tls_on_a_non_loopback_address() {
         &token,
         &[("ca", &p("ca.pem"))],
     );
-    assert!(!run(&no_cert, &["volume", "list"]).status.success());
+    assert!(
+        refused(link.svol(&link.client_ns, Some(&no_cert), &["volume", "list"])),
+        "a client without a certificate was let in"
+    );
     // Plain HTTP to the TLS port gets nowhere.
     let plain = write_config(
         &work.path().join("plain.toml"),
@@ -256,7 +280,10 @@ fn server_and_mounts_over_tls_on_a_non_loopback_address() {
         &token,
         &[],
     );
-    assert!(!run(&plain, &["volume", "list"]).status.success());
+    assert!(
+        refused(link.svol(&link.client_ns, Some(&plain), &["volume", "list"])),
+        "a plaintext client was let in"
+    );
     drop(server);
 }
 

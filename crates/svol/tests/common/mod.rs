@@ -32,26 +32,7 @@ impl Server {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
-        let mut child = Command::new(svol_bin())
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start server");
-        let out = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let mut reader = BufReader::new(out);
-        reader.read_line(&mut line).expect("read server output");
-        // Keep draining so the server never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("server did not say where it listens: {line:?}"))
-            .to_string();
+        let (child, addr) = spawn_server(&dir.path().join("data"), "127.0.0.1:0", extra, log);
         Server { dir, addr, child }
     }
 
@@ -141,6 +122,32 @@ impl Server {
     pub fn block_bytes(&self) -> u64 {
         dir_bytes(&self.data().join("blocks"))
     }
+}
+
+/// Starts `svol server` and waits for its "listening on" line; returns the
+/// process and the address it listens on. Its log goes to `log`.
+fn spawn_server(data: &Path, listen: &str, extra: &[&str], log: std::fs::File) -> (Child, String) {
+    let mut child = Command::new(svol_bin())
+        .args(["server", "--listen", listen, "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start server");
+    let out = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    let mut reader = BufReader::new(out);
+    reader.read_line(&mut line).expect("read server output");
+    // Keep draining so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("server did not say where it listens: {line:?}"))
+        .to_string();
+    (child, addr)
 }
 
 impl Drop for Server {
@@ -278,24 +285,9 @@ impl Restartable {
             .append(true)
             .open(&self.log)
             .expect("server log");
-        let mut child = Command::new(svol_bin())
-            .args(["server", "--data-dir"])
-            .arg(&self.data)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(&self.extra)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start server");
-        let out = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(out);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("server output");
-        assert!(
-            line.contains("listening on"),
-            "server did not start: {line:?}"
-        );
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let listen = format!("127.0.0.1:{}", self.port);
+        let (child, _) = spawn_server(&self.data, &listen, &extra, log);
         self.child = Some(child);
     }
 
@@ -345,4 +337,21 @@ impl Drop for Restartable {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The `svol mount -d` process serving `mp` (from its pid file).
+pub fn mount_pid(mp: &Path) -> u32 {
+    let key: String = std::fs::canonicalize(mp)
+        .expect("mountpoint")
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let run = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into());
+    let f = Path::new(&run).join("svol").join(format!("mount{key}.pid"));
+    std::fs::read_to_string(&f)
+        .expect("mount pid file")
+        .trim()
+        .parse()
+        .expect("pid")
 }
