@@ -50,12 +50,7 @@ impl Server {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(svol_bin());
-        c.env("SVOL_CONFIG", self.config())
-            .env_remove("SVOL_SERVER")
-            .env_remove("SVOL_TOKEN")
-            .stdin(Stdio::null());
-        c
+        cli(&self.config())
     }
 
     /// Runs the CLI; returns its output (never hangs longer than 60 s).
@@ -64,13 +59,7 @@ impl Server {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "svol {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        ok(self.cmd(), args)
     }
 
     pub fn create_volume(&self, name: &str) -> String {
@@ -172,6 +161,27 @@ pub fn dir_bytes(p: &Path) -> u64 {
             .sum(),
         Err(_) => 0,
     }
+}
+
+/// The CLI as a user with `SVOL_CONFIG` = `config` runs it.
+pub fn cli(config: &Path) -> Command {
+    let mut c = Command::new(svol_bin());
+    c.env("SVOL_CONFIG", config)
+        .env_remove("SVOL_SERVER")
+        .env_remove("SVOL_TOKEN")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `svol ARGS`, which must succeed; returns its stdout.
+pub fn ok(mut c: Command, args: &[&str]) -> String {
+    let o = run_with_timeout(c.args(args), Duration::from_secs(60));
+    assert!(
+        o.status.success(),
+        "svol {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
@@ -303,24 +313,8 @@ impl Restartable {
         self.data.join("client.toml")
     }
 
-    /// The CLI against this server.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new(svol_bin());
-        c.env("SVOL_CONFIG", self.config())
-            .env_remove("SVOL_SERVER")
-            .env_remove("SVOL_TOKEN")
-            .stdin(Stdio::null());
-        c
-    }
-
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = run_with_timeout(self.cmd().args(args), Duration::from_secs(60));
-        assert!(
-            o.status.success(),
-            "svol {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        ok(cli(&self.config()), args)
     }
 
     pub fn mount(&self, vol: &str) -> MountDir {
