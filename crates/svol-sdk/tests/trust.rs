@@ -270,3 +270,36 @@ async fn sessions_belong_to_the_token_that_opened_them() {
     v2.open(f.ino).await.unwrap();
     v2.release(f.ino).await.unwrap();
 }
+
+/// Finding 4: the token is checked on the headers, before the body is
+/// read. A request with a wrong token and a body over the message limit is
+/// refused for its token — were the body decoded first, the size limit
+/// would answer instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_before_the_body_is_read() {
+    let s = server().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = p::svol_client::SvolClient::new(channel).max_encoding_message_size(64 << 20);
+    let big = p::PutBlockRequest {
+        hash: Bytes::from(vec![0u8; 32]),
+        data: Bytes::from(vec![7u8; p::MAX_MESSAGE + (4 << 20)]),
+    };
+    let mut req = tonic::Request::new(big.clone());
+    req.metadata_mut()
+        .insert("authorization", "Bearer svol_wrong".parse().unwrap());
+    let err = raw.put_block(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    // With the right token the same body is refused for its size.
+    let mut req = tonic::Request::new(big);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.token).parse().unwrap(),
+    );
+    let err = raw.put_block(req).await.unwrap_err();
+    assert_ne!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    assert_ne!(err.code(), tonic::Code::Ok);
+}
