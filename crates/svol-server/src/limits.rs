@@ -71,3 +71,61 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer, Service, ServiceExt};
+
+    /// An inner service that answers after `delay`.
+    #[derive(Clone)]
+    struct Slow(Duration);
+
+    impl tower::Service<http::Request<()>> for Slow {
+        type Response = http::Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFut<Self::Response, Self::Error>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            let d = self.0;
+            Box::pin(async move {
+                tokio::time::sleep(d).await;
+                Ok(http::Response::new("done".to_string()))
+            })
+        }
+    }
+
+    fn req(path: &str) -> http::Request<()> {
+        http::Request::builder()
+            .uri(path)
+            .body(())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_slow_call_gets_deadline_exceeded_but_waits_by_design_do_not() {
+        let mut svc =
+            DeadlineLayer(Duration::from_millis(50)).layer(Slow(Duration::from_millis(300)));
+        let r = svc
+            .ready()
+            .await
+            .unwrap_or_else(|e| match e {})
+            .call(req("/svol.v1.Svol/GetAttr"))
+            .await
+            .unwrap_or_else(|e| match e {});
+        let status = tonic::Status::from_header_map(r.headers()).map(|s| s.code());
+        assert_eq!(status, Some(tonic::Code::DeadlineExceeded));
+        for path in ["/svol.v1.Svol/Lock", "/svol.v1.Svol/Session"] {
+            let r = svc
+                .ready()
+                .await
+                .unwrap_or_else(|e| match e {})
+                .call(req(path))
+                .await
+                .unwrap_or_else(|e| match e {});
+            assert_eq!(r.body(), "done", "{path} waits as long as it needs");
+        }
+    }
+}
