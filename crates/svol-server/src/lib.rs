@@ -1,10 +1,11 @@
 //! The svol server: the one process that owns metadata and blocks.
 //!
 //! It serves the gRPC protocol of `svol-proto` on top of a `MetaStore` and a
-//! `BlockStore`, checks every call against its token's workspace, keeps the
-//! sessions of mounted clients (leases up, invalidations down) and deletes
-//! blocks whose last reference is gone. It must not depend on the client or
-//! FUSE crates.
+//! `BlockStore` (over TLS beyond loopback), checks every call's token before
+//! its body is read and against its workspace, bounds what one connection
+//! or call may cost, keeps the sessions of mounted clients (leases up,
+//! invalidations down) and deletes blocks whose last reference is gone. It
+//! must not depend on the client or FUSE crates.
 
 mod auth;
 mod blocks;
