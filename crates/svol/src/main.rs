@@ -66,6 +66,7 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct ServerArgs {
+    /// Where metadata, blocks and client.toml live (made 0700)
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Address to serve on; anything but loopback needs TLS (or --insecure)
