@@ -13,7 +13,6 @@ pub trait BlockBackend: Send + Sync + 'static {
     /// Makes the given blocks durable on stable storage.
     async fn sync(&self, keys: &[BlockKey]) -> Result<()>;
     async fn get(&self, key: BlockKey) -> Result<Bytes>;
-    async fn contains(&self, key: BlockKey) -> Result<bool>;
     /// Length of the stored block, if there is one.
     async fn size(&self, key: BlockKey) -> Result<Option<u64>>;
     async fn delete(&self, key: BlockKey) -> Result<()>;

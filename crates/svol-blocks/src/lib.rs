@@ -108,7 +108,7 @@ impl BlockStore {
     }
 
     pub async fn contains(&self, key: BlockKey) -> Result<bool> {
-        self.backend.contains(key).await
+        Ok(self.backend.size(key).await?.is_some())
     }
 
     /// Deletes a block; deleting a missing block is not an error.

@@ -190,11 +190,6 @@ impl BlockBackend for LocalDir {
         .await
     }
 
-    async fn contains(&self, key: BlockKey) -> Result<bool> {
-        let p = self.path(key);
-        blocking(move || Ok(p.exists())).await
-    }
-
     async fn size(&self, key: BlockKey) -> Result<Option<u64>> {
         let p = self.path(key);
         blocking(move || match fs::metadata(&p) {

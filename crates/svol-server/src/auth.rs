@@ -115,15 +115,7 @@ pub(crate) fn interceptor(
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
     move |mut req: Request<()>| {
         let token = hash_token(&bearer(&req)?);
-        let grant = match cached(&state.auth.tokens, &token) {
-            Some(g) => g,
-            None => {
-                let g = tokio::task::block_in_place(|| state.meta.authenticate(&token))
-                    .map_err(refused)?;
-                remember(&state.auth.tokens, token, g);
-                g
-            }
-        };
+        let grant = state.grant(token)?;
         req.extensions_mut().insert(Authenticated { token, grant });
         Ok(req)
     }
@@ -132,18 +124,18 @@ pub(crate) fn interceptor(
 impl State {
     /// The request's token and what it grants (from the interceptor, or
     /// looked up here for calls that did not pass through it).
-    async fn authenticated<T>(&self, req: &Request<T>) -> Result<([u8; 32], Grant), Status> {
+    fn authenticated<T>(&self, req: &Request<T>) -> Result<([u8; 32], Grant), Status> {
         if let Some(a) = req.extensions().get::<Authenticated>() {
             return Ok((a.token, a.grant));
         }
         let token = hash_token(&bearer(req)?);
-        Ok((token, self.grant(token).await?))
+        Ok((token, self.grant(token)?))
     }
 
     /// Checks the token and, if `volume` is not empty, that the volume
     /// belongs to the token's workspace.
     pub(crate) async fn caller<T>(&self, req: &Request<T>, volume: &str) -> Result<Caller, Status> {
-        let (token, grant) = self.authenticated(req).await?;
+        let (token, grant) = self.authenticated(req)?;
         let session = req
             .metadata()
             .get(svol_proto::SESSION_HEADER)
@@ -193,28 +185,14 @@ impl State {
         })
     }
 
-    /// The caller by its token alone (no volume, no session check).
-    pub(crate) async fn token_caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let (token, grant) = self.authenticated(req).await?;
-        Ok(Caller {
-            ws: grant.workspace,
-            admin: grant.admin,
-            token,
-            vol: 0,
-            session: String::new(),
-        })
-    }
-
     /// What the token (by hash) may do; `Unauthenticated` if nothing.
-    pub(crate) async fn grant(&self, token: [u8; 32]) -> Result<Grant, Status> {
+    /// Called from the interceptor (not async), so the rare lookup runs in
+    /// place, as every metadata call does (`State::meta`).
+    pub(crate) fn grant(&self, token: [u8; 32]) -> Result<Grant, Status> {
         if let Some(g) = cached(&self.auth.tokens, &token) {
             return Ok(g);
         }
-        let meta = self.meta.clone();
-        let g = tokio::task::spawn_blocking(move || meta.authenticate(&token))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(refused)?;
+        let g = tokio::task::block_in_place(|| self.meta.authenticate(&token)).map_err(refused)?;
         remember(&self.auth.tokens, token, g);
         Ok(g)
     }

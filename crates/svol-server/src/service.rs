@@ -99,18 +99,29 @@ impl State {
         })
     }
 
+    /// Free bytes uploads may still use: what the disk has less the reserve
+    /// kept for deleting (see `ServerConfig::reserve`).
+    fn usable(&self, total: u64, free: u64) -> u64 {
+        free.saturating_sub(self.reserve.min(total / 10))
+    }
+
     /// Before a durable commit: makes every block the file will reference
     /// durable — those of this commit and those earlier non-durable commits
     /// (on close, every 128 MiB) left it pointing at — so an `fsync` covers
     /// all the data written before it, not just the last piece.
     async fn sync_file_blocks(&self, c: &Caller, ino: Ino, new: &[m::Chunk]) -> Result<(), Status> {
+        let nothing_unsynced = self
+            .unsynced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if nothing_unsynced {
+            return Ok(());
+        }
         let vol = c.vol;
         let old = self.meta(move |m| m.chunks(vol, ino)).await?;
         let todo: Vec<m::BlockRef> = {
             let set = self.unsynced.lock().unwrap_or_else(|p| p.into_inner());
-            if set.is_empty() {
-                return Ok(());
-            }
             new.iter()
                 .chain(old.iter())
                 .filter_map(|ch| match &ch.data {
@@ -511,8 +522,7 @@ impl p::svol_server::Svol for State {
             .map_err(convert::blocks_status)?;
         Ok(Response::new(p::StatFsResponse {
             total_bytes: total,
-            // What uploads may still use (see `ServerConfig::reserve`).
-            free_bytes: free.saturating_sub(self.reserve.min(total / 10)),
+            free_bytes: self.usable(total, free),
             used_bytes: usage.bytes,
             files: usage.files,
             free_files: 1 << 40,
@@ -579,7 +589,7 @@ impl p::svol_server::Svol for State {
             .capacity()
             .await
             .map_err(convert::blocks_status)?;
-        if free < size + self.reserve.min(total / 10) {
+        if self.usable(total, free) < size {
             return Err(convert::blocks_status(svol_blocks::BlockError::NoSpace));
         }
         let _g = self.block_locks.of(&b).lock().await;

@@ -130,9 +130,9 @@ impl State {
         &self,
         req: Request<Streaming<p::SessionUp>>,
     ) -> Result<mpsc::Receiver<Down>, Status> {
-        // The stream's own header may name the session that is being
-        // resumed (checked below, in `session_id_for`), or one that ended.
-        let c = self.token_caller(&req).await?;
+        // No volume: the header's session (one being resumed, or one that
+        // ended) is not checked here but in `session_id_for`.
+        let c = self.caller(&req, "").await?;
         let mut up = req.into_inner();
         let hello = match up.message().await? {
             Some(p::SessionUp {
@@ -150,8 +150,8 @@ impl State {
             .session_id_for(&hello.resume_session, owner, vol)
             .await?;
         let lease_ms = self.lease.as_millis() as i64;
-        let (sid, app, ws) = (id.clone(), hello.app.clone(), owner);
-        self.meta(move |m| m.open_session(&ws, &sid, vol, &app, now_ms() + lease_ms))
+        let (sid, app) = (id.clone(), hello.app.clone());
+        self.meta(move |m| m.open_session(&owner, &sid, vol, &app, now_ms() + lease_ms))
             .await?;
         let (tx, rx) = mpsc::channel(4096);
         let welcome = p::Welcome {
@@ -177,7 +177,7 @@ impl State {
                     }
                     _ => continue,
                 }
-                if let Err(e) = st.grant(c.token).await {
+                if let Err(e) = st.grant(c.token) {
                     // A revoked token loses its leases at once.
                     let _ = tx.send(Err(e)).await;
                     st.end_session(&id).await;
@@ -190,7 +190,8 @@ impl State {
                         if m.renew_session(&sid, until)? {
                             Ok(true)
                         } else {
-                            m.open_session(&ws, &sid, vol, &app, until).map(|_| false)
+                            m.open_session(&owner, &sid, vol, &app, until)
+                                .map(|_| false)
                         }
                     })
                     .await;

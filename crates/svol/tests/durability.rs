@@ -125,19 +125,10 @@ fn a_corrupt_block_reads_as_eio_not_wrong_bytes() {
     let data = random_bytes(5 << 20, 5);
     std::fs::write(m.p("f"), &data).unwrap();
     drop(m);
-    let mut blocks = Vec::new();
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(p).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                if e.file_name() != "tmp" {
-                    walk(&e.path(), out)
-                }
-            } else {
-                out.push(e.path())
-            }
-        }
-    }
-    walk(&s.data().join("blocks"), &mut blocks);
+    let blocks: Vec<PathBuf> = entries_under(&s.data().join("blocks"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
     assert_eq!(blocks.len(), 2, "{blocks:?}");
     for b in &blocks {
         let mut bytes = std::fs::read(b).unwrap();

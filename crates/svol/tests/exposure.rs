@@ -14,15 +14,6 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-fn all_files(p: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        out.push(e.path());
-        if e.file_type().unwrap().is_dir() {
-            all_files(&e.path(), out);
-        }
-    }
-}
-
 fn session_ids(data: &Path) -> Vec<String> {
     let out = Command::new("python3")
         .arg("-c")
@@ -77,8 +68,7 @@ fn no_secrets_on_disk_for_others_in_argv_or_in_logs() {
     for f in ["meta.db", "meta.db-wal", "meta.db-shm", "client.toml"] {
         assert_eq!(mode(&data.join(f)), 0o600, "{f}");
     }
-    let mut files = Vec::new();
-    all_files(&data.join("blocks"), &mut files);
+    let files = entries_under(&data.join("blocks"));
     assert!(files.iter().any(|f| f.is_file()), "some block was written");
     for f in files {
         let want = if f.is_dir() { 0o700 } else { 0o600 };

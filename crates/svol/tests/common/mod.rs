@@ -349,3 +349,18 @@ pub fn mount_pid(mp: &Path) -> u32 {
         .parse()
         .expect("pid")
 }
+
+/// Every file and directory below `p` (depth first).
+pub fn entries_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![p.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            if e.file_type().expect("file type").is_dir() {
+                todo.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out
+}
