@@ -21,6 +21,7 @@ pub(crate) fn errno(e: &ClientError) -> Errno {
             FsErrno::Io => libc::EIO,
             FsErrno::Again => libc::EAGAIN,
             FsErrno::NoLocks => libc::ENOLCK,
+            FsErrno::Fenced => libc::EIO,
         },
         ClientError::PermissionDenied(_) | ClientError::Unauthenticated(_) => libc::EACCES,
         ClientError::InvalidArgument(_) => libc::EINVAL,

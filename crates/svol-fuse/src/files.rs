@@ -39,6 +39,8 @@ pub(crate) struct FileState {
     sealed: BTreeMap<u64, Sealed>,
     write_end: u64,
     truncated: bool,
+    /// Session epoch the buffered writes were made under (see `lease.rs`).
+    epoch: u64,
 }
 
 impl FileState {
@@ -54,7 +56,32 @@ impl FileState {
             sealed: BTreeMap::new(),
             write_end: 0,
             truncated: false,
+            epoch: 0,
         }
+    }
+
+    /// Drops what is buffered: it was written under a session that is
+    /// gone, and must not land on top of what others wrote since.
+    fn discard(&mut self) {
+        for (_, s) in std::mem::take(&mut self.sealed) {
+            s.upload.abort();
+        }
+        self.dirty.clear();
+        self.write_end = 0;
+        self.truncated = false;
+        self.budget.give(std::mem::take(&mut self.charged));
+    }
+
+    /// Before writing or committing under session epoch `epoch`: waits
+    /// for a lease that surely holds, and drops buffers left by a lost
+    /// session.
+    async fn admit(&mut self, io: &Io, epoch: u64, what: &str) -> Result<()> {
+        if self.is_dirty() && self.epoch != io.lease.epoch() {
+            self.discard();
+        }
+        io.lease.ready(Some(epoch), what).await?;
+        self.epoch = epoch;
+        Ok(())
     }
 
     pub(crate) fn is_dirty(&self) -> bool {
@@ -101,7 +128,14 @@ impl FileState {
         Ok(data)
     }
 
-    pub(crate) async fn write(&mut self, io: &Io, offset: u64, data: &[u8]) -> Result<()> {
+    pub(crate) async fn write(
+        &mut self,
+        io: &Io,
+        epoch: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        self.admit(io, epoch, "write").await?;
         let mut pos = 0usize;
         while pos < data.len() {
             let at = offset + pos as u64;
@@ -202,6 +236,13 @@ impl FileState {
 
     /// Uploads what is buffered and commits it; `durable` waits for stable storage.
     pub(crate) async fn commit(&mut self, io: &Io, durable: bool) -> Result<()> {
+        if self.is_dirty() {
+            if self.epoch != io.lease.epoch() {
+                self.discard();
+                return Err(crate::lease::fenced("commit"));
+            }
+            self.admit(io, self.epoch, "commit").await?;
+        }
         let idxs: Vec<u64> = self.dirty.keys().copied().collect();
         for idx in idxs {
             self.seal(io, idx).await;
@@ -228,9 +269,10 @@ impl FileState {
             }
             return Err(e);
         }
+        let fence = io.lease.fence(self.ino);
         let mut res = io
             .vol
-            .commit(self.ino, chunks.clone(), self.write_end, durable)
+            .commit(self.ino, chunks.clone(), self.write_end, durable, fence)
             .await;
         if let Err(ClientError::MissingBlock(_)) = res {
             // The server dropped an upload that waited too long: send again.
@@ -239,7 +281,7 @@ impl FileState {
             }
             res = io
                 .vol
-                .commit(self.ino, chunks.clone(), self.write_end, durable)
+                .commit(self.ino, chunks.clone(), self.write_end, durable, fence)
                 .await;
         }
         match res {
@@ -255,6 +297,11 @@ impl FileState {
                     self.budget.give(std::mem::take(&mut self.charged));
                 }
                 Ok(())
+            }
+            Err(e @ ClientError::Fs(svol_sdk::FsErrno::Fenced, _)) => {
+                // Refused for good: the lock or lease is gone.
+                self.discard();
+                Err(e)
             }
             Err(e) => {
                 for (idx, data) in datas {
@@ -287,6 +334,7 @@ pub(crate) struct Io {
     pub(crate) vol: Volume,
     pub(crate) cache: BlockCache,
     pub(crate) uploads: Arc<Semaphore>,
+    pub(crate) lease: Arc<crate::lease::LeaseState>,
 }
 
 async fn upload(

@@ -22,6 +22,7 @@ use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
+use crate::lease::LeaseState;
 use crate::locks::LockSpec;
 
 /// How long the kernel may trust attributes and names without asking.
@@ -89,7 +90,8 @@ impl DirAttrs {
 #[derive(Default)]
 struct Open {
     files: HashMap<u64, (File, usize)>,
-    handles: HashMap<u64, u64>,
+    /// Handle → (inode, session epoch it was opened under).
+    handles: HashMap<u64, (u64, u64)>,
 }
 
 pub(crate) struct Inner {
@@ -104,6 +106,7 @@ pub(crate) struct Inner {
     seen: Mutex<HashMap<u64, u64>>,
     dirs: DirAttrs,
     pub(crate) locks: Arc<crate::locks::LockState>,
+    pub(crate) lease: Arc<LeaseState>,
     budget: Arc<DirtyBudget>,
 }
 
@@ -117,6 +120,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SvolFs {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         vol: Volume,
         root: u64,
@@ -124,12 +128,14 @@ impl SvolFs {
         cache: BlockCache,
         rt: Handle,
         locks: Arc<crate::locks::LockState>,
+        lease: Arc<LeaseState>,
         max_dirty: u64,
     ) -> Self {
         let io = Io {
             vol: vol.clone(),
             cache,
             uploads: Arc::new(Semaphore::new(8)),
+            lease: lease.clone(),
         };
         let inner = Arc::new(Inner {
             vol,
@@ -141,6 +147,7 @@ impl SvolFs {
             seen: Mutex::new(HashMap::new()),
             dirs: DirAttrs::default(),
             locks,
+            lease,
             budget: Arc::new(DirtyBudget::new(max_dirty)),
         });
         rt.spawn(flusher(Arc::downgrade(&inner)));
@@ -240,18 +247,35 @@ impl Inner {
         file_attr(a, self.k(a.ino), size)
     }
 
-    fn rofs(&self) -> Result<()> {
+    /// May this mount change something now? Not on a read-only mount;
+    /// and only while its lease surely holds (see `lease.rs`).
+    async fn writable(&self) -> Result<()> {
         if self.read_only {
             return Err(ClientError::Fs(
                 svol_sdk::FsErrno::Perm,
                 "read-only mount".into(),
             ));
         }
-        Ok(())
+        self.lease.ready(None, "change").await
+    }
+
+    /// The inode and session epoch of an open handle; a handle opened
+    /// under a session that was lost is stale (EIO).
+    pub(crate) fn handle(&self, fh: u64, what: &str) -> Result<u64> {
+        let (ino, epoch) =
+            lock(&self.open).handles.get(&fh).copied().ok_or_else(|| {
+                ClientError::Fs(svol_sdk::FsErrno::Io, format!("{what}: bad handle"))
+            })?;
+        self.lease.current(epoch, what)?;
+        Ok(ino)
+    }
+
+    pub(crate) fn handle_epoch(&self, fh: u64) -> u64 {
+        lock(&self.open).handles.get(&fh).map(|h| h.1).unwrap_or(0)
     }
 
     async fn create_node(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
-        self.rofs()?;
+        self.writable().await?;
         r.mode &= 0o7777;
         let e = self.dirs.epoch();
         let reply = self.vol.create_entry(r).await?;
@@ -261,7 +285,7 @@ impl Inner {
     }
 
     async fn remove(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
-        self.rofs()?;
+        self.writable().await?;
         let e = self.dirs.epoch();
         let touched = self.vol.unlink(parent, name, directory).await?;
         self.dirs.put(e, &touched);
@@ -276,7 +300,7 @@ impl Inner {
         new_name: &[u8],
         flags: u32,
     ) -> Result<()> {
-        self.rofs()?;
+        self.writable().await?;
         let e = self.dirs.epoch();
         let touched = self
             .vol
@@ -287,7 +311,7 @@ impl Inner {
     }
 
     async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
-        self.rofs()?;
+        self.writable().await?;
         let e = self.dirs.epoch();
         let reply = self.vol.link(ino, new_parent, new_name).await?;
         self.dirs.put(e, &reply.touched);
@@ -330,12 +354,19 @@ impl Inner {
 
     /// Registers an open with the server and returns a handle.
     async fn open_file(&self, ino: u64) -> Result<(u64, FopenFlags)> {
+        let epoch = self.lease.epoch();
         let resp = self.vol.open(ino).await?;
-        self.opened(ino, resp).await
+        self.opened(ino, resp, epoch).await
     }
 
-    /// Records a file the server has opened for us; returns the handle.
-    async fn opened(&self, ino: u64, resp: p::OpenResponse) -> Result<(u64, FopenFlags)> {
+    /// Records a file the server has opened for us under session epoch
+    /// `epoch`; returns the handle.
+    async fn opened(
+        &self,
+        ino: u64,
+        resp: p::OpenResponse,
+        epoch: u64,
+    ) -> Result<(u64, FopenFlags)> {
         let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
         let file = {
             let mut o = lock(&self.open);
@@ -348,7 +379,7 @@ impl Inner {
         };
         file.lock().await.refresh(resp);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.open).handles.insert(fh, ino);
+        lock(&self.open).handles.insert(fh, (ino, epoch));
         let keep = lock(&self.seen).insert(ino, version) == Some(version);
         Ok((
             fh,
@@ -392,7 +423,13 @@ impl Inner {
     }
 
     async fn release(&self, ino: u64, fh: u64) -> Result<()> {
-        let res = self.flush(ino, false).await;
+        // A handle of a lost session has nothing left on the server.
+        let live = self.handle(fh, "release").is_ok();
+        let res = if live {
+            self.flush(ino, false).await
+        } else {
+            Ok(())
+        };
         {
             let mut o = lock(&self.open);
             o.handles.remove(&fh);
@@ -403,12 +440,14 @@ impl Inner {
                 }
             }
         }
-        self.vol.release(ino).await?;
+        if live {
+            self.vol.release(ino).await?;
+        }
         res
     }
 
     async fn setattr(&self, ino: u64, mut r: p::SetAttrRequest) -> Result<FileAttr> {
-        self.rofs()?;
+        self.writable().await?;
         r.ino = ino;
         let file = self.file(ino);
         let mut guard = match &file {
@@ -419,6 +458,10 @@ impl Inner {
             if let Some(st) = guard.as_mut() {
                 st.commit(&self.io, false).await?;
             }
+        }
+        if r.size.is_some() {
+            // A truncate by a lock holder is fenced like its writes.
+            r.fence = self.lease.fence(ino);
         }
         let e = self.dirs.epoch();
         let a = self.vol.setattr(r.clone()).await?;
@@ -711,7 +754,7 @@ impl Filesystem for SvolFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -720,6 +763,9 @@ impl Filesystem for SvolFs {
     ) {
         self.spawn(|i| async move {
             let ino = i.s(ino);
+            if let Err(e) = i.handle(fh.0, "read") {
+                return reply.error(errno(&e));
+            }
             let Some(f) = i.file(ino) else {
                 return reply.error(Errno::from_i32(libc::EBADF));
             };
@@ -741,7 +787,7 @@ impl Filesystem for SvolFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         data: &[u8],
         _wf: WriteFlags,
@@ -755,8 +801,9 @@ impl Filesystem for SvolFs {
             let Some(f) = i.file(ino) else {
                 return reply.error(Errno::from_i32(libc::EBADF));
             };
+            let epoch = i.handle_epoch(fh.0);
             let mut st = f.lock().await;
-            match st.write(&i.io, offset, &data).await {
+            match st.write(&i.io, epoch, offset, &data).await {
                 Ok(()) => reply.written(data.len() as u32),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -767,12 +814,17 @@ impl Filesystem for SvolFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         lo: LockOwner,
         reply: ReplyEmpty,
     ) {
         self.spawn(|i| async move {
             let ino = i.s(ino);
+            // A handle of a lost session: its close reports that what it
+            // wrote since its last commit is gone.
+            if let Err(e) = i.handle(fh.0, "close") {
+                return reply.error(errno(&e));
+            }
             let res = i.flush(ino, false).await;
             // A process's POSIX locks on a file end with any close of it.
             let unlocked = i.unlock_all(ino, lo.0).await;
@@ -832,7 +884,7 @@ impl Filesystem for SvolFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         lo: LockOwner,
         start: u64,
         end: u64,
@@ -842,6 +894,16 @@ impl Filesystem for SvolFs {
         reply: ReplyEmpty,
     ) {
         self.spawn(|i| async move {
+            if i.handle(fh.0, "lock").is_err() {
+                // The session that held this file's locks is gone: they
+                // were released; there is nothing to unlock and nothing
+                // may be locked through this handle any more.
+                return if typ == libc::F_UNLCK {
+                    reply.ok()
+                } else {
+                    reply.error(Errno::from_i32(libc::ENOLCK))
+                };
+            }
             let l = LockSpec {
                 ino: i.s(ino),
                 owner: lo.0,
@@ -858,11 +920,17 @@ impl Filesystem for SvolFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move { reply.answer(i.flush(i.s(ino), true).await) });
+        self.spawn(|i| async move {
+            let r = match i.handle(fh.0, "fsync") {
+                Ok(_) => i.flush(i.s(ino), true).await,
+                Err(e) => Err(e),
+            };
+            reply.answer(r)
+        });
     }
 
     fn fsyncdir(
@@ -987,7 +1055,7 @@ impl Filesystem for SvolFs {
             0
         };
         self.spawn(|i| async move {
-            let r = match i.rofs() {
+            let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.set_xattr(i.s(ino), &name, &value, f).await;
                     i.dirs.forget(i.s(ino)); // its ctime changed
@@ -1036,7 +1104,7 @@ impl Filesystem for SvolFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
         self.spawn(|i| async move {
-            let r = match i.rofs() {
+            let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.remove_xattr(i.s(ino), &name).await;
                     i.dirs.forget(i.s(ino)); // its ctime changed
@@ -1131,7 +1199,7 @@ impl Filesystem for SvolFs {
             ..Default::default()
         };
         self.spawn(|i| async move {
-            if let Err(e) = i.rofs() {
+            if let Err(e) = i.writable().await {
                 return reply.error(errno(&e));
             }
             let r = p::CreateRequest {
@@ -1139,13 +1207,14 @@ impl Filesystem for SvolFs {
                 ..r
             };
             let e = i.dirs.epoch();
+            let epoch = i.lease.epoch();
             let resp = match i.vol.create_open(r).await {
                 Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };
             let a = resp.attr.unwrap_or_default();
             i.dirs.put(e, &resp.touched);
-            match i.opened(a.ino, resp).await {
+            match i.opened(a.ino, resp, epoch).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)
                 }

@@ -12,6 +12,7 @@ mod cache;
 mod errno;
 mod files;
 mod fs;
+mod lease;
 mod locks;
 mod session;
 
@@ -98,7 +99,7 @@ impl Mount {
             opts.cache_dir.clone(),
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
-        let (session_id, lease, invalidations) =
+        let (session_id, lease, lease_state, invalidations) =
             session::start(vol.clone(), opts.app.clone()).await?;
         tracing::debug!("session opened");
         drop(session_id);
@@ -109,6 +110,7 @@ impl Mount {
             cache,
             tokio::runtime::Handle::current(),
             locks.clone(),
+            lease_state,
             if opts.max_dirty == 0 {
                 512 << 20
             } else {

@@ -109,6 +109,7 @@ impl Inner {
                 "locked by another owner".into(),
             ));
         }
+        self.lease.granted(l.ino, a.fence);
         self.catch_up(l.ino, a.version, a.invalidation_seq).await;
         Ok(())
     }
@@ -119,7 +120,8 @@ impl Inner {
             return Ok(());
         }
         self.flush(l.ino, false).await?;
-        self.vol.lock(l.request(p::LockKind::Unlock)).await?;
+        let a = self.vol.lock(l.request(p::LockKind::Unlock)).await?;
+        self.lease.still_held(l.ino, a.fence);
         if l.start == 0 && l.end == u64::MAX {
             guard(&self.locks.held).remove(&(l.ino, l.owner));
         }

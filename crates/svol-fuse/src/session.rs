@@ -9,12 +9,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use svol_proto as p;
 use svol_sdk::{ClientError, Volume};
 use tokio::sync::{oneshot, watch};
+
+use crate::lease::LeaseState;
 
 /// Hello, then a heartbeat every `every_ms` until `bye` turns true, then Bye.
 fn stream_of(
@@ -23,7 +25,9 @@ fn stream_of(
     app: String,
     every_ms: Arc<AtomicU64>,
     bye: watch::Receiver<bool>,
+    lease: Arc<LeaseState>,
 ) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
+    static BEATS: AtomicU64 = AtomicU64::new(0);
     let hello = p::SessionUp {
         msg: Some(p::session_up::Msg::Hello(p::Hello {
             volume: vol.info().id.clone(),
@@ -33,6 +37,7 @@ fn stream_of(
     };
     let beats = futures::stream::unfold(Some(bye), move |bye| {
         let every_ms = every_ms.clone();
+        let lease = lease.clone();
         async move {
             let mut bye = bye?;
             let wait = Duration::from_millis(every_ms.load(Ordering::Relaxed));
@@ -44,7 +49,9 @@ fn stream_of(
             let msg = if leaving {
                 p::session_up::Msg::Bye(p::Bye {})
             } else {
-                p::session_up::Msg::Heartbeat(p::Heartbeat {})
+                let n = BEATS.fetch_add(1, Ordering::Relaxed) + 1;
+                lease.sending(n);
+                p::session_up::Msg::Heartbeat(p::Heartbeat { n })
             };
             Some((p::SessionUp { msg: Some(msg) }, (!leaving).then_some(bye)))
         }
@@ -68,17 +75,28 @@ impl Lease {
     }
 }
 
-/// Opens the session; returns its id, the lease and the receiving end of
-/// invalidations. `app`: the app this mount works for ("" = the volume's).
+/// Opens the session; returns its id, the lease, what the mount may do
+/// under it, and the receiving end of invalidations. `app`: the app this
+/// mount works for ("" = the volume's).
 pub(crate) async fn start(
     vol: Volume,
     app: String,
-) -> Result<(String, Lease, std_mpsc::Receiver<p::Invalidation>), ClientError> {
+) -> Result<
+    (
+        String,
+        Lease,
+        Arc<LeaseState>,
+        std_mpsc::Receiver<p::Invalidation>,
+    ),
+    ClientError,
+> {
     let (tx, rx) = std_mpsc::channel();
     let (bye_tx, bye_rx) = watch::channel(false);
     let (closed_tx, closed_rx) = oneshot::channel();
     // Until the server names the lease, beat often enough for any lease.
     let every_ms = Arc::new(AtomicU64::new(1000));
+    let hello_at = Instant::now();
+    let state = Arc::new(LeaseState::new(hello_at, 0));
     let mut down = vol
         .client()
         .session(stream_of(
@@ -87,6 +105,7 @@ pub(crate) async fn start(
             app.clone(),
             every_ms.clone(),
             bye_rx.clone(),
+            state.clone(),
         ))
         .await?;
     let welcome = match down.message().await? {
@@ -101,22 +120,35 @@ pub(crate) async fn start(
     };
     vol.client().set_session(&welcome.session);
     every_ms.store((welcome.lease_ms / 3).max(200), Ordering::Relaxed);
+    state.welcomed(hello_at, welcome.lease_ms);
     let mut id = welcome.session.clone();
     let v = vol.clone();
+    let st = state.clone();
     tokio::spawn(async move {
         loop {
             loop {
                 match down.message().await {
                     Ok(Some(msg)) => {
-                        if let Some(p::session_down::Msg::Invalidation(inv)) = msg.msg {
-                            if tx.send(inv).is_err() {
-                                break;
+                        let inv = match msg.msg {
+                            Some(p::session_down::Msg::Invalidation(inv)) => inv,
+                            Some(p::session_down::Msg::Lease(ack)) => {
+                                st.acked(ack.n, ack.lease_ms);
+                                continue;
                             }
+                            _ => continue,
+                        };
+                        if tx.send(inv).is_err() {
+                            break;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!("session: {}", ClientError::from(e));
+                        let e = ClientError::from(e);
+                        if matches!(e, ClientError::Fs(svol_sdk::FsErrno::Fenced, _)) {
+                            // Nothing more goes out under this session.
+                            st.refused();
+                        }
+                        tracing::warn!("session: {e}");
                         break;
                     }
                 }
@@ -128,12 +160,14 @@ pub(crate) async fn start(
             tracing::warn!("session stream to the server broke; reconnecting");
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                let hello_at = Instant::now();
                 let up = stream_of(
                     &v,
                     id.clone(),
                     app.clone(),
                     every_ms.clone(),
                     bye_rx.clone(),
+                    st.clone(),
                 );
                 let mut s = match v.client().session(up).await {
                     Ok(s) => s,
@@ -151,12 +185,16 @@ pub(crate) async fn start(
                             reset: true,
                             ..Default::default()
                         });
-                        if w.session != id {
+                        if !w.resumed || w.session != id {
                             // The old lease ran out: the server made a new
-                            // session (the old one's open files are gone).
-                            tracing::warn!("the lease had expired; continuing with a new session");
+                            // session; the old one's open files and locks
+                            // are gone, and its handles are fenced.
+                            tracing::warn!("the lease had expired; continuing with a new session (files open under the old one fail with EIO)");
                             id = w.session;
                             v.client().set_session(&id);
+                            st.replaced(hello_at);
+                        } else {
+                            st.welcomed(hello_at, w.lease_ms);
                         }
                         down = s;
                         break;
@@ -171,7 +209,7 @@ pub(crate) async fn start(
         bye: bye_tx,
         closed: Some(closed_rx),
     };
-    Ok((welcome.session, lease, rx))
+    Ok((welcome.session, lease, state, rx))
 }
 
 /// Replays invalidations into the kernel's caches.

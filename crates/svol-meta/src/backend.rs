@@ -74,9 +74,14 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn compact(&self) -> Result<()>;
 
     // ---- the tree ----
+    // Every change takes a `Cx` (who and when: a mount's lease is checked
+    // inside the change's transaction) and returns what it changed; the
+    // change is in the feed when the call returns.
     fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr>;
     fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr>;
-    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Outcome<Attr>>;
+    /// A size change is fenced: `cx.fence`, if set, must be a write lock
+    /// the caller still holds on `ino`.
+    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, cx: &Cx<'_>) -> Result<Outcome<Attr>>;
     /// Creates a node. With `exclusive` false an existing regular file of
     /// that name is returned (open with O_CREAT but without O_EXCL).
     fn create(
@@ -86,16 +91,16 @@ pub trait MetaBackend: Send + Sync + 'static {
         name: &[u8],
         node: &NewNode,
         exclusive: bool,
-        now: Timespec,
-    ) -> Result<Attr>;
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>>;
     fn link(
         &self,
         vol: Ino,
         ino: Ino,
         new_parent: Ino,
         new_name: &[u8],
-        now: Timespec,
-    ) -> Result<Attr>;
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>>;
     /// Removes a name (`directory` selects rmdir semantics). Returns the
     /// inode the name pointed at. An inode that loses its last name while a
     /// session has it open lives on until the last `release`.
@@ -105,7 +110,7 @@ pub trait MetaBackend: Send + Sync + 'static {
         parent: Ino,
         name: &[u8],
         directory: bool,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Ino>>;
     /// Returns the inode that was replaced, if any.
     #[allow(clippy::too_many_arguments)]
@@ -117,7 +122,7 @@ pub trait MetaBackend: Send + Sync + 'static {
         new_parent: Ino,
         new_name: &[u8],
         flags: RenameFlags,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Option<Ino>>>;
     /// Entries after cookie `after` (0 = from the start), at most `limit`.
     fn readdir(&self, vol: Ino, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>>;
@@ -131,16 +136,18 @@ pub trait MetaBackend: Send + Sync + 'static {
         src: Ino,
         dst_parent: Ino,
         dst_name: &[u8],
-        now: Timespec,
-    ) -> Result<Attr>;
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>>;
 
     // ---- file contents ----
-    /// Registers an open by `session` and returns the file's chunk map.
-    fn open(&self, vol: Ino, session: &str, ino: Ino) -> Result<(Attr, Vec<Chunk>)>;
+    /// Registers an open by `cx.session` (none for "") and returns the
+    /// file's chunk map.
+    fn open(&self, vol: Ino, ino: Ino, cx: &Cx<'_>) -> Result<(Attr, Vec<Chunk>)>;
     fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>>;
     fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>>;
     /// Replaces the given chunks, makes the file at least `write_end` long.
-    /// Fails with `MissingBlock` if a referenced block is not registered.
+    /// Fails with `MissingBlock` if a referenced block is not registered,
+    /// with `Fenced` if `cx.fence` is set and that write lock is gone.
     fn commit(
         &self,
         vol: Ino,
@@ -148,7 +155,7 @@ pub trait MetaBackend: Send + Sync + 'static {
         chunks: &[Chunk],
         write_end: u64,
         durable: bool,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Attr>>;
 
     /// Makes every committed operation durable (an fsync of a directory,
@@ -164,31 +171,96 @@ pub trait MetaBackend: Send + Sync + 'static {
         name: &[u8],
         value: &[u8],
         mode: XattrMode,
-        now: Timespec,
-    ) -> Result<()>;
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<()>>;
     fn list_xattr(&self, vol: Ino, ino: Ino) -> Result<Vec<Vec<u8>>>;
-    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()>;
+    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], cx: &Cx<'_>) -> Result<Outcome<()>>;
 
     // ---- sessions ----
-    /// Opens (or re-opens) a session on volume `vol` for `owner`. The
-    /// session keeps app `app` (public id; "" = the app owning the volume)
-    /// alive; it must be a running app of the owner's workspace. A session
-    /// id held by another owner or on another volume is `PermissionDenied`.
+    /// Makes session `id` (chosen by the server, never by a client) on
+    /// volume `vol` for `owner`, generation 1. The session keeps app `app`
+    /// (public id; "" = the app owning the volume) alive; it must be a
+    /// running app of the owner's workspace.
     fn open_session(
         &self,
         owner: &SessionOwner,
-        session: &str,
+        id: &str,
         vol: Ino,
         app: &str,
         expires_ms: i64,
-    ) -> Result<()>;
-    /// The live session `id`; `NotFound` once it ended.
+    ) -> Result<Lease>;
+    /// Takes up a live session again (a reconnect): a new generation, so a
+    /// stream of the old one can no longer renew it. `NotFound` once its
+    /// lease ran out (it is never revived), `PermissionDenied` if it is
+    /// another owner's or on another volume.
+    fn resume_session(
+        &self,
+        owner: &SessionOwner,
+        id: &str,
+        vol: Ino,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Lease>;
+    /// The session `id` as stored; `NotFound` once it ended.
     fn session(&self, id: &str) -> Result<SessionInfo>;
-    fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool>;
+    /// Extends the lease of generation `generation`; `Fenced` if the lease
+    /// already ran out or a newer generation took the session over.
+    fn renew_session(
+        &self,
+        id: &str,
+        generation: u64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Lease>;
     /// Ends sessions whose lease ran out before `now_ms` (or this one, if
-    /// given): their open files are released and their apps' idle clocks
+    /// given): their open files are released, their locks dropped (the
+    /// change set and the feed name the files) and their apps' idle clocks
     /// start at `now_ms`.
     fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>>;
+
+    // ---- locks ----
+    /// F_GETLK: the first lock that would block `want`.
+    fn test_lock(&self, vol: Ino, ino: Ino, want: &LockRange) -> Result<Option<LockRange>>;
+    /// Takes `want` if nothing held blocks it. `ticket` (from `queue_lock`)
+    /// or `wait` also makes it yield to earlier waiters. The session's
+    /// lease is checked in the same transaction.
+    fn lock(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        want: &LockRange,
+        ticket: Option<u64>,
+        wait: bool,
+        cx: &Cx<'_>,
+    ) -> Result<LockOutcome>;
+    /// Joins the queue of waiters on `ino`; `NoLocks` when it is full.
+    fn queue_lock(&self, vol: Ino, ino: Ino, want: &LockRange, cx: &Cx<'_>) -> Result<u64>;
+    /// Leaves the queue (granted, or gave up); later waiters are woken.
+    fn unqueue_lock(&self, vol: Ino, ticket: u64) -> Result<()>;
+    /// Unlocks [start, end] of (session, owner)'s locks on `ino`. The value
+    /// is the newest fencing token the session still holds on the file (0
+    /// for none); waiters on the file are woken through the feed.
+    #[allow(clippy::too_many_arguments)]
+    fn unlock(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        session: &str,
+        owner: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Outcome<u64>>;
+    /// Forgets every queued waiter (their calls died with a server that
+    /// was restarted; live ones queue again).
+    fn clear_lock_queue(&self) -> Result<()>;
+
+    // ---- change feed ----
+    /// Entries after position `after`, at most `limit`.
+    fn feed_since(&self, after: u64, limit: usize) -> Result<FeedPage>;
+    /// The newest position.
+    fn feed_head(&self) -> Result<u64>;
+    /// Drops all but the newest `keep` entries.
+    fn trim_feed(&self, keep: u64) -> Result<()>;
 
     // ---- block reference counts ----
     // Blocks belong to the workspace that uploaded them: a commit may only

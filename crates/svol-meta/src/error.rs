@@ -32,6 +32,13 @@ pub enum MetaError {
     TooManyLinks,
     #[error("stale: {0}")]
     Stale(String),
+    /// The writer's lease or lock is gone (it was frozen or cut off past
+    /// its lease and someone else may hold the lock now): nothing written.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// Too many locks or lock waiters on one file.
+    #[error("no locks available: {0}")]
+    NoLocks(String),
     #[error("block {} is not stored; upload it again", hex::encode(.0))]
     MissingBlock([u8; 32]),
     #[error("metadata backend: {0}")]

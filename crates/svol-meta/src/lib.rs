@@ -10,10 +10,13 @@
 //! hashes are plain `[u8; 32]` here.
 //!
 //! Callers use the concrete [`MetaStore`]; backends implement
-//! [`MetaBackend`] and are all checked by the one conformance suite in
-//! `tests/conformance.rs`.
+//! [`MetaBackend`] and are all checked by the one conformance suite,
+//! [`conformance`] (feature `conformance`), which every backend's tests run
+//! through [`meta_conformance!`] with one `#[test]` per case.
 
 mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod lifetimes;
 mod sqlite;
@@ -54,4 +57,39 @@ impl std::fmt::Debug for MetaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetaStore").finish_non_exhaustive()
     }
+}
+
+/// Runs the whole [`conformance`] suite against a backend, one `#[test]` per
+/// case. `$make` is an expression giving `(MetaStore, guard)` for a fresh,
+/// empty store; the guard (a temporary directory, a server) lives as long
+/// as the case.
+#[cfg(feature = "conformance")]
+#[macro_export]
+macro_rules! meta_conformance {
+    ($make:expr) => {
+        $crate::meta_conformance!(@cases $make;
+            tokens_and_volumes,
+            apps_and_lifetimes,
+            create_lookup_and_exclusive,
+            unlink_rmdir_and_links,
+            unlinked_but_open,
+            rename_rules,
+            readdir_paging,
+            contents_truncate_and_block_refs,
+            attributes_and_xattrs,
+            concurrent_exclusive_create,
+            sessions_leases_and_generations,
+            locks_queue_and_fencing,
+            changes_and_the_feed,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, _guard) = $make;
+                $crate::conformance::$case(&store);
+            }
+        )*
+    };
 }

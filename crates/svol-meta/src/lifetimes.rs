@@ -26,6 +26,8 @@ pub struct SessionInfo {
     /// Root inode of the volume the session is on.
     pub volume: u64,
     pub expires_ms: i64,
+    /// Rises each time the session is resumed.
+    pub generation: u64,
 }
 
 /// A stored token (never its secret).

@@ -184,17 +184,183 @@ pub struct BlockRef {
 /// re-checks the count.
 pub type Freed = Vec<BlockRef>;
 
-/// Outcome of an operation that may drop references to blocks.
+/// Who makes a change and when. A mount's session is checked inside the
+/// change's own transaction (an expired lease writes nothing), and the
+/// change feed records it as the origin so its own invalidations are not
+/// pushed back to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cx<'a> {
+    pub now: Timespec,
+    /// The mount session acting; "" for a one-shot client (CLI, SDK).
+    pub session: &'a str,
+    /// The fencing token of the write lock the writer holds on the inode it
+    /// writes (commit, truncate); 0 when it holds none. A token whose lock
+    /// is gone is refused with `Fenced`.
+    pub fence: u64,
+}
+
+impl Cx<'static> {
+    /// A change by a one-shot client at `now`.
+    pub fn at(now: Timespec) -> Self {
+        Self {
+            now,
+            session: "",
+            fence: 0,
+        }
+    }
+}
+
+impl<'a> Cx<'a> {
+    pub fn by(now: Timespec, session: &'a str) -> Self {
+        Self {
+            now,
+            session,
+            fence: 0,
+        }
+    }
+
+    pub fn fenced(self, fence: u64) -> Self {
+        Self { fence, ..self }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now.sec * 1000 + (self.now.nsec / 1_000_000) as i64
+    }
+}
+
+/// What one transaction changed, as read inside it: the new attributes of
+/// the inodes it touched, the names it added or removed, the blocks whose
+/// last reference went away and the volumes it deleted. The server answers
+/// from it (no re-query after the fact) and the change feed carries it to
+/// every other mount.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet {
+    /// Root of the volume changed (0: none).
+    pub volume: Ino,
+    /// Touched inodes that still exist, as they are now.
+    pub attrs: Vec<Attr>,
+    /// Touched inodes that no longer exist.
+    pub gone: Vec<Ino>,
+    /// Inodes the change created (nobody else can have them cached).
+    pub created: Vec<Ino>,
+    /// Directory entries added, removed or repointed: (parent, name).
+    pub entries: Vec<(Ino, Vec<u8>)>,
+    /// Inodes whose locks were released (their waiters may go now).
+    pub unlocked: Vec<Ino>,
+    pub freed: Freed,
+    /// Roots of volumes deleted.
+    pub deleted_volumes: Vec<Ino>,
+    /// Position of the change in the feed (0: nothing for other mounts).
+    pub feed: u64,
+}
+
+impl ChangeSet {
+    /// The attributes of `ino` after the change, if it still exists.
+    pub fn attr(&self, ino: Ino) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.ino == ino)
+    }
+}
+
+/// A value and what its transaction changed.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome<T> {
     pub value: T,
-    pub freed: Freed,
+    pub changes: ChangeSet,
 }
 
 impl<T> Outcome<T> {
     pub fn new(value: T, freed: Freed) -> Self {
-        Self { value, freed }
+        Self {
+            value,
+            changes: ChangeSet {
+                freed,
+                ..Default::default()
+            },
+        }
     }
+}
+
+/// One committed change as the feed records it, for every server to push
+/// to its own sessions of `volume`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Rises by one per entry (gaps only where entries were trimmed).
+    pub seq: u64,
+    pub volume: Ino,
+    /// The session that made the change ("" none): it is not told.
+    pub origin: String,
+    pub inodes: Vec<Ino>,
+    pub entries: Vec<(Ino, Vec<u8>)>,
+    pub unlocked: Vec<Ino>,
+    /// The volume itself was deleted: its sessions end.
+    pub volume_deleted: bool,
+}
+
+/// Entries of the feed after a position.
+#[derive(Debug, Clone, Default)]
+pub struct FeedPage {
+    pub entries: Vec<FeedEntry>,
+    /// Entries after the asked position were trimmed before they were
+    /// read: whoever tails must assume anything changed.
+    pub gap: bool,
+    /// The newest position at the time of reading.
+    pub head: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    Read,
+    Write,
+}
+
+/// A byte-range lock (fcntl, or flock as the whole file) held or wanted by
+/// `owner` (the kernel's lock owner) on one mount `session`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRange {
+    pub session: String,
+    pub owner: u64,
+    pub kind: LockKind,
+    pub start: u64,
+    /// Inclusive; to the end of the file is i64::MAX (the kernel's
+    /// OFFSET_MAX; a larger end is stored as that).
+    pub end: u64,
+    pub pid: u32,
+}
+
+impl LockRange {
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.start <= end && start <= self.end
+    }
+
+    /// Would this lock block `want`?
+    pub fn conflicts(&self, want: &LockRange) -> bool {
+        (self.session != want.session || self.owner != want.owner)
+            && self.overlaps(want.start, want.end)
+            && (self.kind == LockKind::Write || want.kind == LockKind::Write)
+    }
+}
+
+/// How a lock request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// Taken. `fence`: the grant's fencing token (rises per inode; a write
+    /// from the holder presents it). `feed`: the feed position the holder
+    /// must have applied before it trusts its caches. `version`: the
+    /// file's content version now.
+    Granted { fence: u64, feed: u64, version: u64 },
+    /// Blocked by this lock (or, for a queued waiter, by an earlier one).
+    Conflict(LockRange),
+    /// Too many locks or waiters on the file (ENOLCK).
+    TooMany,
+}
+
+/// A session as `resume_session` and `renew_session` leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Rises each time the session is resumed; a stream of an older
+    /// generation can no longer renew it.
+    pub generation: u64,
+    pub expires_ms: i64,
 }
 
 /// Is `name` acceptable as one path component?

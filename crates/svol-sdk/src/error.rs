@@ -48,6 +48,9 @@ pub enum FsErrno {
     Again,
     /// Too many locks (ENOLCK).
     NoLocks,
+    /// The mount's lease ran out (it was frozen or cut off past it), so
+    /// its locks and open files are gone and the write was refused.
+    Fenced,
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -110,6 +113,7 @@ impl From<tonic::Status> for ClientError {
             "ENOSPC" => return ClientError::NoSpace(msg),
             "EIO" => return fs(FsErrno::Io),
             "ENOLCK" => return fs(FsErrno::NoLocks),
+            "EFENCED" => return fs(FsErrno::Fenced),
             _ => {}
         }
         match s.code() {

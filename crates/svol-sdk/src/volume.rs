@@ -259,12 +259,16 @@ impl Volume {
         Ok(())
     }
 
+    /// `fence`: the fencing token of the write lock this client's session
+    /// holds on the file (0: none); the server refuses the commit if that
+    /// lock is gone.
     pub async fn commit(
         &self,
         ino: u64,
         chunks: Vec<p::Chunk>,
         write_end: u64,
         durable: bool,
+        fence: u64,
     ) -> Result<p::Attr> {
         let r = p::CommitRequest {
             volume: self.id(),
@@ -272,6 +276,7 @@ impl Volume {
             chunks,
             write_end,
             durable,
+            fence,
         };
         Ok(self
             .client

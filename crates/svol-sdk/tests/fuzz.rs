@@ -156,6 +156,8 @@ fn call() -> impl Strategy<Value = Call> {
                     size,
                     atime,
                     mtime,
+                    // Now and then a fencing token nobody was granted.
+                    fence: size.filter(|s| s % 8 == 7).unwrap_or(0),
                 }
             )),
         (
@@ -317,7 +319,7 @@ impl Rpc {
                         })),
                     };
                     let beat = p::SessionUp {
-                        msg: Some(p::session_up::Msg::Heartbeat(p::Heartbeat {})),
+                        msg: Some(p::session_up::Msg::Heartbeat(p::Heartbeat { n: 1 })),
                     };
                     let bye = p::SessionUp {
                         msg: Some(p::session_up::Msg::Bye(p::Bye {})),
@@ -421,6 +423,7 @@ impl Rpc {
                         chunks,
                         write_end,
                         durable,
+                        fence: if write_end % 8 == 7 { write_end } else { 0 },
                     }))
                     .await
                     .map(|_| ()),

@@ -57,14 +57,14 @@ async fn a_workspace_cannot_use_or_probe_another_workspaces_blocks() {
     };
     let loot = mine.create(req.clone()).await.unwrap();
     let stolen = mine
-        .commit(loot.ino, chunks.clone(), 5 << 20, false)
+        .commit(loot.ino, chunks.clone(), 5 << 20, false, 0)
         .await
         .unwrap_err();
     let invented = [0x5au8; 32];
     let mut fake = chunks[0].clone();
     fake.hash = Bytes::copy_from_slice(&invented);
     let unknown = mine
-        .commit(loot.ino, vec![fake], 4 << 20, false)
+        .commit(loot.ino, vec![fake], 4 << 20, false, 0)
         .await
         .unwrap_err();
     assert_eq!(
@@ -148,9 +148,10 @@ async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
                     b"d",
                     &node,
                     true,
-                    svol_meta::Timespec::now(),
+                    &svol_meta::Cx::at(svol_meta::Timespec::now()),
                 )
                 .unwrap()
+                .value
                 .ino;
         }
         let leaf = svol_meta::NewNode {
@@ -164,7 +165,7 @@ async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
             b"leaf",
             &leaf,
             true,
-            svol_meta::Timespec::now(),
+            &svol_meta::Cx::at(svol_meta::Timespec::now()),
         )
         .unwrap();
     }

@@ -14,7 +14,6 @@ use svol_meta::BlockRef;
 use tokio::sync::Mutex;
 
 use crate::service::State;
-use crate::sessions::now_ms;
 
 const STRIPES: usize = 64;
 
@@ -47,7 +46,8 @@ impl State {
     pub(crate) async fn reap_one(&self, b: BlockRef) {
         let _g = self.block_locks.of(&b).lock().await;
         let meta = self.meta.clone();
-        let marked = tokio::task::spawn_blocking(move || meta.mark_block(&b, now_ms())).await;
+        let now = self.clock.now_ms();
+        let marked = tokio::task::spawn_blocking(move || meta.mark_block(&b, now)).await;
         match marked {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => return,
@@ -80,9 +80,9 @@ pub(crate) fn spawn_sweeper(state: Arc<State>) {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            let meta = state.meta.clone();
+            let (meta, now) = (state.meta.clone(), state.clock.now_ms());
             if let Ok(Ok(hs)) =
-                tokio::task::spawn_blocking(move || meta.expired_blocks(now_ms(), 1000)).await
+                tokio::task::spawn_blocking(move || meta.expired_blocks(now, 1000)).await
             {
                 for h in hs {
                     state.reap_one(h).await;

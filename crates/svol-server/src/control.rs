@@ -1,13 +1,12 @@
 //! The control plane: workspaces, tokens, apps and volumes. Every call is
 //! confined to the caller's workspace; only an admin token reaches others.
 
-use svol_meta::{self as m, Timespec, TokenRef};
+use svol_meta::{self as m, TokenRef};
 use svol_proto as p;
 use tonic::{Request, Status};
 
 use crate::auth::{hash_token, new_token, Caller};
 use crate::service::State;
-use crate::sessions::now_ms;
 
 fn app_info(a: m::App) -> p::AppInfo {
     p::AppInfo {
@@ -80,12 +79,12 @@ impl State {
         req: Request<p::CreateVolumeRequest>,
     ) -> Result<p::VolumeInfo, Status> {
         let c = self.caller(&req, "").await?;
-        let r = req.into_inner();
+        let (r, now) = (req.into_inner(), self.clock.now());
         let v = if r.ephemeral_app.is_empty() {
-            self.meta(move |m| m.create_volume(c.ws, &r.name, Timespec::now()))
+            self.meta(move |m| m.create_volume(c.ws, &r.name, now))
                 .await?
         } else {
-            self.meta(move |m| m.create_ephemeral_volume(c.ws, &r.ephemeral_app, Timespec::now()))
+            self.meta(move |m| m.create_ephemeral_volume(c.ws, &r.ephemeral_app, now))
                 .await?
         };
         self.volume_info(v).await
@@ -96,9 +95,9 @@ impl State {
         req: Request<p::PersistVolumeRequest>,
     ) -> Result<p::VolumeInfo, Status> {
         let c = self.caller(&req, "").await?;
-        let r = req.into_inner();
+        let (r, now) = (req.into_inner(), self.clock.now());
         let v = self
-            .meta(move |m| m.persist_volume(c.ws, &r.volume, &r.name, Timespec::now()))
+            .meta(move |m| m.persist_volume(c.ws, &r.volume, &r.name, now))
             .await?;
         self.auth.forget_volumes();
         self.volume_info(v).await
@@ -112,7 +111,7 @@ impl State {
         let name = req.into_inner().name;
         let out = self.meta(move |m| m.delete_volume(c.ws, &name)).await?;
         self.sessions.end_volume(out.value.root);
-        self.volumes_gone(out.freed);
+        self.volumes_gone(out.changes.freed);
         Ok(p::Empty {})
     }
 
@@ -223,10 +222,8 @@ impl State {
         req: Request<p::CreateAppRequest>,
     ) -> Result<p::AppInfo, Status> {
         let c = self.caller(&req, "").await?;
-        let name = req.into_inner().name;
-        let a = self
-            .meta(move |m| m.create_app(c.ws, &name, now_ms()))
-            .await?;
+        let (name, now) = (req.into_inner().name, self.clock.now_ms());
+        let a = self.meta(move |m| m.create_app(c.ws, &name, now)).await?;
         Ok(app_info(a))
     }
 
@@ -249,13 +246,12 @@ impl State {
             self.meta(move |m| m.app(c.ws, &id)).await?
         };
         let roots = self.volume_roots(c.ws, &before.volumes).await;
-        let out = self
-            .meta(move |m| m.stop_app(c.ws, &id, Timespec::now()))
-            .await?;
+        let now = self.clock.now();
+        let out = self.meta(move |m| m.stop_app(c.ws, &id, now)).await?;
         for r in roots {
             self.sessions.end_volume(r);
         }
-        self.volumes_gone(out.freed);
+        self.volumes_gone(out.changes.freed);
         Ok(app_info(out.value))
     }
 
@@ -274,14 +270,14 @@ impl State {
 
     /// Stops apps nobody has held a lease on for the grace period.
     pub(crate) async fn stop_idle_apps(&self) {
-        let grace = self.app_grace.as_millis() as i64;
-        match self.meta(move |m| m.stop_idle_apps(now_ms(), grace)).await {
+        let (grace, now) = (self.app_grace.as_millis() as i64, self.clock.now_ms());
+        match self.meta(move |m| m.stop_idle_apps(now, grace)).await {
             Ok(out) => {
                 for a in &out.value {
                     tracing::info!(app = %a.id, name = %a.name, "app idle past its grace period; stopped");
                 }
                 if !out.value.is_empty() {
-                    self.volumes_gone(out.freed);
+                    self.volumes_gone(out.changes.freed);
                 }
             }
             Err(e) => tracing::warn!("stopping idle apps: {e}"),

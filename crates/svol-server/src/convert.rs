@@ -23,6 +23,8 @@ pub(crate) fn status(e: m::MetaError) -> Status {
         FileTooLarge(_) => (Code::InvalidArgument, "EFBIG"),
         NoSpace => (Code::ResourceExhausted, "ENOSPC"),
         Stale(_) => (Code::FailedPrecondition, "ESTALE"),
+        Fenced(_) => (Code::FailedPrecondition, "EFENCED"),
+        NoLocks(_) => (Code::ResourceExhausted, "ENOLCK"),
         MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
         Backend(_) => (Code::Internal, "EIO"),
     };

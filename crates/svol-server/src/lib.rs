@@ -9,8 +9,10 @@
 
 mod auth;
 mod blocks;
+mod clock;
 mod control;
 mod convert;
+mod feed;
 mod limits;
 mod locks;
 mod service;
@@ -28,6 +30,7 @@ use svol_meta::{MetaError, MetaStore};
 use tokio::net::TcpListener;
 
 pub use auth::hash_token;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use tls::{init_tls, TlsBundle, TlsFiles};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,11 @@ pub struct ServerConfig {
     /// disk), so that a full volume can still delete: metadata writes and
     /// the bookkeeping of freeing blocks need room too.
     pub reserve: u64,
+    /// What "now" is for leases and grace periods.
+    pub clock: Arc<dyn Clock>,
+    /// Invalidations a session may have queued before its client is told
+    /// to drop all its caches instead.
+    pub session_queue: usize,
 }
 
 impl ServerConfig {
@@ -92,6 +100,8 @@ impl ServerConfig {
             insecure: false,
             request_timeout: Duration::from_secs(120),
             reserve: 64 << 20,
+            clock: Arc::new(SystemClock),
+            session_queue: 4096,
         }
     }
 }
@@ -136,7 +146,11 @@ pub async fn run(
     let addr = listener.local_addr().map_err(io("local address"))?;
     bootstrap(&meta, &cfg, addr)?;
 
-    let state = Arc::new(service::State::new(meta, blocks, &cfg));
+    // Calls that waited for a lock died with the previous process; their
+    // clients ask again. (One server per data directory.)
+    meta.clear_lock_queue()?;
+    let state = Arc::new(service::State::new(meta, blocks, &cfg)?);
+    feed::spawn_tailer(state.clone());
     sessions::spawn_reaper(state.clone());
     blocks::spawn_sweeper(state.clone());
 

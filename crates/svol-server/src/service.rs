@@ -8,15 +8,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 use svol_blocks::{BlockHash, BlockStore};
-use svol_meta::{self as m, Ino, MetaStore, Timespec};
+use svol_meta::{self as m, Ino, MetaStore};
 use svol_proto as p;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
 use crate::blocks::{block_key, BlockLocks};
+use crate::clock::Clock;
 use crate::convert::{self, attr, status};
-use crate::sessions::{now_ms, Sessions};
+use crate::feed::Feed;
+use crate::sessions::Sessions;
 use crate::ServerConfig;
 
 #[derive(Clone)]
@@ -26,7 +28,11 @@ pub(crate) struct State {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) block_locks: Arc<BlockLocks>,
     pub(crate) auth: Arc<crate::auth::AuthCache>,
-    pub(crate) locks: Arc<crate::locks::LockTable>,
+    pub(crate) feed: Arc<Feed>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Invalidations one session's stream may have queued; beyond, the
+    /// client is told to drop its caches.
+    pub(crate) session_queue: usize,
     /// Blocks written since the last sync of each; a durable commit syncs
     /// every one the file references before it commits.
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockRef>>>,
@@ -39,64 +45,49 @@ pub(crate) struct State {
 type Res<T> = Result<Response<T>, Status>;
 
 impl State {
-    pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> Self {
-        Self {
+    pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> m::Result<Self> {
+        let head = meta.feed_head()?;
+        Ok(Self {
             meta,
             blocks,
             sessions: Arc::new(Sessions::default()),
             block_locks: Arc::new(BlockLocks::new()),
             auth: Arc::default(),
-            locks: Arc::default(),
+            feed: Arc::new(Feed::new(head)),
+            clock: cfg.clock.clone(),
+            session_queue: cfg.session_queue,
             unsynced: Arc::default(),
             lease: cfg.lease,
             app_grace: cfg.app_grace,
             upload_grace: cfg.upload_grace,
             reserve: cfg.reserve,
-        }
+        })
+    }
+
+    /// Who makes a change, and when (the session's lease is checked in
+    /// the change's transaction).
+    pub(crate) fn cx<'a>(&self, c: &'a Caller) -> m::Cx<'a> {
+        m::Cx::by(self.clock.now(), &c.session)
+    }
+
+    /// After a change: hands its freed blocks to the reaper, pushes it to
+    /// this server's other sessions, and returns the touched inodes as the
+    /// caller's reply carries them.
+    fn changed(&self, c: &Caller, ch: &m::ChangeSet) -> Vec<p::Attr> {
+        self.reap(ch.freed.clone());
+        self.publish(&c.session, ch);
+        ch.attrs.iter().map(attr).collect()
     }
 
     /// Runs a metadata operation on the blocking pool.
     pub(crate) async fn meta<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&MetaStore) -> m::Result<T> + Send + 'static,
+        f: impl FnOnce(&MetaStore) -> m::Result<T> + Send,
     ) -> Result<T, Status> {
         // Metadata calls are short (tens of microseconds); running them in
         // place saves the thread hand-off of spawn_blocking on every call,
         // while block_in_place still moves other tasks off this worker.
         tokio::task::block_in_place(|| f(&self.meta)).map_err(status)
-    }
-
-    fn push(&self, c: &Caller, inodes: &[Ino], entries: &[(Ino, &[u8])]) {
-        let inv = p::Invalidation {
-            inodes: inodes.to_vec(),
-            entries: entries
-                .iter()
-                .map(|(parent, name)| p::EntryRef {
-                    parent: *parent,
-                    name: Bytes::copy_from_slice(name),
-                })
-                .collect(),
-            seq: 0,
-            reset: false,
-        };
-        self.sessions.invalidate(c.vol, &c.session, inv);
-    }
-
-    /// Current attributes of the inodes an operation changed (those that
-    /// still exist).
-    fn touched(&self, vol: Ino, inos: &[Ino]) -> Vec<p::Attr> {
-        let mut seen = Vec::new();
-        tokio::task::block_in_place(|| {
-            inos.iter()
-                .filter(|i| {
-                    let new = !seen.contains(*i);
-                    seen.push(**i);
-                    new
-                })
-                .filter_map(|i| self.meta.getattr(vol, *i).ok())
-                .map(|a| attr(&a))
-                .collect()
-        })
     }
 
     /// Free bytes uploads may still use: what the disk has less the reserve
@@ -145,10 +136,6 @@ impl State {
         }
         Ok(())
     }
-}
-
-fn now() -> Timespec {
-    Timespec::now()
 }
 
 #[tonic::async_trait]
@@ -267,12 +254,9 @@ impl p::svol_server::Svol for State {
             atime: convert::time_set(&r.atime),
             mtime: convert::time_set(&r.mtime),
         };
-        let vol = c.vol;
-        let out = self
-            .meta(move |m| m.setattr(vol, r.ino, &set, now()))
-            .await?;
-        self.reap(out.freed);
-        self.push(&c, &[r.ino], &[]);
+        let cx = self.cx(&c).fenced(r.fence);
+        let out = self.meta(|m| m.setattr(c.vol, r.ino, &set, &cx)).await?;
+        self.changed(&c, &out.changes);
         Ok(Response::new(attr(&out.value)))
     }
 
@@ -287,14 +271,13 @@ impl p::svol_server::Svol for State {
             rdev: r.rdev,
             target: r.symlink_target.to_vec(),
         };
-        let (vol, parent, name) = (c.vol, r.parent, r.name.clone());
-        let a = self
-            .meta(move |m| m.create(vol, parent, &name, &node, r.exclusive, now()))
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.create(c.vol, r.parent, &r.name, &node, r.exclusive, &cx))
             .await?;
-        self.push(&c, &[r.parent], &[(r.parent, &r.name)]);
         Ok(Response::new(p::EntryReply {
-            attr: Some(attr(&a)),
-            touched: self.touched(c.vol, &[r.parent]),
+            attr: Some(attr(&out.value)),
+            touched: self.changed(&c, &out.changes),
         }))
     }
 
@@ -309,46 +292,41 @@ impl p::svol_server::Svol for State {
             rdev: 0,
             target: Vec::new(),
         };
-        let (vol, name, session) = (c.vol, r.name.clone(), c.session.clone());
-        let (a, chunks) = self
-            .meta(move |m| {
-                let a = m.create(vol, r.parent, &name, &node, r.exclusive, now())?;
-                m.open(vol, &session, a.ino)
-            })
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.create(c.vol, r.parent, &r.name, &node, r.exclusive, &cx))
             .await?;
-        self.push(&c, &[r.parent], &[(r.parent, &r.name)]);
+        let touched = self.changed(&c, &out.changes);
+        let (a, chunks) = self.meta(|m| m.open(c.vol, out.value.ino, &cx)).await?;
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
-            touched: self.touched(c.vol, &[r.parent]),
+            touched,
         }))
     }
 
     async fn link(&self, req: Request<p::LinkRequest>) -> Res<p::EntryReply> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let (vol, name) = (c.vol, r.new_name.clone());
-        let a = self
-            .meta(move |m| m.link(vol, r.ino, r.new_parent, &name, now()))
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.link(c.vol, r.ino, r.new_parent, &r.new_name, &cx))
             .await?;
-        self.push(&c, &[r.ino, r.new_parent], &[(r.new_parent, &r.new_name)]);
         Ok(Response::new(p::EntryReply {
-            attr: Some(attr(&a)),
-            touched: self.touched(c.vol, &[r.new_parent]),
+            attr: Some(attr(&out.value)),
+            touched: self.changed(&c, &out.changes),
         }))
     }
 
     async fn unlink(&self, req: Request<p::UnlinkRequest>) -> Res<p::Touched> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let (vol, name) = (c.vol, r.name.clone());
+        let cx = self.cx(&c);
         let out = self
-            .meta(move |m| m.unlink(vol, r.parent, &name, r.directory, now()))
+            .meta(|m| m.unlink(c.vol, r.parent, &r.name, r.directory, &cx))
             .await?;
-        self.reap(out.freed);
-        self.push(&c, &[r.parent, out.value], &[(r.parent, &r.name)]);
         Ok(Response::new(p::Touched {
-            touched: self.touched(c.vol, &[r.parent, out.value]),
+            touched: self.changed(&c, &out.changes),
         }))
     }
 
@@ -359,30 +337,22 @@ impl p::svol_server::Svol for State {
             noreplace: r.flags & p::RENAME_NOREPLACE != 0,
             exchange: r.flags & p::RENAME_EXCHANGE != 0,
         };
-        let (vol, name, new_name) = (c.vol, r.name.clone(), r.new_name.clone());
+        let cx = self.cx(&c);
         let out = self
-            .meta(move |m| m.rename(vol, r.parent, &name, r.new_parent, &new_name, flags, now()))
+            .meta(|m| {
+                m.rename(
+                    c.vol,
+                    r.parent,
+                    &r.name,
+                    r.new_parent,
+                    &r.new_name,
+                    flags,
+                    &cx,
+                )
+            })
             .await?;
-        self.reap(out.freed);
-        let mut inodes = vec![r.parent, r.new_parent];
-        inodes.extend(out.value);
-        // The moved inode's ctime (and a directory's "..") changed too.
-        let vol = c.vol;
-        let names = [(r.new_parent, &r.new_name), (r.parent, &r.name)];
-        tokio::task::block_in_place(|| {
-            for (dir, name) in names {
-                if let Ok(a) = self.meta.lookup(vol, dir, name) {
-                    inodes.push(a.ino);
-                }
-            }
-        });
-        self.push(
-            &c,
-            &inodes,
-            &[(r.parent, &r.name), (r.new_parent, &r.new_name)],
-        );
         Ok(Response::new(p::Touched {
-            touched: self.touched(c.vol, &inodes),
+            touched: self.changed(&c, &out.changes),
         }))
     }
 
@@ -415,7 +385,8 @@ impl p::svol_server::Svol for State {
     async fn open(&self, req: Request<p::InodeRequest>) -> Res<p::OpenResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
-        let (a, chunks) = self.meta(move |m| m.open(c.vol, &c.session, ino)).await?;
+        let cx = self.cx(&c);
+        let (a, chunks) = self.meta(|m| m.open(c.vol, ino, &cx)).await?;
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
@@ -429,10 +400,8 @@ impl p::svol_server::Svol for State {
         if c.session.is_empty() {
             return Ok(Response::new(p::Empty {}));
         }
-        let out = self
-            .meta(move |m| m.release(c.vol, &c.session, ino))
-            .await?;
-        self.reap(out.freed);
+        let out = self.meta(|m| m.release(c.vol, &c.session, ino)).await?;
+        self.reap(out.changes.freed);
         Ok(Response::new(p::Empty {}))
     }
 
@@ -447,12 +416,11 @@ impl p::svol_server::Svol for State {
         if r.durable {
             self.sync_file_blocks(&c, r.ino, &chunks).await?;
         }
-        let vol = c.vol;
+        let cx = self.cx(&c).fenced(r.fence);
         let out = self
-            .meta(move |m| m.commit(vol, r.ino, &chunks, r.write_end, r.durable, now()))
+            .meta(|m| m.commit(c.vol, r.ino, &chunks, r.write_end, r.durable, &cx))
             .await?;
-        self.reap(out.freed);
-        self.push(&c, &[r.ino], &[]);
+        self.changed(&c, &out.changes);
         Ok(Response::new(attr(&out.value)))
     }
 
@@ -486,10 +454,11 @@ impl p::svol_server::Svol for State {
             2 => m::XattrMode::Replace,
             f => return Err(Status::invalid_argument(format!("xattr flags {f}"))),
         };
-        let (vol, ino) = (c.vol, r.ino);
-        self.meta(move |m| m.set_xattr(vol, ino, &r.name, &r.value, mode, now()))
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.set_xattr(c.vol, r.ino, &r.name, &r.value, mode, &cx))
             .await?;
-        self.push(&c, &[ino], &[]);
+        self.changed(&c, &out.changes);
         Ok(Response::new(p::Empty {}))
     }
 
@@ -505,10 +474,11 @@ impl p::svol_server::Svol for State {
     async fn remove_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let (vol, ino) = (c.vol, r.ino);
-        self.meta(move |m| m.remove_xattr(vol, ino, &r.name, now()))
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.remove_xattr(c.vol, r.ino, &r.name, &cx))
             .await?;
-        self.push(&c, &[ino], &[]);
+        self.changed(&c, &out.changes);
         Ok(Response::new(p::Empty {}))
     }
 
@@ -544,12 +514,12 @@ impl p::svol_server::Svol for State {
     async fn copy(&self, req: Request<p::CopyRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
-        let (vol, name) = (c.vol, r.dst_name.clone());
-        let a = self
-            .meta(move |m| m.copy(vol, r.src, r.dst_parent, &name, now()))
+        let cx = self.cx(&c);
+        let out = self
+            .meta(|m| m.copy(c.vol, r.src, r.dst_parent, &r.dst_name, &cx))
             .await?;
-        self.push(&c, &[r.dst_parent], &[(r.dst_parent, &r.dst_name)]);
-        Ok(Response::new(attr(&a)))
+        self.changed(&c, &out.changes);
+        Ok(Response::new(attr(&out.value)))
     }
 
     async fn lock(&self, req: Request<p::LockRequest>) -> Res<p::LockReply> {
@@ -604,7 +574,7 @@ impl p::svol_server::Svol for State {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(b);
         }
-        let until = now_ms() + self.upload_grace.as_millis() as i64;
+        let until = self.clock.now_ms() + self.upload_grace.as_millis() as i64;
         self.meta(move |m| m.register_block(&b, size, until))
             .await?;
         Ok(Response::new(p::Empty {}))

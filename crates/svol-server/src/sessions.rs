@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use svol_meta::{Ino, MetaError, SessionOwner};
+use svol_meta::{self as m, Ino, SessionOwner};
 use svol_proto as p;
 use tokio::sync::mpsc;
 use tonic::{Request, Status, Streaming};
@@ -19,18 +19,13 @@ pub(crate) fn tag(id: &str) -> String {
     hex::encode(&blake3::hash(id.as_bytes()).as_bytes()[..4])
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 type Down = Result<p::SessionDown, Status>;
 
 struct Live {
     owner: SessionOwner,
     vol: Ino,
+    /// The generation whose stream is attached.
+    generation: u64,
     tx: Option<mpsc::Sender<Down>>,
     /// Invalidations sent so far (each carries its number).
     seq: u64,
@@ -45,7 +40,14 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    pub(crate) fn attach(&self, id: &str, owner: SessionOwner, vol: Ino, tx: mpsc::Sender<Down>) {
+    pub(crate) fn attach(
+        &self,
+        id: &str,
+        owner: SessionOwner,
+        vol: Ino,
+        generation: u64,
+        tx: mpsc::Sender<Down>,
+    ) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let seq = live.get(id).map(|l| l.seq).unwrap_or(0);
         live.insert(
@@ -53,6 +55,7 @@ impl Sessions {
             Live {
                 owner,
                 vol,
+                generation,
                 tx: Some(tx),
                 seq,
                 // A reconnecting client may have missed pushes meanwhile.
@@ -67,11 +70,28 @@ impl Sessions {
         live.get(id).map(|l| (l.owner, l.vol))
     }
 
-    /// The stream ended; the lease may still be renewed by a reconnect.
-    pub(crate) fn detach(&self, id: &str) {
+    /// The stream of `generation` ended; the lease may still be renewed
+    /// by a reconnect (a newer generation's stream is left alone).
+    pub(crate) fn detach(&self, id: &str, generation: u64) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = live.get_mut(id) {
-            l.tx = None;
+            if l.generation == generation {
+                l.tx = None;
+            }
+        }
+    }
+
+    /// Invalidations were lost for everyone (the feed was trimmed past
+    /// this server): every session's next push says `reset`, and one is
+    /// sent now.
+    pub(crate) fn reset_all(&self) {
+        let vols: Vec<Ino> = {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.values_mut().for_each(|l| l.lost = true);
+            live.values().map(|l| l.vol).collect()
+        };
+        for vol in vols {
+            self.invalidate(vol, "", p::Invalidation::default());
         }
     }
 
@@ -124,14 +144,15 @@ impl Sessions {
 }
 
 impl State {
-    /// Hello → Welcome, then heartbeats renew the lease until Bye, the end
-    /// of the stream, or the token being revoked.
+    /// Hello → Welcome, then each heartbeat renews the lease (and is
+    /// acknowledged with it) until Bye, the end of the stream, the lease
+    /// running out, or the token being revoked.
     pub(crate) async fn open_session(
         &self,
         req: Request<Streaming<p::SessionUp>>,
     ) -> Result<mpsc::Receiver<Down>, Status> {
         // No volume: the header's session (one being resumed, or one that
-        // ended) is not checked here but in `session_id_for`.
+        // ended) is not checked here but by `resume_session`.
         let c = self.caller(&req, "").await?;
         let mut up = req.into_inner();
         let hello = match up.message().await? {
@@ -146,98 +167,112 @@ impl State {
             workspace: c.ws,
             token: c.token,
         };
-        let id = self
-            .session_id_for(&hello.resume_session, owner, vol)
-            .await?;
         let lease_ms = self.lease.as_millis() as i64;
-        let (sid, app) = (id.clone(), hello.app.clone());
-        self.meta(move |m| m.open_session(&owner, &sid, vol, &app, now_ms() + lease_ms))
-            .await?;
-        let (tx, rx) = mpsc::channel(4096);
+        let (id, lease, resumed) = self.take_session(&hello, owner, vol).await?;
+        let generation = lease.generation;
+        let (tx, rx) = mpsc::channel(self.session_queue);
         let welcome = p::Welcome {
             session: id.clone(),
             lease_ms: lease_ms as u64,
             root_ino: vol,
+            resumed,
+            generation,
         };
         tx.send(Ok(p::SessionDown {
             msg: Some(p::session_down::Msg::Welcome(welcome)),
         }))
         .await
         .map_err(|_| Status::internal("session closed"))?;
-        self.sessions.attach(&id, owner, vol, tx.clone());
-        tracing::debug!(session = %tag(&id), "session opened");
+        self.sessions
+            .attach(&id, owner, vol, generation, tx.clone());
+        tracing::debug!(session = %tag(&id), generation, resumed, "session opened");
         let st = self.clone();
         tokio::spawn(async move {
             while let Ok(Some(msg)) = up.message().await {
-                match msg.msg {
-                    Some(p::session_up::Msg::Heartbeat(_)) => {}
+                let n = match msg.msg {
+                    Some(p::session_up::Msg::Heartbeat(h)) => h.n,
                     Some(p::session_up::Msg::Bye(_)) => {
                         st.end_session(&id).await;
                         return;
                     }
                     _ => continue,
-                }
+                };
                 if let Err(e) = st.grant(c.token) {
                     // A revoked token loses its leases at once.
                     let _ = tx.send(Err(e)).await;
                     st.end_session(&id).await;
                     return;
                 }
-                let (sid, app) = (id.clone(), hello.app.clone());
-                let renewed = st
-                    .meta(move |m| {
-                        let until = now_ms() + lease_ms;
-                        if m.renew_session(&sid, until)? {
-                            Ok(true)
-                        } else {
-                            m.open_session(&owner, &sid, vol, &app, until)
-                                .map(|_| false)
-                        }
-                    })
-                    .await;
-                match renewed {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(session = %tag(&id), "heartbeat after the lease ran out; session renewed empty")
+                let (sid, now) = (id.clone(), st.clock.now_ms());
+                match st
+                    .meta(move |m| m.renew_session(&sid, generation, now, now + lease_ms))
+                    .await
+                {
+                    Ok(_) => {
+                        let ack = p::LeaseAck {
+                            n,
+                            lease_ms: lease_ms as u64,
+                        };
+                        let _ = tx.try_send(Ok(p::SessionDown {
+                            msg: Some(p::session_down::Msg::Lease(ack)),
+                        }));
                     }
                     Err(e) => {
-                        // The volume or the app is gone.
+                        // The lease ran out (the client was frozen or cut
+                        // off past it) or a newer stream took the session
+                        // over: this stream is done, and never revives it.
+                        tracing::warn!(session = %tag(&id), "heartbeat refused: {e}");
                         let _ = tx.send(Err(e)).await;
-                        st.end_session(&id).await;
+                        st.sessions.detach(&id, generation);
                         return;
                     }
                 }
             }
-            st.sessions.detach(&id);
+            st.sessions.detach(&id, generation);
         });
         Ok(rx)
     }
 
-    /// The id a Hello gets: the session it asks to resume if that is the
-    /// caller's own on this volume and still alive, a new one (made here,
-    /// never by a client) otherwise. Another client's session is refused.
-    async fn session_id_for(
+    /// The session a Hello gets: the one it asks to resume if that is the
+    /// caller's own on this volume and its lease still runs (a new
+    /// generation of it), a new one (made here, never by a client)
+    /// otherwise. Another client's session is refused.
+    async fn take_session(
         &self,
-        resume: &str,
+        hello: &p::Hello,
         owner: SessionOwner,
         vol: Ino,
-    ) -> Result<String, Status> {
-        if !resume.is_empty() {
-            let id = resume.to_string();
-            match tokio::task::block_in_place(|| self.meta.session(&id)) {
-                Ok(s) if s.owner == owner && s.volume == vol => return Ok(id),
-                Ok(_) => {
+    ) -> Result<(String, m::Lease, bool), Status> {
+        let lease_ms = self.lease.as_millis() as i64;
+        if !hello.resume_session.is_empty() {
+            let (id, now) = (hello.resume_session.clone(), self.clock.now_ms());
+            let sid = id.clone();
+            match self
+                .meta(move |m| m.resume_session(&owner, &sid, vol, now, now + lease_ms))
+                .await
+            {
+                Ok(l) => return Ok((id, l, true)),
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    tracing::info!(session = %tag(&id), "lease had run out; the client gets a new session")
+                }
+                Err(s) if s.code() == tonic::Code::PermissionDenied => {
                     return Err(Status::permission_denied(
                         "that session belongs to another client",
                     ))
                 }
-                Err(MetaError::NotFound(_)) => {
-                    tracing::info!(session = %tag(&id), "lease had run out; the client gets a new session")
-                }
-                Err(e) => return Err(crate::convert::status(e)),
+                Err(s) => return Err(s),
             }
         }
-        Ok(format!("se-{}", hex::encode(rand::random::<[u8; 16]>())))
+        let id = format!("se-{}", hex::encode(rand::random::<[u8; 16]>()));
+        let (sid, app, until) = (
+            id.clone(),
+            hello.app.clone(),
+            self.clock.now_ms() + lease_ms,
+        );
+        let l = self
+            .meta(move |m| m.open_session(&owner, &sid, vol, &app, until))
+            .await?;
+        Ok((id, l, false))
     }
 
     /// Checks that a request's session header names a live session of the
@@ -267,47 +302,50 @@ impl State {
         }
     }
 
-    /// What this process keeps for a session that ended: its stream and
-    /// its locks (the metadata side is `expire_sessions`).
-    fn forget_session(&self, id: &str) {
-        self.sessions.forget(id);
-        self.locks.release_session(id);
-    }
-
     async fn end_session(&self, id: &str) {
-        self.forget_session(id);
-        let sid = id.to_string();
-        match self
-            .meta(move |m| m.expire_sessions(now_ms(), Some(&sid)))
-            .await
-        {
-            Ok(out) => self.reap(out.freed),
+        self.sessions.forget(id);
+        let (sid, now) = (id.to_string(), self.clock.now_ms());
+        match self.meta(move |m| m.expire_sessions(now, Some(&sid))).await {
+            Ok(out) => {
+                self.reap(out.changes.freed.clone());
+                self.publish(id, &out.changes);
+            }
             Err(e) => tracing::warn!(session = %tag(id), "ending session: {e}"),
         }
     }
 }
 
-/// Ends expired sessions and stops idle apps once a second.
+impl State {
+    /// Ends the sessions whose lease ran out: their locks go (waiters are
+    /// woken), their open files are released.
+    pub(crate) async fn expire_sessions(&self) {
+        let now = self.clock.now_ms();
+        match self.meta(move |m| m.expire_sessions(now, None)).await {
+            Ok(out) => {
+                for id in &out.value {
+                    tracing::info!(session = %tag(id), "lease expired; session ended");
+                    self.sessions.forget(id);
+                }
+                self.reap(out.changes.freed.clone());
+                self.publish("", &out.changes);
+            }
+            Err(e) => tracing::warn!("expiring sessions: {e}"),
+        }
+    }
+}
+
+/// Ends expired sessions, stops idle apps and trims the feed once a second.
 pub(crate) fn spawn_reaper(state: Arc<State>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let meta = state.meta.clone();
-            let res =
-                tokio::task::spawn_blocking(move || meta.expire_sessions(now_ms(), None)).await;
-            match res {
-                Ok(Ok(out)) => {
-                    for id in &out.value {
-                        tracing::info!(session = %tag(id), "lease expired; session ended");
-                        state.forget_session(id);
-                    }
-                    state.reap(out.freed);
-                }
-                Ok(Err(e)) => tracing::warn!("expiring sessions: {e}"),
-                Err(e) => tracing::warn!("expiring sessions: {e}"),
-            }
+            state.expire_sessions().await;
             state.stop_idle_apps().await;
+            let meta = state.meta.clone();
+            if let Err(e) = tokio::task::block_in_place(|| meta.trim_feed(crate::feed::KEEP)) {
+                tracing::warn!("trimming the change feed: {e}");
+            }
         }
     });
 }
@@ -340,7 +378,7 @@ mod tests {
             workspace: 1,
             token: [0; 32],
         };
-        s.attach("se-a", owner, 9, tx);
+        s.attach("se-a", owner, 9, 1, tx);
         for ino in 1..=3 {
             s.invalidate(9, "se-other", inv(ino));
         }

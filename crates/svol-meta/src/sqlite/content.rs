@@ -202,34 +202,6 @@ pub(crate) fn remove_xattr(
     touch_ctime(c, ino, now)
 }
 
-pub(crate) fn expire_sessions(
-    c: &Connection,
-    now_ms: i64,
-    only: Option<&str>,
-) -> Result<Outcome<Vec<String>>> {
-    let ids: Vec<String> = match only {
-        Some(id) => vec![id.to_string()],
-        None => c
-            .prepare("SELECT id FROM sessions WHERE expires < ?1")?
-            .query_map(params![now_ms], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
-    };
-    let mut freed = Vec::new();
-    for id in &ids {
-        let inos: Vec<i64> = c
-            .prepare("SELECT ino FROM opens WHERE session = ?1")?
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        c.execute("DELETE FROM opens WHERE session = ?1", params![id])?;
-        super::apps::touch_session_apps(c, id, now_ms)?;
-        c.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
-        for ino in inos {
-            destroy_if_unreachable(c, ino as u64, &mut freed)?;
-        }
-    }
-    Ok(Outcome::new(ids, freed))
-}
-
 /// Does workspace `ws` hold this block (uploaded by it, not being deleted)?
 pub(crate) fn block_visible(c: &Connection, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
     Ok(c.prepare_cached(

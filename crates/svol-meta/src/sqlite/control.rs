@@ -287,6 +287,15 @@ pub(crate) fn delete_volume(c: &Connection, ws: WorkspaceId, key: &str) -> Resul
 /// Deletes a volume's whole tree and drops its block references.
 pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Result<()> {
     let vol = root as i64;
+    // Every server ends its sessions of the volume when the feed says so.
+    super::changes::append(
+        c,
+        &FeedEntry {
+            volume: root,
+            volume_deleted: true,
+            ..Default::default()
+        },
+    )?;
     let ws = rows::volume_workspace(c, root)?;
     let counts: Vec<(Vec<u8>, i64)> = c
         .prepare(

@@ -1,12 +1,31 @@
 //! `MetaBackend` for `Sqlite`: each method is one transaction around the
 //! operation functions of the sibling modules.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
-use super::{apps, content, control, rows, tree, Sqlite};
+use super::changes::{self, Touch};
+use super::{apps, content, control, locks, rows, sessions, tree, Sqlite};
 use crate::lifetimes::*;
 use crate::types::*;
-use crate::{MetaBackend, MetaError, Result};
+use crate::{MetaBackend, Result};
+
+impl Sqlite {
+    /// One change of volume `vol`'s tree: the lease check, the operation,
+    /// and its change set with its feed row, all in one transaction.
+    fn change<T>(
+        &self,
+        durable: bool,
+        vol: Ino,
+        cx: &Cx<'_>,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<(Outcome<T>, Touch)>,
+    ) -> Result<Outcome<T>> {
+        self.write(durable, |c| {
+            changes::check_lease(c, cx)?;
+            let (out, touch) = f(c)?;
+            changes::finish(c, vol, cx, out, touch)
+        })
+    }
+}
 
 impl MetaBackend for Sqlite {
     fn create_workspace(&self, name: &str) -> Result<Workspace> {
@@ -78,7 +97,11 @@ impl MetaBackend for Sqlite {
         self.write(true, |c| control::rename_volume(c, ws, name, new_name))
     }
     fn delete_volume(&self, ws: WorkspaceId, key: &str) -> Result<Outcome<Volume>> {
-        self.write(true, |c| control::delete_volume(c, ws, key))
+        self.write(true, |c| {
+            let mut out = control::delete_volume(c, ws, key)?;
+            out.changes.deleted_volumes.push(out.value.root);
+            Ok(out)
+        })
     }
     fn compact(&self) -> Result<()> {
         self.compact()
@@ -93,8 +116,14 @@ impl MetaBackend for Sqlite {
     fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr> {
         self.read(|c| rows::attr(c, vol, ino))
     }
-    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Outcome<Attr>> {
-        self.write(false, |c| tree::setattr(c, vol, ino, set, now))
+    fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, cx: &Cx<'_>) -> Result<Outcome<Attr>> {
+        self.change(false, vol, cx, |c| {
+            if set.size.is_some() {
+                changes::check_fence(c, cx, ino)?;
+            }
+            let out = tree::setattr(c, vol, ino, set, cx.now)?;
+            Ok((out, Touch::inodes(&[ino])))
+        })
     }
     fn create(
         &self,
@@ -103,10 +132,12 @@ impl MetaBackend for Sqlite {
         name: &[u8],
         node: &NewNode,
         exclusive: bool,
-        now: Timespec,
-    ) -> Result<Attr> {
-        self.write(false, |c| {
-            tree::create(c, vol, parent, name, node, exclusive, now)
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>> {
+        self.change(false, vol, cx, |c| {
+            let a = tree::create(c, vol, parent, name, node, exclusive, cx.now)?;
+            let t = Touch::inodes(&[parent]).entry(parent, name).fresh(a.ino);
+            Ok((Outcome::new(a, Vec::new()), t))
         })
     }
     fn link(
@@ -115,10 +146,12 @@ impl MetaBackend for Sqlite {
         ino: Ino,
         new_parent: Ino,
         new_name: &[u8],
-        now: Timespec,
-    ) -> Result<Attr> {
-        self.write(false, |c| {
-            tree::link(c, vol, ino, new_parent, new_name, now)
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>> {
+        self.change(false, vol, cx, |c| {
+            let a = tree::link(c, vol, ino, new_parent, new_name, cx.now)?;
+            let t = Touch::inodes(&[ino, new_parent]).entry(new_parent, new_name);
+            Ok((Outcome::new(a, Vec::new()), t))
         })
     }
     fn unlink(
@@ -127,10 +160,12 @@ impl MetaBackend for Sqlite {
         parent: Ino,
         name: &[u8],
         directory: bool,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Ino>> {
-        self.write(false, |c| {
-            tree::unlink(c, vol, parent, name, directory, now)
+        self.change(false, vol, cx, |c| {
+            let out = tree::unlink(c, vol, parent, name, directory, cx.now)?;
+            let t = Touch::inodes(&[parent, out.value]).entry(parent, name);
+            Ok((out, t))
         })
     }
     fn rename(
@@ -141,10 +176,21 @@ impl MetaBackend for Sqlite {
         new_parent: Ino,
         new_name: &[u8],
         flags: RenameFlags,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Option<Ino>>> {
-        self.write(false, |c| {
-            tree::rename(c, vol, parent, name, new_parent, new_name, flags, now)
+        self.change(false, vol, cx, |c| {
+            let moved = rows::child(c, parent, name)?;
+            let swapped = rows::child(c, new_parent, new_name)?;
+            let out = tree::rename(c, vol, parent, name, new_parent, new_name, flags, cx.now)?;
+            // The moved inode's ctime (and a directory's "..") changed too,
+            // and so did whatever it replaced or was exchanged with.
+            let mut inodes = vec![parent, new_parent];
+            inodes.extend(moved);
+            inodes.extend(swapped);
+            let t = Touch::inodes(&inodes)
+                .entry(parent, name)
+                .entry(new_parent, new_name);
+            Ok((out, t))
         })
     }
     fn readdir(&self, vol: Ino, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>> {
@@ -162,18 +208,25 @@ impl MetaBackend for Sqlite {
         src: Ino,
         dst_parent: Ino,
         dst_name: &[u8],
-        now: Timespec,
-    ) -> Result<Attr> {
-        self.write(false, |c| {
-            tree::copy(c, vol, src, dst_parent, dst_name, now)
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Attr>> {
+        self.change(false, vol, cx, |c| {
+            let a = tree::copy(c, vol, src, dst_parent, dst_name, cx.now)?;
+            let t = Touch::inodes(&[dst_parent])
+                .entry(dst_parent, dst_name)
+                .fresh(a.ino);
+            Ok((Outcome::new(a, Vec::new()), t))
         })
     }
 
-    fn open(&self, vol: Ino, session: &str, ino: Ino) -> Result<(Attr, Vec<Chunk>)> {
-        if session.is_empty() {
-            return self.read(|c| content::open(c, vol, session, ino));
+    fn open(&self, vol: Ino, ino: Ino, cx: &Cx<'_>) -> Result<(Attr, Vec<Chunk>)> {
+        if cx.session.is_empty() {
+            return self.read(|c| content::open(c, vol, "", ino));
         }
-        self.write(false, |c| content::open(c, vol, session, ino))
+        self.write(false, |c| {
+            changes::check_lease(c, cx)?;
+            content::open(c, vol, cx.session, ino)
+        })
     }
     fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>> {
         self.write(false, |c| content::release(c, vol, session, ino))
@@ -191,10 +244,20 @@ impl MetaBackend for Sqlite {
         chunks: &[Chunk],
         write_end: u64,
         durable: bool,
-        now: Timespec,
+        cx: &Cx<'_>,
     ) -> Result<Outcome<Attr>> {
-        self.write(durable, |c| {
-            content::commit(c, vol, ino, chunks, write_end, now)
+        self.change(durable, vol, cx, |c| {
+            changes::check_fence(c, cx, ino)?;
+            let before = rows::attr(c, vol, ino)?.version;
+            let out = content::commit(c, vol, ino, chunks, write_end, cx.now)?;
+            // A commit that changed nothing (an fsync of a clean file) is
+            // no news for anyone.
+            let t = if out.value.version == before {
+                Touch::default()
+            } else {
+                Touch::inodes(&[ino])
+            };
+            Ok((out, t))
         })
     }
 
@@ -211,85 +274,141 @@ impl MetaBackend for Sqlite {
         name: &[u8],
         value: &[u8],
         mode: XattrMode,
-        now: Timespec,
-    ) -> Result<()> {
-        self.write(false, |c| {
-            content::set_xattr(c, vol, ino, name, value, mode, now)
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<()>> {
+        self.change(false, vol, cx, |c| {
+            content::set_xattr(c, vol, ino, name, value, mode, cx.now)?;
+            Ok((Outcome::new((), Vec::new()), Touch::inodes(&[ino])))
         })
     }
     fn list_xattr(&self, vol: Ino, ino: Ino) -> Result<Vec<Vec<u8>>> {
         self.read(|c| content::list_xattr(c, vol, ino))
     }
-    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], now: Timespec) -> Result<()> {
-        self.write(false, |c| content::remove_xattr(c, vol, ino, name, now))
+    fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], cx: &Cx<'_>) -> Result<Outcome<()>> {
+        self.change(false, vol, cx, |c| {
+            content::remove_xattr(c, vol, ino, name, cx.now)?;
+            Ok((Outcome::new((), Vec::new()), Touch::inodes(&[ino])))
+        })
     }
 
     fn open_session(
         &self,
         owner: &SessionOwner,
-        session: &str,
+        id: &str,
         vol: Ino,
         app: &str,
         expires_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Lease> {
         self.write(false, |c| {
-            let app = apps::session_app(c, owner.workspace, vol, app)?;
-            let n = c.execute(
-                "INSERT INTO sessions(id, volume, expires, app, workspace, token) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT(id) DO UPDATE SET expires = excluded.expires \
-                 WHERE sessions.workspace = excluded.workspace \
-                 AND sessions.token = excluded.token AND sessions.volume = excluded.volume",
-                params![
-                    session,
-                    vol as i64,
-                    expires_ms,
-                    app,
-                    owner.workspace,
-                    &owner.token[..]
-                ],
-            )?;
-            if n == 0 {
-                return Err(MetaError::PermissionDenied(
-                    "the session belongs to another client".into(),
-                ));
+            sessions::open(c, owner, id, vol, app, expires_ms)
+        })
+    }
+    fn resume_session(
+        &self,
+        owner: &SessionOwner,
+        id: &str,
+        vol: Ino,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Lease> {
+        self.write(false, |c| {
+            sessions::resume(c, owner, id, vol, now_ms, expires_ms)
+        })
+    }
+    fn session(&self, id: &str) -> Result<SessionInfo> {
+        self.read(|c| sessions::get(c, id))
+    }
+    fn renew_session(
+        &self,
+        id: &str,
+        generation: u64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Lease> {
+        self.write(false, |c| {
+            sessions::renew(c, id, generation, now_ms, expires_ms)
+        })
+    }
+    fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>> {
+        self.write(false, |c| sessions::expire(c, now_ms, only))
+    }
+
+    fn test_lock(&self, vol: Ino, ino: Ino, want: &LockRange) -> Result<Option<LockRange>> {
+        self.read(|c| locks::test(c, vol, ino, want))
+    }
+    fn lock(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        want: &LockRange,
+        ticket: Option<u64>,
+        wait: bool,
+        cx: &Cx<'_>,
+    ) -> Result<LockOutcome> {
+        self.write(false, |c| locks::lock(c, vol, ino, want, ticket, wait, cx))
+    }
+    fn queue_lock(&self, vol: Ino, ino: Ino, want: &LockRange, cx: &Cx<'_>) -> Result<u64> {
+        self.write(false, |c| locks::enqueue(c, vol, ino, want, cx))
+    }
+    fn unqueue_lock(&self, vol: Ino, ticket: u64) -> Result<()> {
+        self.write(false, |c| {
+            if let Some(ino) = locks::dequeue(c, ticket)? {
+                // Waiters behind it may go first now.
+                changes::append(
+                    c,
+                    &FeedEntry {
+                        volume: vol,
+                        unlocked: vec![ino],
+                        ..Default::default()
+                    },
+                )?;
             }
             Ok(())
         })
     }
-    fn session(&self, id: &str) -> Result<SessionInfo> {
-        self.read(|c| {
-            let row: Option<(i64, Option<Vec<u8>>, i64, i64)> = c
-                .prepare_cached(
-                    "SELECT workspace, token, volume, expires FROM sessions WHERE id = ?1",
-                )?
-                .query_row(params![id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()?;
-            let (workspace, token, volume, expires_ms) =
-                row.ok_or_else(|| MetaError::NotFound("session".into()))?;
-            // Sessions from before sessions had owners belong to nobody.
-            let token: [u8; 32] = token
-                .and_then(|t| t.try_into().ok())
-                .ok_or_else(|| MetaError::NotFound("session".into()))?;
-            Ok(SessionInfo {
-                owner: SessionOwner { workspace, token },
-                volume: volume as u64,
-                expires_ms,
-            })
-        })
-    }
-    fn renew_session(&self, session: &str, expires_ms: i64) -> Result<bool> {
+    fn unlock(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        session: &str,
+        owner: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Outcome<u64>> {
         self.write(false, |c| {
-            Ok(c.execute(
-                "UPDATE sessions SET expires = ?2 WHERE id = ?1",
-                params![session, expires_ms],
-            )? > 0)
+            let (fence, any) = locks::unlock(c, vol, ino, session, owner, start, end)?;
+            let mut out = Outcome::new(fence, Vec::new());
+            if any {
+                out.changes.volume = vol;
+                out.changes.unlocked.push(ino);
+                out.changes.feed = changes::append(
+                    c,
+                    &FeedEntry {
+                        volume: vol,
+                        origin: session.to_string(),
+                        unlocked: vec![ino],
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(out)
         })
     }
-    fn expire_sessions(&self, now_ms: i64, only: Option<&str>) -> Result<Outcome<Vec<String>>> {
-        self.write(false, |c| content::expire_sessions(c, now_ms, only))
+    fn clear_lock_queue(&self) -> Result<()> {
+        self.write(false, |c| {
+            c.execute("DELETE FROM lock_waiters", [])?;
+            Ok(())
+        })
+    }
+
+    fn feed_since(&self, after: u64, limit: usize) -> Result<FeedPage> {
+        self.read(|c| changes::since(c, after, limit))
+    }
+    fn feed_head(&self) -> Result<u64> {
+        self.read(|c| changes::head(c))
+    }
+    fn trim_feed(&self, keep: u64) -> Result<()> {
+        self.write(false, |c| changes::trim(c, keep))
     }
 
     fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>> {

@@ -1,13 +1,14 @@
 //! Brings a database written by an older svol up to the current schema.
 //! `PRAGMA user_version` records which schema a file has: 0 is the first
 //! release (no apps), 2 the second (blocks shared by all workspaces), 3 the
-//! current one (blocks owned by a workspace).
+//! third (blocks owned by a workspace), 4 the current one (locks, the change
+//! feed and session generations in the database).
 
 use rusqlite::Connection;
 
 use crate::Result;
 
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 /// Creates the schema, or brings an older file up to it, in one transaction.
 pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
@@ -37,7 +38,15 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let generations: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'generation'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_sessions && !generations {
+        tx.execute_batch("ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;")?;
+    }
     if has_sessions && !owned_sessions {
         // Sessions get owners; the ones of the old server cannot be resumed
         // (their clients get new ones) and expire as before.

@@ -9,11 +9,14 @@
 //! (`fsync`) switches its transaction to `synchronous=FULL`.
 
 mod apps;
+mod changes;
 mod content;
 mod control;
 mod imp;
+mod locks;
 mod migrate;
 mod rows;
+mod sessions;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -67,12 +70,27 @@ CREATE TABLE IF NOT EXISTS xattrs(
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, volume INTEGER NOT NULL, expires INTEGER NOT NULL,
     app INTEGER NOT NULL DEFAULT 0, workspace INTEGER NOT NULL DEFAULT 0,
-    token BLOB) WITHOUT ROWID;
+    token BLOB, generation INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_app ON sessions(app);
 CREATE TABLE IF NOT EXISTS opens(
     session TEXT NOT NULL, ino INTEGER NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY(session, ino)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS opens_ino ON opens(ino);
+CREATE TABLE IF NOT EXISTS locks(
+    id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, session TEXT NOT NULL, owner INTEGER NOT NULL,
+    kind INTEGER NOT NULL, start INTEGER NOT NULL, end_ INTEGER NOT NULL, pid INTEGER NOT NULL,
+    fence INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS locks_ino ON locks(ino);
+CREATE INDEX IF NOT EXISTS locks_session ON locks(session);
+CREATE TABLE IF NOT EXISTS lock_waiters(
+    ticket INTEGER PRIMARY KEY AUTOINCREMENT, ino INTEGER NOT NULL, session TEXT NOT NULL,
+    owner INTEGER NOT NULL, kind INTEGER NOT NULL, start INTEGER NOT NULL, end_ INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS lock_waiters_ino ON lock_waiters(ino);
+CREATE TABLE IF NOT EXISTS lock_fences(ino INTEGER PRIMARY KEY, fence INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS feed(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, origin TEXT NOT NULL,
+    inodes BLOB NOT NULL, entries BLOB NOT NULL, unlocked BLOB NOT NULL,
+    deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS syncs(id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO syncs(id, n) VALUES (1, 0);
 "#;

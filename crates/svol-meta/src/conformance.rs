@@ -1,10 +1,20 @@
-//! The `MetaStore` conformance suite. Every backend runs every check here;
-//! a new backend adds one `#[test]` that builds its store and calls `suite`.
+//! The `MetaStore` conformance suite (feature `conformance`). Every
+//! backend runs every case here: a backend's test file invokes
+//! [`meta_conformance!`](crate::meta_conformance) with an expression that
+//! makes a fresh, empty store, and gets one `#[test]` per case.
+//!
+//! Cases panic on failure (they are tests); they call only the public API.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-use svol_meta::*;
+use crate::*;
 
 fn now() -> Timespec {
     Timespec::now()
+}
+
+/// A change by a one-shot client, now.
+fn cx() -> Cx<'static> {
+    Cx::at(now())
 }
 
 fn file(mode: u32) -> NewNode {
@@ -67,7 +77,7 @@ fn setup(store: &MetaStore, ws_name: &str) -> (WorkspaceId, Ino) {
     (ws.id, v.root)
 }
 
-fn tokens_and_volumes(s: &MetaStore) {
+pub fn tokens_and_volumes(s: &MetaStore) {
     let ws = s.create_workspace("w1").unwrap();
     let other = s.create_workspace("w2").unwrap();
     assert!(matches!(
@@ -161,7 +171,7 @@ fn tokens_and_volumes(s: &MetaStore) {
     s.create_volume(ws.id, "data2", now()).unwrap();
 }
 
-fn apps_and_lifetimes(s: &MetaStore) {
+pub fn apps_and_lifetimes(s: &MetaStore) {
     let ws = s.create_workspace("w").unwrap().id;
     let other = s.create_workspace("x").unwrap().id;
     // a persisted volume is shown as an app of kind Volume
@@ -186,10 +196,11 @@ fn apps_and_lifetimes(s: &MetaStore) {
     assert!(e1.ephemeral && e1.app == app.id && e1.name == e1.id);
     assert_eq!(s.app(ws, &app.id).unwrap().volumes.len(), 2);
     let f = s
-        .create(e1.root, e1.root, b"f", &file(0o644), true, now())
-        .unwrap();
+        .create(e1.root, e1.root, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     let h = block(s, ws, 9);
-    s.commit(e1.root, f.ino, &[chunk(0, h, 10)], 10, false, now())
+    s.commit(e1.root, f.ino, &[chunk(0, h, 10)], 10, false, &cx())
         .unwrap();
     assert!(matches!(
         s.rename_volume(ws, &e2.id, "nope"),
@@ -214,7 +225,7 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let out = s.stop_app(ws, &app.id, now()).unwrap();
     assert_eq!(out.value.state, AppState::Stopped);
     assert!(out.value.volumes.is_empty());
-    assert_eq!(out.freed, vec![bref(ws, h)]);
+    assert_eq!(out.changes.freed, vec![bref(ws, h)]);
     assert!(s.volume(ws, &e1.id).is_err());
     assert!(s.volume(ws, "kept").is_ok());
     assert!(matches!(
@@ -236,26 +247,27 @@ fn apps_and_lifetimes(s: &MetaStore) {
     let hv = s.create_ephemeral_volume(ws, &held.id, now()).unwrap();
     s.open_session(&owner(ws), "se-h", hv.root, "", 20_000)
         .unwrap();
-    // A session is its owner's: the same token may renew it, nobody else
-    // may take it over, not even with the same workspace.
-    s.open_session(&owner(ws), "se-h", hv.root, "", 20_000)
-        .unwrap();
+    // A session id is made once; a reconnect resumes it (same token only).
+    assert!(matches!(
+        s.open_session(&owner(ws), "se-h", hv.root, "", 20_000),
+        Err(MetaError::AlreadyExists(_))
+    ));
     let thief = SessionOwner {
         workspace: ws,
         token: [0xee; 32],
     };
     assert!(matches!(
-        s.open_session(&thief, "se-h", hv.root, "", 90_000),
+        s.resume_session(&thief, "se-h", hv.root, 10_000, 90_000),
         Err(MetaError::PermissionDenied(_))
     ));
     assert!(matches!(
-        s.open_session(&owner(ws), "se-h", named.root, "", 90_000),
+        s.resume_session(&owner(ws), "se-h", named.root, 10_000, 90_000),
         Err(MetaError::PermissionDenied(_))
     ));
     let info = s.session("se-h").unwrap();
     assert_eq!(
-        (info.owner, info.volume, info.expires_ms),
-        (owner(ws), hv.root, 20_000)
+        (info.owner, info.volume, info.expires_ms, info.generation),
+        (owner(ws), hv.root, 20_000, 1)
     );
     assert!(matches!(s.session("se-none"), Err(MetaError::NotFound(_))));
     assert!(matches!(
@@ -287,27 +299,31 @@ fn apps_and_lifetimes(s: &MetaStore) {
     assert!(s.list_apps(other).unwrap().is_empty());
 }
 
-fn create_lookup_and_exclusive(s: &MetaStore) {
+pub fn create_lookup_and_exclusive(s: &MetaStore) {
     let (_, vol) = setup(s, "c");
-    let a = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let a = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     assert_eq!(
         (a.kind, a.mode, a.nlink, a.size, a.uid, a.gid),
         (FileKind::Regular, 0o644, 1, 0, 1, 2)
     );
     assert_eq!(s.lookup(vol, vol, b"f").unwrap(), a);
     assert!(matches!(
-        s.create(vol, vol, b"f", &file(0o644), true, now()),
+        s.create(vol, vol, b"f", &file(0o644), true, &cx()),
         Err(MetaError::AlreadyExists(_))
     ));
     // O_CREAT without O_EXCL returns the existing file
     assert_eq!(
-        s.create(vol, vol, b"f", &file(0o600), false, now())
+        s.create(vol, vol, b"f", &file(0o600), false, &cx())
             .unwrap()
+            .value
             .ino,
         a.ino
     );
     assert!(matches!(
-        s.create(vol, vol, b"f", &dir(0o755), false, now()),
+        s.create(vol, vol, b"f", &dir(0o755), false, &cx()),
         Err(MetaError::AlreadyExists(_))
     ));
     assert!(matches!(
@@ -316,20 +332,23 @@ fn create_lookup_and_exclusive(s: &MetaStore) {
     ));
     for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
         assert!(matches!(
-            s.create(vol, vol, bad, &file(0o644), true, now()),
+            s.create(vol, vol, bad, &file(0o644), true, &cx()),
             Err(MetaError::InvalidArgument(_))
         ));
     }
     assert!(matches!(
-        s.create(vol, vol, &[b'x'; 256], &file(0o644), true, now()),
+        s.create(vol, vol, &[b'x'; 256], &file(0o644), true, &cx()),
         Err(MetaError::NameTooLong)
     ));
     assert!(matches!(
-        s.create(vol, a.ino, b"x", &file(0o644), true, now()),
+        s.create(vol, a.ino, b"x", &file(0o644), true, &cx()),
         Err(MetaError::NotDirectory)
     ));
 
-    let d = s.create(vol, vol, b"d", &dir(0o2775), true, now()).unwrap();
+    let d = s
+        .create(vol, vol, b"d", &dir(0o2775), true, &cx())
+        .unwrap()
+        .value;
     assert_eq!(d.nlink, 2);
     assert_eq!(s.getattr(vol, vol).unwrap().nlink, 3);
     // setgid directories pass their group and the bit on
@@ -343,9 +362,10 @@ fn create_lookup_and_exclusive(s: &MetaStore) {
                 ..dir(0o755)
             },
             true,
-            now(),
+            &cx(),
         )
-        .unwrap();
+        .unwrap()
+        .value;
     assert_eq!((sub.gid, sub.mode & 0o2000), (d.gid, 0o2000));
     let l = s
         .create(
@@ -358,9 +378,10 @@ fn create_lookup_and_exclusive(s: &MetaStore) {
                 ..file(0o777)
             },
             true,
-            now(),
+            &cx(),
         )
-        .unwrap();
+        .unwrap()
+        .value;
     assert_eq!(l.size, 1);
     assert_eq!(s.readlink(vol, l.ino).unwrap(), b"f");
     assert_eq!(s.resolve(vol, "/d/sub").unwrap().ino, sub.ino);
@@ -371,80 +392,104 @@ fn create_lookup_and_exclusive(s: &MetaStore) {
     ));
 }
 
-fn unlink_rmdir_and_links(s: &MetaStore) {
+pub fn unlink_rmdir_and_links(s: &MetaStore) {
     let (_, vol) = setup(s, "u");
-    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
-    let d = s.create(vol, vol, b"d", &dir(0o755), true, now()).unwrap();
-    let l = s.link(vol, f.ino, d.ino, b"f2", now()).unwrap();
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let l = s.link(vol, f.ino, d.ino, b"f2", &cx()).unwrap().value;
     assert_eq!(l.nlink, 2);
     assert!(matches!(
-        s.link(vol, d.ino, vol, b"dl", now()),
+        s.link(vol, d.ino, vol, b"dl", &cx()),
         Err(MetaError::PermissionDenied(_))
     ));
     assert!(matches!(
-        s.link(vol, f.ino, vol, b"d", now()),
+        s.link(vol, f.ino, vol, b"d", &cx()),
         Err(MetaError::AlreadyExists(_))
     ));
     assert!(matches!(
-        s.unlink(vol, vol, b"d", false, now()),
+        s.unlink(vol, vol, b"d", false, &cx()),
         Err(MetaError::IsDirectory)
     ));
     assert!(matches!(
-        s.unlink(vol, vol, b"f", true, now()),
+        s.unlink(vol, vol, b"f", true, &cx()),
         Err(MetaError::NotDirectory)
     ));
     assert!(matches!(
-        s.unlink(vol, vol, b"d", true, now()),
+        s.unlink(vol, vol, b"d", true, &cx()),
         Err(MetaError::NotEmpty)
     ));
-    s.unlink(vol, vol, b"f", false, now()).unwrap();
+    s.unlink(vol, vol, b"f", false, &cx()).unwrap();
     assert_eq!(s.getattr(vol, f.ino).unwrap().nlink, 1);
-    s.unlink(vol, d.ino, b"f2", false, now()).unwrap();
+    s.unlink(vol, d.ino, b"f2", false, &cx()).unwrap();
     assert!(
         s.getattr(vol, f.ino).is_err(),
         "inode gone with its last name"
     );
-    s.unlink(vol, vol, b"d", true, now()).unwrap();
+    s.unlink(vol, vol, b"d", true, &cx()).unwrap();
     assert_eq!(s.getattr(vol, vol).unwrap().nlink, 2);
     assert!(matches!(
-        s.unlink(vol, vol, b"d", true, now()),
+        s.unlink(vol, vol, b"d", true, &cx()),
         Err(MetaError::NotFound(_))
     ));
 }
 
-fn unlinked_but_open(s: &MetaStore) {
+pub fn unlinked_but_open(s: &MetaStore) {
     let (ws, vol) = setup(s, "o");
     s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)
         .unwrap();
-    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     let h = block(s, ws, 7);
-    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, now())
+    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
         .unwrap();
-    s.open(vol, "se-1", f.ino).unwrap();
-    let out = s.unlink(vol, vol, b"f", false, now()).unwrap();
-    assert!(out.freed.is_empty());
-    let (a, ch) = s.open(vol, "", f.ino).unwrap();
+    s.open(vol, f.ino, &Cx::by(now(), "se-1")).unwrap();
+    let out = s.unlink(vol, vol, b"f", false, &cx()).unwrap();
+    assert!(out.changes.freed.is_empty());
+    let (a, ch) = s.open(vol, f.ino, &cx()).unwrap();
     assert_eq!((a.nlink, a.size, ch.len()), (0, 100, 1));
     let out = s.release(vol, "se-1", f.ino).unwrap();
-    assert_eq!(out.freed, vec![bref(ws, h)]);
+    assert_eq!(out.changes.freed, vec![bref(ws, h)]);
     assert!(s.getattr(vol, f.ino).is_err());
     // a session that dies releases what it held open
-    let g = s.create(vol, vol, b"g", &file(0o644), true, now()).unwrap();
+    let g = s
+        .create(vol, vol, b"g", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     s.open_session(&owner(ws), "se-2", vol, "", 10).unwrap();
-    s.open(vol, "se-2", g.ino).unwrap();
-    s.unlink(vol, vol, b"g", false, now()).unwrap();
+    s.open(vol, g.ino, &at_ms(5, "se-2")).unwrap();
+    s.unlink(vol, vol, b"g", false, &cx()).unwrap();
     assert!(s.getattr(vol, g.ino).is_ok());
     let ended = s.expire_sessions(11, None).unwrap();
     assert_eq!(ended.value, vec!["se-2".to_string()]);
     assert!(s.getattr(vol, g.ino).is_err());
 }
 
-fn rename_rules(s: &MetaStore) {
+pub fn rename_rules(s: &MetaStore) {
     let (_, vol) = setup(s, "r");
-    let a = s.create(vol, vol, b"a", &file(0o644), true, now()).unwrap();
-    let b = s.create(vol, vol, b"b", &file(0o644), true, now()).unwrap();
-    let d = s.create(vol, vol, b"d", &dir(0o755), true, now()).unwrap();
-    let e = s.create(vol, vol, b"e", &dir(0o755), true, now()).unwrap();
+    let a = s
+        .create(vol, vol, b"a", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let b = s
+        .create(vol, vol, b"b", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let e = s
+        .create(vol, vol, b"e", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
     let none = RenameFlags::default();
     let noreplace = RenameFlags {
         noreplace: true,
@@ -455,53 +500,56 @@ fn rename_rules(s: &MetaStore) {
         exchange: true,
     };
     assert!(matches!(
-        s.rename(vol, vol, b"a", vol, b"b", noreplace, now()),
+        s.rename(vol, vol, b"a", vol, b"b", noreplace, &cx()),
         Err(MetaError::AlreadyExists(_))
     ));
-    let r = s.rename(vol, vol, b"a", vol, b"b", none, now()).unwrap();
+    let r = s.rename(vol, vol, b"a", vol, b"b", none, &cx()).unwrap();
     assert_eq!(r.value, Some(b.ino));
     assert!(s.getattr(vol, b.ino).is_err());
     assert_eq!(s.lookup(vol, vol, b"b").unwrap().ino, a.ino);
     assert!(matches!(
-        s.rename(vol, vol, b"b", vol, b"d", none, now()),
+        s.rename(vol, vol, b"b", vol, b"d", none, &cx()),
         Err(MetaError::IsDirectory)
     ));
     assert!(matches!(
-        s.rename(vol, vol, b"d", vol, b"b", none, now()),
+        s.rename(vol, vol, b"d", vol, b"b", none, &cx()),
         Err(MetaError::NotDirectory)
     ));
     // directory into another: link counts follow
-    s.rename(vol, vol, b"d", e.ino, b"d", none, now()).unwrap();
+    s.rename(vol, vol, b"d", e.ino, b"d", none, &cx()).unwrap();
     assert_eq!(s.getattr(vol, e.ino).unwrap().nlink, 3);
     assert_eq!(s.getattr(vol, vol).unwrap().nlink, 3);
     assert!(matches!(
-        s.rename(vol, vol, b"e", d.ino, b"x", none, now()),
+        s.rename(vol, vol, b"e", d.ino, b"x", none, &cx()),
         Err(MetaError::InvalidArgument(_))
     ));
     // replace an empty directory, refuse a full one
-    let f = s.create(vol, vol, b"f", &dir(0o755), true, now()).unwrap();
+    let f = s
+        .create(vol, vol, b"f", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
     assert!(matches!(
-        s.rename(vol, vol, b"f", vol, b"e", none, now()),
+        s.rename(vol, vol, b"f", vol, b"e", none, &cx()),
         Err(MetaError::NotEmpty)
     ));
-    s.rename(vol, e.ino, b"d", vol, b"f", none, now()).unwrap();
+    s.rename(vol, e.ino, b"d", vol, b"f", none, &cx()).unwrap();
     assert!(s.getattr(vol, f.ino).is_err());
     // exchange a file and a directory
-    s.rename(vol, vol, b"b", vol, b"f", exchange, now())
+    s.rename(vol, vol, b"b", vol, b"f", exchange, &cx())
         .unwrap();
     assert_eq!(s.lookup(vol, vol, b"f").unwrap().ino, a.ino);
     assert_eq!(s.lookup(vol, vol, b"b").unwrap().ino, d.ino);
     assert!(matches!(
-        s.rename(vol, vol, b"b", vol, b"zz", exchange, now()),
+        s.rename(vol, vol, b"b", vol, b"zz", exchange, &cx()),
         Err(MetaError::NotFound(_))
     ));
     // rename onto another name of the same inode does nothing
-    s.link(vol, a.ino, vol, b"a2", now()).unwrap();
-    s.rename(vol, vol, b"f", vol, b"a2", none, now()).unwrap();
+    s.link(vol, a.ino, vol, b"a2", &cx()).unwrap();
+    s.rename(vol, vol, b"f", vol, b"a2", none, &cx()).unwrap();
     assert_eq!(s.getattr(vol, a.ino).unwrap().nlink, 2);
 }
 
-fn readdir_paging(s: &MetaStore) {
+pub fn readdir_paging(s: &MetaStore) {
     let (_, vol) = setup(s, "rd");
     for i in 0..250 {
         s.create(
@@ -510,7 +558,7 @@ fn readdir_paging(s: &MetaStore) {
             format!("f{i}").as_bytes(),
             &file(0o644),
             true,
-            now(),
+            &cx(),
         )
         .unwrap();
     }
@@ -528,12 +576,15 @@ fn readdir_paging(s: &MetaStore) {
     assert_eq!(seen.len(), 250);
 }
 
-fn contents_truncate_and_block_refs(s: &MetaStore) {
+pub fn contents_truncate_and_block_refs(s: &MetaStore) {
     let (ws, vol) = setup(s, "b");
-    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     let missing = [9u8; 32];
     assert!(matches!(
-        s.commit(vol, f.ino, &[chunk(0, missing, 10)], 10, false, now()),
+        s.commit(vol, f.ino, &[chunk(0, missing, 10)], 10, false, &cx()),
         Err(MetaError::MissingBlock(_))
     ));
     assert_eq!(
@@ -543,7 +594,7 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
     // Sizes past the largest file are refused, never stored wrapped.
     for end in [u64::MAX, MAX_FILE_SIZE + 1] {
         assert!(matches!(
-            s.commit(vol, f.ino, &[], end, false, now()),
+            s.commit(vol, f.ino, &[], end, false, &cx()),
             Err(MetaError::FileTooLarge(_))
         ));
         let big = SetAttr {
@@ -551,7 +602,7 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
             ..Default::default()
         };
         assert!(matches!(
-            s.setattr(vol, f.ino, &big, now()),
+            s.setattr(vol, f.ino, &big, &cx()),
             Err(MetaError::FileTooLarge(_))
         ));
     }
@@ -567,13 +618,13 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
             &[chunk(0, h1, full), chunk(1, h2, 10)],
             CHUNK_SIZE + 10,
             true,
-            now(),
+            &cx(),
         )
         .unwrap();
     assert_eq!(a.value.size, CHUNK_SIZE + 10);
     assert!(a.value.version > f.version);
     // an empty (fsync-only) commit changes nothing
-    let same = s.commit(vol, f.ino, &[], 0, true, now()).unwrap();
+    let same = s.commit(vol, f.ino, &[], 0, true, &cx()).unwrap();
     assert_eq!(
         (same.value.version, same.value.mtime),
         (a.value.version, a.value.mtime)
@@ -589,27 +640,28 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
     // the same hash fails exactly as for a hash nobody holds.
     let ov = s.create_volume(other.id, "ov", now()).unwrap();
     let of = s
-        .create(ov.root, ov.root, b"f", &file(0o644), true, now())
-        .unwrap();
-    let stolen = s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, now());
+        .create(ov.root, ov.root, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let stolen = s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, &cx());
     assert!(matches!(stolen, Err(MetaError::MissingBlock(_))));
     assert_eq!(s.missing_blocks(other.id, &[h1]).unwrap(), vec![h1]);
     // Once it uploads the bytes itself it holds its own block.
     s.register_block(&bref(other.id, h1), 100, 0).unwrap();
-    s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, now())
+    s.commit(ov.root, of.ino, &[chunk(0, h1, 10)], 10, false, &cx())
         .unwrap();
     let mut owners = s.block_owners(&h1).unwrap();
     owners.sort();
     assert_eq!(owners, vec![ws, other.id]);
     let gone = s.delete_volume(other.id, "ov").unwrap();
-    assert_eq!(gone.freed, vec![bref(other.id, h1)]);
+    assert_eq!(gone.changes.freed, vec![bref(other.id, h1)]);
     assert!(reap(s, bref(other.id, h1), 1));
     assert!(
         s.block_visible(ws, &h1).unwrap(),
         "the owner keeps its block"
     );
     // a server-side copy shares blocks
-    let c = s.copy(vol, f.ino, vol, b"copy", now()).unwrap();
+    let c = s.copy(vol, f.ino, vol, b"copy", &cx()).unwrap().value;
     assert_eq!(s.chunks(vol, c.ino).unwrap(), s.chunks(vol, f.ino).unwrap());
     // shrink into the first chunk: chunk 1 goes, chunk 0 is shortened
     let t = s
@@ -620,14 +672,17 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
                 size: Some(5),
                 ..Default::default()
             },
-            now(),
+            &cx(),
         )
         .unwrap();
     assert_eq!(t.value.size, 5);
-    assert!(t.freed.is_empty(), "the copy still holds both blocks");
+    assert!(
+        t.changes.freed.is_empty(),
+        "the copy still holds both blocks"
+    );
     assert_eq!(s.chunks(vol, f.ino).unwrap(), vec![chunk(0, h1, 5)]);
-    let gone = s.unlink(vol, vol, b"copy", false, now()).unwrap();
-    assert_eq!(gone.freed, vec![bref(ws, h2)]);
+    let gone = s.unlink(vol, vol, b"copy", false, &cx()).unwrap();
+    assert_eq!(gone.changes.freed, vec![bref(ws, h2)]);
     assert!(reap(s, bref(ws, h2), 1));
     assert!(
         !reap(s, bref(ws, h1), 1),
@@ -645,11 +700,11 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
             }],
             3,
             false,
-            now(),
+            &cx(),
         )
         .unwrap();
     assert_eq!(
-        out.freed,
+        out.changes.freed,
         vec![bref(ws, h1)],
         "overwriting a chunk drops its old block"
     );
@@ -661,17 +716,17 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
                 size: Some(0),
                 ..Default::default()
             },
-            now(),
+            &cx(),
         )
         .unwrap();
-    assert!(out.freed.is_empty());
+    assert!(out.changes.freed.is_empty());
     let h3 = block(s, ws, 3);
     let a = s
-        .commit(vol, f.ino, &[chunk(100, h3, 1)], 0, false, now())
+        .commit(vol, f.ino, &[chunk(100, h3, 1)], 0, false, &cx())
         .unwrap();
     assert_eq!(a.value.size, 100 * CHUNK_SIZE + 1);
     let v = s.delete_volume(ws, "vol").unwrap();
-    assert_eq!(v.freed, vec![bref(ws, h3)]);
+    assert_eq!(v.changes.freed, vec![bref(ws, h3)]);
     // pending uploads expire
     let h4 = bref(ws, [4u8; 32]);
     s.register_block(&h4, 1, 1000).unwrap();
@@ -682,10 +737,11 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
     // is offered again until its deletion finished.
     let v2 = s.create_volume(ws, "vol2", now()).unwrap();
     let f2 = s
-        .create(v2.root, v2.root, b"f", &file(0o644), true, now())
-        .unwrap();
+        .create(v2.root, v2.root, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     assert!(matches!(
-        s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, now()),
+        s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, &cx()),
         Err(MetaError::MissingBlock(_))
     ));
     assert!(!s.block_visible(ws, &h4.hash).unwrap());
@@ -694,13 +750,16 @@ fn contents_truncate_and_block_refs(s: &MetaStore) {
     s.register_block(&h4, 1, 5000).unwrap();
     s.drop_block(&h4).unwrap();
     assert!(s.block_visible(ws, &h4.hash).unwrap());
-    s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, now())
+    s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, &cx())
         .unwrap();
 }
 
-fn attributes_and_xattrs(s: &MetaStore) {
+pub fn attributes_and_xattrs(s: &MetaStore) {
     let (_, vol) = setup(s, "x");
-    let f = s.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
     let t = Timespec {
         sec: 1_000_000,
         nsec: 5,
@@ -716,7 +775,7 @@ fn attributes_and_xattrs(s: &MetaStore) {
                 mtime: Some(TimeSet::At(t)),
                 ..Default::default()
             },
-            now(),
+            &cx(),
         )
         .unwrap()
         .value;
@@ -726,28 +785,28 @@ fn attributes_and_xattrs(s: &MetaStore) {
         s.get_xattr(vol, f.ino, b"user.a"),
         Err(MetaError::NoData)
     ));
-    s.set_xattr(vol, f.ino, b"user.a", b"1", XattrMode::Create, now())
+    s.set_xattr(vol, f.ino, b"user.a", b"1", XattrMode::Create, &cx())
         .unwrap();
     assert!(matches!(
-        s.set_xattr(vol, f.ino, b"user.a", b"2", XattrMode::Create, now()),
+        s.set_xattr(vol, f.ino, b"user.a", b"2", XattrMode::Create, &cx()),
         Err(MetaError::AlreadyExists(_))
     ));
     assert!(matches!(
-        s.set_xattr(vol, f.ino, b"user.b", b"2", XattrMode::Replace, now()),
+        s.set_xattr(vol, f.ino, b"user.b", b"2", XattrMode::Replace, &cx()),
         Err(MetaError::NoData)
     ));
-    s.set_xattr(vol, f.ino, b"user.a", b"3", XattrMode::Replace, now())
+    s.set_xattr(vol, f.ino, b"user.a", b"3", XattrMode::Replace, &cx())
         .unwrap();
-    s.set_xattr(vol, f.ino, b"user.b", b"", XattrMode::Any, now())
+    s.set_xattr(vol, f.ino, b"user.b", b"", XattrMode::Any, &cx())
         .unwrap();
     assert_eq!(s.get_xattr(vol, f.ino, b"user.a").unwrap(), b"3");
     assert_eq!(
         s.list_xattr(vol, f.ino).unwrap(),
         vec![b"user.a".to_vec(), b"user.b".to_vec()]
     );
-    s.remove_xattr(vol, f.ino, b"user.a", now()).unwrap();
+    s.remove_xattr(vol, f.ino, b"user.a", &cx()).unwrap();
     assert!(matches!(
-        s.remove_xattr(vol, f.ino, b"user.a", now()),
+        s.remove_xattr(vol, f.ino, b"user.a", &cx()),
         Err(MetaError::NoData)
     ));
     assert!(matches!(
@@ -757,13 +816,13 @@ fn attributes_and_xattrs(s: &MetaStore) {
             b"user.big",
             &vec![0; XATTR_VALUE_MAX + 1],
             XattrMode::Any,
-            now()
+            &cx()
         ),
         Err(MetaError::TooBig(_))
     ));
 }
 
-fn concurrent_exclusive_create(s: &MetaStore) {
+pub fn concurrent_exclusive_create(s: &MetaStore) {
     let (_, vol) = setup(s, "race");
     for round in 0..20 {
         let name = format!("lock{round}");
@@ -772,7 +831,7 @@ fn concurrent_exclusive_create(s: &MetaStore) {
                 .map(|_| {
                     let name = name.clone();
                     sc.spawn(move || {
-                        s.create(vol, vol, name.as_bytes(), &file(0o644), true, now())
+                        s.create(vol, vol, name.as_bytes(), &file(0o644), true, &cx())
                             .is_ok() as usize
                     })
                 })
@@ -783,103 +842,298 @@ fn concurrent_exclusive_create(s: &MetaStore) {
     }
 }
 
-fn suite(make: impl Fn() -> MetaStore) {
-    tokens_and_volumes(&make());
-    apps_and_lifetimes(&make());
-    create_lookup_and_exclusive(&make());
-    unlink_rmdir_and_links(&make());
-    unlinked_but_open(&make());
-    rename_rules(&make());
-    readdir_paging(&make());
-    contents_truncate_and_block_refs(&make());
-    attributes_and_xattrs(&make());
-    concurrent_exclusive_create(&make());
+/// A change by mount session `session` at `ms` milliseconds.
+fn at_ms<'a>(ms: i64, session: &'a str) -> Cx<'a> {
+    Cx::by(
+        Timespec {
+            sec: ms / 1000,
+            nsec: ((ms % 1000) * 1_000_000) as u32,
+        },
+        session,
+    )
 }
 
-#[test]
-fn sqlite_conformance() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = std::sync::atomic::AtomicU32::new(0);
-    suite(|| {
-        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        MetaStore::sqlite(&dir.path().join(format!("meta{i}.db"))).unwrap()
-    });
+fn wlock(session: &str, owner: u64, start: u64, end: u64) -> LockRange {
+    LockRange {
+        session: session.into(),
+        owner,
+        kind: LockKind::Write,
+        start,
+        end,
+        pid: owner as u32,
+    }
 }
 
-#[test]
-fn sqlite_two_handles_on_one_file_see_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("meta.db");
-    let a = MetaStore::sqlite(&p).unwrap();
-    let b = MetaStore::sqlite(&p).unwrap();
-    let (_, vol) = setup(&a, "shared");
-    let f = a.create(vol, vol, b"f", &file(0o644), true, now()).unwrap();
-    assert_eq!(b.lookup(vol, vol, b"f").unwrap().ino, f.ino);
+fn rlock(session: &str, owner: u64, start: u64, end: u64) -> LockRange {
+    LockRange {
+        kind: LockKind::Read,
+        ..wlock(session, owner, start, end)
+    }
+}
+
+fn granted(o: LockOutcome) -> u64 {
+    match o {
+        LockOutcome::Granted { fence, .. } => fence,
+        other => panic!("not granted: {other:?}"),
+    }
+}
+
+pub fn sessions_leases_and_generations(s: &MetaStore) {
+    let (ws, vol) = setup(s, "w");
+    let l = s.open_session(&owner(ws), "se-a", vol, "", 2_000).unwrap();
+    assert_eq!(l.generation, 1);
+    // Renewed while alive; a resume makes a new generation and the old
+    // stream's renewals are refused from then on.
+    s.renew_session("se-a", 1, 1_500, 3_500).unwrap();
+    let r = s
+        .resume_session(&owner(ws), "se-a", vol, 2_000, 4_000)
+        .unwrap();
+    assert_eq!((r.generation, r.expires_ms), (2, 4_000));
     assert!(matches!(
-        b.create(vol, vol, b"f", &file(0o644), true, now()),
-        Err(MetaError::AlreadyExists(_))
+        s.renew_session("se-a", 1, 2_100, 5_000),
+        Err(MetaError::Fenced(_))
     ));
+    s.renew_session("se-a", 2, 2_100, 5_000).unwrap();
+    // Writes need a live lease, checked in the write's own transaction.
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &at_ms(4_000, "se-a"))
+        .unwrap()
+        .value;
+    // Past its lease, even before any reaper ran, the session is fenced:
+    // no write, no open, no renewal, no resume.
+    let late = at_ms(5_001, "se-a");
+    assert!(matches!(
+        s.create(vol, vol, b"g", &file(0o644), true, &late),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(matches!(
+        s.commit(vol, f.ino, &[], 10, false, &late),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(matches!(
+        s.open(vol, f.ino, &late),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(matches!(
+        s.renew_session("se-a", 2, 5_001, 9_000),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(matches!(
+        s.resume_session(&owner(ws), "se-a", vol, 5_001, 9_000),
+        Err(MetaError::NotFound(_))
+    ));
+    assert!(s.lookup(vol, vol, b"g").is_err(), "nothing was written");
+    // An unknown session writes nothing either.
+    assert!(matches!(
+        s.create(vol, vol, b"g", &file(0o644), true, &at_ms(1, "se-none")),
+        Err(MetaError::Fenced(_))
+    ));
+    let ended = s.expire_sessions(5_001, None).unwrap();
+    assert_eq!(ended.value, vec!["se-a".to_string()]);
+    assert!(matches!(s.session("se-a"), Err(MetaError::NotFound(_))));
+    // A one-shot client (no session) is not subject to leases.
+    s.create(vol, vol, b"g", &file(0o644), true, &cx()).unwrap();
 }
 
-/// A database written by the first release (no apps, tokens without ids)
-/// opens with its tokens and volumes intact.
-#[test]
-fn sqlite_upgrades_a_first_release_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("meta.db");
+pub fn locks_queue_and_fencing(s: &MetaStore) {
+    let (ws, vol) = setup(s, "w");
+    for id in ["se-a", "se-b", "se-c"] {
+        s.open_session(&owner(ws), id, vol, "", 10_000).unwrap();
+    }
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let a = at_ms(1_000, "se-a");
+    let b = at_ms(1_000, "se-b");
+    // Readers share, a writer is refused and told who is in the way.
+    granted(
+        s.lock(vol, f.ino, &rlock("se-a", 1, 0, 99), None, false, &a)
+            .unwrap(),
+    );
+    granted(
+        s.lock(vol, f.ino, &rlock("se-b", 1, 50, 150), None, false, &b)
+            .unwrap(),
+    );
+    match s
+        .lock(vol, f.ino, &wlock("se-b", 2, 60, 60), None, false, &b)
+        .unwrap()
     {
-        let c = rusqlite::Connection::open(&p).unwrap();
-        c.execute_batch(
-            "CREATE TABLE workspaces(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
-             CREATE TABLE tokens(hash BLOB PRIMARY KEY, workspace INTEGER NOT NULL, label TEXT NOT NULL,
-                 revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-             CREATE TABLE volumes(root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE,
-                 workspace INTEGER NOT NULL, name TEXT NOT NULL, created INTEGER NOT NULL,
-                 UNIQUE(workspace, name));
-             CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL,
-                 kind INTEGER NOT NULL, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
-                 nlink INTEGER NOT NULL, size INTEGER NOT NULL, atime_s INTEGER NOT NULL,
-                 atime_ns INTEGER NOT NULL, mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                 ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, rdev INTEGER NOT NULL,
-                 version INTEGER NOT NULL, target BLOB);
-             CREATE TABLE sessions(id TEXT PRIMARY KEY, volume INTEGER NOT NULL,
-                 expires INTEGER NOT NULL) WITHOUT ROWID;
-             CREATE TABLE dentries(id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,
-                 name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));
-             CREATE TABLE chunks(ino INTEGER NOT NULL, idx INTEGER NOT NULL, len INTEGER NOT NULL,
-                 hash BLOB, data BLOB, PRIMARY KEY(ino, idx)) WITHOUT ROWID;
-             CREATE TABLE blocks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,
-                 pending_until INTEGER NOT NULL) WITHOUT ROWID;
-             CREATE INDEX blocks_unreferenced ON blocks(pending_until) WHERE refs <= 0;
-             INSERT INTO inodes VALUES (2, 1, 1, 420, 0, 0, 1, 10, 0, 0, 0, 0, 0, 0, 0, 1, NULL);
-             INSERT INTO dentries(parent, name, ino) VALUES (1, x'66', 2);
-             INSERT INTO chunks VALUES (2, 0, 10, x'0505050505050505050505050505050505050505050505050505050505050505', NULL);
-             INSERT INTO blocks VALUES (x'0505050505050505050505050505050505050505050505050505050505050505', 10, 1, 0);
-             INSERT INTO blocks VALUES (x'0606060606060606060606060606060606060606060606060606060606060606', 10, 0, 0);
-             INSERT INTO workspaces VALUES (1, 'main', 0);
-             INSERT INTO tokens(hash, workspace, label) VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 1, 'admin');
-             INSERT INTO inodes VALUES (1, 1, 2, 493, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL);
-             INSERT INTO volumes VALUES (1, 'vo-old', 1, 'old', 0);",
+        LockOutcome::Conflict(r) => assert_eq!((r.session.as_str(), r.start), ("se-a", 0)),
+        other => panic!("{other:?}"),
+    }
+    assert!(s
+        .test_lock(vol, f.ino, &wlock("se-c", 1, 0, 0))
+        .unwrap()
+        .is_some());
+    assert!(s
+        .test_lock(vol, f.ino, &wlock("se-c", 1, 151, 200))
+        .unwrap()
+        .is_none());
+    s.unlock(vol, f.ino, "se-a", 1, 0, u64::MAX).unwrap();
+    s.unlock(vol, f.ino, "se-b", 1, 0, u64::MAX).unwrap();
+
+    // Write grants carry rising fencing tokens; a split range keeps its
+    // token; unlocking reports the newest token still held.
+    let t1 = granted(
+        s.lock(vol, f.ino, &wlock("se-a", 1, 0, u64::MAX), None, false, &a)
+            .unwrap(),
+    );
+    assert!(t1 > 0);
+    let out = s.unlock(vol, f.ino, "se-a", 1, 10, 19).unwrap();
+    assert_eq!(out.value, t1);
+    assert_eq!(out.changes.unlocked, vec![f.ino]);
+    assert!(
+        out.changes.feed > 0,
+        "waiters elsewhere are woken through the feed"
+    );
+    let fenced = at_ms(1_000, "se-a").fenced(t1);
+    s.commit(vol, f.ino, &[], 5, false, &fenced).unwrap();
+    // Queue: a blocking request yields to an earlier waiter.
+    let qb = s
+        .queue_lock(vol, f.ino, &wlock("se-b", 1, 0, 9), &b)
+        .unwrap();
+    let qc = s
+        .queue_lock(vol, f.ino, &wlock("se-c", 1, 0, 9), &at_ms(1_000, "se-c"))
+        .unwrap();
+    assert!(qc > qb);
+    assert!(matches!(
+        s.lock(
+            vol,
+            f.ino,
+            &wlock("se-c", 1, 0, 9),
+            Some(qc),
+            true,
+            &at_ms(1_000, "se-c")
+        )
+        .unwrap(),
+        LockOutcome::Conflict(_)
+    ));
+    // The holder's session ends: its locks go, the first waiter wins
+    // with a newer token, and the old token is fenced.
+    let ended = s.expire_sessions(20_000, Some("se-a")).unwrap();
+    assert_eq!(ended.changes.unlocked, vec![f.ino]);
+    assert!(
+        matches!(
+            s.lock(
+                vol,
+                f.ino,
+                &wlock("se-c", 1, 0, 9),
+                Some(qc),
+                true,
+                &at_ms(1_000, "se-c")
+            )
+            .unwrap(),
+            LockOutcome::Conflict(_)
+        ),
+        "se-b queued first"
+    );
+    let t2 = granted(
+        s.lock(vol, f.ino, &wlock("se-b", 1, 0, 9), Some(qb), true, &b)
+            .unwrap(),
+    );
+    assert!(t2 > t1);
+    s.unqueue_lock(vol, qc).unwrap();
+    assert!(matches!(
+        s.commit(vol, f.ino, &[], 50, false, &fenced),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(matches!(
+        s.setattr(
+            vol,
+            f.ino,
+            &SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+            &at_ms(1_000, "se-b").fenced(t1)
+        ),
+        Err(MetaError::Fenced(_))
+    ));
+    let b_fenced = at_ms(1_000, "se-b").fenced(t2);
+    s.commit(vol, f.ino, &[], 50, false, &b_fenced).unwrap();
+    assert_eq!(s.getattr(vol, f.ino).unwrap().size, 50);
+    // A session's lock cannot be released by another session.
+    s.unlock(vol, f.ino, "se-c", 1, 0, u64::MAX).unwrap();
+    assert!(s
+        .test_lock(vol, f.ino, &wlock("se-c", 1, 0, 0))
+        .unwrap()
+        .is_some());
+    // Locks are on inodes of the caller's volume only.
+    let (_, other_vol) = setup(s, "x");
+    assert!(matches!(
+        s.lock(other_vol, f.ino, &wlock("se-b", 1, 0, 0), None, false, &b),
+        Err(MetaError::NotFound(_))
+    ));
+    s.clear_lock_queue().unwrap();
+}
+
+pub fn changes_and_the_feed(s: &MetaStore) {
+    let (ws, vol) = setup(s, "w");
+    s.open_session(&owner(ws), "se-a", vol, "", i64::MAX)
+        .unwrap();
+    let start = s.feed_head().unwrap();
+    let by_a = Cx::by(now(), "se-a");
+    let d = s.create(vol, vol, b"d", &dir(0o755), true, &by_a).unwrap();
+    // The change set carries the new attributes, read in the transaction.
+    assert_eq!(d.changes.volume, vol);
+    let root = d.changes.attr(vol).expect("parent in the change set");
+    assert_eq!(root.nlink, 3);
+    assert!(d.changes.attr(d.value.ino).is_some());
+    assert_eq!(d.changes.entries, vec![(vol, b"d".to_vec())]);
+    assert!(d.changes.feed > start);
+    let f = s
+        .create(vol, d.value.ino, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let mv = s
+        .rename(
+            vol,
+            d.value.ino,
+            b"f",
+            vol,
+            b"g",
+            RenameFlags::default(),
+            &cx(),
         )
         .unwrap();
-    }
-    let s = MetaStore::sqlite(&p).unwrap();
-    let g = s.authenticate(&[1; 32]).unwrap();
-    assert!(g.admin);
-    let v = s.volume(g.workspace, "old").unwrap();
-    assert_eq!((v.root, v.ephemeral), (1, false));
-    let app = s.app(g.workspace, &v.app).unwrap();
-    assert_eq!((app.kind, app.volumes.len()), (AppKind::Volume, 1));
-    assert!(s.list_tokens(g.workspace).unwrap()[0].id.starts_with("tk-"));
-    // Blocks were shared by all workspaces; now the referencing one owns
-    // each, and an unreferenced upload is forgotten.
-    assert_eq!(s.block_owners(&[5; 32]).unwrap(), vec![g.workspace]);
-    assert!(s.block_owners(&[6; 32]).unwrap().is_empty());
-    let f = s.lookup(1, 1, b"f").unwrap();
-    assert_eq!(s.chunks(1, f.ino).unwrap(), vec![chunk(0, [5; 32], 10)]);
-    let gone = s.unlink(1, 1, b"f", false, now()).unwrap();
-    assert_eq!(gone.freed, vec![bref(g.workspace, [5; 32])]);
-    drop(s);
-    // and opening it again does not migrate twice
-    MetaStore::sqlite(&p).unwrap();
+    assert!(
+        mv.changes.attr(f.ino).is_some(),
+        "the moved inode's ctime changed"
+    );
+    let un = s.unlink(vol, vol, b"g", false, &cx()).unwrap();
+    assert_eq!(un.changes.gone, vec![f.ino]);
+    // The feed has each change once, in order, with its origin; the
+    // inode a change created is not news to anyone.
+    let page = s.feed_since(start, 100).unwrap();
+    assert!(!page.gap);
+    assert_eq!(page.entries.len(), 4);
+    assert_eq!(page.head, un.changes.feed);
+    let first = &page.entries[0];
+    assert_eq!((first.origin.as_str(), first.volume), ("se-a", vol));
+    assert_eq!(first.inodes, vec![vol]);
+    assert!(page.entries.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+    assert!(page.entries[2].entries.contains(&(vol, b"g".to_vec())));
+    // A clean fsync is no news.
+    let h = s
+        .create(vol, vol, b"h", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let before = s.feed_head().unwrap();
+    let c = s.commit(vol, h.ino, &[], 0, true, &cx()).unwrap();
+    assert_eq!((c.changes.feed, s.feed_head().unwrap()), (0, before));
+    // Deleting a volume is in the feed, so every server ends its sessions.
+    let v2 = s.create_volume(ws, "v2", now()).unwrap();
+    s.delete_volume(ws, "v2").unwrap();
+    let tail = s.feed_since(before, 100).unwrap();
+    assert!(tail
+        .entries
+        .iter()
+        .any(|e| e.volume == v2.root && e.volume_deleted));
+    // Trimming leaves a gap that a reader behind it is told about.
+    s.trim_feed(1).unwrap();
+    let behind = s.feed_since(start, 100).unwrap();
+    assert!(behind.gap);
+    assert_eq!(behind.entries.len(), 1);
+    assert!(!s.feed_since(behind.head, 100).unwrap().gap);
 }

@@ -1,0 +1,238 @@
+//! What a transaction changed: the lease and fencing checks every change
+//! makes first, the change set it returns and the feed row it appends.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows;
+use crate::types::*;
+use crate::{MetaError, Result};
+
+/// What an operation touched, named by the operation itself; the change
+/// set is read from it at the end of the same transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Touch {
+    /// Inodes other mounts must forget.
+    pub inodes: Vec<Ino>,
+    /// Inodes this change created: in the change set, not in the feed
+    /// (nobody else can have them cached).
+    pub fresh: Vec<Ino>,
+    pub entries: Vec<(Ino, Vec<u8>)>,
+}
+
+impl Touch {
+    pub(crate) fn inodes(inodes: &[Ino]) -> Self {
+        Self {
+            inodes: inodes.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn entry(mut self, parent: Ino, name: &[u8]) -> Self {
+        self.entries.push((parent, name.to_vec()));
+        self
+    }
+
+    pub(crate) fn fresh(mut self, ino: Ino) -> Self {
+        self.fresh.push(ino);
+        self
+    }
+}
+
+/// A change by a mount is only made while its lease holds: a client frozen
+/// past its lease, or cut off, writes nothing however late its request
+/// arrives.
+pub(crate) fn check_lease(c: &Connection, cx: &Cx<'_>) -> Result<()> {
+    if cx.session.is_empty() {
+        return Ok(());
+    }
+    let expires: Option<i64> = c
+        .prepare_cached("SELECT expires FROM sessions WHERE id = ?1")?
+        .query_row(params![cx.session], |r| r.get(0))
+        .optional()?;
+    match expires {
+        Some(e) if e >= cx.now_ms() => Ok(()),
+        _ => Err(MetaError::Fenced(
+            "the mount's lease has expired; its locks and open files are gone".into(),
+        )),
+    }
+}
+
+/// A writer that presents a fencing token must still hold that write lock.
+pub(crate) fn check_fence(c: &Connection, cx: &Cx<'_>, ino: Ino) -> Result<()> {
+    if cx.fence == 0 {
+        return Ok(());
+    }
+    let held = c
+        .prepare_cached(
+            "SELECT 1 FROM locks WHERE ino = ?1 AND session = ?2 AND fence = ?3 LIMIT 1",
+        )?
+        .query_row(params![ino as i64, cx.session, cx.fence as i64], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !held {
+        return Err(MetaError::Fenced(format!(
+            "write lock {} on inode {ino} is no longer held",
+            cx.fence
+        )));
+    }
+    Ok(())
+}
+
+/// Completes an operation's outcome inside its transaction: the touched
+/// inodes' new attributes and a feed row for everyone else.
+pub(crate) fn finish<T>(
+    c: &Connection,
+    vol: Ino,
+    cx: &Cx<'_>,
+    mut out: Outcome<T>,
+    touch: Touch,
+) -> Result<Outcome<T>> {
+    let ch = &mut out.changes;
+    ch.volume = vol;
+    let mut seen = Vec::new();
+    for ino in touch.inodes.iter().chain(&touch.fresh) {
+        if seen.contains(ino) {
+            continue;
+        }
+        seen.push(*ino);
+        match rows::attr(c, vol, *ino) {
+            Ok(a) => ch.attrs.push(a),
+            Err(MetaError::NotFound(_)) => ch.gone.push(*ino),
+            Err(e) => return Err(e),
+        }
+    }
+    ch.entries = touch.entries;
+    ch.created = touch.fresh;
+    let mut inodes = touch.inodes;
+    inodes.sort_unstable();
+    inodes.dedup();
+    let entry = FeedEntry {
+        volume: vol,
+        origin: cx.session.to_string(),
+        inodes,
+        entries: ch.entries.clone(),
+        unlocked: ch.unlocked.clone(),
+        ..Default::default()
+    };
+    if !entry.inodes.is_empty() || !entry.entries.is_empty() || !entry.unlocked.is_empty() {
+        ch.feed = append(c, &entry)?;
+    }
+    Ok(out)
+}
+
+/// Appends one entry to the change feed; returns its position.
+pub(crate) fn append(c: &Connection, e: &FeedEntry) -> Result<u64> {
+    c.prepare_cached(
+        "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.volume as i64,
+        e.origin,
+        encode_inos(&e.inodes),
+        encode_entries(&e.entries),
+        encode_inos(&e.unlocked),
+        e.volume_deleted
+    ])?;
+    Ok(c.last_insert_rowid() as u64)
+}
+
+pub(crate) fn head(c: &Connection) -> Result<u64> {
+    // AUTOINCREMENT keeps the highest position ever given, even when the
+    // entries themselves were trimmed.
+    let h: Option<i64> = c
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'feed'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(h.unwrap_or(0) as u64)
+}
+
+pub(crate) fn since(c: &Connection, after: u64, limit: usize) -> Result<FeedPage> {
+    let head = head(c)?;
+    let mut st = c.prepare_cached(
+        "SELECT seq, volume, origin, inodes, entries, unlocked, deleted FROM feed \
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after as i64, limit as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+            r.get::<_, Vec<u8>>(5)?,
+            r.get::<_, bool>(6)?,
+        ))
+    })?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (seq, volume, origin, inodes, ents, unlocked, deleted) = row?;
+        entries.push(FeedEntry {
+            seq: seq as u64,
+            volume: volume as u64,
+            origin,
+            inodes: decode_inos(&inodes)?,
+            entries: decode_entries(&ents)?,
+            unlocked: decode_inos(&unlocked)?,
+            volume_deleted: deleted,
+        });
+    }
+    let first = entries.first().map(|e| e.seq).unwrap_or(head + 1);
+    // Positions are dense: a hole right after `after` means trimmed rows.
+    let gap = after < head && first > after + 1;
+    Ok(FeedPage { entries, gap, head })
+}
+
+pub(crate) fn trim(c: &Connection, keep: u64) -> Result<()> {
+    let head = head(c)?;
+    if head > keep {
+        c.prepare_cached("DELETE FROM feed WHERE seq <= ?1")?
+            .execute(params![(head - keep) as i64])?;
+    }
+    Ok(())
+}
+
+fn encode_inos(v: &[Ino]) -> Vec<u8> {
+    v.iter().flat_map(|i| i.to_le_bytes()).collect()
+}
+
+fn decode_inos(b: &[u8]) -> Result<Vec<Ino>> {
+    if b.len() % 8 != 0 {
+        return Err(MetaError::Backend("corrupt feed entry".into()));
+    }
+    Ok(b.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect())
+}
+
+/// (parent u64, name length u16, name) per entry; names are at most 255.
+fn encode_entries(v: &[(Ino, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (p, n) in v {
+        out.extend_from_slice(&p.to_le_bytes());
+        out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        out.extend_from_slice(n);
+    }
+    out
+}
+
+fn decode_entries(mut b: &[u8]) -> Result<Vec<(Ino, Vec<u8>)>> {
+    let bad = || MetaError::Backend("corrupt feed entry".into());
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 10 {
+            return Err(bad());
+        }
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&b[..8]);
+        let n = u16::from_le_bytes([b[8], b[9]]) as usize;
+        let name = b.get(10..10 + n).ok_or_else(bad)?.to_vec();
+        out.push((u64::from_le_bytes(p), name));
+        b = &b[10 + n..];
+    }
+    Ok(out)
+}
