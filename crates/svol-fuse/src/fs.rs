@@ -158,16 +158,20 @@ impl SvolFs {
     /// attributes and version, or (`None`, after lost invalidations) all of
     /// them, so every next open re-checks with the server and drops stale
     /// pages.
-    pub(crate) fn forget_version(&self) -> impl Fn(Option<u64>) + Send + 'static {
+    /// For `None`, returns the inodes it forgot, whose kernel caches must
+    /// go too.
+    pub(crate) fn forget_version(&self) -> impl Fn(Option<u64>) -> Vec<u64> + Send + 'static {
         let inner = self.inner.clone();
         move |ino| match ino {
             Some(ino) => {
                 lock(&inner.seen).remove(&ino);
                 inner.dirs.forget(ino);
+                Vec::new()
             }
             None => {
-                lock(&inner.seen).clear();
+                let known: Vec<u64> = lock(&inner.seen).drain().map(|(ino, _)| ino).collect();
                 inner.dirs.forget_all();
+                known
             }
         }
     }

@@ -99,8 +99,12 @@ impl Mount {
             opts.cache_dir.clone(),
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
-        let (session_id, lease, lease_state, invalidations) =
-            session::start(vol.clone(), opts.app.clone()).await?;
+        let (session_id, lease, lease_state, invalidations) = session::start(
+            vol.clone(),
+            opts.app.clone(),
+            locks.applied_watch.subscribe(),
+        )
+        .await?;
         tracing::debug!("session opened");
         drop(session_id);
         let fs = fs::SvolFs::new(

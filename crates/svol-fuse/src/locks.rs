@@ -20,6 +20,8 @@ use crate::fs::Inner;
 pub(crate) struct LockState {
     /// Highest invalidation sequence number applied to the kernel.
     pub(crate) applied: AtomicU64,
+    /// The same, for the session stream to acknowledge to the server.
+    pub(crate) applied_watch: tokio::sync::watch::Sender<u64>,
     /// For dropping the kernel's page cache of a file after a grant.
     pub(crate) notifier: OnceLock<fuser::Notifier>,
     /// (inode, owner) pairs that may hold locks, so close only asks the

@@ -26,6 +26,7 @@ fn stream_of(
     every_ms: Arc<AtomicU64>,
     bye: watch::Receiver<bool>,
     lease: Arc<LeaseState>,
+    applied: watch::Receiver<u64>,
 ) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
     static BEATS: AtomicU64 = AtomicU64::new(0);
     let hello = p::SessionUp {
@@ -35,6 +36,20 @@ fn stream_of(
             app,
         })),
     };
+    // Acknowledges applied invalidations (coalesced: only the latest), so
+    // the server knows how far behind this mount is.
+    let acks = futures::stream::unfold(
+        (applied, bye.clone()),
+        |(mut applied, mut bye)| async move {
+            tokio::select! {
+                r = applied.changed() => r.ok()?,
+                _ = bye.changed() => return None,
+            }
+            let seq = *applied.borrow_and_update();
+            let msg = p::session_up::Msg::Applied(p::Applied { seq });
+            Some((p::SessionUp { msg: Some(msg) }, (applied, bye)))
+        },
+    );
     let beats = futures::stream::unfold(Some(bye), move |bye| {
         let every_ms = every_ms.clone();
         let lease = lease.clone();
@@ -56,7 +71,7 @@ fn stream_of(
             Some((p::SessionUp { msg: Some(msg) }, (!leaving).then_some(bye)))
         }
     });
-    futures::stream::once(async move { hello }).chain(beats)
+    futures::stream::once(async move { hello }).chain(futures::stream::select(beats, acks))
 }
 
 /// The mount's lease. [`Lease::close`] ends it at once instead of letting
@@ -81,6 +96,7 @@ impl Lease {
 pub(crate) async fn start(
     vol: Volume,
     app: String,
+    applied: watch::Receiver<u64>,
 ) -> Result<
     (
         String,
@@ -106,6 +122,7 @@ pub(crate) async fn start(
             every_ms.clone(),
             bye_rx.clone(),
             state.clone(),
+            applied.clone(),
         ))
         .await?;
     let welcome = match down.message().await? {
@@ -168,6 +185,7 @@ pub(crate) async fn start(
                     every_ms.clone(),
                     bye_rx.clone(),
                     st.clone(),
+                    applied.clone(),
                 );
                 let mut s = match v.client().session(up).await {
                     Ok(s) => s,
@@ -217,7 +235,7 @@ pub(crate) fn spawn_invalidator(
     n: fuser::Notifier,
     rx: std_mpsc::Receiver<p::Invalidation>,
     root: u64,
-    on_inode: impl Fn(Option<u64>) + Send + 'static,
+    on_inode: impl Fn(Option<u64>) -> Vec<u64> + Send + 'static,
     locks: Arc<crate::locks::LockState>,
 ) {
     use std::os::unix::ffi::OsStrExt;
@@ -230,17 +248,24 @@ pub(crate) fn spawn_invalidator(
                     // Some invalidations never arrived: trust nothing cached
                     // (the kernel's entries and attributes live one second).
                     tracing::warn!("invalidations were lost; dropping caches");
-                    on_inode(None);
+                    for ino in on_inode(None) {
+                        let _ = n.inval_inode(k(ino), 0, 0);
+                    }
                 }
                 for e in &inv.entries {
                     let _ = n.inval_entry(k(e.parent), std::ffi::OsStr::from_bytes(&e.name));
                 }
                 for ino in &inv.inodes {
-                    on_inode(Some(*ino));
+                    let _ = on_inode(Some(*ino));
                     let _ = n.inval_inode(k(*ino), 0, 0);
                 }
-                // A lock grant waits for this (see locks.rs).
-                locks.applied.fetch_max(inv.seq, Ordering::Release);
+                // A lock grant waits for this (see locks.rs), and the
+                // server for the acknowledgement.
+                let seq = locks
+                    .applied
+                    .fetch_max(inv.seq, Ordering::Release)
+                    .max(inv.seq);
+                locks.applied_watch.send_replace(seq);
             }
         })
         .ok();

@@ -1,18 +1,22 @@
 //! svol's metadata: workspaces, tokens, apps, volumes and each volume's file tree
 //! (inodes, directory entries, chunk maps, xattrs, open files, block
-//! reference counts).
+//! reference counts), and the coordination state of every server: sessions
+//! and their leases, locks with fencing tokens, and the change feed.
 //!
 //! Every method of [`MetaBackend`] is one whole file-system operation and one
 //! transaction, so `rename`, `O_CREAT|O_EXCL`, `mkdir` and `link` are atomic
-//! and exclusive for every client of the server. The crate owns the rules of
-//! the tree (nlink, times, what may replace what); it does not store file
+//! and exclusive for every client of the server. A change checks the acting
+//! session's lease (and a presented fencing token) in its own transaction,
+//! returns what it changed (`ChangeSet`) and appends it to the feed. The
+//! crate owns the rules of the tree (nlink, times, what may replace what);
+//! it does not store file
 //! bytes (that is `svol-blocks`) and must not depend on any svol crate: block
 //! hashes are plain `[u8; 32]` here.
 //!
 //! Callers use the concrete [`MetaStore`]; backends implement
-//! [`MetaBackend`] and are all checked by the one conformance suite,
-//! [`conformance`] (feature `conformance`), which every backend's tests run
-//! through [`meta_conformance!`] with one `#[test]` per case.
+//! [`MetaBackend`] and are all checked by the one conformance suite, the
+//! `conformance` module (feature `conformance`), which every backend's tests
+//! run through `meta_conformance!` with one `#[test]` per case.
 
 mod backend;
 #[cfg(feature = "conformance")]
@@ -20,6 +24,7 @@ pub mod conformance;
 mod error;
 mod lifetimes;
 mod sqlite;
+mod tree;
 mod types;
 
 use std::ops::Deref;

@@ -3,13 +3,18 @@
 //! It serves the gRPC protocol of `svol-proto` on top of a `MetaStore` and a
 //! `BlockStore` (over TLS beyond loopback), checks every call's token before
 //! its body is read and against its workspace, bounds what one connection
-//! or call may cost, keeps the sessions of mounted clients (leases up,
-//! invalidations down) and deletes blocks whose last reference is gone. It
-//! must not depend on the client or FUSE crates.
+//! or call may cost, keeps the streams of mounted clients' sessions (leases
+//! up, invalidations down), tails the change feed, waits for locks, and
+//! deletes blocks whose last reference is gone. Sessions, leases and locks
+//! themselves live in the metadata store (docs/coordination.md), so a
+//! restart loses none of them. It must not depend on the client or FUSE
+//! crates.
 
 mod auth;
 mod blocks;
 mod clock;
+#[cfg(test)]
+mod clock_tests;
 mod control;
 mod convert;
 mod feed;

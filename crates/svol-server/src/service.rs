@@ -30,9 +30,6 @@ pub(crate) struct State {
     pub(crate) auth: Arc<crate::auth::AuthCache>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Invalidations one session's stream may have queued; beyond, the
-    /// client is told to drop its caches.
-    pub(crate) session_queue: usize,
     /// Blocks written since the last sync of each; a durable commit syncs
     /// every one the file references before it commits.
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockRef>>>,
@@ -50,12 +47,11 @@ impl State {
         Ok(Self {
             meta,
             blocks,
-            sessions: Arc::new(Sessions::default()),
+            sessions: Arc::new(Sessions::new(cfg.session_queue)),
             block_locks: Arc::new(BlockLocks::new()),
             auth: Arc::default(),
             feed: Arc::new(Feed::new(head)),
             clock: cfg.clock.clone(),
-            session_queue: cfg.session_queue,
             unsynced: Arc::default(),
             lease: cfg.lease,
             app_grace: cfg.app_grace,

@@ -29,17 +29,35 @@ struct Live {
     tx: Option<mpsc::Sender<Down>>,
     /// Invalidations sent so far (each carries its number).
     seq: u64,
+    /// The last one the client says it applied.
+    acked: u64,
     /// Some were dropped (queue full): the next one sent says `reset`.
     lost: bool,
 }
 
 /// The sessions this server process knows about.
-#[derive(Default)]
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Live>>,
+    /// Invalidations a client may have unapplied; beyond, they are dropped
+    /// and the client is told to drop its caches (never silently stale,
+    /// never unbounded memory here for a client that stopped reading).
+    cap: u64,
 }
 
 impl Sessions {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            live: Mutex::default(),
+            cap: cap.max(1) as u64,
+        }
+    }
+
+    /// The channel a session's stream reads from: room for the in-flight
+    /// cap plus the odd lease acknowledgement.
+    pub(crate) fn channel(&self) -> (mpsc::Sender<Down>, mpsc::Receiver<Down>) {
+        mpsc::channel(self.cap as usize + 64)
+    }
+
     pub(crate) fn attach(
         &self,
         id: &str,
@@ -58,6 +76,7 @@ impl Sessions {
                 generation,
                 tx: Some(tx),
                 seq,
+                acked: seq,
                 // A reconnecting client may have missed pushes meanwhile.
                 lost: seq > 0,
             },
@@ -122,25 +141,45 @@ impl Sessions {
             if l.vol != vol || id == origin {
                 continue;
             }
-            if let Some(tx) = &l.tx {
-                let mut inv = inv.clone();
-                inv.seq = l.seq + 1;
-                inv.reset = l.lost;
-                let msg = Ok(p::SessionDown {
-                    msg: Some(p::session_down::Msg::Invalidation(inv)),
-                });
-                if tx.try_send(msg).is_ok() {
-                    l.seq += 1;
-                    l.lost = false;
-                } else if !l.lost {
-                    // Never silently stale: the next push that fits tells
-                    // the client to drop all its caches.
-                    l.lost = true;
-                    tracing::warn!(session = %tag(id), "invalidation queue full; the client will be told to drop its caches");
+            if l.seq - l.acked >= self.cap || !send(l, inv.clone()) {
+                if !l.lost {
+                    // Never silently stale: once the client catches up it
+                    // is told to drop all its caches.
+                    tracing::warn!(session = %tag(id), "client is {} invalidations behind; it will be told to drop its caches", l.seq - l.acked);
                 }
+                l.lost = true;
             }
         }
     }
+
+    /// The client of session `id` applied invalidations up to `seq`; one
+    /// that had fallen behind gets its reset now.
+    pub(crate) fn applied(&self, id: &str, generation: u64, seq: u64) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = live.get_mut(id).filter(|l| l.generation == generation) {
+            l.acked = l.acked.max(seq.min(l.seq));
+            if l.lost && l.seq - l.acked < self.cap {
+                send(l, p::Invalidation::default());
+            }
+        }
+    }
+}
+
+/// Sends one invalidation down a session's stream (numbered, and marked
+/// `reset` if some were lost before it).
+fn send(l: &mut Live, mut inv: p::Invalidation) -> bool {
+    let Some(tx) = &l.tx else { return true };
+    inv.seq = l.seq + 1;
+    inv.reset = l.lost;
+    let msg = Ok(p::SessionDown {
+        msg: Some(p::session_down::Msg::Invalidation(inv)),
+    });
+    if tx.try_send(msg).is_err() {
+        return false;
+    }
+    l.seq += 1;
+    l.lost = false;
+    true
 }
 
 impl State {
@@ -170,7 +209,7 @@ impl State {
         let lease_ms = self.lease.as_millis() as i64;
         let (id, lease, resumed) = self.take_session(&hello, owner, vol).await?;
         let generation = lease.generation;
-        let (tx, rx) = mpsc::channel(self.session_queue);
+        let (tx, rx) = self.sessions.channel();
         let welcome = p::Welcome {
             session: id.clone(),
             lease_ms: lease_ms as u64,
@@ -191,6 +230,10 @@ impl State {
             while let Ok(Some(msg)) = up.message().await {
                 let n = match msg.msg {
                     Some(p::session_up::Msg::Heartbeat(h)) => h.n,
+                    Some(p::session_up::Msg::Applied(a)) => {
+                        st.sessions.applied(&id, generation, a.seq);
+                        continue;
+                    }
                     Some(p::session_up::Msg::Bye(_)) => {
                         st.end_session(&id).await;
                         return;
@@ -371,9 +414,9 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_queue_ends_in_a_reset_not_silence() {
-        let s = Sessions::default();
-        let (tx, mut rx) = mpsc::channel(2);
+    fn a_client_that_falls_behind_is_told_to_reset_once_it_catches_up() {
+        let s = Sessions::new(2);
+        let (tx, mut rx) = s.channel();
         let owner = SessionOwner {
             workspace: 1,
             token: [0; 32],
@@ -386,13 +429,24 @@ mod tests {
             (got(&mut rx).inodes, got(&mut rx).inodes),
             (vec![1], vec![2])
         );
-        assert!(rx.try_recv().is_err(), "the third did not fit");
+        assert!(rx.try_recv().is_err(), "the third was past the cap");
+        // Still behind: more are dropped, nothing is sent.
         s.invalidate(9, "se-other", inv(4));
-        let next = got(&mut rx);
-        assert!(next.reset, "the client learns it missed some");
-        assert_eq!(next.seq, 3);
+        assert!(rx.try_recv().is_err());
+        // An old stream's acknowledgement counts for nothing.
+        s.applied("se-a", 0, 2);
+        assert!(rx.try_recv().is_err());
+        // The client catches up: it gets a reset at once, without waiting
+        // for the next change.
+        s.applied("se-a", 1, 2);
+        let reset = got(&mut rx);
+        assert!(reset.reset, "the client learns it missed some");
+        assert_eq!(reset.seq, 3);
+        s.applied("se-a", 1, 3);
         s.invalidate(9, "se-other", inv(5));
-        assert!(!got(&mut rx).reset);
+        let next = got(&mut rx);
+        assert!(!next.reset);
+        assert_eq!((next.seq, next.inodes), (4, vec![5]));
         // The origin of a change is not told about it.
         s.invalidate(9, "se-a", inv(6));
         assert!(rx.try_recv().is_err());

@@ -93,6 +93,10 @@ struct ServerArgs {
     /// Allow plain HTTP/2 on a non-loopback address (tokens and data in clear)
     #[arg(long)]
     insecure: bool,
+    /// Invalidations a mount may leave unapplied before it is told to drop
+    /// all its caches instead
+    #[arg(long, default_value = "4096")]
+    session_queue: usize,
 }
 
 #[derive(Subcommand)]
@@ -273,6 +277,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             let mut cfg = svol_server::ServerConfig::new(dir.clone(), args.listen);
             cfg.lease = args.lease;
             cfg.app_grace = args.app_grace;
+            cfg.session_queue = args.session_queue;
             cfg.insecure = args.insecure;
             // Absolute, so client.toml names them from anywhere.
             let abs = |p: Option<PathBuf>, flag: &str| {

@@ -288,7 +288,7 @@ pub(crate) fn delete_volume(c: &Connection, ws: WorkspaceId, key: &str) -> Resul
 pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Result<()> {
     let vol = root as i64;
     // Every server ends its sessions of the volume when the feed says so.
-    super::changes::append(
+    super::feed::append(
         c,
         &FeedEntry {
             volume: root,
@@ -305,7 +305,7 @@ pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Resul
         .query_map(params![vol], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (h, n) in counts {
-        rows::decref(c, ws, &rows::to_hash(h)?, n, freed)?;
+        crate::tree::decref(&super::tx::SqlTx(c), ws, &rows::to_hash(h)?, n, freed)?;
     }
     for sql in [
         "DELETE FROM chunks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",

@@ -3,9 +3,10 @@
 
 use rusqlite::params;
 
-use super::changes::{self, Touch};
-use super::{apps, content, control, locks, rows, sessions, tree, Sqlite};
+use super::tx::SqlTx;
+use super::{apps, control, feed, rows, sessions, Sqlite};
 use crate::lifetimes::*;
+use crate::tree::{self, Touch};
 use crate::types::*;
 use crate::{MetaBackend, Result};
 
@@ -17,13 +18,24 @@ impl Sqlite {
         durable: bool,
         vol: Ino,
         cx: &Cx<'_>,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<(Outcome<T>, Touch)>,
+        f: impl FnOnce(&SqlTx<'_>) -> Result<(Outcome<T>, Touch)>,
     ) -> Result<Outcome<T>> {
         self.write(durable, |c| {
-            changes::check_lease(c, cx)?;
-            let (out, touch) = f(c)?;
-            changes::finish(c, vol, cx, out, touch)
+            let t = SqlTx(c);
+            tree::check_lease(&t, cx)?;
+            let (out, touch) = f(&t)?;
+            tree::finish(&t, vol, cx, out, touch)
         })
+    }
+
+    /// Runs `f` on the tree primitives of one read transaction.
+    fn read_tx<T>(&self, f: impl FnOnce(&SqlTx<'_>) -> Result<T>) -> Result<T> {
+        self.read(|c| f(&SqlTx(c)))
+    }
+
+    /// Runs `f` on the tree primitives of one write transaction.
+    fn write_tx<T>(&self, f: impl FnOnce(&SqlTx<'_>) -> Result<T>) -> Result<T> {
+        self.write(false, |c| f(&SqlTx(c)))
     }
 }
 
@@ -111,15 +123,15 @@ impl MetaBackend for Sqlite {
     }
 
     fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr> {
-        self.read(|c| tree::lookup(c, vol, parent, name))
+        self.read_tx(|t| tree::lookup(t, vol, parent, name))
     }
     fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr> {
-        self.read(|c| rows::attr(c, vol, ino))
+        self.read_tx(|t| tree::attr(t, vol, ino))
     }
     fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, cx: &Cx<'_>) -> Result<Outcome<Attr>> {
         self.change(false, vol, cx, |c| {
             if set.size.is_some() {
-                changes::check_fence(c, cx, ino)?;
+                tree::check_fence(c, cx, ino)?;
             }
             let out = tree::setattr(c, vol, ino, set, cx.now)?;
             Ok((out, Touch::inodes(&[ino])))
@@ -179,8 +191,8 @@ impl MetaBackend for Sqlite {
         cx: &Cx<'_>,
     ) -> Result<Outcome<Option<Ino>>> {
         self.change(false, vol, cx, |c| {
-            let moved = rows::child(c, parent, name)?;
-            let swapped = rows::child(c, new_parent, new_name)?;
+            let moved = tree::Tx::child(c, parent, name)?;
+            let swapped = tree::Tx::child(c, new_parent, new_name)?;
             let out = tree::rename(c, vol, parent, name, new_parent, new_name, flags, cx.now)?;
             // The moved inode's ctime (and a directory's "..") changed too,
             // and so did whatever it replaced or was exchanged with.
@@ -194,13 +206,13 @@ impl MetaBackend for Sqlite {
         })
     }
     fn readdir(&self, vol: Ino, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>> {
-        self.read(|c| tree::readdir(c, vol, dir, after, limit))
+        self.read_tx(|t| tree::readdir(t, vol, dir, after, limit))
     }
     fn readlink(&self, vol: Ino, ino: Ino) -> Result<Vec<u8>> {
-        self.read(|c| tree::readlink(c, vol, ino))
+        self.read_tx(|t| tree::readlink(t, vol, ino))
     }
     fn resolve(&self, vol: Ino, path: &str) -> Result<Attr> {
-        self.read(|c| tree::resolve(c, vol, path))
+        self.read_tx(|t| tree::resolve(t, vol, path))
     }
     fn copy(
         &self,
@@ -221,20 +233,20 @@ impl MetaBackend for Sqlite {
 
     fn open(&self, vol: Ino, ino: Ino, cx: &Cx<'_>) -> Result<(Attr, Vec<Chunk>)> {
         if cx.session.is_empty() {
-            return self.read(|c| content::open(c, vol, "", ino));
+            return self.read_tx(|t| tree::open(t, vol, "", ino));
         }
-        self.write(false, |c| {
-            changes::check_lease(c, cx)?;
-            content::open(c, vol, cx.session, ino)
+        self.write_tx(|t| {
+            tree::check_lease(t, cx)?;
+            tree::open(t, vol, cx.session, ino)
         })
     }
     fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>> {
-        self.write(false, |c| content::release(c, vol, session, ino))
+        self.write_tx(|t| tree::release(t, vol, session, ino))
     }
     fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>> {
-        self.read(|c| {
-            rows::attr(c, vol, ino)?;
-            rows::chunks(c, ino)
+        self.read_tx(|t| {
+            tree::attr(t, vol, ino)?;
+            tree::Tx::chunks(t, ino)
         })
     }
     fn commit(
@@ -247,9 +259,9 @@ impl MetaBackend for Sqlite {
         cx: &Cx<'_>,
     ) -> Result<Outcome<Attr>> {
         self.change(durable, vol, cx, |c| {
-            changes::check_fence(c, cx, ino)?;
-            let before = rows::attr(c, vol, ino)?.version;
-            let out = content::commit(c, vol, ino, chunks, write_end, cx.now)?;
+            tree::check_fence(c, cx, ino)?;
+            let before = tree::attr(c, vol, ino)?.version;
+            let out = tree::commit(c, vol, ino, chunks, write_end, cx.now)?;
             // A commit that changed nothing (an fsync of a clean file) is
             // no news for anyone.
             let t = if out.value.version == before {
@@ -265,7 +277,7 @@ impl MetaBackend for Sqlite {
         self.write(true, |_| Ok(()))
     }
     fn get_xattr(&self, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
-        self.read(|c| content::get_xattr(c, vol, ino, name))
+        self.read_tx(|t| tree::get_xattr(t, vol, ino, name))
     }
     fn set_xattr(
         &self,
@@ -277,16 +289,16 @@ impl MetaBackend for Sqlite {
         cx: &Cx<'_>,
     ) -> Result<Outcome<()>> {
         self.change(false, vol, cx, |c| {
-            content::set_xattr(c, vol, ino, name, value, mode, cx.now)?;
+            tree::set_xattr(c, vol, ino, name, value, mode, cx.now)?;
             Ok((Outcome::new((), Vec::new()), Touch::inodes(&[ino])))
         })
     }
     fn list_xattr(&self, vol: Ino, ino: Ino) -> Result<Vec<Vec<u8>>> {
-        self.read(|c| content::list_xattr(c, vol, ino))
+        self.read_tx(|t| tree::list_xattr(t, vol, ino))
     }
     fn remove_xattr(&self, vol: Ino, ino: Ino, name: &[u8], cx: &Cx<'_>) -> Result<Outcome<()>> {
         self.change(false, vol, cx, |c| {
-            content::remove_xattr(c, vol, ino, name, cx.now)?;
+            tree::remove_xattr(c, vol, ino, name, cx.now)?;
             Ok((Outcome::new((), Vec::new()), Touch::inodes(&[ino])))
         })
     }
@@ -334,7 +346,7 @@ impl MetaBackend for Sqlite {
     }
 
     fn test_lock(&self, vol: Ino, ino: Ino, want: &LockRange) -> Result<Option<LockRange>> {
-        self.read(|c| locks::test(c, vol, ino, want))
+        self.read_tx(|t| tree::test(t, vol, ino, want))
     }
     fn lock(
         &self,
@@ -345,17 +357,17 @@ impl MetaBackend for Sqlite {
         wait: bool,
         cx: &Cx<'_>,
     ) -> Result<LockOutcome> {
-        self.write(false, |c| locks::lock(c, vol, ino, want, ticket, wait, cx))
+        self.write_tx(|t| tree::lock(t, vol, ino, want, ticket, wait, cx))
     }
     fn queue_lock(&self, vol: Ino, ino: Ino, want: &LockRange, cx: &Cx<'_>) -> Result<u64> {
-        self.write(false, |c| locks::enqueue(c, vol, ino, want, cx))
+        self.write_tx(|t| tree::enqueue(t, vol, ino, want, cx))
     }
     fn unqueue_lock(&self, vol: Ino, ticket: u64) -> Result<()> {
-        self.write(false, |c| {
-            if let Some(ino) = locks::dequeue(c, ticket)? {
+        self.write_tx(|t| {
+            if let Some(ino) = tree::Tx::delete_waiter(t, ticket)? {
                 // Waiters behind it may go first now.
-                changes::append(
-                    c,
+                tree::Tx::append_feed(
+                    t,
                     &FeedEntry {
                         volume: vol,
                         unlocked: vec![ino],
@@ -375,14 +387,15 @@ impl MetaBackend for Sqlite {
         start: u64,
         end: u64,
     ) -> Result<Outcome<u64>> {
-        self.write(false, |c| {
-            let (fence, any) = locks::unlock(c, vol, ino, session, owner, start, end)?;
+        self.write_tx(|t| {
+            tree::attr(t, vol, ino)?;
+            let (fence, any) = tree::unlock(t, ino, session, owner, start, end)?;
             let mut out = Outcome::new(fence, Vec::new());
             if any {
                 out.changes.volume = vol;
                 out.changes.unlocked.push(ino);
-                out.changes.feed = changes::append(
-                    c,
+                out.changes.feed = tree::Tx::append_feed(
+                    t,
                     &FeedEntry {
                         volume: vol,
                         origin: session.to_string(),
@@ -402,20 +415,20 @@ impl MetaBackend for Sqlite {
     }
 
     fn feed_since(&self, after: u64, limit: usize) -> Result<FeedPage> {
-        self.read(|c| changes::since(c, after, limit))
+        self.read(|c| feed::since(c, after, limit))
     }
     fn feed_head(&self) -> Result<u64> {
-        self.read(|c| changes::head(c))
+        self.read(|c| feed::head(c))
     }
     fn trim_feed(&self, keep: u64) -> Result<()> {
-        self.write(false, |c| changes::trim(c, keep))
+        self.write(false, |c| feed::trim(c, keep))
     }
 
     fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>> {
         self.read(|c| {
             let mut out = Vec::new();
             for h in hashes {
-                if !content::block_visible(c, ws, h)? {
+                if !rows::block_visible(c, ws, h)? {
                     out.push(*h);
                 }
             }
@@ -423,7 +436,7 @@ impl MetaBackend for Sqlite {
         })
     }
     fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
-        self.read(|c| content::block_visible(c, ws, hash))
+        self.read(|c| rows::block_visible(c, ws, hash))
     }
     fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {

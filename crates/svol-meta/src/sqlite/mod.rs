@@ -9,15 +9,13 @@
 //! (`fsync`) switches its transaction to `synchronous=FULL`.
 
 mod apps;
-mod changes;
-mod content;
 mod control;
+mod feed;
 mod imp;
-mod locks;
 mod migrate;
 mod rows;
 mod sessions;
-mod tree;
+mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

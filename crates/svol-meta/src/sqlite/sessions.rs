@@ -6,8 +6,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{apps, changes, rows};
+use super::apps;
+use super::tx::SqlTx;
 use crate::lifetimes::*;
+use crate::tree::{self, Tx};
 use crate::types::*;
 use crate::{MetaError, Result};
 
@@ -144,24 +146,22 @@ pub(crate) fn expire(
             .collect::<rusqlite::Result<_>>()?;
         c.prepare_cached("DELETE FROM opens WHERE session = ?1")?
             .execute(params![id])?;
-        let unlocked = super::locks::drop_session(c, &id)?;
+        let t = SqlTx(c);
+        let unlocked = t.drop_session_locks(&id)?;
         if !unlocked.is_empty() {
-            changes::append(
-                c,
-                &FeedEntry {
-                    volume: vol as u64,
-                    origin: id.clone(),
-                    unlocked: unlocked.clone(),
-                    ..Default::default()
-                },
-            )?;
+            t.append_feed(&FeedEntry {
+                volume: vol as u64,
+                origin: id.clone(),
+                unlocked: unlocked.clone(),
+                ..Default::default()
+            })?;
             out.changes.unlocked.extend(unlocked);
         }
         apps::touch_session_apps(c, &id, now_ms)?;
         c.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
             .execute(params![id])?;
         for ino in inos {
-            rows::destroy_if_unreachable(c, ino as u64, &mut out.changes.freed)?;
+            tree::destroy_if_unreachable(&t, ino as u64, &mut out.changes.freed)?;
         }
         out.value.push(id);
     }

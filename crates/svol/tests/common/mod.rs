@@ -333,8 +333,8 @@ impl Drop for Restartable {
     }
 }
 
-/// The `svol mount -d` process serving `mp` (from its pid file).
-pub fn mount_pid(mp: &Path) -> u32 {
+/// Where `svol mount -d` keeps its pid file and log for `mp`.
+fn mount_file(mp: &Path, ext: &str) -> PathBuf {
     let key: String = std::fs::canonicalize(mp)
         .expect("mountpoint")
         .to_string_lossy()
@@ -342,7 +342,19 @@ pub fn mount_pid(mp: &Path) -> u32 {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let run = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into());
-    let f = Path::new(&run).join("svol").join(format!("mount{key}.pid"));
+    Path::new(&run)
+        .join("svol")
+        .join(format!("mount{key}.{ext}"))
+}
+
+/// What the `svol mount -d` process serving `mp` has logged so far.
+pub fn mount_log(mp: &Path) -> String {
+    std::fs::read_to_string(mount_file(mp, "log")).unwrap_or_default()
+}
+
+/// The `svol mount -d` process serving `mp` (from its pid file).
+pub fn mount_pid(mp: &Path) -> u32 {
+    let f = mount_file(mp, "pid");
     std::fs::read_to_string(&f)
         .expect("mount pid file")
         .trim()

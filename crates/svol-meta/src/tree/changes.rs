@@ -1,0 +1,112 @@
+//! What a transaction changed: the lease and fencing checks every change
+//! makes first, and the change set it returns with the feed entry it
+//! appends.
+
+use super::Tx;
+use crate::types::*;
+use crate::{MetaError, Result};
+
+/// What an operation touched, named by the operation itself; the change
+/// set is read from it at the end of the same transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Touch {
+    /// Inodes other mounts must forget.
+    pub inodes: Vec<Ino>,
+    /// Inodes this change created: in the change set, not in the feed
+    /// (nobody else can have them cached).
+    pub fresh: Vec<Ino>,
+    pub entries: Vec<(Ino, Vec<u8>)>,
+}
+
+impl Touch {
+    pub(crate) fn inodes(inodes: &[Ino]) -> Self {
+        Self {
+            inodes: inodes.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn entry(mut self, parent: Ino, name: &[u8]) -> Self {
+        self.entries.push((parent, name.to_vec()));
+        self
+    }
+
+    pub(crate) fn fresh(mut self, ino: Ino) -> Self {
+        self.fresh.push(ino);
+        self
+    }
+}
+
+/// A change by a mount is only made while its lease holds: a client frozen
+/// past its lease, or cut off, writes nothing however late its request
+/// arrives.
+pub(crate) fn check_lease(t: &impl Tx, cx: &Cx<'_>) -> Result<()> {
+    if cx.session.is_empty() {
+        return Ok(());
+    }
+    match t.session_expires(cx.session)? {
+        Some(e) if e >= cx.now_ms() => Ok(()),
+        _ => Err(MetaError::Fenced(
+            "the mount's lease has expired; its locks and open files are gone".into(),
+        )),
+    }
+}
+
+/// A writer that presents a fencing token must still hold that write lock.
+pub(crate) fn check_fence(t: &impl Tx, cx: &Cx<'_>, ino: Ino) -> Result<()> {
+    if cx.fence == 0 {
+        return Ok(());
+    }
+    let held = t
+        .locks_on(ino)?
+        .iter()
+        .any(|l| l.fence == cx.fence && l.range.session == cx.session);
+    if !held {
+        return Err(MetaError::Fenced(format!(
+            "write lock {} on inode {ino} is no longer held",
+            cx.fence
+        )));
+    }
+    Ok(())
+}
+
+/// Completes an operation's outcome inside its transaction: the touched
+/// inodes' new attributes and a feed entry for everyone else.
+pub(crate) fn finish<T>(
+    t: &impl Tx,
+    vol: Ino,
+    cx: &Cx<'_>,
+    mut out: Outcome<T>,
+    touch: Touch,
+) -> Result<Outcome<T>> {
+    let ch = &mut out.changes;
+    ch.volume = vol;
+    let mut seen = Vec::new();
+    for ino in touch.inodes.iter().chain(&touch.fresh) {
+        if seen.contains(ino) {
+            continue;
+        }
+        seen.push(*ino);
+        match t.attr(vol, *ino)? {
+            Some(a) => ch.attrs.push(a),
+            None => ch.gone.push(*ino),
+        }
+    }
+    ch.entries = touch.entries;
+    ch.created = touch.fresh;
+    let mut inodes = touch.inodes;
+    inodes.sort_unstable();
+    inodes.dedup();
+    let entry = FeedEntry {
+        volume: vol,
+        origin: cx.session.to_string(),
+        inodes,
+        entries: ch.entries.clone(),
+        unlocked: ch.unlocked.clone(),
+        ..Default::default()
+    };
+    if !entry.inodes.is_empty() || !entry.entries.is_empty() || !entry.unlocked.is_empty() {
+        ch.feed = t.append_feed(&entry)?;
+    }
+    Ok(out)
+}
