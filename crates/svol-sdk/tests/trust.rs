@@ -260,11 +260,55 @@ async fn sessions_belong_to_the_token_that_opened_them() {
     admin.set_session(&sid);
     let err = v1.open(mine.ino).await.unwrap_err();
     assert!(err.to_string().contains("session"), "{err}");
+    // ... and so is every other call on a volume: reads, changes, locks.
+    let root = v1.root();
+    let refused = |what: &str, r: Result<(), ClientError>| match r {
+        Err(e) => assert!(e.to_string().contains("session"), "{what}: {e}"),
+        Ok(()) => panic!("{what} went through a foreign session"),
+    };
+    refused("lookup", v1.lookup(root, b"mine").await.map(|_| ()));
+    refused("getattr", v1.getattr(mine.ino).await.map(|_| ()));
+    refused("readdir", v1.readdir(root, 0, 10).await.map(|_| ()));
+    refused("resolve", v1.resolve("/mine").await.map(|_| ()));
+    refused(
+        "commit",
+        v1.commit(mine.ino, vec![], 100, false, 0).await.map(|_| ()),
+    );
+    refused(
+        "setattr",
+        v1.setattr(p::SetAttrRequest {
+            ino: mine.ino,
+            size: Some(0),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    );
+    refused("set_xattr", v1.set_xattr(mine.ino, b"user.x", b"1", 0).await);
+    refused("unlink", v1.unlink(root, b"mine", false).await.map(|_| ()));
+    refused(
+        "rename",
+        v1.rename(root, b"mine", root, b"theirs", 0).await.map(|_| ()),
+    );
+    refused(
+        "lock",
+        v1.lock(p::LockRequest {
+            ino: mine.ino,
+            kind: p::LockKind::Write as i32,
+            end: u64::MAX,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    );
+    refused("sync", v1.sync(mine.ino).await);
     // An invented session id opens nothing either.
     admin.set_session("se-0000000000000000000000000000000000000000");
     assert!(v1.open(mine.ino).await.is_err());
     admin.set_session("");
     assert!(v1.open(mine.ino).await.is_ok());
+    // Nothing went through: the file is as it was.
+    assert_eq!(v1.read_file("/mine").await.unwrap(), b"x");
     // W2, through its own session, is unaffected.
     w2.set_session(&sid);
     let f = v2.resolve("/f").await.unwrap();
