@@ -284,11 +284,16 @@ async fn sessions_belong_to_the_token_that_opened_them() {
         .await
         .map(|_| ()),
     );
-    refused("set_xattr", v1.set_xattr(mine.ino, b"user.x", b"1", 0).await);
+    refused(
+        "set_xattr",
+        v1.set_xattr(mine.ino, b"user.x", b"1", 0).await,
+    );
     refused("unlink", v1.unlink(root, b"mine", false).await.map(|_| ()));
     refused(
         "rename",
-        v1.rename(root, b"mine", root, b"theirs", 0).await.map(|_| ()),
+        v1.rename(root, b"mine", root, b"theirs", 0)
+            .await
+            .map(|_| ()),
     );
     refused(
         "lock",

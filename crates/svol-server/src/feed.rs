@@ -2,9 +2,9 @@
 //! this server's own sessions: invalidations to the mounts of the volume
 //! (all but the one that made the change), wake-ups to lock waiters, the
 //! end of the sessions of a deleted volume. The feed table is the truth;
-//! the in-process doorbell (rung after every change this server makes) and
-//! a once-a-second look for changes other processes made only say when to
-//! read it.
+//! a doorbell (rung when someone must know the tailer has caught up, as a
+//! lock grant must) and a once-a-second look for changes other processes
+//! made only say when to read it.
 //!
 //! A change this server made is pushed to its own sessions at once, before
 //! the call returns (`State::publish`), and the tailer then skips it; so
@@ -132,7 +132,9 @@ impl State {
         if ch.feed != 0 {
             self.feed.pushed(ch.feed);
         }
-        self.feed.ring();
+        // No doorbell: this change is pushed already; the tailer's next
+        // look (a lock grant rings it, or the once-a-second tick) steps
+        // over it without a read per change.
     }
 
     fn apply(&self, e: &FeedEntry) {
