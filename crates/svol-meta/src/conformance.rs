@@ -1124,8 +1124,16 @@ pub fn changes_and_the_feed(s: &MetaStore) {
     assert_eq!((c.changes.feed, s.feed_head().unwrap()), (0, before));
     // Deleting a volume is in the feed, so every server ends its sessions.
     let v2 = s.create_volume(ws, "v2", now()).unwrap();
+    s.create(v2.root, v2.root, b"x", &file(0o644), true, &cx())
+        .unwrap();
     s.delete_volume(ws, "v2").unwrap();
     let tail = s.feed_since(before, 100).unwrap();
+    // Its own entries went with it (nobody can use them), which is no gap.
+    assert!(!tail.gap);
+    assert!(tail
+        .entries
+        .iter()
+        .all(|e| e.volume != v2.root || e.volume_deleted));
     assert!(tail
         .entries
         .iter()

@@ -287,7 +287,10 @@ pub(crate) fn delete_volume(c: &Connection, ws: WorkspaceId, key: &str) -> Resul
 /// Deletes a volume's whole tree and drops its block references.
 pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Result<()> {
     let vol = root as i64;
-    // Every server ends its sessions of the volume when the feed says so.
+    // What the feed says about the volume's files is moot now (and would
+    // keep its space); every server ends its sessions of the volume when
+    // the feed says it is gone.
+    c.execute("DELETE FROM feed WHERE volume = ?1", params![vol])?;
     super::feed::append(
         c,
         &FeedEntry {
@@ -312,6 +315,9 @@ pub(crate) fn drop_volume(c: &Connection, root: Ino, freed: &mut Freed) -> Resul
         "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM dentries WHERE parent IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM opens WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
+        "DELETE FROM locks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
+        "DELETE FROM lock_waiters WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
+        "DELETE FROM lock_fences WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM sessions WHERE volume = ?1",
         "DELETE FROM inodes WHERE volume = ?1",
         "DELETE FROM volumes WHERE root = ?1",

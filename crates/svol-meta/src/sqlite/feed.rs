@@ -63,9 +63,13 @@ pub(crate) fn since(c: &Connection, after: u64, limit: usize) -> Result<FeedPage
             volume_deleted: deleted,
         });
     }
-    let first = entries.first().map(|e| e.seq).unwrap_or(head + 1);
-    // Positions are dense: a hole right after `after` means trimmed rows.
-    let gap = after < head && first > after + 1;
+    // Trimming takes the oldest rows: entries after `after` were lost if
+    // the oldest kept one is further on. (Rows of a deleted volume leave
+    // holes in the middle; nothing was lost there.)
+    let oldest: Option<i64> = c
+        .prepare_cached("SELECT min(seq) FROM feed")?
+        .query_row([], |r| r.get(0))?;
+    let gap = after < head && oldest.is_none_or(|o| o as u64 > after + 1);
     Ok(FeedPage { entries, gap, head })
 }
 
