@@ -191,17 +191,19 @@ impl MetaBackend for Sqlite {
         cx: &Cx<'_>,
     ) -> Result<Outcome<Option<Ino>>> {
         self.change(false, vol, cx, |c| {
-            let moved = tree::Tx::child(c, parent, name)?;
-            let swapped = tree::Tx::child(c, new_parent, new_name)?;
             let out = tree::rename(c, vol, parent, name, new_parent, new_name, flags, cx.now)?;
             // The moved inode's ctime (and a directory's "..") changed too,
             // and so did whatever it replaced or was exchanged with.
+            let r = &out.value;
             let mut inodes = vec![parent, new_parent];
-            inodes.extend(moved);
-            inodes.extend(swapped);
+            inodes.extend(r.moved.iter().chain(&r.replaced).chain(&r.swapped));
             let t = Touch::inodes(&inodes)
                 .entry(parent, name)
                 .entry(new_parent, new_name);
+            let out = Outcome {
+                value: out.value.replaced,
+                changes: out.changes,
+            };
             Ok((out, t))
         })
     }

@@ -196,6 +196,15 @@ pub(crate) fn unlink(
     Ok(Outcome::new(ino, freed))
 }
 
+/// What a rename did: the inode it replaced, the one it moved, and (for
+/// an exchange) the one moved the other way.
+#[derive(Debug, Default)]
+pub(crate) struct Renamed {
+    pub replaced: Option<Ino>,
+    pub moved: Option<Ino>,
+    pub swapped: Option<Ino>,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rename(
     t: &impl Tx,
@@ -206,7 +215,7 @@ pub(crate) fn rename(
     new_name: &[u8],
     flags: RenameFlags,
     now: Timespec,
-) -> Result<Outcome<Option<Ino>>> {
+) -> Result<Outcome<Renamed>> {
     check_name(new_name)?;
     if flags.exchange && flags.noreplace {
         return Err(MetaError::InvalidArgument(
@@ -241,13 +250,18 @@ pub(crate) fn rename(
         touch_ctime(t, dst, now)?;
         touch_dir(t, parent, now)?;
         touch_dir(t, new_parent, now)?;
-        return Ok(Outcome::new(None, freed));
+        let done = Renamed {
+            replaced: None,
+            moved: Some(src),
+            swapped: Some(dst),
+        };
+        return Ok(Outcome::new(done, freed));
     }
 
     if let Some(d) = dst {
         if d == src {
             // Two names of one inode: POSIX says do nothing.
-            return Ok(Outcome::new(None, freed));
+            return Ok(Outcome::new(Renamed::default(), freed));
         }
         if flags.noreplace {
             return Err(exists(new_name));
@@ -297,7 +311,12 @@ pub(crate) fn rename(
     if let Some(d) = replaced {
         destroy_if_unreachable(t, d, &mut freed)?;
     }
-    Ok(Outcome::new(replaced, freed))
+    let done = Renamed {
+        replaced,
+        moved: Some(src),
+        swapped: None,
+    };
+    Ok(Outcome::new(done, freed))
 }
 
 pub(crate) fn readdir(
