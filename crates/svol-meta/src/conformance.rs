@@ -1065,7 +1065,31 @@ pub fn locks_queue_and_fencing(s: &MetaStore) {
         s.lock(other_vol, f.ino, &wlock("se-b", 1, 0, 0), None, false, &b),
         Err(MetaError::NotFound(_))
     ));
+    // The queue of one file is bounded: past it, ENOLCK.
+    let g = s
+        .create(vol, vol, b"g", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    granted(
+        s.lock(vol, g.ino, &wlock("se-b", 1, 0, 0), None, false, &b)
+            .unwrap(),
+    );
+    for i in 0..4096 {
+        s.queue_lock(
+            vol,
+            g.ino,
+            &wlock("se-c", 100 + i, 0, 0),
+            &at_ms(1_000, "se-c"),
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        s.queue_lock(vol, g.ino, &wlock("se-c", 1, 0, 0), &at_ms(1_000, "se-c")),
+        Err(MetaError::NoLocks(_))
+    ));
     s.clear_lock_queue().unwrap();
+    s.queue_lock(vol, g.ino, &wlock("se-c", 1, 0, 0), &at_ms(1_000, "se-c"))
+        .unwrap();
 }
 
 pub fn changes_and_the_feed(s: &MetaStore) {

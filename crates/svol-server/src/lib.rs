@@ -13,8 +13,6 @@
 mod auth;
 mod blocks;
 mod clock;
-#[cfg(test)]
-mod clock_tests;
 mod control;
 mod convert;
 mod feed;
@@ -22,6 +20,8 @@ mod limits;
 mod locks;
 mod service;
 mod sessions;
+#[cfg(test)]
+mod state_tests;
 mod tls;
 
 use std::net::SocketAddr;

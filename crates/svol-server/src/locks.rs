@@ -6,25 +6,39 @@
 //! client), on token revocation. Locks live in the database, so they
 //! outlast a restart of the server and are the same for every server.
 //!
-//! A blocked request queues (a ticket in the database, so the order is
-//! fair across servers) and sleeps until the feed says the file's locks
-//! changed; no polling. Each write-lock grant carries a fencing token the
+//! `LockManager` is the seam: a blocked request queues (a ticket in the
+//! database, so the order is fair across servers) and sleeps until the feed
+//! says the file's locks changed; no polling. Each write-lock grant carries a fencing token the
 //! holder presents when it writes the file, checked in the write's own
 //! transaction. No deadlock detection (EDEADLK): two clients waiting on
 //! each other wait until one gives up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use svol_meta::{Ino, LockKind, LockOutcome, LockRange};
+use svol_meta::{self as m, Cx, Ino, LockKind, LockOutcome, LockRange, MetaStore};
 use svol_proto as p;
 use tonic::{Request, Status};
 
+use crate::clock::Clock;
+use crate::convert::status;
+use crate::feed::Feed;
 use crate::service::State;
+
+/// Takes, tests and releases locks in the metadata store, and waits for
+/// blocked ones. It keeps no lock state of its own: any server's manager
+/// over the same store sees the same locks and the same queue.
+#[derive(Clone)]
+pub(crate) struct LockManager {
+    meta: MetaStore,
+    feed: Arc<Feed>,
+    clock: Arc<dyn Clock>,
+}
 
 /// Takes a waiter out of the queue however its call ends (the client went
 /// away and the call was dropped, or an error).
 struct Queued {
-    state: State,
+    locks: LockManager,
     vol: Ino,
     ino: Ino,
     ticket: Option<u64>,
@@ -32,15 +46,91 @@ struct Queued {
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        self.state.feed.done_waiting(self.ino);
+        self.locks.feed.done_waiting(self.ino);
         if let Some(t) = self.ticket.take() {
-            let (st, vol) = (self.state.clone(), self.vol);
+            let (locks, vol, ino) = (self.locks.clone(), self.vol, self.ino);
             tokio::spawn(async move {
-                match st.meta(|m| m.unqueue_lock(vol, t)).await {
-                    Ok(()) => st.feed.ring(),
+                match locks.run(|m| m.unqueue_lock(vol, t)) {
+                    // Those queued behind may go first now (on other
+                    // servers the feed entry wakes them).
+                    Ok(()) => locks.feed.wake(ino),
                     Err(e) => tracing::warn!("leaving a lock queue: {e}"),
                 }
             });
+        }
+    }
+}
+
+impl LockManager {
+    pub(crate) fn new(meta: MetaStore, feed: Arc<Feed>, clock: Arc<dyn Clock>) -> Self {
+        Self { meta, feed, clock }
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&MetaStore) -> m::Result<T>) -> Result<T, Status> {
+        tokio::task::block_in_place(|| f(&self.meta)).map_err(status)
+    }
+
+    /// F_GETLK: the first lock that would block `want`.
+    pub(crate) fn test(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        want: &LockRange,
+    ) -> Result<Option<LockRange>, Status> {
+        self.run(|m| m.test_lock(vol, ino, want))
+    }
+
+    /// Unlocks a range; the value is the newest fencing token the session
+    /// still holds on the file.
+    pub(crate) fn release(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        session: &str,
+        owner: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<m::Outcome<u64>, Status> {
+        self.run(|m| m.unlock(vol, ino, session, owner, start, end))
+    }
+
+    /// Takes `want`, or (with `wait`) queues for it and sleeps until the
+    /// feed says the file's locks changed, then tries again in ticket
+    /// order. The session's lease is checked in each try's transaction.
+    pub(crate) async fn acquire(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        want: &LockRange,
+        wait: bool,
+    ) -> Result<LockOutcome, Status> {
+        let cx = |clock: &dyn Clock| Cx::by(clock.now(), &want.session);
+        let first = self.run(|m| m.lock(vol, ino, want, None, wait, &cx(&*self.clock)))?;
+        if !wait || !matches!(first, LockOutcome::Conflict(_)) {
+            return Ok(first);
+        }
+        let wake = self.feed.waiter(ino);
+        let ticket = self.run(|m| m.queue_lock(vol, ino, want, &cx(&*self.clock)))?;
+        let mut q = Queued {
+            locks: self.clone(),
+            vol,
+            ino,
+            ticket: Some(ticket),
+        };
+        loop {
+            let changed = wake.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.run(|m| m.lock(vol, ino, want, Some(ticket), true, &cx(&*self.clock)))? {
+                LockOutcome::Conflict(_) => changed.await,
+                o => {
+                    if matches!(o, LockOutcome::Granted { .. }) {
+                        // The grant took the ticket out of the queue.
+                        q.ticket = None;
+                    }
+                    return Ok(o);
+                }
+            }
         }
     }
 }
@@ -86,8 +176,8 @@ impl State {
             Ok(p::LockKind::Write) => LockKind::Write,
             Ok(p::LockKind::Unlock) => {
                 let out = self
-                    .meta(|m| m.unlock(vol, ino, &c.session, r.owner, r.start, r.end))
-                    .await?;
+                    .locks
+                    .release(vol, ino, &c.session, r.owner, r.start, r.end)?;
                 self.publish(&c.session, &out.changes);
                 return Ok(p::LockReply {
                     granted: true,
@@ -106,7 +196,7 @@ impl State {
             pid: r.pid,
         };
         if r.test {
-            return Ok(match self.meta(|m| m.test_lock(vol, ino, &want)).await? {
+            return Ok(match self.locks.test(vol, ino, &want)? {
                 Some(c) => conflict(c),
                 None => p::LockReply {
                     granted: true,
@@ -114,14 +204,7 @@ impl State {
                 },
             });
         }
-        let first = self
-            .meta(|m| m.lock(vol, ino, &want, None, r.wait, &self.cx(&c)))
-            .await?;
-        let outcome = match first {
-            LockOutcome::Conflict(_) if r.wait => self.wait_for(&c, ino, &want).await?,
-            o => o,
-        };
-        match outcome {
+        match self.locks.acquire(vol, ino, &want, r.wait).await? {
             LockOutcome::Granted {
                 fence,
                 feed,
@@ -142,45 +225,6 @@ impl State {
             }
             LockOutcome::Conflict(c) => Ok(conflict(c)),
             LockOutcome::TooMany => Err(no_locks("too many lock ranges on one file")),
-        }
-    }
-
-    /// Queues for `want` and sleeps until the feed says the file's locks
-    /// changed, then tries again in ticket order.
-    async fn wait_for(
-        &self,
-        c: &crate::auth::Caller,
-        ino: Ino,
-        want: &LockRange,
-    ) -> Result<LockOutcome, Status> {
-        let vol = c.vol;
-        let wake = self.feed.waiter(ino);
-        let ticket = self
-            .meta(|m| m.queue_lock(vol, ino, want, &self.cx(c)))
-            .await?;
-        let mut q = Queued {
-            state: self.clone(),
-            vol,
-            ino,
-            ticket: Some(ticket),
-        };
-        loop {
-            let changed = wake.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            match self
-                .meta(|m| m.lock(vol, ino, want, Some(ticket), true, &self.cx(c)))
-                .await?
-            {
-                LockOutcome::Conflict(_) => changed.await,
-                o => {
-                    if matches!(o, LockOutcome::Granted { .. }) {
-                        // The grant took the ticket out of the queue.
-                        q.ticket = None;
-                    }
-                    return Ok(o);
-                }
-            }
         }
     }
 }

@@ -29,6 +29,7 @@ pub(crate) struct State {
     pub(crate) block_locks: Arc<BlockLocks>,
     pub(crate) auth: Arc<crate::auth::AuthCache>,
     pub(crate) feed: Arc<Feed>,
+    pub(crate) locks: crate::locks::LockManager,
     pub(crate) clock: Arc<dyn Clock>,
     /// Blocks written since the last sync of each; a durable commit syncs
     /// every one the file references before it commits.
@@ -44,13 +45,16 @@ type Res<T> = Result<Response<T>, Status>;
 impl State {
     pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> m::Result<Self> {
         let head = meta.feed_head()?;
+        let feed = Arc::new(Feed::new(head));
+        let locks = crate::locks::LockManager::new(meta.clone(), feed.clone(), cfg.clock.clone());
         Ok(Self {
             meta,
             blocks,
             sessions: Arc::new(Sessions::new(cfg.session_queue)),
             block_locks: Arc::new(BlockLocks::new()),
             auth: Arc::default(),
-            feed: Arc::new(Feed::new(head)),
+            feed,
+            locks,
             clock: cfg.clock.clone(),
             unsynced: Arc::default(),
             lease: cfg.lease,

@@ -1,5 +1,6 @@
-//! Leases, lock release and app grace periods driven by a `ManualClock`:
-//! time moves by assignment, not by sleeping.
+//! The server's state driven directly over a real SQLite store: leases,
+//! lock release and app grace periods on a `ManualClock` (time moves by
+//! assignment, not by sleeping), and the lock manager's waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,4 +96,73 @@ fn file() -> m::NewNode {
         rdev: 0,
         target: vec![],
     }
+}
+
+/// The lock manager over the store: a waiter wakes when the holder lets
+/// go (through the change it publishes, no polling), and one whose call
+/// was abandoned leaves the queue instead of blocking those behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_wake_on_release_and_an_abandoned_wait_leaves_the_queue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let st = state(dir.path(), clock.clone());
+    let m = st.meta.clone();
+    let ws = m.create_workspace("w").expect("workspace").id;
+    let vol = m.create_volume(ws, "v", clock.now()).expect("volume");
+    let owner = SessionOwner {
+        workspace: ws,
+        token: [1; 32],
+    };
+    for id in ["se-a", "se-b", "se-c"] {
+        m.open_session(&owner, id, vol.root, "", clock.now_ms() + 60_000)
+            .expect("session");
+    }
+    let f = m
+        .create(
+            vol.root,
+            vol.root,
+            b"f",
+            &file(),
+            true,
+            &Cx::at(clock.now()),
+        )
+        .expect("create")
+        .value;
+    let want = |session: &str| LockRange {
+        session: session.into(),
+        owner: 1,
+        kind: LockKind::Write,
+        start: 0,
+        end: u64::MAX,
+        pid: 1,
+    };
+    let held = st
+        .locks
+        .acquire(vol.root, f.ino, &want("se-a"), false)
+        .await
+        .expect("a");
+    assert!(matches!(held, LockOutcome::Granted { .. }));
+    // B queues, then gives up (its client went away).
+    let (locks, root, ino) = (st.locks.clone(), vol.root, f.ino);
+    let b = tokio::spawn(async move { locks.acquire(root, ino, &want("se-b"), true).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!b.is_finished(), "B waits while A holds the lock");
+    b.abort();
+    let _ = b.await;
+    // C queues behind; A lets go: C (not the departed B) gets the lock.
+    let (locks, root, ino) = (st.locks.clone(), vol.root, f.ino);
+    let c = tokio::spawn(async move { locks.acquire(root, ino, &want("se-c"), true).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!c.is_finished());
+    let out = st
+        .locks
+        .release(vol.root, f.ino, "se-a", 1, 0, u64::MAX)
+        .expect("unlock");
+    st.publish("se-a", &out.changes);
+    let got = tokio::time::timeout(Duration::from_secs(5), c)
+        .await
+        .expect("C woke up")
+        .expect("task")
+        .expect("lock");
+    assert!(matches!(got, LockOutcome::Granted { .. }), "{got:?}");
 }
