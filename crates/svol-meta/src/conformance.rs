@@ -8,16 +8,16 @@
 
 use crate::*;
 
-fn now() -> Timespec {
+pub fn now() -> Timespec {
     Timespec::now()
 }
 
 /// A change by a one-shot client, now.
-fn cx() -> Cx<'static> {
+pub fn cx() -> Cx<'static> {
     Cx::at(now())
 }
 
-fn file(mode: u32) -> NewNode {
+pub fn file(mode: u32) -> NewNode {
     NewNode {
         kind: FileKind::Regular,
         mode,
@@ -71,7 +71,7 @@ fn chunk(index: u64, h: BlockId, len: u32) -> Chunk {
     }
 }
 
-fn setup(store: &MetaStore, ws_name: &str) -> (WorkspaceId, Ino) {
+pub fn setup(store: &MetaStore, ws_name: &str) -> (WorkspaceId, Ino) {
     let ws = store.create_workspace(ws_name).unwrap();
     let v = store.create_volume(ws.id, "vol", now()).unwrap();
     (ws.id, v.root)

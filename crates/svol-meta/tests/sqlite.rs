@@ -1,6 +1,7 @@
 //! The SQLite backend: the shared conformance suite, plus what only a
 //! file-backed store has (two handles on one file, upgrades of old files).
 
+use svol_meta::conformance::{cx, file, setup};
 use svol_meta::*;
 
 fn fresh() -> (MetaStore, tempfile::TempDir) {
@@ -10,27 +11,6 @@ fn fresh() -> (MetaStore, tempfile::TempDir) {
 }
 
 svol_meta::meta_conformance!(fresh());
-
-fn cx() -> Cx<'static> {
-    Cx::at(Timespec::now())
-}
-
-fn file(mode: u32) -> NewNode {
-    NewNode {
-        kind: FileKind::Regular,
-        mode,
-        uid: 1,
-        gid: 2,
-        rdev: 0,
-        target: vec![],
-    }
-}
-
-fn setup(store: &MetaStore, ws_name: &str) -> (WorkspaceId, Ino) {
-    let ws = store.create_workspace(ws_name).unwrap();
-    let v = store.create_volume(ws.id, "vol", Timespec::now()).unwrap();
-    (ws.id, v.root)
-}
 
 #[test]
 fn sqlite_two_handles_on_one_file_see_each_other() {

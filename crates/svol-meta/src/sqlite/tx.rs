@@ -32,6 +32,33 @@ fn kind_db(k: LockKind) -> i64 {
     }
 }
 
+impl SqlTx<'_> {
+    /// Does the query return any row?
+    fn any(&self, sql: &str, p: impl rusqlite::Params) -> Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached(sql)?
+            .query_row(p, |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+/// A lock range from columns session, owner, kind, start, end (and pid).
+fn lock_range(r: &rusqlite::Row<'_>, at: usize, pid: Option<usize>) -> rusqlite::Result<LockRange> {
+    Ok(LockRange {
+        session: r.get(at)?,
+        owner: r.get::<_, i64>(at + 1)? as u64,
+        kind: kind_of(r.get(at + 2)?),
+        start: r.get::<_, i64>(at + 3)?.max(0) as u64,
+        end: r.get::<_, i64>(at + 4)?.max(0) as u64,
+        pid: match pid {
+            Some(i) => r.get::<_, i64>(i)? as u32,
+            None => 0,
+        },
+    })
+}
+
 impl Tx for SqlTx<'_> {
     fn attr(&self, vol: Ino, ino: Ino) -> Result<Option<Attr>> {
         Ok(self
@@ -170,12 +197,10 @@ impl Tx for SqlTx<'_> {
     }
 
     fn has_entries(&self, dir: Ino) -> Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
-            .query_row(params![dir as i64], |_| Ok(()))
-            .optional()?
-            .is_some())
+        self.any(
+            "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
+            params![dir as i64],
+        )
     }
 
     fn parent_of(&self, dir: Ino) -> Result<Option<Ino>> {
@@ -380,12 +405,10 @@ impl Tx for SqlTx<'_> {
     }
 
     fn is_open(&self, ino: Ino) -> Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached("SELECT 1 FROM opens WHERE ino = ?1 LIMIT 1")?
-            .query_row(params![ino as i64], |_| Ok(()))
-            .optional()?
-            .is_some())
+        self.any(
+            "SELECT 1 FROM opens WHERE ino = ?1 LIMIT 1",
+            params![ino as i64],
+        )
     }
 
     fn session_expires(&self, id: &str) -> Result<Option<i64>> {
@@ -404,14 +427,7 @@ impl Tx for SqlTx<'_> {
             .query_map(params![ino as i64], |r| {
                 Ok(HeldLock {
                     id: r.get(0)?,
-                    range: LockRange {
-                        session: r.get(1)?,
-                        owner: r.get::<_, i64>(2)? as u64,
-                        kind: kind_of(r.get(3)?),
-                        start: r.get::<_, i64>(4)?.max(0) as u64,
-                        end: r.get::<_, i64>(5)?.max(0) as u64,
-                        pid: r.get::<_, i64>(6)? as u32,
-                    },
+                    range: lock_range(r, 1, Some(6))?,
                     fence: r.get::<_, i64>(7)? as u64,
                 })
             })?
@@ -463,16 +479,7 @@ impl Tx for SqlTx<'_> {
              WHERE ino = ?1 AND ticket < ?2",
         )?;
         let v = st
-            .query_map(params![ino as i64, before], |r| {
-                Ok(LockRange {
-                    session: r.get(0)?,
-                    owner: r.get::<_, i64>(1)? as u64,
-                    kind: kind_of(r.get(2)?),
-                    start: r.get::<_, i64>(3)?.max(0) as u64,
-                    end: r.get::<_, i64>(4)?.max(0) as u64,
-                    pid: 0,
-                })
-            })?
+            .query_map(params![ino as i64, before], |r| lock_range(r, 0, None))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(v)
     }
