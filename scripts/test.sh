@@ -10,6 +10,13 @@ command -v python3 >/dev/null || svol_need_apt python3
 # The seed-story tests install flufl.lock from PyPI with `python3 -m pip`.
 python3 -m pip --version >/dev/null 2>&1 || svol_need_apt python3-pip
 svol_check_fuse
+# The S3 block store is tested against a real S3 server: s3s-fs (the S3 API
+# of the s3s crate over a local directory), built once into a fixed root
+# (about 2.5 minutes the first time; the tests find it there).
+if [ ! -x /var/cache/svol-tools/bin/s3s-fs ]; then
+  echo "installing s3s-fs (S3 server for the tests)" >&2
+  cargo install --locked -q s3s-fs --version 0.14.1 --features binary --root /var/cache/svol-tools >&2
+fi
 
 echo "== format and lint"
 cargo fmt --all -- --check

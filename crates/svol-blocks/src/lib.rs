@@ -5,7 +5,7 @@
 //! has an owner (the workspace that uploaded it): identical bytes of two
 //! owners are stored twice, so knowing a hash never gives access to another
 //! owner's data. This crate owns how blocks are kept (a local directory
-//! today, an object store later) and checks every block against its name on
+//! or an S3-compatible object store) and checks every block against its name on
 //! the way in and on the way out. It knows nothing about files, volumes or
 //! reference counts: the metadata store decides when a block may be
 //! deleted. It must not depend on any other svol crate.
@@ -13,6 +13,7 @@
 mod backend;
 mod hash;
 pub mod local;
+pub mod s3;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +64,12 @@ impl BlockStore {
     /// Blocks as files under `dir` (created if missing).
     pub fn local(dir: &Path) -> Result<Self> {
         Ok(Self::from_backend(Arc::new(local::LocalDir::open(dir)?)))
+    }
+
+    /// Blocks as objects of an S3-compatible store (`s3://bucket[/prefix]`;
+    /// endpoint and credentials from the `AWS_*` environment).
+    pub fn s3(url: &str) -> Result<Self> {
+        Ok(Self::from_backend(Arc::new(s3::S3Blocks::from_url(url)?)))
     }
 
     pub fn from_backend(backend: Arc<dyn BlockBackend>) -> Self {
