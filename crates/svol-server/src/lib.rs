@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub reserve: u64,
     /// What "now" is for leases and grace periods.
     pub clock: Arc<dyn Clock>,
+    /// Keep blocks in this S3-compatible store (`s3://bucket[/prefix]`,
+    /// endpoint and credentials from the `AWS_*` environment) instead of
+    /// `DATA_DIR/blocks`.
+    pub blocks: Option<String>,
     /// Invalidations a session may have queued before its client is told
     /// to drop all its caches instead.
     pub session_queue: usize,
@@ -106,6 +110,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(120),
             reserve: 64 << 20,
             clock: Arc::new(SystemClock),
+            blocks: None,
             session_queue: 4096,
         }
     }
@@ -131,16 +136,21 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     make_private(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
     let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
-    let block_dir = cfg.data_dir.join("blocks");
-    let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {
-        meta.block_owners(&h.0)
-            .map(|ws| ws.into_iter().map(|w| w as u64).collect())
-            .map_err(std::io::Error::other)
-    })?;
-    if adopted > 0 {
-        tracing::info!("moved {adopted} blocks to their workspaces' directories");
-    }
-    let blocks = BlockStore::local(&block_dir)?;
+    let blocks = match &cfg.blocks {
+        Some(url) => BlockStore::s3(url)?,
+        None => {
+            let block_dir = cfg.data_dir.join("blocks");
+            let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {
+                meta.block_owners(&h.0)
+                    .map(|ws| ws.into_iter().map(|w| w as u64).collect())
+                    .map_err(std::io::Error::other)
+            })?;
+            if adopted > 0 {
+                tracing::info!("moved {adopted} blocks to their workspaces' directories");
+            }
+            BlockStore::local(&block_dir)?
+        }
+    };
     if !cfg.listen.ip().is_loopback() && cfg.tls.is_none() && !cfg.insecure {
         return Err(ServerError::Insecure(cfg.listen));
     }

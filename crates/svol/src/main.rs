@@ -97,6 +97,11 @@ struct ServerArgs {
     /// all its caches instead
     #[arg(long, default_value = "4096")]
     session_queue: usize,
+    /// Keep blocks in an S3-compatible store, s3://bucket[/prefix] (endpoint
+    /// and credentials: AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP); default: DATA_DIR/blocks
+    #[arg(long, value_name = "URL")]
+    blocks: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -278,6 +283,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             cfg.lease = args.lease;
             cfg.app_grace = args.app_grace;
             cfg.session_queue = args.session_queue;
+            cfg.blocks = args.blocks;
             cfg.insecure = args.insecure;
             // Absolute, so client.toml names them from anywhere.
             let abs = |p: Option<PathBuf>, flag: &str| {

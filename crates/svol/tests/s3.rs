@@ -1,0 +1,92 @@
+//! `svol server --blocks s3://…`: file data goes to a real S3 server
+//! (s3s-fs, started here), not to the data directory, and comes back
+//! through another mount; deleting the volume deletes the objects.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{dir_bytes, eventually, random_bytes, Server};
+
+struct S3 {
+    child: Child,
+    root: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3s_fs() -> PathBuf {
+    let cached = Path::new("/var/cache/svol-tools/bin/s3s-fs");
+    assert!(
+        cached.exists(),
+        "s3s-fs (the S3 server this test needs) is not installed: run scripts/test.sh, which installs it"
+    );
+    cached.into()
+}
+
+fn start_s3(bucket: &str) -> S3 {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join(bucket)).expect("bucket");
+    let port = common::free_port();
+    let child = Command::new(s3s_fs())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--access-key",
+            "svol-key",
+            "--secret-key",
+            "svol-secret-key",
+        ])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    eventually(Duration::from_secs(10), "s3s-fs listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    S3 { child, root, port }
+}
+
+#[test]
+fn file_data_lives_in_s3_and_goes_with_its_volume() {
+    let s3 = start_s3("svol-blocks");
+    // The object_store conventions: the server reads these.
+    std::env::set_var("AWS_ENDPOINT", format!("http://127.0.0.1:{}", s3.port));
+    std::env::set_var("AWS_ALLOW_HTTP", "true");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    std::env::set_var("AWS_ACCESS_KEY_ID", "svol-key");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "svol-secret-key");
+    let s = Server::start_with(&["--blocks", "s3://svol-blocks/cluster-1"]);
+    s.create_volume("v");
+    let a = s.mount("v", &[]);
+    let b = s.mount("v", &[]);
+    let data = random_bytes(9 << 20, 7);
+    std::fs::write(a.p("weights.bin"), &data).expect("write");
+    assert_eq!(std::fs::read(b.p("weights.bin")).expect("read"), data);
+
+    let prefix = s3.root.path().join("svol-blocks/cluster-1");
+    let in_s3 = dir_bytes(&prefix);
+    assert!(
+        in_s3 >= 9 << 20,
+        "the blocks are objects in S3 ({in_s3} bytes)"
+    );
+    assert!(
+        !s.data().join("blocks").exists() || dir_bytes(&s.data().join("blocks")) == 0,
+        "no block in the data dir"
+    );
+    drop((a, b));
+    s.ok(&["volume", "delete", "v", "--yes"]);
+    eventually(
+        Duration::from_secs(20),
+        "objects deleted with the volume",
+        || dir_bytes(&prefix) == 0,
+    );
+}
