@@ -67,9 +67,17 @@ impl BlockStore {
     }
 
     /// Blocks as objects of an S3-compatible store (`s3://bucket[/prefix]`;
-    /// endpoint and credentials from the `AWS_*` environment).
-    pub fn s3(url: &str) -> Result<Self> {
-        Ok(Self::from_backend(Arc::new(s3::S3Blocks::from_url(url)?)))
+    /// endpoint and credentials from the `AWS_*` environment). Fails, naming
+    /// the URL, if the store cannot be reached, the bucket is missing or the
+    /// credentials are refused.
+    pub async fn s3(url: &str) -> Result<Self> {
+        let store = s3::S3Blocks::from_url(url)?;
+        store.check().await.map_err(|e| {
+            BlockError::Io(std::io::Error::other(format!(
+                "block store {url} cannot be used: {e}"
+            )))
+        })?;
+        Ok(Self::from_backend(Arc::new(store)))
     }
 
     pub fn from_backend(backend: Arc<dyn BlockBackend>) -> Self {

@@ -73,6 +73,17 @@ impl S3Blocks {
         }
     }
 
+    /// Checks that the bucket is there and the credentials work, by
+    /// listing the prefix: a server must not start on a store it cannot use.
+    pub async fn check(&self) -> Result<()> {
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        self.store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
     fn path(&self, k: BlockKey) -> Path {
         let hex = k.hash.to_hex();
         let name = format!("w{}/{}/{}", k.owner, &hex[..2], &hex[2..]);

@@ -323,7 +323,39 @@ async fn s3_prefixes_are_separate_and_credentials_are_checked() {
     assert!(wrong.get(k).await.is_err());
     assert!(!matches!(wrong.get(k).await, Err(BlockError::NotFound(_))));
     for bad in ["blocks", "s3://", "file:///tmp/x"] {
-        let e = BlockStore::s3(bad).unwrap_err().to_string();
+        let e = BlockStore::s3(bad).await.unwrap_err().to_string();
         assert!(e.contains(bad), "{e}");
     }
+    // A store that cannot be used is refused up front, not at the first
+    // write: a missing bucket, wrong credentials.
+    let no_bucket = svol_blocks::s3::S3Blocks::new(
+        std::sync::Arc::new(
+            svol_blocks::s3::S3Blocks::builder()
+                .with_endpoint(&s.endpoint)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_bucket_name("no-such-bucket")
+                .with_access_key_id(S3_KEY)
+                .with_secret_access_key(S3_SECRET)
+                .build()
+                .unwrap(),
+        ),
+        "",
+    );
+    assert!(no_bucket.check().await.is_err());
+    let ok = svol_blocks::s3::S3Blocks::new(
+        std::sync::Arc::new(
+            svol_blocks::s3::S3Blocks::builder()
+                .with_endpoint(&s.endpoint)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_bucket_name("blocks")
+                .with_access_key_id(S3_KEY)
+                .with_secret_access_key(S3_SECRET)
+                .build()
+                .unwrap(),
+        ),
+        "a",
+    );
+    ok.check().await.unwrap();
 }

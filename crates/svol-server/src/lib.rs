@@ -137,7 +137,7 @@ pub async fn run(
     make_private(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
     let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
     let blocks = match &cfg.blocks {
-        Some(url) => BlockStore::s3(url)?,
+        Some(url) => BlockStore::s3(url).await?,
         None => {
             let block_dir = cfg.data_dir.join("blocks");
             let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {

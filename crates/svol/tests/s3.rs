@@ -1,6 +1,7 @@
 //! `svol server --blocks s3://…`: file data goes to a real S3 server
 //! (s3s-fs, started here), not to the data directory, and comes back
-//! through another mount; deleting the volume deletes the objects.
+//! through another mount; deleting the volume deletes the objects; a
+//! server does not start on a bucket it cannot use.
 
 mod common;
 
@@ -64,6 +65,19 @@ fn file_data_lives_in_s3_and_goes_with_its_volume() {
     std::env::set_var("AWS_REGION", "us-east-1");
     std::env::set_var("AWS_ACCESS_KEY_ID", "svol-key");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "svol-secret-key");
+    // A bucket that is not there: the server refuses to start, naming it.
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = common::run_with_timeout(
+        Command::new(common::svol_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(["--blocks", "s3://no-such-bucket/x"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on a missing bucket");
+    assert!(err.contains("s3://no-such-bucket/x"), "{err}");
+
     let s = Server::start_with(&["--blocks", "s3://svol-blocks/cluster-1"]);
     s.create_volume("v");
     let a = s.mount("v", &[]);
