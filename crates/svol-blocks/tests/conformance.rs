@@ -270,20 +270,22 @@ fn s3_server(bucket: &str) -> S3Server {
     }
 }
 
-fn s3_store(s: &S3Server, bucket: &str, prefix: &str) -> BlockStore {
+/// The S3 backend on bucket `bucket` of `s`, signing with `secret`.
+fn s3_blocks(s: &S3Server, bucket: &str, prefix: &str, secret: &str) -> svol_blocks::s3::S3Blocks {
     let store = svol_blocks::s3::S3Blocks::builder()
         .with_endpoint(&s.endpoint)
         .with_allow_http(true)
         .with_region("us-east-1")
         .with_bucket_name(bucket)
         .with_access_key_id(S3_KEY)
-        .with_secret_access_key(S3_SECRET)
+        .with_secret_access_key(secret)
         .build()
         .unwrap();
-    BlockStore::from_backend(std::sync::Arc::new(svol_blocks::s3::S3Blocks::new(
-        std::sync::Arc::new(store),
-        prefix,
-    )))
+    svol_blocks::s3::S3Blocks::new(std::sync::Arc::new(store), prefix)
+}
+
+fn s3_store(s: &S3Server, bucket: &str, prefix: &str) -> BlockStore {
+    BlockStore::from_backend(std::sync::Arc::new(s3_blocks(s, bucket, prefix, S3_SECRET)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,18 +309,11 @@ async fn s3_prefixes_are_separate_and_credentials_are_checked() {
     let on_disk = walk(&s._dir.path().join("blocks").join("a"));
     assert_eq!(on_disk, 1, "one object under the prefix");
 
-    let wrong = svol_blocks::s3::S3Blocks::builder()
-        .with_endpoint(&s.endpoint)
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_bucket_name("blocks")
-        .with_access_key_id(S3_KEY)
-        .with_secret_access_key("not-the-secret")
-        .build()
-        .unwrap();
-    let wrong = BlockStore::from_backend(std::sync::Arc::new(svol_blocks::s3::S3Blocks::new(
-        std::sync::Arc::new(wrong),
+    let wrong = BlockStore::from_backend(std::sync::Arc::new(s3_blocks(
+        &s,
+        "blocks",
         "a",
+        "not-the-secret",
     )));
     assert!(wrong.get(k).await.is_err());
     assert!(!matches!(wrong.get(k).await, Err(BlockError::NotFound(_))));
@@ -328,34 +323,10 @@ async fn s3_prefixes_are_separate_and_credentials_are_checked() {
     }
     // A store that cannot be used is refused up front, not at the first
     // write: a missing bucket, wrong credentials.
-    let no_bucket = svol_blocks::s3::S3Blocks::new(
-        std::sync::Arc::new(
-            svol_blocks::s3::S3Blocks::builder()
-                .with_endpoint(&s.endpoint)
-                .with_allow_http(true)
-                .with_region("us-east-1")
-                .with_bucket_name("no-such-bucket")
-                .with_access_key_id(S3_KEY)
-                .with_secret_access_key(S3_SECRET)
-                .build()
-                .unwrap(),
-        ),
-        "",
-    );
+    let no_bucket = s3_blocks(&s, "no-such-bucket", "", S3_SECRET);
     assert!(no_bucket.check().await.is_err());
-    let ok = svol_blocks::s3::S3Blocks::new(
-        std::sync::Arc::new(
-            svol_blocks::s3::S3Blocks::builder()
-                .with_endpoint(&s.endpoint)
-                .with_allow_http(true)
-                .with_region("us-east-1")
-                .with_bucket_name("blocks")
-                .with_access_key_id(S3_KEY)
-                .with_secret_access_key(S3_SECRET)
-                .build()
-                .unwrap(),
-        ),
-        "a",
-    );
+    let refused = s3_blocks(&s, "blocks", "a", "not-the-secret");
+    assert!(refused.check().await.is_err());
+    let ok = s3_blocks(&s, "blocks", "a", S3_SECRET);
     ok.check().await.unwrap();
 }
