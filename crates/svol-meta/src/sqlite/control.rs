@@ -3,7 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows;
+use super::tx::SqlTx;
 use crate::lifetimes::*;
+use crate::tree::Tx;
 use crate::types::*;
 use crate::{MetaError, Result};
 
@@ -216,8 +218,7 @@ pub(crate) fn insert_volume(
     app: i64,
     now: Timespec,
 ) -> Result<Volume> {
-    let root = insert_inode(
-        c,
+    let root = SqlTx(c).insert_inode(
         0,
         &NewNode {
             kind: FileKind::Directory,
@@ -337,39 +338,4 @@ pub(crate) fn volume_usage(c: &Connection, vol: Ino) -> Result<VolumeUsage> {
         bytes: bytes as u64,
         files: files as u64,
     })
-}
-
-/// Inserts an inode row and returns its number.
-pub(crate) fn insert_inode(
-    c: &Connection,
-    vol: Ino,
-    n: &NewNode,
-    nlink: u32,
-    now: Timespec,
-) -> Result<Ino> {
-    let size = if n.kind == FileKind::Symlink {
-        n.target.len() as i64
-    } else {
-        0
-    };
-    let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
-    c.prepare_cached(
-        "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, mtime_s, \
-         mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11)",
-    )?
-    .execute(params![
-        vol as i64,
-        n.kind as i64,
-        (n.mode & 0o7777) as i64,
-        n.uid as i64,
-        n.gid as i64,
-        nlink as i64,
-        size,
-        now.sec,
-        now.nsec as i64,
-        n.rdev as i64,
-        target
-    ])?;
-    Ok(c.last_insert_rowid() as u64)
 }

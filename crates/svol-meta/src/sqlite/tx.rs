@@ -71,8 +71,32 @@ impl Tx for SqlTx<'_> {
             .optional()?)
     }
 
-    fn insert_inode(&self, vol: Ino, node: &NewNode, nlink: u32, now: Timespec) -> Result<Ino> {
-        super::control::insert_inode(self.0, vol, node, nlink, now)
+    fn insert_inode(&self, vol: Ino, n: &NewNode, nlink: u32, now: Timespec) -> Result<Ino> {
+        let size = if n.kind == FileKind::Symlink {
+            n.target.len() as i64
+        } else {
+            0
+        };
+        let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
+        self.0.prepare_cached(
+            "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, mtime_s, \
+             mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11)",
+        )?
+        .execute(params![
+            vol as i64,
+            n.kind as i64,
+            (n.mode & 0o7777) as i64,
+            n.uid as i64,
+            n.gid as i64,
+            nlink as i64,
+            size,
+            now.sec,
+            now.nsec as i64,
+            n.rdev as i64,
+            target
+        ])?;
+        Ok(self.0.last_insert_rowid() as u64)
     }
 
     fn update_inode(&self, ino: Ino, u: &InodeUpdate) -> Result<()> {
