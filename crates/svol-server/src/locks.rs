@@ -21,7 +21,6 @@ use svol_proto as p;
 use tonic::{Request, Status};
 
 use crate::clock::Clock;
-use crate::convert::status;
 use crate::feed::Feed;
 use crate::service::State;
 
@@ -67,7 +66,7 @@ impl LockManager {
     }
 
     fn run<T>(&self, f: impl FnOnce(&MetaStore) -> m::Result<T>) -> Result<T, Status> {
-        tokio::task::block_in_place(|| f(&self.meta)).map_err(status)
+        crate::service::run_meta(&self.meta, f)
     }
 
     /// F_GETLK: the first lock that would block `want`.

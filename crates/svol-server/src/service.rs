@@ -42,6 +42,17 @@ pub(crate) struct State {
 
 type Res<T> = Result<Response<T>, Status>;
 
+/// Runs one metadata operation, answering its error as a status.
+/// Metadata calls are short (tens of microseconds); running them in place
+/// saves the thread hand-off of spawn_blocking on every call, while
+/// block_in_place still moves other tasks off this worker.
+pub(crate) fn run_meta<T>(
+    meta: &MetaStore,
+    f: impl FnOnce(&MetaStore) -> m::Result<T>,
+) -> Result<T, Status> {
+    tokio::task::block_in_place(|| f(meta)).map_err(status)
+}
+
 impl State {
     pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> m::Result<Self> {
         let head = meta.feed_head()?;
@@ -84,10 +95,7 @@ impl State {
         &self,
         f: impl FnOnce(&MetaStore) -> m::Result<T> + Send,
     ) -> Result<T, Status> {
-        // Metadata calls are short (tens of microseconds); running them in
-        // place saves the thread hand-off of spawn_blocking on every call,
-        // while block_in_place still moves other tasks off this worker.
-        tokio::task::block_in_place(|| f(&self.meta)).map_err(status)
+        run_meta(&self.meta, f)
     }
 
     /// Free bytes uploads may still use: what the disk has less the reserve

@@ -134,7 +134,8 @@ impl MetaBackend for Sqlite {
                 tree::check_fence(c, cx, ino)?;
             }
             let out = tree::setattr(c, vol, ino, set, cx.now)?;
-            Ok((out, Touch::inodes(&[ino])))
+            let t = Touch::inodes(&[ino]).known(&out.value);
+            Ok((out, t))
         })
     }
     fn create(
@@ -148,7 +149,10 @@ impl MetaBackend for Sqlite {
     ) -> Result<Outcome<Attr>> {
         self.change(false, vol, cx, |c| {
             let a = tree::create(c, vol, parent, name, node, exclusive, cx.now)?;
-            let t = Touch::inodes(&[parent]).entry(parent, name).fresh(a.ino);
+            let t = Touch::inodes(&[parent])
+                .entry(parent, name)
+                .fresh(a.ino)
+                .known(&a);
             Ok((Outcome::new(a, Vec::new()), t))
         })
     }
@@ -262,16 +266,13 @@ impl MetaBackend for Sqlite {
     ) -> Result<Outcome<Attr>> {
         self.change(durable, vol, cx, |c| {
             tree::check_fence(c, cx, ino)?;
-            let before = tree::attr(c, vol, ino)?.version;
-            let out = tree::commit(c, vol, ino, chunks, write_end, cx.now)?;
-            // A commit that changed nothing (an fsync of a clean file) is
-            // no news for anyone.
-            let t = if out.value.version == before {
-                Touch::default()
+            let done = tree::commit(c, vol, ino, chunks, write_end, cx.now)?;
+            let t = if done.changed {
+                Touch::inodes(&[ino]).known(&done.out.value)
             } else {
-                Touch::inodes(&[ino])
+                Touch::default()
             };
-            Ok((out, t))
+            Ok((done.out, t))
         })
     }
 

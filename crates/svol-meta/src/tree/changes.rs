@@ -16,6 +16,9 @@ pub(crate) struct Touch {
     /// (nobody else can have them cached).
     pub fresh: Vec<Ino>,
     pub entries: Vec<(Ino, Vec<u8>)>,
+    /// Attributes the operation already read after its change (not read
+    /// again for the change set).
+    pub known: Vec<Attr>,
 }
 
 impl Touch {
@@ -33,6 +36,11 @@ impl Touch {
 
     pub(crate) fn fresh(mut self, ino: Ino) -> Self {
         self.fresh.push(ino);
+        self
+    }
+
+    pub(crate) fn known(mut self, a: &Attr) -> Self {
+        self.known.push(a.clone());
         self
     }
 }
@@ -87,6 +95,10 @@ pub(crate) fn finish<T>(
             continue;
         }
         seen.push(*ino);
+        if let Some(a) = touch.known.iter().find(|a| a.ino == *ino) {
+            ch.attrs.push(a.clone());
+            continue;
+        }
         match t.attr(vol, *ino)? {
             Some(a) => ch.attrs.push(a),
             None => ch.gone.push(*ino),

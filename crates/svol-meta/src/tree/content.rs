@@ -34,6 +34,13 @@ pub(crate) fn release(t: &impl Tx, vol: Ino, session: &str, ino: Ino) -> Result<
     Ok(Outcome::new((), freed))
 }
 
+/// A commit's outcome, and whether it changed the file at all (an fsync of
+/// a clean file does not: no news for other mounts).
+pub(crate) struct Committed {
+    pub out: Outcome<Attr>,
+    pub changed: bool,
+}
+
 pub(crate) fn commit(
     t: &impl Tx,
     vol: Ino,
@@ -41,7 +48,7 @@ pub(crate) fn commit(
     new: &[Chunk],
     write_end: u64,
     now: Timespec,
-) -> Result<Outcome<Attr>> {
+) -> Result<Committed> {
     let a = attr(t, vol, ino)?;
     if a.kind != FileKind::Regular {
         return Err(MetaError::InvalidArgument(
@@ -87,7 +94,10 @@ pub(crate) fn commit(
     if new.is_empty() && end <= a.size {
         // Nothing to change: an fsync of a clean file. The transaction still
         // commits (durably, if asked), which is all such a call needs.
-        return Ok(Outcome::new(a, freed));
+        return Ok(Committed {
+            out: Outcome::new(a, freed),
+            changed: false,
+        });
     }
     // A commit never shrinks a file: truncation is an explicit setattr.
     t.update_inode(
@@ -100,7 +110,10 @@ pub(crate) fn commit(
             ..Default::default()
         },
     )?;
-    Ok(Outcome::new(attr(t, vol, ino)?, freed))
+    Ok(Committed {
+        out: Outcome::new(attr(t, vol, ino)?, freed),
+        changed: true,
+    })
 }
 
 pub(crate) fn get_xattr(t: &impl Tx, vol: Ino, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
