@@ -181,6 +181,9 @@ fn bad_run_arguments_are_refused_clearly() {
     assert!(!Path::new("/x").exists());
 }
 
+/// (pong publishes its answer with a rename, as files meant to be seen
+/// whole are published: ping waits for the name, and a name seen before
+/// the writer closed would be an empty file under close-to-open.)
 #[test]
 fn runs_in_different_apps_share_a_volume_live() {
     let s = Server::start();
@@ -192,7 +195,7 @@ fn runs_in_different_apps_share_a_volume_live() {
     let app = s.ok(&["app", "create"]).trim().to_string();
     let pong = s.spawn(&[
         "run", "--app", &app, "-v", "/v=shared", "--", "sh", "-c",
-        "i=0; while [ ! -e /v/ping ]; do sleep 0.02; i=$((i+1)); [ $i -gt 1500 ] && exit 9; done; echo pong > /v/pong",
+        "i=0; while [ ! -e /v/ping ]; do sleep 0.02; i=$((i+1)); [ $i -gt 1500 ] && exit 9; done; echo pong > /v/pong.tmp && mv /v/pong.tmp /v/pong",
     ]);
     let a = ping.wait_with_output().expect("ping");
     let b = pong.wait_with_output().expect("pong");
