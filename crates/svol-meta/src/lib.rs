@@ -23,6 +23,7 @@ mod backend;
 pub mod conformance;
 mod error;
 mod lifetimes;
+mod sql;
 mod sqlite;
 mod tree;
 mod types;
@@ -46,7 +47,9 @@ impl MetaStore {
     /// SQLite database at `path` (created and migrated if new).
     pub fn sqlite(path: &Path) -> Result<Self> {
         Ok(Self {
-            backend: Arc::new(sqlite::Sqlite::open(path)?),
+            backend: Arc::new(sql::SqlStore {
+                engine: sqlite::Sqlite::open(path)?,
+            }),
         })
     }
 }

@@ -8,14 +8,8 @@
 //! crash of the process); an operation that must be durable right away
 //! (`fsync`) switches its transaction to `synchronous=FULL`.
 
-mod apps;
-mod control;
-mod feed;
-mod imp;
+mod conn;
 mod migrate;
-mod rows;
-mod sessions;
-mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use crate::sql::{Conn, Engine};
 use crate::{MetaError, Result};
 
 const SCHEMA: &str = r#"
@@ -91,6 +86,9 @@ CREATE TABLE IF NOT EXISTS feed(
     deleted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS syncs(id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO syncs(id, n) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS feed_trim(id INTEGER PRIMARY KEY CHECK (id = 1), below INTEGER NOT NULL);
+INSERT OR IGNORE INTO feed_trim(id, below) VALUES (1, coalesce((SELECT min(seq) - 1 FROM feed),
+    (SELECT seq FROM sqlite_sequence WHERE name = 'feed'), 0));
 "#;
 
 pub(crate) struct Sqlite {
@@ -190,8 +188,14 @@ impl Sqlite {
     }
 }
 
-/// Random public id with a prefix, e.g. `vo-3f9a…`.
-pub(crate) fn new_id(prefix: &str) -> String {
-    let b: [u8; 8] = rand::random();
-    format!("{prefix}-{}", hex::encode(b))
+impl Engine for Sqlite {
+    fn read<T>(&self, f: &mut dyn FnMut(&dyn Conn) -> Result<T>) -> Result<T> {
+        Sqlite::read(self, |tx| f(&conn::Lite(tx)))
+    }
+    fn write<T>(&self, durable: bool, f: &mut dyn FnMut(&dyn Conn) -> Result<T>) -> Result<T> {
+        Sqlite::write(self, durable, |tx| f(&conn::Lite(tx)))
+    }
+    fn compact(&self) -> Result<()> {
+        Sqlite::compact(self)
+    }
 }

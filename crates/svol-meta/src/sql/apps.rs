@@ -1,24 +1,23 @@
 //! Apps and the lifetimes of the volumes they own.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::control::{self, check_volume_name, drop_volume};
+use super::{args, Conn, ConnExt, Row};
 use crate::types::*;
 use crate::{App, AppKind, AppState, MetaError, Result};
 
 /// Inserts a running app and returns its row id.
 pub(crate) fn insert_app(
-    c: &Connection,
+    c: &dyn Conn,
     ws: WorkspaceId,
     name: &str,
     kind: AppKind,
     now_ms: i64,
 ) -> Result<i64> {
-    c.execute(
+    c.int(
         "INSERT INTO apps(public_id, workspace, name, kind, state, created, last_active) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            super::new_id("ap"),
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        args![
+            &super::new_id("ap"),
             ws,
             name,
             kind as i64,
@@ -26,11 +25,11 @@ pub(crate) fn insert_app(
             now_ms / 1000,
             now_ms
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+    )?
+    .ok_or_else(|| MetaError::Backend("insert returned no app".into()))
 }
 
-pub(crate) fn create_app(c: &Connection, ws: WorkspaceId, name: &str, now_ms: i64) -> Result<App> {
+pub(crate) fn create_app(c: &dyn Conn, ws: WorkspaceId, name: &str, now_ms: i64) -> Result<App> {
     if name.len() > 128 || name.contains(['\0', '\n']) {
         return Err(MetaError::InvalidArgument(format!(
             "invalid app name {name:?}: at most 128 bytes, no NUL or newline"
@@ -42,82 +41,91 @@ pub(crate) fn create_app(c: &Connection, ws: WorkspaceId, name: &str, now_ms: i6
 
 const APP_COLS: &str = "id, public_id, workspace, name, kind, state, created";
 
-fn app_from(c: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
-    let row: i64 = r.get(0)?;
-    let kind = AppKind::from_i64(r.get(4)?);
-    let state = AppState::from_i64(r.get(5)?);
-    let volumes = c
-        .prepare_cached("SELECT public_id FROM volumes WHERE app = ?1 ORDER BY created, public_id")?
-        .query_map(params![row], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(App {
-        id: r.get(1)?,
-        workspace: r.get(2)?,
-        name: r.get(3)?,
-        kind,
-        state,
-        created: r.get(6)?,
-        volumes,
-    })
+/// An app from `APP_COLS`, without its volumes (see `with_volumes`).
+fn app_row(r: &dyn Row) -> Result<(i64, App)> {
+    Ok((
+        r.int(0)?,
+        App {
+            id: r.text(1)?,
+            workspace: r.int(2)?,
+            name: r.text(3)?,
+            kind: AppKind::from_i64(r.int(4)?),
+            state: AppState::from_i64(r.int(5)?),
+            created: r.int(6)?,
+            volumes: Vec::new(),
+        },
+    ))
 }
 
-fn app_by_row(c: &Connection, row: i64) -> Result<App> {
-    Ok(c.query_row(
+fn with_volumes(c: &dyn Conn, (row, mut app): (i64, App)) -> Result<App> {
+    app.volumes = c.rows(
+        "SELECT public_id FROM volumes WHERE app = ?1 ORDER BY created, public_id",
+        args![row],
+        |r| r.text(0),
+    )?;
+    Ok(app)
+}
+
+fn app_by_row(c: &dyn Conn, row: i64) -> Result<App> {
+    let found = c.row(
         &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"),
-        params![row],
-        |r| app_from(c, r),
-    )?)
+        args![row],
+        app_row,
+    )?;
+    with_volumes(
+        c,
+        found.ok_or_else(|| MetaError::NotFound(format!("app row {row}")))?,
+    )
 }
 
 /// Row id and state of app `id` of workspace `ws`.
-fn find(c: &Connection, ws: WorkspaceId, id: &str) -> Result<(i64, AppState)> {
-    c.query_row(
+fn find(c: &dyn Conn, ws: WorkspaceId, id: &str) -> Result<(i64, AppState)> {
+    c.row(
         "SELECT id, state FROM apps WHERE workspace = ?1 AND public_id = ?2",
-        params![ws, id],
-        |r| Ok((r.get(0)?, AppState::from_i64(r.get(1)?))),
-    )
-    .optional()?
+        args![ws, id],
+        |r| Ok((r.int(0)?, AppState::from_i64(r.int(1)?))),
+    )?
     .ok_or_else(|| MetaError::NotFound(format!("app {id}")))
 }
 
 /// Row id of a running app; `Stale` once it stopped.
-fn running(c: &Connection, ws: WorkspaceId, id: &str) -> Result<i64> {
+fn running(c: &dyn Conn, ws: WorkspaceId, id: &str) -> Result<i64> {
     match find(c, ws, id)? {
         (row, AppState::Running) => Ok(row),
         (_, AppState::Stopped) => Err(MetaError::Stale(format!("app {id} is stopped"))),
     }
 }
 
-pub(crate) fn app(c: &Connection, ws: WorkspaceId, id: &str) -> Result<App> {
+pub(crate) fn app(c: &dyn Conn, ws: WorkspaceId, id: &str) -> Result<App> {
     app_by_row(c, find(c, ws, id)?.0)
 }
 
-pub(crate) fn list_apps(c: &Connection, ws: WorkspaceId) -> Result<Vec<App>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {APP_COLS} FROM apps WHERE workspace = ?1 ORDER BY id DESC"
-    ))?;
-    let v = st
-        .query_map(params![ws], |r| app_from(c, r))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(v)
+pub(crate) fn list_apps(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<App>> {
+    c.rows(
+        &format!("SELECT {APP_COLS} FROM apps WHERE workspace = ?1 ORDER BY id DESC"),
+        args![ws],
+        app_row,
+    )?
+    .into_iter()
+    .map(|a| with_volumes(c, a))
+    .collect()
 }
 
-fn stop_row(c: &Connection, row: i64, freed: &mut Freed) -> Result<()> {
-    let roots: Vec<i64> = c
-        .prepare("SELECT root FROM volumes WHERE app = ?1")?
-        .query_map(params![row], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+fn stop_row(c: &dyn Conn, row: i64, freed: &mut Freed) -> Result<()> {
+    let roots = c.rows("SELECT root FROM volumes WHERE app = ?1", args![row], |r| {
+        r.int(0)
+    })?;
     for root in roots {
         drop_volume(c, root as u64, freed)?;
     }
-    c.execute(
+    c.exec(
         "UPDATE apps SET state = ?2 WHERE id = ?1",
-        params![row, AppState::Stopped as i64],
+        args![row, AppState::Stopped as i64],
     )?;
     Ok(())
 }
 
-pub(crate) fn stop_app(c: &Connection, ws: WorkspaceId, id: &str) -> Result<Outcome<App>> {
+pub(crate) fn stop_app(c: &dyn Conn, ws: WorkspaceId, id: &str) -> Result<Outcome<App>> {
     let (row, _) = find(c, ws, id)?;
     let mut freed = Vec::new();
     stop_row(c, row, &mut freed)?;
@@ -125,25 +133,21 @@ pub(crate) fn stop_app(c: &Connection, ws: WorkspaceId, id: &str) -> Result<Outc
 }
 
 pub(crate) fn stop_idle_apps(
-    c: &Connection,
+    c: &dyn Conn,
     now_ms: i64,
     grace_ms: i64,
 ) -> Result<Outcome<Vec<App>>> {
-    let rows: Vec<i64> = c
-        .prepare_cached(
-            "SELECT id FROM apps a WHERE state = ?1 AND kind = ?2 AND last_active < ?3 \
-             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id OR s.volume IN \
-                 (SELECT root FROM volumes v WHERE v.app = a.id))",
-        )?
-        .query_map(
-            params![
-                AppState::Running as i64,
-                AppKind::App as i64,
-                now_ms - grace_ms
-            ],
-            |r| r.get(0),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows = c.rows(
+        "SELECT id FROM apps a WHERE state = ?1 AND kind = ?2 AND last_active < ?3 \
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id OR s.volume IN \
+             (SELECT root FROM volumes v WHERE v.app = a.id))",
+        args![
+            AppState::Running as i64,
+            AppKind::App as i64,
+            now_ms - grace_ms
+        ],
+        |r| r.int(0),
+    )?;
     let mut freed = Vec::new();
     let mut stopped = Vec::new();
     for row in rows {
@@ -154,7 +158,7 @@ pub(crate) fn stop_idle_apps(
 }
 
 pub(crate) fn create_ephemeral_volume(
-    c: &Connection,
+    c: &dyn Conn,
     ws: WorkspaceId,
     app: &str,
     now: Timespec,
@@ -164,7 +168,7 @@ pub(crate) fn create_ephemeral_volume(
 }
 
 pub(crate) fn persist_volume(
-    c: &Connection,
+    c: &dyn Conn,
     ws: WorkspaceId,
     id: &str,
     name: &str,
@@ -185,35 +189,33 @@ pub(crate) fn persist_volume(
         return Err(MetaError::AlreadyExists(format!("volume {name}")));
     }
     let app = insert_app(c, ws, name, AppKind::Volume, now.sec * 1000)?;
-    c.execute(
+    c.exec(
         "UPDATE volumes SET name = ?2, app = ?3, ephemeral = 0 WHERE root = ?1",
-        params![v.root as i64, name, app],
+        args![v.root as i64, name, app],
     )?;
     control::volume(c, ws, &v.id)
 }
 
 /// The app row a new session on `vol` keeps alive (besides the app that
 /// owns `vol`, which every session on it keeps alive).
-pub(crate) fn session_app(c: &Connection, ws: WorkspaceId, vol: Ino, app: &str) -> Result<i64> {
+pub(crate) fn session_app(c: &dyn Conn, ws: WorkspaceId, vol: Ino, app: &str) -> Result<i64> {
     if !app.is_empty() {
         return running(c, ws, app);
     }
-    Ok(c.query_row(
+    Ok(c.int(
         "SELECT app FROM volumes WHERE root = ?1 AND workspace = ?2",
-        params![vol as i64, ws],
-        |r| r.get(0),
-    )
-    .optional()?
+        args![vol as i64, ws],
+    )?
     .unwrap_or(0))
 }
 
 /// The apps whose last session just ended start their idle clock now.
-pub(crate) fn touch_session_apps(c: &Connection, session: &str, now_ms: i64) -> Result<()> {
-    c.execute(
-        "UPDATE apps SET last_active = max(last_active, ?2) WHERE id IN \
-         (SELECT app FROM sessions WHERE id = ?1 UNION \
+pub(crate) fn touch_session_apps(c: &dyn Conn, session: &str, now_ms: i64) -> Result<()> {
+    c.exec(
+        "UPDATE apps SET last_active = CASE WHEN last_active > ?2 THEN last_active ELSE ?2 END \
+         WHERE id IN (SELECT app FROM sessions WHERE id = ?1 UNION \
           SELECT v.app FROM volumes v JOIN sessions s ON s.volume = v.root WHERE s.id = ?1)",
-        params![session, now_ms],
+        args![session, now_ms],
     )?;
     Ok(())
 }

@@ -1,16 +1,22 @@
-//! `MetaBackend` for `Sqlite`: each method is one transaction around the
-//! operation functions of the sibling modules.
-
-use rusqlite::params;
+//! `MetaBackend` for an SQL engine: each method is one transaction around
+//! the operation functions of the sibling modules.
 
 use super::tx::SqlTx;
-use super::{apps, control, feed, rows, sessions, Sqlite};
+use super::{apps, args, control, feed, rows, sessions, Conn, ConnExt, Engine, SqlStore};
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
 use crate::types::*;
 use crate::{MetaBackend, Result};
 
-impl Sqlite {
+impl<E: Engine> SqlStore<E> {
+    fn read<T>(&self, mut f: impl FnMut(&dyn Conn) -> Result<T>) -> Result<T> {
+        self.engine.read(&mut f)
+    }
+
+    fn write<T>(&self, durable: bool, mut f: impl FnMut(&dyn Conn) -> Result<T>) -> Result<T> {
+        self.engine.write(durable, &mut f)
+    }
+
     /// One change of volume `vol`'s tree: the lease check, the operation,
     /// and its change set with its feed row, all in one transaction.
     fn change<T>(
@@ -18,7 +24,7 @@ impl Sqlite {
         durable: bool,
         vol: Ino,
         cx: &Cx<'_>,
-        f: impl FnOnce(&SqlTx<'_>) -> Result<(Outcome<T>, Touch)>,
+        f: impl Fn(&SqlTx<'_>) -> Result<(Outcome<T>, Touch)>,
     ) -> Result<Outcome<T>> {
         self.write(durable, |c| {
             let t = SqlTx(c);
@@ -29,17 +35,17 @@ impl Sqlite {
     }
 
     /// Runs `f` on the tree primitives of one read transaction.
-    fn read_tx<T>(&self, f: impl FnOnce(&SqlTx<'_>) -> Result<T>) -> Result<T> {
+    fn read_tx<T>(&self, f: impl Fn(&SqlTx<'_>) -> Result<T>) -> Result<T> {
         self.read(|c| f(&SqlTx(c)))
     }
 
     /// Runs `f` on the tree primitives of one write transaction.
-    fn write_tx<T>(&self, f: impl FnOnce(&SqlTx<'_>) -> Result<T>) -> Result<T> {
+    fn write_tx<T>(&self, f: impl Fn(&SqlTx<'_>) -> Result<T>) -> Result<T> {
         self.write(false, |c| f(&SqlTx(c)))
     }
 }
 
-impl MetaBackend for Sqlite {
+impl<E: Engine> MetaBackend for SqlStore<E> {
     fn create_workspace(&self, name: &str) -> Result<Workspace> {
         self.write(false, |c| control::create_workspace(c, name))
     }
@@ -116,7 +122,7 @@ impl MetaBackend for Sqlite {
         })
     }
     fn compact(&self) -> Result<()> {
-        self.compact()
+        self.engine.compact()
     }
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
         self.read(|c| control::volume_usage(c, vol))
@@ -412,7 +418,7 @@ impl MetaBackend for Sqlite {
     }
     fn clear_lock_queue(&self) -> Result<()> {
         self.write(false, |c| {
-            c.execute("DELETE FROM lock_waiters", [])?;
+            c.exec("DELETE FROM lock_waiters", &[])?;
             Ok(())
         })
     }
@@ -421,7 +427,7 @@ impl MetaBackend for Sqlite {
         self.read(|c| feed::since(c, after, limit))
     }
     fn feed_head(&self) -> Result<u64> {
-        self.read(|c| feed::head(c))
+        self.read(feed::head)
     }
     fn trim_feed(&self, keep: u64) -> Result<()> {
         self.write(false, |c| feed::trim(c, keep))
@@ -443,62 +449,57 @@ impl MetaBackend for Sqlite {
     }
     fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {
-            c.execute(
+            c.exec(
                 "INSERT INTO blocks(workspace, hash, size, refs, pending_until) \
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT(workspace, hash) DO UPDATE \
-                 SET pending_until = max(pending_until, excluded.pending_until)",
-                params![b.workspace, &b.hash[..], size as i64, pending_until_ms],
+                 SET pending_until = CASE WHEN blocks.pending_until > excluded.pending_until \
+                 THEN blocks.pending_until ELSE excluded.pending_until END",
+                args![b.workspace, &b.hash[..], size as i64, pending_until_ms],
             )?;
             Ok(())
         })
     }
     fn mark_block(&self, b: &BlockRef, now_ms: i64) -> Result<bool> {
         self.write(false, |c| {
-            Ok(c.execute(
+            Ok(c.exec(
                 "UPDATE blocks SET pending_until = ?4 \
                  WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 AND pending_until <= ?3",
-                params![b.workspace, &b.hash[..], now_ms, rows::DELETING],
+                args![b.workspace, &b.hash[..], now_ms, rows::DELETING],
             )? > 0)
         })
     }
     fn drop_block(&self, b: &BlockRef) -> Result<()> {
         self.write(false, |c| {
-            c.execute(
+            c.exec(
                 "DELETE FROM blocks WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 \
                  AND pending_until = ?3",
-                params![b.workspace, &b.hash[..], rows::DELETING],
+                args![b.workspace, &b.hash[..], rows::DELETING],
             )?;
             Ok(())
         })
     }
     fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>> {
         self.read(|c| {
-            let v: Vec<(WorkspaceId, Vec<u8>)> = c
-                .prepare(
-                    "SELECT workspace, hash FROM blocks \
-                     WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
-                )?
-                .query_map(params![now_ms, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            v.into_iter()
-                .map(|(workspace, h)| {
+            c.rows(
+                "SELECT workspace, hash FROM blocks \
+                 WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
+                args![now_ms, limit as i64],
+                |r| {
                     Ok(BlockRef {
-                        workspace,
-                        hash: rows::to_hash(h)?,
+                        workspace: r.int(0)?,
+                        hash: rows::to_hash(r.bytes(1)?)?,
                     })
-                })
-                .collect()
+                },
+            )
         })
     }
     fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>> {
         self.read(|c| {
-            let v = c
-                .prepare("SELECT workspace FROM blocks WHERE hash = ?1")?
-                .query_map(params![&hash[..]], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(v)
+            c.rows(
+                "SELECT workspace FROM blocks WHERE hash = ?1",
+                args![&hash[..]],
+                |r| r.int(0),
+            )
         })
     }
 }

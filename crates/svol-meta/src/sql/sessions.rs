@@ -4,17 +4,15 @@
 //! its locks and open files are gone, and its writes are fenced (see
 //! `changes::check_lease`).
 
-use rusqlite::{params, Connection, OptionalExtension};
-
-use super::apps;
 use super::tx::SqlTx;
+use super::{apps, args, Conn, ConnExt};
 use crate::lifetimes::*;
 use crate::tree::{self, Tx};
 use crate::types::*;
 use crate::{MetaError, Result};
 
 pub(crate) fn open(
-    c: &Connection,
+    c: &dyn Conn,
     owner: &SessionOwner,
     id: &str,
     vol: Ino,
@@ -22,10 +20,10 @@ pub(crate) fn open(
     expires_ms: i64,
 ) -> Result<Lease> {
     let app = apps::session_app(c, owner.workspace, vol, app)?;
-    let n = c.execute(
+    let n = c.exec(
         "INSERT INTO sessions(id, volume, expires, app, workspace, token, generation) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT(id) DO NOTHING",
-        params![
+        args![
             id,
             vol as i64,
             expires_ms,
@@ -43,8 +41,11 @@ pub(crate) fn open(
     })
 }
 
+/// Takes a live session up again as a new generation. Its queued lock
+/// waits died with the connection that made them (the client asks again),
+/// so they no longer hold back anyone queued behind them.
 pub(crate) fn resume(
-    c: &Connection,
+    c: &dyn Conn,
     owner: &SessionOwner,
     id: &str,
     vol: Ino,
@@ -60,12 +61,26 @@ pub(crate) fn resume(
     if s.expires_ms < now_ms {
         return Err(MetaError::NotFound("session (its lease ran out)".into()));
     }
-    let generation: i64 = c
-        .prepare_cached(
+    let generation = c
+        .int(
             "UPDATE sessions SET generation = generation + 1, expires = ?2 WHERE id = ?1 \
              RETURNING generation",
+            args![id, expires_ms],
         )?
-        .query_row(params![id, expires_ms], |r| r.get(0))?;
+        .ok_or_else(|| MetaError::NotFound("session".into()))?;
+    let waits = c.rows(
+        "DELETE FROM lock_waiters WHERE session = ?1 RETURNING ino",
+        args![id],
+        |r| r.int(0),
+    )?;
+    if !waits.is_empty() {
+        SqlTx(c).append_feed(&FeedEntry {
+            volume: vol,
+            origin: id.to_string(),
+            unlocked: waits.into_iter().map(|i| i as u64).collect(),
+            ..Default::default()
+        })?;
+    }
     Ok(Lease {
         generation: generation as u64,
         expires_ms,
@@ -73,18 +88,17 @@ pub(crate) fn resume(
 }
 
 pub(crate) fn renew(
-    c: &Connection,
+    c: &dyn Conn,
     id: &str,
     generation: u64,
     now_ms: i64,
     expires_ms: i64,
 ) -> Result<Lease> {
-    let n = c
-        .prepare_cached(
-            "UPDATE sessions SET expires = ?4 WHERE id = ?1 AND generation = ?2 \
-             AND expires >= ?3",
-        )?
-        .execute(params![id, generation as i64, now_ms, expires_ms])?;
+    let n = c.exec(
+        "UPDATE sessions SET expires = ?4 WHERE id = ?1 AND generation = ?2 \
+         AND expires >= ?3",
+        args![id, generation as i64, now_ms, expires_ms],
+    )?;
     if n == 0 {
         return Err(MetaError::Fenced(
             "the lease ran out or the session was resumed elsewhere".into(),
@@ -96,16 +110,12 @@ pub(crate) fn renew(
     })
 }
 
-pub(crate) fn get(c: &Connection, id: &str) -> Result<SessionInfo> {
-    type Row = (i64, Option<Vec<u8>>, i64, i64, i64);
-    let row: Option<Row> = c
-        .prepare_cached(
-            "SELECT workspace, token, volume, expires, generation FROM sessions WHERE id = ?1",
-        )?
-        .query_row(params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
+pub(crate) fn get(c: &dyn Conn, id: &str) -> Result<SessionInfo> {
+    let row = c.row(
+        "SELECT workspace, token, volume, expires, generation FROM sessions WHERE id = ?1",
+        args![id],
+        |r| Ok((r.int(0)?, r.opt_bytes(1)?, r.int(2)?, r.int(3)?, r.int(4)?)),
+    )?;
     let (workspace, token, volume, expires_ms, generation) =
         row.ok_or_else(|| MetaError::NotFound("session".into()))?;
     // Sessions from before sessions had owners belong to nobody.
@@ -124,46 +134,52 @@ pub(crate) fn get(c: &Connection, id: &str) -> Result<SessionInfo> {
 /// released, their locks and lock waits dropped (the feed wakes whoever
 /// waits on those files), their apps' idle clocks started.
 pub(crate) fn expire(
-    c: &Connection,
+    c: &dyn Conn,
     now_ms: i64,
     only: Option<&str>,
 ) -> Result<Outcome<Vec<String>>> {
-    let ids: Vec<(String, i64)> = match only {
-        Some(id) => c
-            .prepare_cached("SELECT id, volume FROM sessions WHERE id = ?1")?
-            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?,
-        None => c
-            .prepare_cached("SELECT id, volume FROM sessions WHERE expires < ?1")?
-            .query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?,
+    let pair = |r: &dyn super::Row| Ok((r.text(0)?, r.int(1)?));
+    let ids = match only {
+        Some(id) => c.rows(
+            "SELECT id, volume FROM sessions WHERE id = ?1",
+            args![id],
+            pair,
+        )?,
+        None => c.rows(
+            "SELECT id, volume FROM sessions WHERE expires < ?1",
+            args![now_ms],
+            pair,
+        )?,
     };
+    let t = SqlTx(c);
     let mut out = Outcome::new(Vec::new(), Vec::new());
+    let mut unlocked_by: Vec<(String, i64, Vec<Ino>)> = Vec::new();
     for (id, vol) in ids {
-        let inos: Vec<i64> = c
-            .prepare_cached("SELECT ino FROM opens WHERE session = ?1")?
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        c.prepare_cached("DELETE FROM opens WHERE session = ?1")?
-            .execute(params![id])?;
-        let t = SqlTx(c);
+        let inos = c.rows(
+            "DELETE FROM opens WHERE session = ?1 RETURNING ino",
+            args![&id],
+            |r| r.int(0),
+        )?;
         let unlocked = t.drop_session_locks(&id)?;
         if !unlocked.is_empty() {
-            t.append_feed(&FeedEntry {
-                volume: vol as u64,
-                origin: id.clone(),
-                unlocked: unlocked.clone(),
-                ..Default::default()
-            })?;
-            out.changes.unlocked.extend(unlocked);
+            out.changes.unlocked.extend(&unlocked);
+            unlocked_by.push((id.clone(), vol, unlocked));
         }
         apps::touch_session_apps(c, &id, now_ms)?;
-        c.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
-            .execute(params![id])?;
+        c.exec("DELETE FROM sessions WHERE id = ?1", args![&id])?;
         for ino in inos {
             tree::destroy_if_unreachable(&t, ino as u64, &mut out.changes.freed)?;
         }
         out.value.push(id);
+    }
+    // Last: on PostgreSQL the feed append orders the commit.
+    for (id, vol, unlocked) in unlocked_by {
+        t.append_feed(&FeedEntry {
+            volume: vol as u64,
+            origin: id,
+            unlocked,
+            ..Default::default()
+        })?;
     }
     Ok(out)
 }

@@ -1,0 +1,146 @@
+//! The change feed as rows: appended inside each change's transaction,
+//! read by every server's tailer, trimmed to its newest entries.
+//!
+//! Readers follow the feed by position, so a position must never become
+//! visible after a higher one. SQLite has one writer at a time; on
+//! PostgreSQL an entry is appended under a transaction-scoped advisory lock
+//! taken as the change's last step, which is released only once the
+//! transaction is visible: positions become visible in order (and the
+//! commits that append are serialised, as `NOTIFY` serialises them anyway).
+//! A position of an aborted transaction is a hole, which is not a loss:
+//! losses are only what `trim` dropped (`feed_trim.below`).
+
+use super::{args, Conn, ConnExt, Dialect};
+use crate::types::*;
+use crate::{MetaError, Result};
+
+/// The advisory lock key that orders feed appends on PostgreSQL ("svolfeed").
+const FEED_LOCK: i64 = 0x7376_6f6c_6665_6564;
+
+/// The notification channel a PostgreSQL append rings (a doorbell only:
+/// the rows are the truth).
+pub(crate) const FEED_CHANNEL: &str = "svol_feed";
+
+/// Appends one entry to the change feed; returns its position.
+pub(crate) fn append(c: &dyn Conn, e: &FeedEntry) -> Result<u64> {
+    if c.dialect() == Dialect::Postgres {
+        c.exec("SELECT pg_advisory_xact_lock(?1)", args![FEED_LOCK])?;
+    }
+    let seq = c
+        .int(
+            "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+            args![
+                e.volume as i64,
+                &e.origin,
+                &encode_inos(&e.inodes),
+                &encode_entries(&e.entries),
+                &encode_inos(&e.unlocked),
+                e.volume_deleted
+            ],
+        )?
+        .ok_or_else(|| MetaError::Backend("feed insert returned no position".into()))?;
+    if c.dialect() == Dialect::Postgres {
+        c.exec(&format!("NOTIFY {FEED_CHANNEL}"), &[])?;
+    }
+    Ok(seq as u64)
+}
+
+/// The newest position (kept, or trimmed).
+pub(crate) fn head(c: &dyn Conn) -> Result<u64> {
+    let h = c.int(
+        "SELECT CASE WHEN m > b THEN m ELSE b END FROM \
+         (SELECT coalesce((SELECT max(seq) FROM feed), 0) AS m, \
+          coalesce((SELECT below FROM feed_trim WHERE id = 1), 0) AS b) AS x",
+        &[],
+    )?;
+    Ok(h.unwrap_or(0) as u64)
+}
+
+/// Everything up to this position was trimmed.
+fn trimmed(c: &dyn Conn) -> Result<u64> {
+    Ok(c.int("SELECT below FROM feed_trim WHERE id = 1", &[])?
+        .unwrap_or(0) as u64)
+}
+
+pub(crate) fn since(c: &dyn Conn, after: u64, limit: usize) -> Result<FeedPage> {
+    let head = head(c)?;
+    let entries = c.rows(
+        "SELECT seq, volume, origin, inodes, entries, unlocked, deleted FROM feed \
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        args![after as i64, limit as i64],
+        |r| {
+            Ok(FeedEntry {
+                seq: r.int(0)? as u64,
+                volume: r.int(1)? as u64,
+                origin: r.text(2)?,
+                inodes: decode_inos(&r.bytes(3)?)?,
+                entries: decode_entries(&r.bytes(4)?)?,
+                unlocked: decode_inos(&r.bytes(5)?)?,
+                volume_deleted: r.flag(6)?,
+            })
+        },
+    )?;
+    // Entries after `after` were lost if trimming took some of them. (Rows
+    // of a deleted volume leave holes; nothing was lost there.)
+    let gap = after < trimmed(c)?;
+    Ok(FeedPage { entries, gap, head })
+}
+
+pub(crate) fn trim(c: &dyn Conn, keep: u64) -> Result<()> {
+    let head = head(c)?;
+    if head > keep {
+        let below = (head - keep) as i64;
+        c.exec("DELETE FROM feed WHERE seq <= ?1", args![below])?;
+        c.exec(
+            "UPDATE feed_trim SET below = ?1 WHERE id = 1 AND below < ?1",
+            args![below],
+        )?;
+    }
+    Ok(())
+}
+
+fn encode_inos(v: &[Ino]) -> Vec<u8> {
+    v.iter().flat_map(|i| i.to_le_bytes()).collect()
+}
+
+fn decode_inos(b: &[u8]) -> Result<Vec<Ino>> {
+    if b.len() % 8 != 0 {
+        return Err(MetaError::Backend("corrupt feed entry".into()));
+    }
+    Ok(b.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect())
+}
+
+/// (parent u64, name length u16, name) per entry; names are at most 255.
+fn encode_entries(v: &[(Ino, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (p, n) in v {
+        out.extend_from_slice(&p.to_le_bytes());
+        out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        out.extend_from_slice(n);
+    }
+    out
+}
+
+fn decode_entries(mut b: &[u8]) -> Result<Vec<(Ino, Vec<u8>)>> {
+    let bad = || MetaError::Backend("corrupt feed entry".into());
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 10 {
+            return Err(bad());
+        }
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&b[..8]);
+        let n = u16::from_le_bytes([b[8], b[9]]) as usize;
+        let name = b.get(10..10 + n).ok_or_else(bad)?.to_vec();
+        out.push((u64::from_le_bytes(p), name));
+        b = &b[10 + n..];
+    }
+    Ok(out)
+}

@@ -1,0 +1,520 @@
+//! The storage primitives of the tree rules (`crate::tree::Tx`) as SQL on
+//! one transaction of any engine.
+
+use super::rows::{self, DELETING};
+use super::{args, Conn, ConnExt, Row};
+use crate::tree::{HeldLock, InodeUpdate, Nlink, Tx};
+use crate::types::*;
+use crate::Result;
+
+/// One open transaction (read or write) of an SQL engine.
+pub(crate) struct SqlTx<'a>(pub(crate) &'a dyn Conn);
+
+// Lock offsets are 64-bit signed integers in SQL: ends past i64::MAX (none
+// that the rules let through) would not fit.
+fn off(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn kind_of(k: i64) -> LockKind {
+    if k == 1 {
+        LockKind::Write
+    } else {
+        LockKind::Read
+    }
+}
+
+fn kind_db(k: LockKind) -> i64 {
+    match k {
+        LockKind::Read => 0,
+        LockKind::Write => 1,
+    }
+}
+
+/// A lock range from columns session, owner, kind, start, end (and pid).
+fn lock_range(r: &dyn Row, at: usize, pid: Option<usize>) -> Result<LockRange> {
+    Ok(LockRange {
+        session: r.text(at)?,
+        owner: r.int(at + 1)? as u64,
+        kind: kind_of(r.int(at + 2)?),
+        start: r.int(at + 3)?.max(0) as u64,
+        end: r.int(at + 4)?.max(0) as u64,
+        pid: match pid {
+            Some(i) => r.int(i)? as u32,
+            None => 0,
+        },
+    })
+}
+
+impl Tx for SqlTx<'_> {
+    fn attr(&self, vol: Ino, ino: Ino) -> Result<Option<Attr>> {
+        self.0.row(
+            &format!(
+                "SELECT {} FROM inodes WHERE ino = ?1 AND volume = ?2",
+                rows::ATTR_COLS
+            ),
+            args![ino as i64, vol as i64],
+            |r| rows::row_attr(r, 0),
+        )
+    }
+
+    fn insert_inode(&self, vol: Ino, n: &NewNode, nlink: u32, now: Timespec) -> Result<Ino> {
+        let size = if n.kind == FileKind::Symlink {
+            n.target.len() as i64
+        } else {
+            0
+        };
+        let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
+        let ino = self.0.int(
+            "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
+             mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
+             RETURNING ino",
+            args![
+                vol as i64,
+                n.kind as i64,
+                (n.mode & 0o7777) as i64,
+                n.uid as i64,
+                n.gid as i64,
+                nlink as i64,
+                size,
+                now.sec,
+                now.nsec as i64,
+                n.rdev as i64,
+                target
+            ],
+        )?;
+        ino.map(|i| i as u64)
+            .ok_or_else(|| crate::MetaError::Backend("insert returned no inode".into()))
+    }
+
+    fn update_inode(&self, ino: Ino, u: &InodeUpdate) -> Result<()> {
+        let (nlink_set, nlink_add) = match u.nlink {
+            Some(Nlink::Set(n)) => (Some(n as i64), 0),
+            Some(Nlink::Add(d)) => (None, d),
+            None => (None, 0),
+        };
+        self.0.exec(
+            "UPDATE inodes SET mode = coalesce(?2, mode), uid = coalesce(?3, uid), \
+             gid = coalesce(?4, gid), size = coalesce(?5, size), \
+             nlink = coalesce(?6, CASE WHEN nlink + ?7 > 0 THEN nlink + ?7 ELSE 0 END), \
+             atime_s = coalesce(?8, atime_s), atime_ns = coalesce(?9, atime_ns), \
+             mtime_s = coalesce(?10, mtime_s), mtime_ns = coalesce(?11, mtime_ns), \
+             ctime_s = coalesce(?12, ctime_s), ctime_ns = coalesce(?13, ctime_ns), \
+             version = version + ?14 WHERE ino = ?1",
+            args![
+                ino as i64,
+                u.mode.map(|m| m as i64),
+                u.uid.map(|v| v as i64),
+                u.gid.map(|v| v as i64),
+                u.size.map(|s| s as i64),
+                nlink_set,
+                nlink_add,
+                u.atime.map(|t| t.sec),
+                u.atime.map(|t| t.nsec as i64),
+                u.mtime.map(|t| t.sec),
+                u.mtime.map(|t| t.nsec as i64),
+                u.ctime.map(|t| t.sec),
+                u.ctime.map(|t| t.nsec as i64),
+                u.new_version as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_inode(&self, ino: Ino) -> Result<()> {
+        for sql in [
+            "DELETE FROM xattrs WHERE ino = ?1",
+            "DELETE FROM lock_fences WHERE ino = ?1",
+            "DELETE FROM inodes WHERE ino = ?1",
+        ] {
+            self.0.exec(sql, args![ino as i64])?;
+        }
+        Ok(())
+    }
+
+    fn nlink(&self, ino: Ino) -> Result<Option<u32>> {
+        Ok(self
+            .0
+            .int("SELECT nlink FROM inodes WHERE ino = ?1", args![ino as i64])?
+            .map(|n| n as u32))
+    }
+
+    fn symlink_target(&self, ino: Ino) -> Result<Vec<u8>> {
+        Ok(self
+            .0
+            .row(
+                "SELECT target FROM inodes WHERE ino = ?1",
+                args![ino as i64],
+                |r| r.opt_bytes(0),
+            )?
+            .flatten()
+            .unwrap_or_default())
+    }
+
+    fn volume_workspace(&self, vol: Ino) -> Result<WorkspaceId> {
+        rows::volume_workspace(self.0, vol)
+    }
+
+    fn inode_workspace(&self, ino: Ino) -> Result<WorkspaceId> {
+        self.0
+            .int(
+                "SELECT v.workspace FROM inodes i JOIN volumes v ON v.root = i.volume \
+                 WHERE i.ino = ?1",
+                args![ino as i64],
+            )?
+            .ok_or_else(|| crate::MetaError::NotFound(format!("inode {ino}")))
+    }
+
+    fn child(&self, parent: Ino, name: &[u8]) -> Result<Option<Ino>> {
+        Ok(self
+            .0
+            .int(
+                "SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2",
+                args![parent as i64, name],
+            )?
+            .map(|i| i as u64))
+    }
+
+    fn insert_entry(&self, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
+        self.0.exec(
+            "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)",
+            args![parent as i64, name, ino as i64],
+        )?;
+        Ok(())
+    }
+
+    fn delete_entry(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        self.0.exec(
+            "DELETE FROM dentries WHERE parent = ?1 AND name = ?2",
+            args![parent as i64, name],
+        )?;
+        Ok(())
+    }
+
+    fn repoint_entry(&self, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
+        self.0.exec(
+            "UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2",
+            args![parent as i64, name, ino as i64],
+        )?;
+        Ok(())
+    }
+
+    fn move_entry(&self, parent: Ino, name: &[u8], new_parent: Ino, new_name: &[u8]) -> Result<()> {
+        self.0.exec(
+            "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2",
+            args![parent as i64, name, new_parent as i64, new_name],
+        )?;
+        Ok(())
+    }
+
+    fn has_entries(&self, dir: Ino) -> Result<bool> {
+        self.0.any(
+            "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
+            args![dir as i64],
+        )
+    }
+
+    fn parent_of(&self, dir: Ino) -> Result<Option<Ino>> {
+        Ok(self
+            .0
+            .int(
+                "SELECT parent FROM dentries WHERE ino = ?1 LIMIT 1",
+                args![dir as i64],
+            )?
+            .map(|i| i as u64))
+    }
+
+    fn entries(&self, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>> {
+        let cols = rows::ATTR_COLS
+            .split(", ")
+            .map(|c| format!("i.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.0.rows(
+            &format!(
+                "SELECT d.id, d.name, {cols} FROM dentries d JOIN inodes i ON i.ino = d.ino \
+                 WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"
+            ),
+            args![dir as i64, after as i64, limit as i64],
+            |r| {
+                Ok(DirEntry {
+                    cookie: r.int(0)? as u64,
+                    name: r.bytes(1)?,
+                    attr: rows::row_attr(r, 2)?,
+                })
+            },
+        )
+    }
+
+    fn chunks(&self, ino: Ino) -> Result<Vec<Chunk>> {
+        rows::chunks(self.0, ino)
+    }
+
+    fn chunk(&self, ino: Ino, index: u64) -> Result<Option<Chunk>> {
+        self.0.row(
+            "SELECT len, hash, data FROM chunks WHERE ino = ?1 AND idx = ?2",
+            args![ino as i64, index as i64],
+            |r| {
+                Ok(Chunk {
+                    index,
+                    len: r.int(0)? as u32,
+                    data: rows::chunk_data(r.opt_bytes(1)?, r.opt_bytes(2)?)?,
+                })
+            },
+        )
+    }
+
+    fn put_chunk(&self, ino: Ino, c: &Chunk) -> Result<()> {
+        let (hash, data): (Option<&[u8]>, Option<&[u8]>) = match &c.data {
+            ChunkData::Block(h) => (Some(&h[..]), None),
+            ChunkData::Inline(d) => (None, Some(&d[..])),
+        };
+        self.0.exec(
+            "INSERT INTO chunks(ino, idx, len, hash, data) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(ino, idx) DO UPDATE SET len = excluded.len, hash = excluded.hash, \
+             data = excluded.data",
+            args![ino as i64, c.index as i64, c.len as i64, hash, data],
+        )?;
+        Ok(())
+    }
+
+    fn remove_chunks_from(&self, ino: Ino, first: u64) -> Result<Vec<BlockId>> {
+        let hashes = self.0.rows(
+            "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2 RETURNING hash",
+            args![ino as i64, first as i64],
+            |r| r.opt_bytes(0),
+        )?;
+        hashes.into_iter().flatten().map(rows::to_hash).collect()
+    }
+
+    fn shorten_chunk(&self, ino: Ino, index: u64, len: u32) -> Result<()> {
+        self.0.exec(
+            "UPDATE chunks SET len = CASE WHEN len < ?3 THEN len ELSE ?3 END, \
+             data = CASE WHEN data IS NULL THEN NULL ELSE substr(data, 1, ?4) END \
+             WHERE ino = ?1 AND idx = ?2",
+            args![ino as i64, index as i64, len as i64, len as i64],
+        )?;
+        Ok(())
+    }
+
+    fn add_block_refs(&self, ws: WorkspaceId, hash: &BlockId, n: i64) -> Result<bool> {
+        let changed = self.0.exec(
+            "UPDATE blocks SET refs = refs + ?3 \
+             WHERE workspace = ?1 AND hash = ?2 AND pending_until <> ?4",
+            args![ws, &hash[..], n, DELETING],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn drop_block_refs(&self, ws: WorkspaceId, hash: &BlockId, n: i64) -> Result<bool> {
+        let refs = self.0.int(
+            "UPDATE blocks SET refs = refs - ?3 WHERE workspace = ?1 AND hash = ?2 \
+             RETURNING refs",
+            args![ws, &hash[..], n],
+        )?;
+        match refs {
+            Some(r) if r <= 0 => {
+                // Unreferenced from now: the reaper may take it.
+                self.0.exec(
+                    "UPDATE blocks SET pending_until = 0 WHERE workspace = ?1 AND hash = ?2",
+                    args![ws, &hash[..]],
+                )?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn xattr(&self, ino: Ino, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.row(
+            "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+            args![ino as i64, name],
+            |r| r.bytes(0),
+        )
+    }
+
+    fn put_xattr(&self, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
+        self.0.exec(
+            "INSERT INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
+            args![ino as i64, name, value],
+        )?;
+        Ok(())
+    }
+
+    fn delete_xattr(&self, ino: Ino, name: &[u8]) -> Result<bool> {
+        Ok(self.0.exec(
+            "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+            args![ino as i64, name],
+        )? > 0)
+    }
+
+    fn xattr_names(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        self.0.rows(
+            "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
+            args![ino as i64],
+            |r| r.bytes(0),
+        )
+    }
+
+    fn copy_xattrs(&self, from: Ino, to: Ino) -> Result<()> {
+        self.0.exec(
+            "INSERT INTO xattrs(ino, name, value) SELECT ?2, name, value FROM xattrs \
+             WHERE ino = ?1",
+            args![from as i64, to as i64],
+        )?;
+        Ok(())
+    }
+
+    fn add_open(&self, session: &str, ino: Ino) -> Result<()> {
+        self.0.exec(
+            "INSERT INTO opens(session, ino, count) VALUES (?1, ?2, 1) \
+             ON CONFLICT(session, ino) DO UPDATE SET count = opens.count + 1",
+            args![session, ino as i64],
+        )?;
+        Ok(())
+    }
+
+    fn drop_open(&self, session: &str, ino: Ino) -> Result<()> {
+        let left = self.0.int(
+            "UPDATE opens SET count = count - 1 WHERE session = ?1 AND ino = ?2 \
+             RETURNING count",
+            args![session, ino as i64],
+        )?;
+        if left.is_some_and(|n| n <= 0) {
+            self.0.exec(
+                "DELETE FROM opens WHERE session = ?1 AND ino = ?2",
+                args![session, ino as i64],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn is_open(&self, ino: Ino) -> Result<bool> {
+        self.0.any(
+            "SELECT 1 FROM opens WHERE ino = ?1 LIMIT 1",
+            args![ino as i64],
+        )
+    }
+
+    fn session_expires(&self, id: &str) -> Result<Option<i64>> {
+        self.0
+            .int("SELECT expires FROM sessions WHERE id = ?1", args![id])
+    }
+
+    fn locks_on(&self, ino: Ino) -> Result<Vec<HeldLock>> {
+        self.0.rows(
+            "SELECT id, session, owner, kind, start, end_, pid, fence FROM locks WHERE ino = ?1",
+            args![ino as i64],
+            |r| {
+                Ok(HeldLock {
+                    id: r.int(0)?,
+                    range: lock_range(r, 1, Some(6))?,
+                    fence: r.int(7)? as u64,
+                })
+            },
+        )
+    }
+
+    fn insert_lock(&self, ino: Ino, l: &LockRange, fence: u64) -> Result<()> {
+        self.0.exec(
+            "INSERT INTO locks(ino, session, owner, kind, start, end_, pid, fence) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            args![
+                ino as i64,
+                &l.session,
+                l.owner as i64,
+                kind_db(l.kind),
+                off(l.start),
+                off(l.end),
+                l.pid as i64,
+                fence as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_lock(&self, id: i64) -> Result<()> {
+        self.0.exec("DELETE FROM locks WHERE id = ?1", args![id])?;
+        Ok(())
+    }
+
+    fn next_fence(&self, ino: Ino) -> Result<u64> {
+        let f = self.0.int(
+            "INSERT INTO lock_fences(ino, fence) VALUES (?1, 1) \
+             ON CONFLICT(ino) DO UPDATE SET fence = lock_fences.fence + 1 RETURNING fence",
+            args![ino as i64],
+        )?;
+        Ok(f.unwrap_or(1) as u64)
+    }
+
+    fn waiters_before(&self, ino: Ino, ticket: Option<u64>) -> Result<Vec<LockRange>> {
+        let before = ticket.map(|t| t as i64).unwrap_or(i64::MAX);
+        self.0.rows(
+            "SELECT session, owner, kind, start, end_ FROM lock_waiters \
+             WHERE ino = ?1 AND ticket < ?2",
+            args![ino as i64, before],
+            |r| lock_range(r, 0, None),
+        )
+    }
+
+    fn count_waiters(&self, ino: Ino) -> Result<usize> {
+        let n = self.0.int(
+            "SELECT count(*) FROM lock_waiters WHERE ino = ?1",
+            args![ino as i64],
+        )?;
+        Ok(n.unwrap_or(0) as usize)
+    }
+
+    fn insert_waiter(&self, ino: Ino, l: &LockRange) -> Result<u64> {
+        let t = self.0.int(
+            "INSERT INTO lock_waiters(ino, session, owner, kind, start, end_) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING ticket",
+            args![
+                ino as i64,
+                &l.session,
+                l.owner as i64,
+                kind_db(l.kind),
+                off(l.start),
+                off(l.end)
+            ],
+        )?;
+        t.map(|t| t as u64)
+            .ok_or_else(|| crate::MetaError::Backend("insert returned no ticket".into()))
+    }
+
+    fn delete_waiter(&self, ticket: u64) -> Result<Option<Ino>> {
+        Ok(self
+            .0
+            .int(
+                "DELETE FROM lock_waiters WHERE ticket = ?1 RETURNING ino",
+                args![ticket as i64],
+            )?
+            .map(|i| i as u64))
+    }
+
+    fn drop_session_locks(&self, session: &str) -> Result<Vec<Ino>> {
+        let mut inos = self.0.rows(
+            "DELETE FROM locks WHERE session = ?1 RETURNING ino",
+            args![session],
+            |r| r.int(0),
+        )?;
+        inos.extend(self.0.rows(
+            "DELETE FROM lock_waiters WHERE session = ?1 RETURNING ino",
+            args![session],
+            |r| r.int(0),
+        )?);
+        inos.sort_unstable();
+        inos.dedup();
+        Ok(inos.into_iter().map(|i| i as u64).collect())
+    }
+
+    fn append_feed(&self, e: &FeedEntry) -> Result<u64> {
+        super::feed::append(self.0, e)
+    }
+
+    fn feed_head(&self) -> Result<u64> {
+        super::feed::head(self.0)
+    }
+}
