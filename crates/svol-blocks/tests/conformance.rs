@@ -202,80 +202,18 @@ async fn local_dir_adopts_first_layout_blocks() {
     );
 }
 
-/// A real S3 server for the S3 backend's tests: s3s-fs (an S3 API over a
-/// local directory, built on the s3s crate), started on a free loopback
-/// port with credentials, and stopped with the guard.
-struct S3Server {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    endpoint: String,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const S3_KEY: &str = "svol-test-access";
-const S3_SECRET: &str = "svol-test-secret-key";
-
-/// Where `scripts/test.sh` installs s3s-fs (or `SVOL_S3S_FS`, or PATH).
-fn s3s_fs() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("SVOL_S3S_FS") {
-        return p.into();
-    }
-    let cached = std::path::Path::new("/var/cache/svol-tools/bin/s3s-fs");
-    if cached.exists() {
-        return cached.into();
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.exists());
-    on_path.unwrap_or_else(|| {
-        panic!("s3s-fs (the S3 server these tests need) is not installed: run scripts/test.sh, which installs it")
-    })
-}
+use svol_testkit::{S3Server, S3_KEY, S3_REGION, S3_SECRET};
 
 fn s3_server(bucket: &str) -> S3Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(bucket)).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = std::process::Command::new(s3s_fs())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start s3s-fs");
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "s3s-fs did not listen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    S3Server {
-        child,
-        _dir: dir,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    }
+    S3Server::start(&[bucket])
 }
 
 /// The S3 backend on bucket `bucket` of `s`, signing with `secret`.
 fn s3_blocks(s: &S3Server, bucket: &str, prefix: &str, secret: &str) -> svol_blocks::s3::S3Blocks {
     let store = svol_blocks::s3::S3Blocks::builder()
-        .with_endpoint(&s.endpoint)
+        .with_endpoint(s.endpoint())
         .with_allow_http(true)
-        .with_region("us-east-1")
+        .with_region(S3_REGION)
         .with_bucket_name(bucket)
         .with_access_key_id(S3_KEY)
         .with_secret_access_key(secret)
@@ -306,7 +244,7 @@ async fn s3_prefixes_are_separate_and_credentials_are_checked() {
     assert!(!b.contains(k).await.unwrap());
     assert_eq!(a.get(k).await.unwrap(), d);
     // The objects are really in the S3 server's bucket, under the prefix.
-    let on_disk = walk(&s._dir.path().join("blocks").join("a"));
+    let on_disk = walk(&s.bucket_dir("blocks").join("a"));
     assert_eq!(on_disk, 1, "one object under the prefix");
 
     let wrong = BlockStore::from_backend(std::sync::Arc::new(s3_blocks(

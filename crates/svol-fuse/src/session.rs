@@ -179,7 +179,10 @@ pub(crate) async fn start(
             }
             tracing::warn!("session stream to the server broke; reconnecting");
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // A server that died refuses at once: move on to another
+                // of the cluster's (with one server, this only waits).
+                let epoch = v.client().epoch();
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 let hello_at = Instant::now();
                 let up = stream_of(
                     &v,
@@ -194,6 +197,7 @@ pub(crate) async fn start(
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!("reconnecting session: {e}");
+                        v.client().fail_over(epoch).await;
                         continue;
                     }
                 };
@@ -220,8 +224,14 @@ pub(crate) async fn start(
                         down = s;
                         break;
                     }
-                    Ok(_) => tracing::warn!("reconnecting session: no welcome"),
-                    Err(e) => tracing::warn!("reconnecting session: {}", ClientError::from(e)),
+                    Ok(_) => {
+                        tracing::warn!("reconnecting session: no welcome");
+                        v.client().fail_over(epoch).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("reconnecting session: {}", ClientError::from(e));
+                        v.client().fail_over(epoch).await;
+                    }
                 }
             }
         }

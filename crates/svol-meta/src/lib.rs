@@ -23,6 +23,7 @@ mod backend;
 pub mod conformance;
 mod error;
 mod lifetimes;
+mod postgres;
 mod sql;
 mod sqlite;
 mod tree;
@@ -35,12 +36,15 @@ use std::sync::Arc;
 pub use backend::MetaBackend;
 pub use error::{MetaError, Result};
 pub use lifetimes::*;
+pub use postgres::Doorbell;
 pub use types::*;
 
 /// The metadata store. Cheap to clone; derefs to the backend's operations.
 #[derive(Clone)]
 pub struct MetaStore {
     backend: Arc<dyn MetaBackend>,
+    /// The same store when it is PostgreSQL (for its doorbell).
+    doorbell: Option<Arc<sql::SqlStore<postgres::Postgres>>>,
 }
 
 impl MetaStore {
@@ -50,7 +54,48 @@ impl MetaStore {
             backend: Arc::new(sql::SqlStore {
                 engine: sqlite::Sqlite::open(path)?,
             }),
+            doorbell: None,
         })
+    }
+}
+
+impl MetaStore {
+    /// PostgreSQL at `url` (`postgres://user:password@host:port/db`): the
+    /// schema is created if the database is empty. Any number of servers
+    /// may share it.
+    pub fn postgres(url: &str) -> Result<Self> {
+        let pg = Arc::new(sql::SqlStore {
+            engine: postgres::Postgres::open(url)?,
+        });
+        Ok(Self {
+            doorbell: Some(pg.clone()),
+            backend: pg,
+        })
+    }
+
+    /// The store named by `spec`: a `postgres://` (or `postgresql://`) URL,
+    /// else the path of a SQLite file.
+    pub fn open(spec: &str) -> Result<Self> {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Self::postgres(spec)
+        } else {
+            Self::sqlite(Path::new(spec.strip_prefix("sqlite://").unwrap_or(spec)))
+        }
+    }
+
+    /// Is the store shared with other servers (PostgreSQL)?
+    pub fn shared(&self) -> bool {
+        self.doorbell.is_some()
+    }
+
+    /// A doorbell that rings when any server appends to the change feed,
+    /// for stores shared by several servers (None: only this process
+    /// writes, and it knows when it does).
+    pub fn doorbell(&self) -> Result<Option<Doorbell>> {
+        match &self.doorbell {
+            Some(pg) => Ok(Some(pg.engine.doorbell()?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -18,21 +18,45 @@
 //! # Ok(()) }
 //! ```
 
+/// Calls RPC `$method` with message `$msg` on the server in use; when
+/// that server stops answering and the client knows others, moves on and
+/// calls again (always for a `Retry::Idempotent` call, for `Retry::Unsent`
+/// only if the call never reached the server). Evaluates to the reply.
+macro_rules! call {
+    ($client:expr, $retry:ident, $method:ident, $msg:expr) => {{
+        let client: &$crate::Client = &$client;
+        let msg = $msg;
+        let mut tries = 0u32;
+        loop {
+            let epoch = client.epoch();
+            match client.rpc().$method(client.req(msg.clone())).await {
+                Ok(r) => break Ok::<_, $crate::ClientError>(r.into_inner()),
+                Err(s) if client.should_retry(&s, $crate::Retry::$retry, tries) => {
+                    tries += 1;
+                    client.fail_over(epoch).await;
+                }
+                Err(s) => break Err($crate::ClientError::from(s)),
+            }
+        }
+    }};
+}
+
 mod app;
 mod config;
 mod control;
 mod download;
 mod error;
 mod paths;
+mod servers;
 mod transfer;
 mod volume;
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
 use svol_proto as p;
 use svol_proto::svol_client::SvolClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+pub(crate) use servers::Retry;
 
 pub use app::App;
 pub use config::{default_data_dir, ClientConfig, TlsConfig};
@@ -42,13 +66,13 @@ pub use paths::{BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
 pub use volume::{check_remote_path, check_volume_name, Volume};
 
-/// A connection to one server as one workspace. Cheap to clone.
+/// A connection to a server (one of several of a cluster, failing over
+/// between them) as one workspace. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    rpc: SvolClient<Channel>,
+    servers: Arc<servers::Servers>,
     auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     session: Arc<RwLock<String>>,
-    server: String,
     /// Block bytes this client (and its clones) sent to the server.
     uploaded: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -56,57 +80,50 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("server", &self.server)
+            .field("server", &self.servers.server())
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
+    /// Connects to the first server of `cfg.server` (one address, or
+    /// several separated by commas) that answers.
     pub async fn connect(cfg: &ClientConfig) -> Result<Self> {
-        let server = if cfg.server.contains("://") {
-            cfg.server.clone()
-        } else {
-            format!("http://{}", cfg.server)
-        };
-        let unreachable = |e: &dyn std::fmt::Display| {
-            ClientError::Unavailable(format!("cannot reach svol server at {server}: {e}"))
-        };
-        let mut ep = Endpoint::from_shared(server.clone()).map_err(|e| {
-            ClientError::InvalidArgument(format!("bad server address {server:?}: {e}"))
-        })?;
-        if server.starts_with("https://") {
-            ep = ep
-                .tls_config(config::client_tls(&cfg.tls)?)
-                .map_err(|e| unreachable(&error::chain(&e)))?;
-        }
-        let ep = ep
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(32 << 20))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| unreachable(&error::chain(&e)))?;
+        let servers = servers::Servers::connect(cfg).await?;
         let auth = format!("Bearer {}", cfg.token).parse().map_err(|_| {
             ClientError::InvalidArgument("token contains characters not allowed in a header".into())
         })?;
-        let rpc = SvolClient::new(channel)
-            .max_decoding_message_size(p::MAX_MESSAGE)
-            .max_encoding_message_size(p::MAX_MESSAGE);
         Ok(Self {
-            rpc,
+            servers: Arc::new(servers),
             auth,
             session: Arc::new(RwLock::new(String::new())),
-            server,
             uploaded: Arc::default(),
         })
     }
 
-    pub fn server(&self) -> &str {
-        &self.server
+    /// The server in use now.
+    pub fn server(&self) -> String {
+        self.servers.server()
+    }
+
+    /// Every server this client may use.
+    pub fn servers(&self) -> Vec<String> {
+        self.servers.all()
+    }
+
+    /// Counts server switches (see `fail_over`).
+    pub fn epoch(&self) -> u64 {
+        self.servers.epoch()
+    }
+
+    /// Moves to another server of the list, unless some caller already did
+    /// since `epoch`; with a single server it only pauses briefly.
+    pub async fn fail_over(&self, epoch: u64) {
+        self.servers.fail_over(epoch).await
+    }
+
+    pub(crate) fn should_retry(&self, s: &tonic::Status, retry: Retry, tries: u32) -> bool {
+        self.servers.should_retry(s, retry, tries)
     }
 
     /// Block bytes uploaded so far: what deduplication did not save.
@@ -128,7 +145,7 @@ impl Client {
     }
 
     pub(crate) fn rpc(&self) -> SvolClient<Channel> {
-        self.rpc.clone()
+        self.servers.rpc()
     }
 
     /// Makes later calls carry this session id (set by the mount's session).

@@ -76,12 +76,7 @@ impl Volume {
             parent,
             name: Bytes::copy_from_slice(name),
         };
-        Ok(self
-            .client
-            .rpc()
-            .lookup(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, lookup, r)
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<p::Attr> {
@@ -89,22 +84,12 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        Ok(self
-            .client
-            .rpc()
-            .get_attr(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, get_attr, r)
     }
 
     pub async fn setattr(&self, mut r: p::SetAttrRequest) -> Result<p::Attr> {
         r.volume = self.id();
-        Ok(self
-            .client
-            .rpc()
-            .set_attr(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, set_attr, r)
     }
 
     /// `r.volume` is filled in.
@@ -115,23 +100,13 @@ impl Volume {
     /// Like `create`, with the attributes of the directory it changed.
     pub async fn create_entry(&self, mut r: p::CreateRequest) -> Result<p::EntryReply> {
         r.volume = self.id();
-        Ok(self
-            .client
-            .rpc()
-            .create(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Unsent, create, r)
     }
 
     /// Creates (or finds, if not exclusive) a regular file and opens it.
     pub async fn create_open(&self, mut r: p::CreateRequest) -> Result<p::OpenResponse> {
         r.volume = self.id();
-        Ok(self
-            .client
-            .rpc()
-            .create_open(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Unsent, create_open, r)
     }
 
     pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::EntryReply> {
@@ -141,12 +116,7 @@ impl Volume {
             new_parent,
             new_name: Bytes::copy_from_slice(new_name),
         };
-        Ok(self
-            .client
-            .rpc()
-            .link(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Unsent, link, r)
     }
 
     /// Returns the attributes of the inodes the removal changed.
@@ -157,13 +127,7 @@ impl Volume {
             name: Bytes::copy_from_slice(name),
             directory,
         };
-        Ok(self
-            .client
-            .rpc()
-            .unlink(self.client.req(r))
-            .await?
-            .into_inner()
-            .touched)
+        Ok(call!(self.client, Unsent, unlink, r)?.touched)
     }
 
     pub async fn rename(
@@ -182,13 +146,7 @@ impl Volume {
             new_name: Bytes::copy_from_slice(new_name),
             flags,
         };
-        Ok(self
-            .client
-            .rpc()
-            .rename(self.client.req(r))
-            .await?
-            .into_inner()
-            .touched)
+        Ok(call!(self.client, Unsent, rename, r)?.touched)
     }
 
     pub async fn readdir(&self, ino: u64, after: u64, limit: u32) -> Result<p::ReadDirResponse> {
@@ -198,12 +156,7 @@ impl Volume {
             after,
             limit,
         };
-        Ok(self
-            .client
-            .rpc()
-            .read_dir(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, read_dir, r)
     }
 
     /// Every entry of a directory.
@@ -228,13 +181,7 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        Ok(self
-            .client
-            .rpc()
-            .read_link(self.client.req(r))
-            .await?
-            .into_inner()
-            .target)
+        Ok(call!(self.client, Idempotent, read_link, r)?.target)
     }
 
     pub async fn open(&self, ino: u64) -> Result<p::OpenResponse> {
@@ -242,12 +189,7 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        Ok(self
-            .client
-            .rpc()
-            .open(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Unsent, open, r)
     }
 
     pub async fn release(&self, ino: u64) -> Result<()> {
@@ -255,7 +197,7 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        self.client.rpc().release(self.client.req(r)).await?;
+        call!(self.client, Unsent, release, r)?;
         Ok(())
     }
 
@@ -278,12 +220,7 @@ impl Volume {
             durable,
             fence,
         };
-        Ok(self
-            .client
-            .rpc()
-            .commit(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, commit, r)
     }
 
     /// Makes `ino`'s data and all committed metadata durable (fsync with
@@ -293,7 +230,7 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        self.client.rpc().sync(self.client.req(r)).await?;
+        call!(self.client, Idempotent, sync, r)?;
         Ok(())
     }
 
@@ -304,13 +241,7 @@ impl Volume {
             name: Bytes::copy_from_slice(name),
             ..Default::default()
         };
-        Ok(self
-            .client
-            .rpc()
-            .get_xattr(self.client.req(r))
-            .await?
-            .into_inner()
-            .value)
+        Ok(call!(self.client, Idempotent, get_xattr, r)?.value)
     }
 
     pub async fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8], flags: u32) -> Result<()> {
@@ -321,7 +252,7 @@ impl Volume {
             value: Bytes::copy_from_slice(value),
             flags,
         };
-        self.client.rpc().set_xattr(self.client.req(r)).await?;
+        call!(self.client, Unsent, set_xattr, r)?;
         Ok(())
     }
 
@@ -330,13 +261,7 @@ impl Volume {
             volume: self.id(),
             ino,
         };
-        Ok(self
-            .client
-            .rpc()
-            .list_xattr(self.client.req(r))
-            .await?
-            .into_inner()
-            .names)
+        Ok(call!(self.client, Idempotent, list_xattr, r)?.names)
     }
 
     pub async fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<()> {
@@ -346,18 +271,13 @@ impl Volume {
             name: Bytes::copy_from_slice(name),
             ..Default::default()
         };
-        self.client.rpc().remove_xattr(self.client.req(r)).await?;
+        call!(self.client, Unsent, remove_xattr, r)?;
         Ok(())
     }
 
     pub async fn statfs(&self) -> Result<p::StatFsResponse> {
         let r = p::VolumeRef { volume: self.id() };
-        Ok(self
-            .client
-            .rpc()
-            .stat_fs(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, stat_fs, r)
     }
 
     /// The inode at a `/`-separated path inside the volume.
@@ -367,22 +287,15 @@ impl Volume {
             volume: self.id(),
             path: path.into(),
         };
-        let res = self.client.rpc().resolve(self.client.req(r)).await;
-        Ok(res
-            .map_err(|e| ClientError::from(e).context(&format!("{}:{path}", self.info.name)))?
-            .into_inner())
+        call!(self.client, Idempotent, resolve, r)
+            .map_err(|e| e.context(&format!("{}:{path}", self.info.name)))
     }
 
     /// Takes, tests or releases a byte-range lock (the session header names
     /// the holder). With `wait` it returns once granted.
     pub async fn lock(&self, mut r: p::LockRequest) -> Result<p::LockReply> {
         r.volume = self.id();
-        Ok(self
-            .client
-            .rpc()
-            .lock(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Idempotent, lock, r)
     }
 
     pub async fn copy(&self, src: u64, dst_parent: u64, dst_name: &[u8]) -> Result<p::Attr> {
@@ -392,29 +305,18 @@ impl Volume {
             dst_parent,
             dst_name: Bytes::copy_from_slice(dst_name),
         };
-        Ok(self
-            .client
-            .rpc()
-            .copy(self.client.req(r))
-            .await?
-            .into_inner())
+        call!(self.client, Unsent, copy, r)
     }
 
     pub async fn missing_blocks(&self, hashes: Vec<Bytes>) -> Result<Vec<Bytes>> {
         let r = p::MissingBlocksRequest { hashes };
-        Ok(self
-            .client
-            .rpc()
-            .missing_blocks(self.client.req(r))
-            .await?
-            .into_inner()
-            .hashes)
+        Ok(call!(self.client, Idempotent, missing_blocks, r)?.hashes)
     }
 
     pub async fn put_block(&self, hash: Bytes, data: Bytes) -> Result<()> {
         let len = data.len() as u64;
         let r = p::PutBlockRequest { hash, data };
-        self.client.rpc().put_block(self.client.req(r)).await?;
+        call!(self.client, Idempotent, put_block, r)?;
         self.client
             .uploaded
             .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
@@ -423,12 +325,6 @@ impl Volume {
 
     pub async fn get_block(&self, hash: Bytes) -> Result<Bytes> {
         let r = p::GetBlockRequest { hash };
-        Ok(self
-            .client
-            .rpc()
-            .get_block(self.client.req(r))
-            .await?
-            .into_inner()
-            .data)
+        Ok(call!(self.client, Idempotent, get_block, r)?.data)
     }
 }

@@ -178,7 +178,47 @@ impl State {
     }
 }
 
+/// Rings the tailer's doorbell whenever the store's rings: another server
+/// changed something. Notifications sent while the connection is down are
+/// lost; the tailer's once-a-second look covers them.
+fn spawn_store_doorbell(state: Arc<State>) {
+    if !state.meta.shared() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("svol-feed-doorbell".into())
+        .spawn(move || {
+            let mut bell = None;
+            loop {
+                if bell.is_none() {
+                    match state.meta.doorbell() {
+                        Ok(b) => bell = b,
+                        Err(e) => {
+                            tracing::warn!("listening for the change feed: {e}");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    }
+                }
+                let Some(b) = bell.as_mut() else { return };
+                match b.wait(Duration::from_secs(5)) {
+                    Ok(true) => state.feed.ring(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!("listening for the change feed: {e}");
+                        bell = None;
+                        state.feed.ring();
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no doorbell for the change feed (it is read every second): {e}");
+    }
+}
+
 pub(crate) fn spawn_tailer(state: Arc<State>) {
+    spawn_store_doorbell(state.clone());
     tokio::spawn(async move {
         let mut pos = *state.feed.applied.borrow();
         loop {

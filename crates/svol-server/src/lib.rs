@@ -95,6 +95,9 @@ pub struct ServerConfig {
     /// Invalidations a session may have queued before its client is told
     /// to drop all its caches instead.
     pub session_queue: usize,
+    /// Metadata in PostgreSQL (`postgres://…`), shared with other servers;
+    /// None: SQLite in the data directory.
+    pub meta: Option<String>,
 }
 
 impl ServerConfig {
@@ -112,6 +115,7 @@ impl ServerConfig {
             clock: Arc::new(SystemClock),
             blocks: None,
             session_queue: 4096,
+            meta: None,
         }
     }
 }
@@ -135,10 +139,15 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     make_private(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
-    let meta = MetaStore::sqlite(&cfg.data_dir.join("meta.db"))?;
+    // The metadata store is synchronous (and PostgreSQL's client runs its
+    // own little runtime): every call leaves the async workers.
+    let meta = tokio::task::block_in_place(|| match &cfg.meta {
+        Some(url) => MetaStore::open(url),
+        None => MetaStore::sqlite(&cfg.data_dir.join("meta.db")),
+    })?;
     let blocks = match &cfg.blocks {
         Some(url) => BlockStore::s3(url).await?,
-        None => {
+        None => tokio::task::block_in_place(|| {
             let block_dir = cfg.data_dir.join("blocks");
             let adopted = svol_blocks::local::adopt_unowned(&block_dir, |h| {
                 meta.block_owners(&h.0)
@@ -148,8 +157,8 @@ pub async fn run(
             if adopted > 0 {
                 tracing::info!("moved {adopted} blocks to their workspaces' directories");
             }
-            BlockStore::local(&block_dir)?
-        }
+            BlockStore::local(&block_dir)
+        })?,
     };
     if !cfg.listen.ip().is_loopback() && cfg.tls.is_none() && !cfg.insecure {
         return Err(ServerError::Insecure(cfg.listen));
@@ -159,12 +168,20 @@ pub async fn run(
         .await
         .map_err(io(format!("listening on {}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(io("local address"))?;
-    bootstrap(&meta, &cfg, addr)?;
-
-    // Calls that waited for a lock died with the previous process; their
-    // clients ask again. (One server per data directory.)
-    meta.clear_lock_queue()?;
-    let state = Arc::new(service::State::new(meta, blocks, &cfg)?);
+    tokio::task::block_in_place(|| {
+        bootstrap(&meta, &cfg, addr)?;
+        // Calls that waited for a lock died with the previous process;
+        // their clients ask again. A store shared with other servers holds
+        // their waiters too: there a session's waits go when it resumes
+        // (on any server) or expires.
+        if !meta.shared() {
+            meta.clear_lock_queue()?;
+        }
+        Ok::<_, ServerError>(())
+    })?;
+    let state = Arc::new(tokio::task::block_in_place(|| {
+        service::State::new(meta, blocks, &cfg)
+    })?);
     feed::spawn_tailer(state.clone());
     sessions::spawn_reaper(state.clone());
     blocks::spawn_sweeper(state.clone());
@@ -205,7 +222,11 @@ fn bootstrap(meta: &MetaStore, cfg: &ServerConfig, addr: SocketAddr) -> Result<(
     let dir = &cfg.data_dir;
     let ws = match meta.workspace("main") {
         Ok(ws) => ws,
-        Err(MetaError::NotFound(_)) => meta.create_workspace("main")?,
+        // Servers of a cluster starting together race for it.
+        Err(MetaError::NotFound(_)) => match meta.create_workspace("main") {
+            Err(MetaError::AlreadyExists(_)) => meta.workspace("main")?,
+            made => made?,
+        },
         Err(e) => return Err(e.into()),
     };
     let path = dir.join("client.toml");

@@ -102,6 +102,10 @@ struct ServerArgs {
     /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP); default: DATA_DIR/blocks
     #[arg(long, value_name = "URL")]
     blocks: Option<String>,
+    /// Keep metadata in PostgreSQL, postgres://user[:password]@host[:port]/db
+    /// (shared by every server of a cluster); default: DATA_DIR/meta.db
+    #[arg(long, env = "SVOL_META", value_name = "URL")]
+    meta: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -284,6 +288,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             cfg.app_grace = args.app_grace;
             cfg.session_queue = args.session_queue;
             cfg.blocks = args.blocks;
+            cfg.meta = args.meta;
             cfg.insecure = args.insecure;
             // Absolute, so client.toml names them from anywhere.
             let abs = |p: Option<PathBuf>, flag: &str| {

@@ -5,66 +5,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{dir_bytes, eventually, random_bytes, Server};
+use svol_testkit::S3Server;
 
-struct S3 {
-    child: Child,
-    root: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn s3s_fs() -> PathBuf {
-    let cached = Path::new("/var/cache/svol-tools/bin/s3s-fs");
-    assert!(
-        cached.exists(),
-        "s3s-fs (the S3 server this test needs) is not installed: run scripts/test.sh, which installs it"
-    );
-    cached.into()
-}
-
-fn start_s3(bucket: &str) -> S3 {
-    let root = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(root.path().join(bucket)).expect("bucket");
-    let port = common::free_port();
-    let child = Command::new(s3s_fs())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args([
-            "--access-key",
-            "svol-key",
-            "--secret-key",
-            "svol-secret-key",
-        ])
-        .arg(root.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start s3s-fs");
-    eventually(Duration::from_secs(10), "s3s-fs listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    S3 { child, root, port }
+fn start_s3(bucket: &str) -> S3Server {
+    S3Server::start(&[bucket])
 }
 
 #[test]
 fn file_data_lives_in_s3_and_goes_with_its_volume() {
     let s3 = start_s3("svol-blocks");
     // The object_store conventions: the server reads these.
-    std::env::set_var("AWS_ENDPOINT", format!("http://127.0.0.1:{}", s3.port));
-    std::env::set_var("AWS_ALLOW_HTTP", "true");
-    std::env::set_var("AWS_REGION", "us-east-1");
-    std::env::set_var("AWS_ACCESS_KEY_ID", "svol-key");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "svol-secret-key");
+    for (k, v) in s3.env() {
+        std::env::set_var(k, v);
+    }
     // A bucket that is not there: the server refuses to start, naming it.
     let data = tempfile::tempdir().expect("tempdir");
     let out = common::run_with_timeout(
@@ -86,7 +43,7 @@ fn file_data_lives_in_s3_and_goes_with_its_volume() {
     std::fs::write(a.p("weights.bin"), &data).expect("write");
     assert_eq!(std::fs::read(b.p("weights.bin")).expect("read"), data);
 
-    let prefix = s3.root.path().join("svol-blocks/cluster-1");
+    let prefix = s3.bucket_dir("svol-blocks").join("cluster-1");
     let in_s3 = dir_bytes(&prefix);
     assert!(
         in_s3 >= 9 << 20,

@@ -19,6 +19,8 @@ mod rows;
 mod sessions;
 mod tx;
 
+pub(crate) use feed::FEED_CHANNEL;
+
 use crate::Result;
 
 /// One value bound to a statement parameter.

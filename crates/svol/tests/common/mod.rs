@@ -2,6 +2,7 @@
 //! `svol mount -d` FUSE mounts, and the CLI run the way a user runs it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod powercut;
 
 use std::io::{BufRead, BufReader};
@@ -116,10 +117,21 @@ impl Server {
 /// Starts `svol server` and waits for its "listening on" line; returns the
 /// process and the address it listens on. Its log goes to `log`.
 fn spawn_server(data: &Path, listen: &str, extra: &[&str], log: std::fs::File) -> (Child, String) {
+    spawn_server_env(data, listen, extra, &[], log)
+}
+
+fn spawn_server_env(
+    data: &Path,
+    listen: &str,
+    extra: &[&str],
+    env: &[(&str, String)],
+    log: std::fs::File,
+) -> (Child, String) {
     let mut child = Command::new(svol_bin())
         .args(["server", "--listen", listen, "--data-dir"])
         .arg(data)
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -271,16 +283,28 @@ pub struct Restartable {
     pub data: PathBuf,
     pub port: u16,
     extra: Vec<String>,
+    env: Vec<(&'static str, String)>,
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Restartable {
     pub fn new(data: PathBuf, log: PathBuf, extra: &[&str]) -> Self {
+        Self::with_env(data, log, extra, Vec::new())
+    }
+
+    /// A server started with these environment variables too.
+    pub fn with_env(
+        data: PathBuf,
+        log: PathBuf,
+        extra: &[&str],
+        env: Vec<(&'static str, String)>,
+    ) -> Self {
         let mut s = Self {
             data,
             port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env,
             child: None,
             log,
         };
@@ -297,7 +321,7 @@ impl Restartable {
             .expect("server log");
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let listen = format!("127.0.0.1:{}", self.port);
-        let (child, _) = spawn_server(&self.data, &listen, &extra, log);
+        let (child, _) = spawn_server_env(&self.data, &listen, &extra, &self.env, log);
         self.child = Some(child);
     }
 
@@ -324,6 +348,15 @@ impl Restartable {
             dir,
             bin: svol_bin(),
         }
+    }
+
+    /// The log this server (and its earlier runs) wrote.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
 

@@ -1,0 +1,119 @@
+//! The PostgreSQL schema: the same tables and columns as the SQLite one
+//! (so the shared SQL runs on both and `svol admin migrate` copies rows
+//! one to one), with PostgreSQL's types.
+
+use postgres::Client;
+
+use super::conn;
+use crate::{MetaError, Result};
+
+/// Version of the schema below; a database with a newer one is refused.
+const VERSION: i64 = 5;
+
+/// Advisory lock key serialising schema creation by servers starting
+/// together ("svolsche").
+const SCHEMA_LOCK: i64 = 0x7376_6f6c_7363_6865;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS svol_schema(
+    id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces(
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+    hash BYTEA PRIMARY KEY, workspace BIGINT NOT NULL, label TEXT NOT NULL,
+    revoked BIGINT NOT NULL DEFAULT 0, public_id TEXT, admin BIGINT NOT NULL DEFAULT 0,
+    created BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS apps(
+    id BIGSERIAL PRIMARY KEY, public_id TEXT NOT NULL UNIQUE,
+    workspace BIGINT NOT NULL, name TEXT NOT NULL, kind BIGINT NOT NULL,
+    state BIGINT NOT NULL, created BIGINT NOT NULL, last_active BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS apps_workspace ON apps(workspace);
+CREATE TABLE IF NOT EXISTS volumes(
+    root BIGINT PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace BIGINT NOT NULL,
+    name TEXT NOT NULL, created BIGINT NOT NULL, app BIGINT NOT NULL DEFAULT 0,
+    ephemeral BIGINT NOT NULL DEFAULT 0, UNIQUE(workspace, name));
+CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
+CREATE TABLE IF NOT EXISTS inodes(
+    ino BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, kind BIGINT NOT NULL,
+    mode BIGINT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, nlink BIGINT NOT NULL,
+    size BIGINT NOT NULL, atime_s BIGINT NOT NULL, atime_ns BIGINT NOT NULL,
+    mtime_s BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, ctime_s BIGINT NOT NULL,
+    ctime_ns BIGINT NOT NULL, rdev BIGINT NOT NULL, version BIGINT NOT NULL, target BYTEA);
+CREATE INDEX IF NOT EXISTS inodes_volume ON inodes(volume);
+CREATE TABLE IF NOT EXISTS dentries(
+    id BIGSERIAL PRIMARY KEY, parent BIGINT NOT NULL, name BYTEA NOT NULL,
+    ino BIGINT NOT NULL, UNIQUE(parent, name));
+CREATE INDEX IF NOT EXISTS dentries_ino ON dentries(ino);
+CREATE TABLE IF NOT EXISTS chunks(
+    ino BIGINT NOT NULL, idx BIGINT NOT NULL, len BIGINT NOT NULL, hash BYTEA, data BYTEA,
+    PRIMARY KEY(ino, idx));
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash) WHERE hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS blocks(
+    workspace BIGINT NOT NULL, hash BYTEA NOT NULL, size BIGINT NOT NULL,
+    refs BIGINT NOT NULL, pending_until BIGINT NOT NULL,
+    PRIMARY KEY(workspace, hash));
+CREATE INDEX IF NOT EXISTS blocks_unreferenced ON blocks(pending_until) WHERE refs <= 0;
+CREATE TABLE IF NOT EXISTS xattrs(
+    ino BIGINT NOT NULL, name BYTEA NOT NULL, value BYTEA NOT NULL,
+    PRIMARY KEY(ino, name));
+CREATE TABLE IF NOT EXISTS sessions(
+    id TEXT PRIMARY KEY, volume BIGINT NOT NULL, expires BIGINT NOT NULL,
+    app BIGINT NOT NULL DEFAULT 0, workspace BIGINT NOT NULL DEFAULT 0,
+    token BYTEA, generation BIGINT NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS sessions_app ON sessions(app);
+CREATE INDEX IF NOT EXISTS sessions_volume ON sessions(volume);
+CREATE TABLE IF NOT EXISTS opens(
+    session TEXT NOT NULL, ino BIGINT NOT NULL, count BIGINT NOT NULL,
+    PRIMARY KEY(session, ino));
+CREATE INDEX IF NOT EXISTS opens_ino ON opens(ino);
+CREATE TABLE IF NOT EXISTS locks(
+    id BIGSERIAL PRIMARY KEY, ino BIGINT NOT NULL, session TEXT NOT NULL, owner BIGINT NOT NULL,
+    kind BIGINT NOT NULL, start BIGINT NOT NULL, end_ BIGINT NOT NULL, pid BIGINT NOT NULL,
+    fence BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS locks_ino ON locks(ino);
+CREATE INDEX IF NOT EXISTS locks_session ON locks(session);
+CREATE TABLE IF NOT EXISTS lock_waiters(
+    ticket BIGSERIAL PRIMARY KEY, ino BIGINT NOT NULL, session TEXT NOT NULL,
+    owner BIGINT NOT NULL, kind BIGINT NOT NULL, start BIGINT NOT NULL, end_ BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS lock_waiters_ino ON lock_waiters(ino);
+CREATE INDEX IF NOT EXISTS lock_waiters_session ON lock_waiters(session);
+CREATE TABLE IF NOT EXISTS lock_fences(ino BIGINT PRIMARY KEY, fence BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS feed(
+    seq BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, origin TEXT NOT NULL,
+    inodes BYTEA NOT NULL, entries BYTEA NOT NULL, unlocked BYTEA NOT NULL,
+    deleted BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS feed_volume ON feed(volume);
+CREATE TABLE IF NOT EXISTS feed_trim(id BIGINT PRIMARY KEY CHECK (id = 1), below BIGINT NOT NULL);
+INSERT INTO feed_trim(id, below) VALUES (1, 0) ON CONFLICT DO NOTHING;
+"#;
+
+/// Creates the schema in a new database, or checks an existing one's
+/// version, in one transaction under an advisory lock (servers that start
+/// together do this one after the other).
+pub(crate) fn create(c: &mut Client) -> Result<()> {
+    let mut tx = c.transaction().map_err(conn::error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(conn::error)?;
+    tx.batch_execute(SCHEMA).map_err(conn::error)?;
+    let found: Option<i64> = tx
+        .query_opt("SELECT version FROM svol_schema WHERE id = 1", &[])
+        .map_err(conn::error)?
+        .map(|r| r.get(0));
+    match found {
+        None => {
+            tx.execute(
+                "INSERT INTO svol_schema(id, version) VALUES (1, $1)",
+                &[&VERSION],
+            )
+            .map_err(conn::error)?;
+        }
+        Some(v) if v > VERSION => {
+            return Err(MetaError::Backend(format!(
+                "the PostgreSQL database has svol schema {v}, newer than this svol's {VERSION}: \
+                 upgrade svol"
+            )))
+        }
+        Some(_) => {}
+    }
+    tx.commit().map_err(conn::error)
+}
