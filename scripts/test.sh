@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 svol_need_apt fuse3 attr libacl1-dev iproute2 util-linux
+# PostgreSQL for the scale-out tests: each test process makes a throw-away
+# cluster with initdb in a temporary directory (crates/svol-testkit).
+svol_need_apt postgresql
 command -v python3 >/dev/null || svol_need_apt python3
 # The seed-story tests install flufl.lock from PyPI with `python3 -m pip`.
 python3 -m pip --version >/dev/null 2>&1 || svol_need_apt python3-pip

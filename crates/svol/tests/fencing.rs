@@ -6,151 +6,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use common::shared::{self, line, python, signal, tell};
 use common::{eventually, mount_log, mount_pid, run_with_timeout, Restartable, Server};
 
-fn python(script: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("python3");
-    c.arg("-c").arg(script).args(args);
-    c
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success(), "kill {sig} {pid}");
-}
-
-/// A line from a child's stdout.
-fn line(c: &mut Child) -> String {
-    let mut l = String::new();
-    BufReader::new(c.stdout.as_mut().expect("stdout"))
-        .read_line(&mut l)
-        .expect("read");
-    l.trim().to_string()
-}
-
-fn tell(c: &mut Child, what: &str) {
-    let stdin = c.stdin.as_mut().expect("stdin");
-    stdin.write_all(what.as_bytes()).expect("stdin");
-    stdin.flush().expect("flush");
-}
-
-/// A's application: takes the lock, writes 300,000 bytes, waits for "go";
-/// then (`then`) writes more, fsyncs and closes, reporting each step.
-const HOLDER: &str = r#"
-import errno, fcntl, os, sys
-path, how, size, then = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-f = os.open(path, os.O_RDWR)
-(fcntl.lockf if how == "fcntl" else fcntl.flock)(f, fcntl.LOCK_EX)
-left = size
-while left:
-    n = min(left, 1 << 20)
-    os.write(f, os.urandom(n))
-    left -= n
-print("written", flush=True)
-sys.stdin.readline()
-steps = [("fsync", lambda: os.fsync(f)), ("close", lambda: os.close(f))]
-if then == "write":
-    steps.insert(0, ("write", lambda: os.write(f, b"a" * 1000)))
-out = []
-for name, step in steps:
-    try:
-        step()
-        out.append(name + " ok")
-    except OSError as e:
-        out.append(name + " " + errno.errorcode[e.errno])
-print(",".join(out), flush=True)
-"#;
-
-/// B's application: waits for the lock, replaces the contents with 1,000
-/// bytes, fsyncs, unlocks; prints how long it waited.
-const TAKER: &str = r#"
-import fcntl, os, sys, time
-path, how = sys.argv[1], sys.argv[2]
-lock = fcntl.lockf if how == "fcntl" else fcntl.flock
-f = os.open(path, os.O_RDWR)
-t = time.time()
-lock(f, fcntl.LOCK_EX)
-waited = time.time() - t
-os.ftruncate(f, 0)
-os.pwrite(f, b"B" * 1000, 0)
-os.fsync(f)
-lock(f, fcntl.LOCK_UN)
-os.close(f)
-print(f"{waited:.2f}")
-"#;
-
-/// The report's scenario: A holds an exclusive lock and has written data
-/// it has not closed; A's `svol mount` is frozen for 6 s (the lease is
-/// 2 s); B takes the lock, writes and closes; A is continued. A's
-/// application must get EIO (`then` = its next step after the freeze:
-/// "write" or straight to "fsync", the lease running out while that
-/// commit is in flight), and the file holds exactly B's data.
 fn frozen_holder_is_fenced(how: &str, size: &str, then: &str) {
     let s = Server::start_with(&["--lease", "2s"]);
     s.create_volume("v");
     let a = s.mount("v", &[]);
     let b = s.mount("v", &[]);
-    std::fs::write(a.p("db"), b"").expect("create");
-    eventually(Duration::from_secs(5), "file on b", || b.p("db").exists());
-    let db = a.p("db");
-    let mut holder = python(HOLDER, &[db.to_str().expect("utf8"), how, size, then])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python");
-    assert_eq!(line(&mut holder), "written");
-    let pid = mount_pid(a.path());
-    signal(pid, "-STOP");
-    let frozen = Instant::now();
-    if then == "fsync" {
-        // A's fsync goes to the frozen mount: its commit is in flight
-        // while the lease runs out.
-        tell(&mut holder, "go\n");
-    }
-    let out = run_with_timeout(
-        python(TAKER, &[b.p("db").to_str().expect("utf8"), how]).stdout(Stdio::piped()),
-        Duration::from_secs(60),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "B: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let waited: f64 = text.trim().parse().expect("seconds");
-    assert!(
-        waited > 1.0,
-        "B got the lock after {waited}s, before A's lease ran out"
-    );
-    std::thread::sleep(Duration::from_secs(6).saturating_sub(frozen.elapsed()));
-    signal(pid, "-CONT");
-    if then == "write" {
-        tell(&mut holder, "go\n");
-    }
-    let report = line(&mut holder);
-    assert!(holder.wait().expect("wait").success());
-    assert!(
-        report.contains("EIO") && !report.contains("close ok"),
-        "A's application must learn its writes were refused: {report}"
-    );
-    // Exactly B's data, seen from both mounts.
-    let want = vec![b'B'; 1000];
-    eventually(Duration::from_secs(5), "B's data on b", || {
-        std::fs::read(b.p("db")).ok() == Some(want.clone())
-    });
-    eventually(Duration::from_secs(5), "B's data on a", || {
-        std::fs::read(a.p("db")).ok() == Some(want.clone())
-    });
-    // A's mount is usable again, under a new session.
-    std::fs::write(a.p("after"), b"fine").expect("write after the fence");
-    assert_eq!(std::fs::read(b.p("after")).expect("read"), b"fine");
+    shared::frozen_holder_is_fenced(&a, &b, how, size, then);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::shared;
 use common::{eventually, Server};
 
 fn python(script: &str, args: &[&str]) -> Command {
@@ -169,21 +170,6 @@ fn a_dead_clients_locks_are_released_when_its_lease_ends() {
         .status();
 }
 
-const SQLITE: &str = r#"
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
-me = sys.argv[2]
-last = 0
-for i in range(int(sys.argv[3])):
-    db.execute("BEGIN IMMEDIATE")
-    n = db.execute("SELECT count(*) FROM t").fetchone()[0]
-    assert n >= last, (n, last)
-    db.execute("INSERT INTO t(who, i, seen) VALUES (?, ?, ?)", (me, i, n))
-    db.execute("COMMIT")
-    last = n + 1
-print("ok")
-"#;
-
 /// SQLite with its normal (fcntl) locking, one writer process per mount.
 #[test]
 fn sqlite_from_two_mounts_stays_consistent() {
@@ -191,46 +177,5 @@ fn sqlite_from_two_mounts_stays_consistent() {
     s.create_volume("db");
     let a = s.mount("db", &[]);
     let b = s.mount("db", &[]);
-    let path_a = a.p("shared.sqlite");
-    let init = python(
-        "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); d.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, i INT, seen INT)'); d.commit()",
-        &[path_a.to_str().expect("utf8")],
-    )
-    .status()
-    .expect("python");
-    assert!(init.success());
-    let n = "150";
-    let pa = python(SQLITE, &[path_a.to_str().expect("utf8"), "a", n])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python");
-    let pb = python(
-        SQLITE,
-        &[b.p("shared.sqlite").to_str().expect("utf8"), "b", n],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("python");
-    for (who, p) in [("a", pa), ("b", pb)] {
-        let o = p.wait_with_output().expect("wait");
-        assert!(
-            o.status.success(),
-            "writer {who}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    let check = python(
-        "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); print(d.execute('PRAGMA integrity_check').fetchone()[0], d.execute('SELECT count(*), count(DISTINCT seen) FROM t').fetchone())",
-        &[b.p("shared.sqlite").to_str().expect("utf8")],
-    )
-    .output()
-    .expect("python");
-    // 300 rows, and every transaction saw all the rows before it
-    assert_eq!(
-        String::from_utf8_lossy(&check.stdout).trim(),
-        "ok (300, 300)"
-    );
+    shared::sqlite_from_two_mounts(&a, &b);
 }

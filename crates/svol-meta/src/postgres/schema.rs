@@ -94,6 +94,9 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
     let mut tx = c.transaction().map_err(conn::error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(conn::error)?;
+    // "already exists, skipping" on every start is noise.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .map_err(conn::error)?;
     tx.batch_execute(SCHEMA).map_err(conn::error)?;
     let found: Option<i64> = tx
         .query_opt("SELECT version FROM svol_schema WHERE id = 1", &[])

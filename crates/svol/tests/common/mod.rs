@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod powercut;
+pub mod shared;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
