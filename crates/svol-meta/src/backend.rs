@@ -2,6 +2,11 @@ use crate::lifetimes::*;
 use crate::types::*;
 use crate::Result;
 
+/// A deletion of a block's bytes that has not finished this long after it
+/// was marked is taken to have died with its reaper, and is started again.
+/// Far longer than any block store request may take.
+pub const STALE_MARK_MS: i64 = 10 * 60 * 1000;
+
 /// Every metadata operation svol performs. Each method is one transaction:
 /// it happens entirely or not at all, and concurrent callers (other
 /// threads, other server processes on the same database) see it atomically.
@@ -271,20 +276,31 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn missing_blocks(&self, ws: WorkspaceId, hashes: &[BlockId]) -> Result<Vec<BlockId>>;
     /// Does workspace `ws` hold this block (and may so read it)?
     fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool>;
-    /// Records a block workspace `ws` uploaded; it is kept unreferenced
-    /// until `pending_until_ms` to give the uploader time to commit. Clears
-    /// a deletion mark (the bytes were written again).
+    // An upload is: `claim_block`, write the bytes, `register_block`. It
+    // consults the metadata, never the block store (whose "already there"
+    // may be bytes a reaper on another server is deleting right now).
+    /// First step of an upload: a block `ws` already holds keeps its bytes
+    /// at least until `until_ms` (no reaper may start deleting them while
+    /// they are written again). `Stale` while the block is being deleted:
+    /// wait until it is gone, then upload.
+    fn claim_block(&self, block: &BlockRef, until_ms: i64) -> Result<()>;
+    /// Last step of an upload, once its bytes are stored: records the block;
+    /// it is kept unreferenced until `pending_until_ms` to give the
+    /// uploader time to commit. `Stale` if it is being deleted.
     fn register_block(&self, block: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()>;
     /// First step of deleting a block: if nothing references it and its
-    /// grace is over, marks it as being deleted (a commit can no longer
-    /// reference it) and returns true: the caller must now delete its bytes,
-    /// then call `drop_block`. A block whose bytes could not be deleted stays
-    /// marked and is offered again by `expired_blocks`.
+    /// grace is over, marks it as being deleted at `now_ms` (a commit can
+    /// no longer reference it, an upload waits) and returns true: the
+    /// caller must now delete its bytes, then call `drop_block` with the
+    /// same time. A mark is given to one caller only, unless its deletion
+    /// did not finish within [`STALE_MARK_MS`] (its reaper died): then the
+    /// block is offered again by `expired_blocks` and marked anew.
     fn mark_block(&self, block: &BlockRef, now_ms: i64) -> Result<bool>;
-    /// Last step of deleting a block: forgets a marked block.
-    fn drop_block(&self, block: &BlockRef) -> Result<()>;
+    /// Last step of deleting a block: forgets it, if it still carries the
+    /// mark made at `marked_ms`.
+    fn drop_block(&self, block: &BlockRef, marked_ms: i64) -> Result<()>;
     /// Unreferenced blocks whose grace ended before `now_ms`, and marked
-    /// ones whose deletion did not finish.
+    /// ones whose deletion did not finish within [`STALE_MARK_MS`].
     fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>>;
     /// Workspaces that hold a block of this hash (to move the blocks of the
     /// first on-disk layout, which was shared by all workspaces).

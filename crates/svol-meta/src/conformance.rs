@@ -58,7 +58,7 @@ fn bref(workspace: WorkspaceId, hash: BlockId) -> BlockRef {
 fn reap(s: &MetaStore, b: BlockRef, now_ms: i64) -> bool {
     let marked = s.mark_block(&b, now_ms).unwrap();
     if marked {
-        s.drop_block(&b).unwrap();
+        s.drop_block(&b, now_ms).unwrap();
     }
     marked
 }
@@ -733,8 +733,7 @@ pub fn contents_truncate_and_block_refs(s: &MetaStore) {
     assert!(!s.mark_block(&h4, 999).unwrap());
     assert!(s.expired_blocks(1001, 10).unwrap().contains(&h4));
     assert!(s.mark_block(&h4, 1001).unwrap());
-    // A marked block is being deleted: no commit may reference it, and it
-    // is offered again until its deletion finished.
+    // A marked block is being deleted: no commit may reference it.
     let v2 = s.create_volume(ws, "vol2", now()).unwrap();
     let f2 = s
         .create(v2.root, v2.root, b"f", &file(0o644), true, &cx())
@@ -745,13 +744,38 @@ pub fn contents_truncate_and_block_refs(s: &MetaStore) {
         Err(MetaError::MissingBlock(_))
     ));
     assert!(!s.block_visible(ws, &h4.hash).unwrap());
-    assert!(s.expired_blocks(1001, 10).unwrap().contains(&h4));
-    // Uploaded again before the bytes were deleted: the mark is cleared.
-    s.register_block(&h4, 1, 5000).unwrap();
-    s.drop_block(&h4).unwrap();
+    // One mark, one reaper: a second one does not get it (two deleting
+    // one object could delete a later upload's bytes).
+    assert!(!s.mark_block(&h4, 1002).unwrap());
+    assert!(!s.expired_blocks(1001 + 1000, 10).unwrap().contains(&h4));
+    // An upload waits while it is being deleted.
+    assert!(matches!(s.claim_block(&h4, 5000), Err(MetaError::Stale(_))));
+    assert!(matches!(
+        s.register_block(&h4, 1, 5000),
+        Err(MetaError::Stale(_))
+    ));
+    // A deletion that did not finish (its reaper died) is offered again
+    // and taken over; the first reaper's late drop changes nothing.
+    let later = 1001 + STALE_MARK_MS + 1;
+    assert!(s.expired_blocks(later, 10).unwrap().contains(&h4));
+    assert!(s.mark_block(&h4, later).unwrap());
+    s.drop_block(&h4, 1001).unwrap();
+    assert!(matches!(s.claim_block(&h4, 5000), Err(MetaError::Stale(_))));
+    s.drop_block(&h4, later).unwrap();
+    // Gone: the upload goes ahead and the block is usable again.
+    s.claim_block(&h4, later + 5000).unwrap();
+    s.register_block(&h4, 1, later + 5000).unwrap();
     assert!(s.block_visible(ws, &h4.hash).unwrap());
     s.commit(v2.root, f2.ino, &[chunk(0, h4.hash, 1)], 1, false, &cx())
         .unwrap();
+    // Claiming a held block extends its grace: no reaper may start
+    // deleting the bytes an upload is writing again.
+    let h5 = bref(ws, [5u8; 32]);
+    s.register_block(&h5, 1, 1000).unwrap();
+    s.claim_block(&h5, 9000).unwrap();
+    assert!(!s.mark_block(&h5, 5000).unwrap());
+    assert!(s.block_visible(ws, &h5.hash).unwrap());
+    assert!(s.mark_block(&h5, 9001).unwrap());
 }
 
 pub fn attributes_and_xattrs(s: &MetaStore) {

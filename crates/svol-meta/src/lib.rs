@@ -33,7 +33,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use backend::MetaBackend;
+pub use backend::{MetaBackend, STALE_MARK_MS};
 pub use error::{MetaError, Result};
 pub use lifetimes::*;
 pub use postgres::Doorbell;

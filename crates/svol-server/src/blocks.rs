@@ -1,33 +1,31 @@
-//! Deleting blocks safely, in three steps: the metadata store marks the
-//! block (no commit may reference it from then on), its bytes are deleted,
-//! then its row is dropped. A deletion that fails half-way (a full or
-//! broken disk) leaves the row marked and the sweeper tries again, so space
-//! is never lost track of. Uploads and reaps of one block are serialised by
-//! a striped lock, so a block being uploaded again can never lose its bytes
-//! to a reap that started earlier.
+//! Uploading and deleting blocks safely when several servers share one
+//! block store, with the metadata store as the only arbiter.
+//!
+//! Deleting takes three steps: the metadata store marks the block (no
+//! commit may reference it from then on, and it is marked for one reaper
+//! only), its bytes are deleted, then its row is dropped. A deletion that
+//! fails half-way (a full or broken disk) leaves the row marked and the
+//! sweeper (on any server) takes it over later, so space is never lost
+//! track of.
+//!
+//! Uploading takes three steps too: claim (a held block's grace is
+//! extended, so no reaper starts on it; one being deleted makes the upload
+//! wait until it is gone), write the bytes, register. The store's "already
+//! there" is never trusted on its own: those bytes could be the ones a
+//! reaper on another server is deleting right now.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use svol_blocks::{BlockHash, BlockKey};
 use svol_meta::BlockRef;
-use tokio::sync::Mutex;
+use tonic::Status;
 
 use crate::service::State;
 
-const STRIPES: usize = 64;
-
-pub(crate) struct BlockLocks(Vec<Mutex<()>>);
-
-impl BlockLocks {
-    pub(crate) fn new() -> Self {
-        Self((0..STRIPES).map(|_| Mutex::new(())).collect())
-    }
-
-    pub(crate) fn of(&self, b: &BlockRef) -> &Mutex<()> {
-        &self.0[(b.hash[0] as usize ^ b.workspace as usize) % STRIPES]
-    }
-}
+/// How long an upload waits for a deletion of the same block to finish.
+const WAIT_FOR_DELETION: Duration = Duration::from_secs(30);
 
 impl State {
     /// Deletes blocks whose last reference went away, in the background.
@@ -43,8 +41,42 @@ impl State {
         });
     }
 
+    /// Stores an uploaded block: claim, write, register (see the module
+    /// doc). Returns whether the block store wrote new bytes.
+    pub(crate) async fn upload(
+        &self,
+        b: BlockRef,
+        data: Bytes,
+        grace: Duration,
+    ) -> Result<bool, Status> {
+        let start = Instant::now();
+        loop {
+            let until = self.clock.now_ms() + grace.as_millis() as i64;
+            let claimed = self.meta(move |m| m.claim_block(&b, until)).await;
+            if let Err(e) = claimed {
+                if !being_deleted(&e) || start.elapsed() > WAIT_FOR_DELETION {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                continue;
+            }
+            let written = self
+                .blocks
+                .put(block_key(&b), data.clone())
+                .await
+                .map_err(crate::convert::blocks_status)?;
+            let size = data.len() as u64;
+            match self.meta(move |m| m.register_block(&b, size, until)).await {
+                Ok(()) => return Ok(written),
+                Err(e) if being_deleted(&e) && start.elapsed() <= WAIT_FOR_DELETION => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub(crate) async fn reap_one(&self, b: BlockRef) {
-        let _g = self.block_locks.of(&b).lock().await;
         let meta = self.meta.clone();
         let now = self.clock.now_ms();
         let marked = tokio::task::spawn_blocking(move || meta.mark_block(&b, now)).await;
@@ -60,12 +92,17 @@ impl State {
             return tracing::warn!("deleting block {key}: {e}");
         }
         let meta = self.meta.clone();
-        match tokio::task::spawn_blocking(move || meta.drop_block(&b)).await {
+        match tokio::task::spawn_blocking(move || meta.drop_block(&b, now)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("forgetting block {key}: {e}"),
             Err(e) => tracing::warn!("forgetting block {key}: {e}"),
         }
     }
+}
+
+/// The metadata store's "this block is being deleted" (as a gRPC status).
+fn being_deleted(s: &Status) -> bool {
+    s.code() == tonic::Code::FailedPrecondition && s.message().contains("being deleted")
 }
 
 /// Where the block store keeps a block of the metadata store.

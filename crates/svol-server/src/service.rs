@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
-use crate::blocks::{block_key, BlockLocks};
+use crate::blocks::block_key;
 use crate::clock::Clock;
 use crate::convert::{self, attr, status};
 use crate::feed::Feed;
@@ -26,7 +26,6 @@ pub(crate) struct State {
     pub(crate) meta: MetaStore,
     pub(crate) blocks: BlockStore,
     pub(crate) sessions: Arc<Sessions>,
-    pub(crate) block_locks: Arc<BlockLocks>,
     pub(crate) auth: Arc<crate::auth::AuthCache>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) locks: crate::locks::LockManager,
@@ -62,7 +61,6 @@ impl State {
             meta,
             blocks,
             sessions: Arc::new(Sessions::new(cfg.session_queue)),
-            block_locks: Arc::new(BlockLocks::new()),
             auth: Arc::default(),
             feed,
             locks,
@@ -570,21 +568,13 @@ impl p::svol_server::Svol for State {
         if self.usable(total, free) < size {
             return Err(convert::blocks_status(svol_blocks::BlockError::NoSpace));
         }
-        let _g = self.block_locks.of(&b).lock().await;
-        let written = self
-            .blocks
-            .put(block_key(&b), r.data)
-            .await
-            .map_err(convert::blocks_status)?;
+        let written = self.upload(b, r.data, self.upload_grace).await?;
         if written {
             self.unsynced
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(b);
         }
-        let until = self.clock.now_ms() + self.upload_grace.as_millis() as i64;
-        self.meta(move |m| m.register_block(&b, size, until))
-            .await?;
         Ok(Response::new(p::Empty {}))
     }
 

@@ -6,7 +6,21 @@ use super::{apps, args, control, feed, rows, sessions, Conn, ConnExt, Engine, Sq
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
 use crate::types::*;
-use crate::{MetaBackend, Result};
+use crate::STALE_MARK_MS;
+use crate::{MetaBackend, MetaError, Result};
+
+/// `pending_until` of a block marked for deletion at `now_ms` (negative;
+/// never 0, which is a live block's "unreferenced since forever").
+fn mark_of(now_ms: i64) -> i64 {
+    -now_ms.max(1)
+}
+
+fn being_deleted(b: &BlockRef) -> MetaError {
+    MetaError::Stale(format!(
+        "block {} is being deleted; upload it again once it is gone",
+        hex::encode(b.hash)
+    ))
+}
 
 impl<E: Engine> SqlStore<E> {
     fn read<T>(&self, mut f: impl FnMut(&dyn Conn) -> Result<T>) -> Result<T> {
@@ -447,33 +461,69 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn block_visible(&self, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
         self.read(|c| rows::block_visible(c, ws, hash))
     }
+    fn claim_block(&self, b: &BlockRef, until_ms: i64) -> Result<()> {
+        self.write(false, |c| {
+            let state = c.int(
+                "SELECT pending_until FROM blocks WHERE workspace = ?1 AND hash = ?2",
+                args![b.workspace, &b.hash[..]],
+            )?;
+            match state {
+                None => Ok(()),
+                Some(p) if p < 0 => Err(being_deleted(b)),
+                Some(_) => {
+                    c.exec(
+                        "UPDATE blocks SET pending_until = ?3 WHERE workspace = ?1 AND hash = ?2 \
+                         AND pending_until < ?3",
+                        args![b.workspace, &b.hash[..], until_ms],
+                    )?;
+                    Ok(())
+                }
+            }
+        })
+    }
     fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {
-            c.exec(
+            let p = c.int(
                 "INSERT INTO blocks(workspace, hash, size, refs, pending_until) \
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT(workspace, hash) DO UPDATE \
-                 SET pending_until = CASE WHEN blocks.pending_until > excluded.pending_until \
-                 THEN blocks.pending_until ELSE excluded.pending_until END",
+                 SET pending_until = CASE WHEN blocks.pending_until < 0 \
+                     OR blocks.pending_until > excluded.pending_until \
+                 THEN blocks.pending_until ELSE excluded.pending_until END \
+                 RETURNING pending_until",
                 args![b.workspace, &b.hash[..], size as i64, pending_until_ms],
             )?;
-            Ok(())
+            match p {
+                Some(p) if p < 0 => Err(being_deleted(b)),
+                _ => Ok(()),
+            }
         })
     }
     fn mark_block(&self, b: &BlockRef, now_ms: i64) -> Result<bool> {
+        // A fresh mark is never taken twice (two reapers deleting one
+        // object could delete a later upload's bytes); one older than
+        // STALE_MARK_MS is a reaper that died half-way, and is taken over.
         self.write(false, |c| {
             Ok(c.exec(
                 "UPDATE blocks SET pending_until = ?4 \
-                 WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 AND pending_until <= ?3",
-                args![b.workspace, &b.hash[..], now_ms, rows::DELETING],
+                 WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 \
+                 AND ((pending_until >= 0 AND pending_until <= ?3) \
+                      OR (pending_until < 0 AND pending_until > ?5))",
+                args![
+                    b.workspace,
+                    &b.hash[..],
+                    now_ms,
+                    mark_of(now_ms),
+                    STALE_MARK_MS - now_ms
+                ],
             )? > 0)
         })
     }
-    fn drop_block(&self, b: &BlockRef) -> Result<()> {
+    fn drop_block(&self, b: &BlockRef, marked_ms: i64) -> Result<()> {
         self.write(false, |c| {
             c.exec(
                 "DELETE FROM blocks WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 \
                  AND pending_until = ?3",
-                args![b.workspace, &b.hash[..], rows::DELETING],
+                args![b.workspace, &b.hash[..], mark_of(marked_ms)],
             )?;
             Ok(())
         })
@@ -481,9 +531,10 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>> {
         self.read(|c| {
             c.rows(
-                "SELECT workspace, hash FROM blocks \
-                 WHERE refs <= 0 AND pending_until <= ?1 LIMIT ?2",
-                args![now_ms, limit as i64],
+                "SELECT workspace, hash FROM blocks WHERE refs <= 0 \
+                 AND ((pending_until >= 0 AND pending_until <= ?1) \
+                      OR (pending_until < 0 AND pending_until > ?3)) LIMIT ?2",
+                args![now_ms, limit as i64, STALE_MARK_MS - now_ms],
                 |r| {
                     Ok(BlockRef {
                         workspace: r.int(0)?,

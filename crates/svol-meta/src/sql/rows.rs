@@ -8,9 +8,9 @@ use crate::{MetaError, Result};
 pub(crate) const ATTR_COLS: &str = "ino, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
      mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version";
 
-/// `pending_until` of a block whose bytes are being deleted: no commit may
-/// reference it any more.
-pub(crate) const DELETING: i64 = -1;
+// A block whose bytes are being deleted has a negative `pending_until`:
+// minus the time (ms) it was marked. No commit may reference it, and no
+// upload may write its bytes until its row is gone.
 
 /// Reads an `Attr` from the 15 columns of `r` starting at `at`.
 pub(crate) fn row_attr(r: &dyn Row, at: usize) -> Result<Attr> {
@@ -75,7 +75,7 @@ pub(crate) fn chunks(c: &dyn Conn, ino: Ino) -> Result<Vec<Chunk>> {
 /// Does workspace `ws` hold this block (uploaded by it, not being deleted)?
 pub(crate) fn block_visible(c: &dyn Conn, ws: WorkspaceId, hash: &BlockId) -> Result<bool> {
     c.any(
-        "SELECT 1 FROM blocks WHERE workspace = ?1 AND hash = ?2 AND pending_until <> ?3",
-        args![ws, &hash[..], DELETING],
+        "SELECT 1 FROM blocks WHERE workspace = ?1 AND hash = ?2 AND pending_until >= 0",
+        args![ws, &hash[..]],
     )
 }

@@ -1,7 +1,7 @@
 //! The storage primitives of the tree rules (`crate::tree::Tx`) as SQL on
 //! one transaction of any engine.
 
-use super::rows::{self, DELETING};
+use super::rows;
 use super::{args, Conn, ConnExt, Row};
 use crate::tree::{HeldLock, InodeUpdate, Nlink, Tx};
 use crate::types::*;
@@ -301,8 +301,8 @@ impl Tx for SqlTx<'_> {
     fn add_block_refs(&self, ws: WorkspaceId, hash: &BlockId, n: i64) -> Result<bool> {
         let changed = self.0.exec(
             "UPDATE blocks SET refs = refs + ?3 \
-             WHERE workspace = ?1 AND hash = ?2 AND pending_until <> ?4",
-            args![ws, &hash[..], n, DELETING],
+             WHERE workspace = ?1 AND hash = ?2 AND pending_until >= 0",
+            args![ws, &hash[..], n],
         )?;
         Ok(changed > 0)
     }
