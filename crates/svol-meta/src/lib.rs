@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub use backend::{MetaBackend, STALE_MARK_MS};
 pub use error::{MetaError, Result};
 pub use lifetimes::*;
-pub use postgres::Doorbell;
+pub use postgres::{Doorbell, Leadership};
 pub use types::*;
 
 /// The metadata store. Cheap to clone; derefs to the backend's operations.
@@ -83,6 +83,12 @@ impl MetaStore {
         }
     }
 
+    /// The lead of the background loops among the servers sharing the
+    /// store (a store only this process uses: always led).
+    pub fn election(&self) -> Election {
+        Election(self.doorbell.as_ref().map(|pg| pg.engine.leadership()))
+    }
+
     /// Is the store shared with other servers (PostgreSQL)?
     pub fn shared(&self) -> bool {
         self.doorbell.is_some()
@@ -96,6 +102,16 @@ impl MetaStore {
             Some(pg) => Ok(Some(pg.engine.doorbell()?)),
             None => Ok(None),
         }
+    }
+}
+
+/// Whether this server runs the background loops (see [`Leadership`]).
+pub struct Election(Option<Leadership>);
+
+impl Election {
+    /// Blocks on the database for a moment: call off the async workers.
+    pub fn leading(&mut self) -> bool {
+        self.0.as_mut().is_none_or(Leadership::leading)
     }
 }
 

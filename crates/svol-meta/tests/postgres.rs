@@ -174,3 +174,31 @@ fn postgres_doorbell_rings_for_another_servers_change() {
     a.create(vol, vol, b"x", &file(0o644), true, &cx()).unwrap();
     assert!(bell.wait(Duration::from_secs(5)).unwrap());
 }
+
+/// One server at a time leads the background loops; when the leader goes
+/// (its connection closes), another takes over.
+#[test]
+fn postgres_one_leader_at_a_time_and_a_successor_when_it_goes() {
+    let url = svol_testkit::pg().database();
+    let a = MetaStore::postgres(&url).unwrap();
+    let b = MetaStore::postgres(&url).unwrap();
+    let mut ea = a.election();
+    let mut eb = b.election();
+    assert!(ea.leading());
+    assert!(!eb.leading());
+    assert!(ea.leading(), "the lead is kept");
+    drop(ea);
+    eventually_true(|| eb.leading());
+    // SQLite has a single server: it always leads.
+    let dir = tempfile::tempdir().unwrap();
+    let lone = MetaStore::sqlite(&dir.path().join("m.db")).unwrap();
+    assert!(lone.election().leading());
+}
+
+fn eventually_true(mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "not within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

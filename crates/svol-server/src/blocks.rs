@@ -111,12 +111,15 @@ pub(crate) fn block_key(b: &BlockRef) -> BlockKey {
 }
 
 /// Removes uploads that no commit claimed within the grace period, and
-/// finishes deletions that failed.
+/// finishes deletions that failed (on one server of a cluster at a time).
 pub(crate) fn spawn_sweeper(state: Arc<State>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
+            if !state.leads() {
+                continue;
+            }
             let (meta, now) = (state.meta.clone(), state.clock.now_ms());
             if let Ok(Ok(hs)) =
                 tokio::task::spawn_blocking(move || meta.expired_blocks(now, 1000)).await

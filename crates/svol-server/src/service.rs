@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub(crate) feed: Arc<Feed>,
     pub(crate) locks: crate::locks::LockManager,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Whether this server runs the background loops of the cluster.
+    election: Arc<std::sync::Mutex<m::Election>>,
     /// Blocks written since the last sync of each; a durable commit syncs
     /// every one the file references before it commits.
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockRef>>>,
@@ -57,6 +59,7 @@ impl State {
         let head = meta.feed_head()?;
         let feed = Arc::new(Feed::new(head));
         let locks = crate::locks::LockManager::new(meta.clone(), feed.clone(), cfg.clock.clone());
+        let election = Arc::new(std::sync::Mutex::new(meta.election()));
         Ok(Self {
             meta,
             blocks,
@@ -65,6 +68,7 @@ impl State {
             feed,
             locks,
             clock: cfg.clock.clone(),
+            election,
             unsynced: Arc::default(),
             lease: cfg.lease,
             app_grace: cfg.app_grace,
@@ -86,6 +90,17 @@ impl State {
         self.reap(ch.freed.clone());
         self.publish(&c.session, ch);
         ch.attrs.iter().map(attr).collect()
+    }
+
+    /// Does this server run the cluster's background loops now (always,
+    /// when it is the store's only server)?
+    pub(crate) fn leads(&self) -> bool {
+        tokio::task::block_in_place(|| {
+            self.election
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leading()
+        })
     }
 
     /// Runs a metadata operation on the blocking pool.

@@ -377,12 +377,16 @@ impl State {
     }
 }
 
-/// Ends expired sessions, stops idle apps and trims the feed once a second.
+/// Ends expired sessions, stops idle apps and trims the feed once a second
+/// (on one server of a cluster at a time).
 pub(crate) fn spawn_reaper(state: Arc<State>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
+            if !state.leads() {
+                continue;
+            }
             state.expire_sessions().await;
             state.stop_idle_apps().await;
             let meta = state.meta.clone();

@@ -225,6 +225,69 @@ impl Engine for Postgres {
     }
 }
 
+/// The advisory lock whose holder runs the cluster's background loops
+/// ("svollead").
+const LEADER_LOCK: i64 = 0x7376_6f6c_6c65_6164;
+
+impl Postgres {
+    /// A claim on the background loops of the cluster (see `Leadership`).
+    pub(crate) fn leadership(&self) -> Leadership {
+        Leadership {
+            config: self.config.clone(),
+            client: None,
+            held: false,
+        }
+    }
+}
+
+/// One server of a cluster at a time runs the background loops (session
+/// expiry, idle apps, the block sweeper, feed trimming): the one holding a
+/// session-level advisory lock on its own connection. If that server dies
+/// its connection closes, PostgreSQL releases the lock, and the next
+/// server to ask takes over. (The loops stay correct if two ran at once;
+/// the election saves the others the work.)
+pub struct Leadership {
+    config: postgres::Config,
+    client: Option<Client>,
+    held: bool,
+}
+
+impl Leadership {
+    /// Does this server lead now? Takes the lead if nobody holds it.
+    pub fn leading(&mut self) -> bool {
+        match self.try_lead() {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!("leader election: {e}");
+                self.client = None;
+                self.held = false;
+                false
+            }
+        }
+    }
+
+    fn try_lead(&mut self) -> std::result::Result<bool, postgres::Error> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            let mut config = self.config.clone();
+            config.connect_timeout(Duration::from_secs(5));
+            self.client = Some(config.connect(NoTls)?);
+            self.held = false;
+        }
+        let Some(c) = self.client.as_mut() else {
+            return Ok(false);
+        };
+        if self.held {
+            // Still connected, so still held.
+            c.batch_execute("SELECT 1")?;
+        } else {
+            self.held = c
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])?
+                .get(0);
+        }
+        Ok(self.held)
+    }
+}
+
 /// Rings when another server (or this one) appended to the change feed.
 /// PostgreSQL drops notifications while the connection is down, so it is
 /// only a doorbell: the tailer reads the feed table on every ring and on a
