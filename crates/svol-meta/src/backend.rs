@@ -302,6 +302,9 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Unreferenced blocks whose grace ended before `now_ms`, and marked
     /// ones whose deletion did not finish within [`STALE_MARK_MS`].
     fn expired_blocks(&self, now_ms: i64, limit: usize) -> Result<Vec<BlockRef>>;
+    /// Every block held, in (workspace, hash) order, after `after` (for a
+    /// copy of all block bytes to another store); at most `limit`.
+    fn list_blocks(&self, after: Option<&BlockRef>, limit: usize) -> Result<Vec<BlockRef>>;
     /// Workspaces that hold a block of this hash (to move the blocks of the
     /// first on-disk layout, which was shared by all workspaces).
     fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>>;

@@ -776,6 +776,22 @@ pub fn contents_truncate_and_block_refs(s: &MetaStore) {
     assert!(!s.mark_block(&h5, 5000).unwrap());
     assert!(s.block_visible(ws, &h5.hash).unwrap());
     assert!(s.mark_block(&h5, 9001).unwrap());
+    // Every block can be listed, in order, page by page (to copy them all).
+    let all = s.list_blocks(None, 1000).unwrap();
+    assert!(all.contains(&h4) && all.contains(&h5));
+    assert!(all
+        .windows(2)
+        .all(|w| (w[0].workspace, w[0].hash) < (w[1].workspace, w[1].hash)));
+    let (mut paged, mut after) = (Vec::new(), None);
+    loop {
+        let page = s.list_blocks(after.as_ref(), 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
 }
 
 pub fn attributes_and_xattrs(s: &MetaStore) {

@@ -37,6 +37,7 @@ pub use backend::{MetaBackend, STALE_MARK_MS};
 pub use error::{MetaError, Result};
 pub use lifetimes::*;
 pub use postgres::{Doorbell, Leadership};
+pub use sql::Copied;
 pub use types::*;
 
 /// The metadata store. Cheap to clone; derefs to the backend's operations.
@@ -102,6 +103,36 @@ impl MetaStore {
             Some(pg) => Ok(Some(pg.engine.doorbell()?)),
             None => Ok(None),
         }
+    }
+}
+
+/// Copies every workspace, token, app, volume and file tree (and the
+/// sessions, open files and locks that hold them) from the store `from` to
+/// the empty store `to` (each a `postgres://` URL or a SQLite path, as for
+/// [`MetaStore::open`]). Nothing may use either store meanwhile: stop the
+/// servers first. Block bytes are not metadata: copy them separately.
+pub fn copy_store(from: &str, to: &str) -> Result<Copied> {
+    fn is_pg(s: &str) -> bool {
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    }
+    fn lite(s: &str) -> Result<sqlite::Sqlite> {
+        let p = Path::new(s.strip_prefix("sqlite://").unwrap_or(s));
+        if !p.exists() {
+            return Err(MetaError::NotFound(format!("SQLite store {}", p.display())));
+        }
+        sqlite::Sqlite::open(p)
+    }
+    match (is_pg(from), is_pg(to)) {
+        (false, true) => sql::copy_all(&lite(from)?, &postgres::Postgres::open(to)?),
+        (true, false) => sql::copy_all(
+            &postgres::Postgres::open(from)?,
+            &sqlite::Sqlite::open(Path::new(to))?,
+        ),
+        (true, true) => sql::copy_all(
+            &postgres::Postgres::open(from)?,
+            &postgres::Postgres::open(to)?,
+        ),
+        (false, false) => sql::copy_all(&lite(from)?, &sqlite::Sqlite::open(Path::new(to))?),
     }
 }
 

@@ -18,6 +18,7 @@ mod convert;
 mod feed;
 mod limits;
 mod locks;
+mod migrate;
 mod service;
 mod sessions;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use tokio::net::TcpListener;
 
 pub use auth::hash_token;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use migrate::{migrate, Migrated};
 pub use tls::{init_tls, TlsBundle, TlsFiles};
 
 #[derive(Debug, thiserror::Error)]

@@ -124,6 +124,20 @@ enum ServerAction {
         #[arg(long = "client")]
         clients: Vec<String>,
     },
+    /// Copy a stopped server's data directory to the stores of a cluster:
+    /// metadata into an empty PostgreSQL database, blocks into S3
+    Migrate {
+        /// The data directory of the (stopped) server to copy from
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where the metadata goes: postgres://user[:password]@host[:port]/db
+        #[arg(long, value_name = "URL")]
+        to_meta: String,
+        /// Where the blocks go: s3://bucket[/prefix] (AWS_* settings as for
+        /// `svol server --blocks`); without it they stay where they are
+        #[arg(long, value_name = "URL")]
+        to_blocks: Option<String>,
+    },
 }
 
 /// Sizes like `512M`, `2G`, `4096` (bytes), `64K`.
@@ -281,6 +295,37 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
                 }),
             ..
         } => init_tls(&dir, hosts, &clients),
+        Cmd::Server {
+            action:
+                Some(ServerAction::Migrate {
+                    data_dir,
+                    to_meta,
+                    to_blocks,
+                }),
+            ..
+        } => {
+            let dir = data_dir.unwrap_or_else(svol_sdk::default_data_dir);
+            if !dir.join("meta.db").exists() {
+                anyhow::bail!("{} holds no svol server data (no meta.db)", dir.display());
+            }
+            let m = svol_server::migrate(&dir, &to_meta, to_blocks.as_deref()).await?;
+            println!(
+                "copied {} metadata rows and {} blocks ({} bytes) from {}",
+                m.rows,
+                m.blocks,
+                m.bytes,
+                dir.display()
+            );
+            println!(
+                "start the servers with:  svol server --meta <URL>{}",
+                if to_blocks.is_some() {
+                    " --blocks <URL>"
+                } else {
+                    ""
+                }
+            );
+            Ok(0)
+        }
         Cmd::Server { action: None, args } => {
             let dir = args.data_dir.unwrap_or_else(svol_sdk::default_data_dir);
             let mut cfg = svol_server::ServerConfig::new(dir.clone(), args.listen);

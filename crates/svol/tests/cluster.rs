@@ -211,3 +211,95 @@ fn a_killed_server_loses_no_fsynced_byte_and_locks_wait_for_their_lease() {
     let _ = holder_c.wait();
     let _ = holder_a.wait();
 }
+
+/// An embedded deployment (SQLite and a block directory) moves to
+/// PostgreSQL and S3 with `svol server migrate`: files, directories,
+/// links, xattrs and tokens are all there, served by a new server.
+#[test]
+fn an_embedded_deployment_moves_to_postgres_and_s3() {
+    use std::os::unix::fs::MetadataExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let old_data = work.path().join("old");
+    let mut old = Restartable::new(old_data.clone(), work.path().join("old.log"), &[]);
+    old.ok(&["volume", "create", "data"]);
+    let worker = old
+        .ok(&["token", "create", "--name", "worker"])
+        .trim()
+        .to_string();
+    let big = random_bytes(9 << 20, 11);
+    {
+        let m = old.mount("data");
+        fs::create_dir_all(m.p("models/v1")).expect("mkdir");
+        fs::write(m.p("models/v1/weights.bin"), &big).expect("write");
+        fs::write(m.p("small.txt"), b"inline bytes").expect("write");
+        fs::hard_link(m.p("small.txt"), m.p("models/hard")).expect("link");
+        std::os::unix::fs::symlink("models/v1/weights.bin", m.p("latest")).expect("symlink");
+        let st = std::process::Command::new("setfattr")
+            .args(["-n", "user.origin", "-v", "old-server"])
+            .arg(m.p("small.txt"))
+            .status()
+            .expect("setfattr");
+        assert!(st.success());
+    }
+    old.kill9();
+
+    let url = svol_testkit::pg().database();
+    let s3 = svol_testkit::S3Server::start(&["blocks"]);
+    let migrate = |url: &str| {
+        run_with_timeout(
+            std::process::Command::new(svol_bin())
+                .args(["server", "migrate", "--data-dir"])
+                .arg(&old_data)
+                .args(["--to-meta", url, "--to-blocks", "s3://blocks/moved"])
+                .envs(s3.env()),
+            Duration::from_secs(120),
+        )
+    };
+    let out = migrate(&url);
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("blocks"), "{said}");
+    assert!(dir_bytes(&s3.bucket_dir("blocks").join("moved")) >= 9 << 20);
+    // Into a store that already holds data: refused, nothing changed.
+    let again = migrate(&url);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds svol data"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let new = Restartable::with_env(
+        work.path().join("new"),
+        work.path().join("new.log"),
+        &["--meta", &url, "--blocks", "s3://blocks/moved"],
+        s3.env(),
+    );
+    // The old worker token works on the new server.
+    let mut c = cli(&new.config());
+    c.env("SVOL_TOKEN", &worker);
+    let listed = ok(c, &["volume", "list"]);
+    assert!(listed.contains("data"), "{listed}");
+    let m = new.mount("data");
+    assert_eq!(fs::read(m.p("models/v1/weights.bin")).expect("read"), big);
+    assert_eq!(fs::read(m.p("small.txt")).expect("read"), b"inline bytes");
+    assert_eq!(fs::metadata(m.p("small.txt")).expect("stat").nlink(), 2);
+    assert_eq!(
+        fs::read_link(m.p("latest")).expect("readlink"),
+        std::path::PathBuf::from("models/v1/weights.bin")
+    );
+    let x = std::process::Command::new("getfattr")
+        .args(["--only-values", "-n", "user.origin"])
+        .arg(m.p("small.txt"))
+        .output()
+        .expect("getfattr");
+    assert_eq!(x.stdout, b"old-server");
+    // And it goes on working: new files, new inodes past the copied ones.
+    fs::write(m.p("new.txt"), b"after the move").expect("write");
+    assert_eq!(fs::read(m.p("new.txt")).expect("read"), b"after the move");
+    fs::create_dir(m.p("models/v2")).expect("mkdir after the move");
+}

@@ -544,6 +544,23 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
             )
         })
     }
+    fn list_blocks(&self, after: Option<&BlockRef>, limit: usize) -> Result<Vec<BlockRef>> {
+        let (ws, hash) = after.map_or((i64::MIN, &[][..]), |b| (b.workspace, &b.hash[..]));
+        self.read(|c| {
+            c.rows(
+                "SELECT workspace, hash FROM blocks \
+                 WHERE workspace > ?1 OR (workspace = ?1 AND hash > ?2) \
+                 ORDER BY workspace, hash LIMIT ?3",
+                args![ws, hash, limit as i64],
+                |r| {
+                    Ok(BlockRef {
+                        workspace: r.int(0)?,
+                        hash: rows::to_hash(r.bytes(1)?)?,
+                    })
+                },
+            )
+        })
+    }
     fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>> {
         self.read(|c| {
             c.rows(

@@ -13,12 +13,15 @@
 
 mod apps;
 mod control;
+mod copy;
 mod feed;
 mod imp;
 mod rows;
 mod sessions;
 mod tx;
 
+pub(crate) use copy::copy_all;
+pub use copy::Copied;
 pub(crate) use feed::FEED_CHANNEL;
 
 use crate::Result;
