@@ -10,7 +10,7 @@
 //! A position of an aborted transaction is a hole, which is not a loss:
 //! losses are only what `trim` dropped (`feed_trim.below`).
 
-use super::{args, Conn, ConnExt, Dialect};
+use super::{args, Arg, Conn, ConnExt, Dialect};
 use crate::types::*;
 use crate::{MetaError, Result};
 
@@ -19,30 +19,53 @@ const FEED_LOCK: i64 = 0x7376_6f6c_6665_6564;
 
 /// The notification channel a PostgreSQL append rings (a doorbell only:
 /// the rows are the truth).
-pub(crate) const FEED_CHANNEL: &str = "svol_feed";
+pub(crate) const FEED_CHANNEL: &str = feed_channel!();
+macro_rules! feed_channel {
+    () => {
+        "svol_feed"
+    };
+}
+use feed_channel;
 
 /// Appends one entry to the change feed; returns its position.
 pub(crate) fn append(c: &dyn Conn, e: &FeedEntry) -> Result<u64> {
+    // On PostgreSQL the lock, the row and the doorbell are one statement:
+    // one round trip, and the lock is taken as late as it can be.
+    let sql = match c.dialect() {
+        Dialect::Sqlite => {
+            "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq"
+        }
+        Dialect::Postgres => concat!(
+            "WITH ordered AS (SELECT pg_advisory_xact_lock(?7)), ",
+            "rung AS (SELECT pg_notify('",
+            feed_channel!(),
+            "', '')) ",
+            "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) ",
+            "SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS BYTEA), ",
+            "CAST(?4 AS BYTEA), CAST(?5 AS BYTEA), CAST(?6 AS BIGINT) ",
+            "FROM ordered, rung RETURNING seq"
+        ),
+    };
+    let (inodes, entries, unlocked) = (
+        encode_inos(&e.inodes),
+        encode_entries(&e.entries),
+        encode_inos(&e.unlocked),
+    );
+    let mut args = vec![
+        Arg::Int(e.volume as i64),
+        Arg::Text(&e.origin),
+        Arg::Bytes(&inodes),
+        Arg::Bytes(&entries),
+        Arg::Bytes(&unlocked),
+        Arg::Int(e.volume_deleted as i64),
+    ];
     if c.dialect() == Dialect::Postgres {
-        c.exec("SELECT pg_advisory_xact_lock(?1)", args![FEED_LOCK])?;
+        args.push(Arg::Int(FEED_LOCK));
     }
     let seq = c
-        .int(
-            "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
-            args![
-                e.volume as i64,
-                &e.origin,
-                &encode_inos(&e.inodes),
-                &encode_entries(&e.entries),
-                &encode_inos(&e.unlocked),
-                e.volume_deleted
-            ],
-        )?
+        .int(sql, &args)?
         .ok_or_else(|| MetaError::Backend("feed insert returned no position".into()))?;
-    if c.dialect() == Dialect::Postgres {
-        c.exec(&format!("NOTIFY {FEED_CHANNEL}"), &[])?;
-    }
     Ok(seq as u64)
 }
 
