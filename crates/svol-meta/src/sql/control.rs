@@ -211,7 +211,7 @@ pub(crate) fn insert_volume(
     app: i64,
     now: Timespec,
 ) -> Result<Volume> {
-    let root = SqlTx(c).insert_inode(
+    let root = SqlTx::new(c).insert_inode(
         0,
         &NewNode {
             kind: FileKind::Directory,
@@ -293,7 +293,7 @@ pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<
         |r| Ok((rows::to_hash(r.bytes(0)?)?, r.int(1)?)),
     )?;
     for (h, n) in counts {
-        crate::tree::decref(&SqlTx(c), ws, &h, n, freed)?;
+        crate::tree::decref(&SqlTx::new(c), ws, &h, n, freed)?;
     }
     for sql in [
         "DELETE FROM chunks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",

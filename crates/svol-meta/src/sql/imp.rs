@@ -41,7 +41,7 @@ impl<E: Engine> SqlStore<E> {
         f: impl Fn(&SqlTx<'_>) -> Result<(Outcome<T>, Touch)>,
     ) -> Result<Outcome<T>> {
         self.write(durable, |c| {
-            let t = SqlTx(c);
+            let t = SqlTx::new(c);
             tree::check_lease(&t, cx)?;
             let (out, touch) = f(&t)?;
             tree::finish(&t, vol, cx, out, touch)
@@ -50,12 +50,12 @@ impl<E: Engine> SqlStore<E> {
 
     /// Runs `f` on the tree primitives of one read transaction.
     fn read_tx<T>(&self, f: impl Fn(&SqlTx<'_>) -> Result<T>) -> Result<T> {
-        self.read(|c| f(&SqlTx(c)))
+        self.read(|c| f(&SqlTx::new(c)))
     }
 
     /// Runs `f` on the tree primitives of one write transaction.
     fn write_tx<T>(&self, f: impl Fn(&SqlTx<'_>) -> Result<T>) -> Result<T> {
-        self.write(false, |c| f(&SqlTx(c)))
+        self.write(false, |c| f(&SqlTx::new(c)))
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) fn resume(
         |r| r.int(0),
     )?;
     if !waits.is_empty() {
-        SqlTx(c).append_feed(&FeedEntry {
+        SqlTx::new(c).append_feed(&FeedEntry {
             volume: vol,
             origin: id.to_string(),
             unlocked: waits.into_iter().map(|i| i as u64).collect(),
@@ -151,7 +151,7 @@ pub(crate) fn expire(
             pair,
         )?,
     };
-    let t = SqlTx(c);
+    let t = SqlTx::new(c);
     let mut out = Outcome::new(Vec::new(), Vec::new());
     let mut unlocked_by: Vec<(String, i64, Vec<Ino>)> = Vec::new();
     for (id, vol) in ids {

@@ -1,6 +1,9 @@
 //! The storage primitives of the tree rules (`crate::tree::Tx`) as SQL on
 //! one transaction of any engine.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::rows;
 use super::{args, Conn, ConnExt, Row};
 use crate::tree::{HeldLock, InodeUpdate, Nlink, Tx};
@@ -8,7 +11,32 @@ use crate::types::*;
 use crate::Result;
 
 /// One open transaction (read or write) of an SQL engine.
-pub(crate) struct SqlTx<'a>(pub(crate) &'a dyn Conn);
+pub(crate) struct SqlTx<'a> {
+    c: &'a dyn Conn,
+    /// Inodes as this transaction last wrote them (`RETURNING`), by inode:
+    /// the change set reads back what the operation just wrote without
+    /// asking the database again. Every write to an inode row goes through
+    /// `insert_inode`, `update_inode` or `delete_inode`.
+    written: RefCell<HashMap<Ino, (Ino, Attr)>>,
+}
+
+impl<'a> SqlTx<'a> {
+    pub(crate) fn new(c: &'a dyn Conn) -> Self {
+        Self {
+            c,
+            written: RefCell::default(),
+        }
+    }
+
+    /// Remembers an inode row returned as `volume, ATTR_COLS`.
+    fn wrote(&self, r: &dyn Row) -> Result<Attr> {
+        let a = rows::row_attr(r, 1)?;
+        self.written
+            .borrow_mut()
+            .insert(a.ino, (r.int(0)? as u64, a.clone()));
+        Ok(a)
+    }
+}
 
 // Lock offsets are 64-bit signed integers in SQL: ends past i64::MAX (none
 // that the rules let through) would not fit.
@@ -48,7 +76,10 @@ fn lock_range(r: &dyn Row, at: usize, pid: Option<usize>) -> Result<LockRange> {
 
 impl Tx for SqlTx<'_> {
     fn attr(&self, vol: Ino, ino: Ino) -> Result<Option<Attr>> {
-        self.0.row(
+        if let Some((v, a)) = self.written.borrow().get(&ino) {
+            return Ok((*v == vol).then(|| a.clone()));
+        }
+        self.c.row(
             &format!(
                 "SELECT {} FROM inodes WHERE ino = ?1 AND volume = ?2",
                 rows::ATTR_COLS
@@ -65,11 +96,14 @@ impl Tx for SqlTx<'_> {
             0
         };
         let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
-        let ino = self.0.int(
-            "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
-             mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
-             RETURNING ino",
+        let ino = self.c.row(
+            &format!(
+                "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
+                 mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
+                 RETURNING volume, {}",
+                rows::ATTR_COLS
+            ),
             args![
                 vol as i64,
                 n.kind as i64,
@@ -83,8 +117,9 @@ impl Tx for SqlTx<'_> {
                 n.rdev as i64,
                 target
             ],
+            |r| self.wrote(r),
         )?;
-        ino.map(|i| i as u64)
+        ino.map(|a| a.ino)
             .ok_or_else(|| crate::MetaError::Backend("insert returned no inode".into()))
     }
 
@@ -94,14 +129,17 @@ impl Tx for SqlTx<'_> {
             Some(Nlink::Add(d)) => (None, d),
             None => (None, 0),
         };
-        self.0.exec(
-            "UPDATE inodes SET mode = coalesce(?2, mode), uid = coalesce(?3, uid), \
-             gid = coalesce(?4, gid), size = coalesce(?5, size), \
-             nlink = coalesce(?6, CASE WHEN nlink + ?7 > 0 THEN nlink + ?7 ELSE 0 END), \
-             atime_s = coalesce(?8, atime_s), atime_ns = coalesce(?9, atime_ns), \
-             mtime_s = coalesce(?10, mtime_s), mtime_ns = coalesce(?11, mtime_ns), \
-             ctime_s = coalesce(?12, ctime_s), ctime_ns = coalesce(?13, ctime_ns), \
-             version = version + ?14 WHERE ino = ?1",
+        self.c.row(
+            &format!(
+                "UPDATE inodes SET mode = coalesce(?2, mode), uid = coalesce(?3, uid), \
+                 gid = coalesce(?4, gid), size = coalesce(?5, size), \
+                 nlink = coalesce(?6, CASE WHEN nlink + ?7 > 0 THEN nlink + ?7 ELSE 0 END), \
+                 atime_s = coalesce(?8, atime_s), atime_ns = coalesce(?9, atime_ns), \
+                 mtime_s = coalesce(?10, mtime_s), mtime_ns = coalesce(?11, mtime_ns), \
+                 ctime_s = coalesce(?12, ctime_s), ctime_ns = coalesce(?13, ctime_ns), \
+                 version = version + ?14 WHERE ino = ?1 RETURNING volume, {}",
+                rows::ATTR_COLS
+            ),
             args![
                 ino as i64,
                 u.mode.map(|m| m as i64),
@@ -118,31 +156,36 @@ impl Tx for SqlTx<'_> {
                 u.ctime.map(|t| t.nsec as i64),
                 u.new_version as i64
             ],
+            |r| self.wrote(r),
         )?;
         Ok(())
     }
 
     fn delete_inode(&self, ino: Ino) -> Result<()> {
+        self.written.borrow_mut().remove(&ino);
         for sql in [
             "DELETE FROM xattrs WHERE ino = ?1",
             "DELETE FROM lock_fences WHERE ino = ?1",
             "DELETE FROM inodes WHERE ino = ?1",
         ] {
-            self.0.exec(sql, args![ino as i64])?;
+            self.c.exec(sql, args![ino as i64])?;
         }
         Ok(())
     }
 
     fn nlink(&self, ino: Ino) -> Result<Option<u32>> {
+        if let Some((_, a)) = self.written.borrow().get(&ino) {
+            return Ok(Some(a.nlink));
+        }
         Ok(self
-            .0
+            .c
             .int("SELECT nlink FROM inodes WHERE ino = ?1", args![ino as i64])?
             .map(|n| n as u32))
     }
 
     fn symlink_target(&self, ino: Ino) -> Result<Vec<u8>> {
         Ok(self
-            .0
+            .c
             .row(
                 "SELECT target FROM inodes WHERE ino = ?1",
                 args![ino as i64],
@@ -153,11 +196,11 @@ impl Tx for SqlTx<'_> {
     }
 
     fn volume_workspace(&self, vol: Ino) -> Result<WorkspaceId> {
-        rows::volume_workspace(self.0, vol)
+        rows::volume_workspace(self.c, vol)
     }
 
     fn inode_workspace(&self, ino: Ino) -> Result<WorkspaceId> {
-        self.0
+        self.c
             .int(
                 "SELECT v.workspace FROM inodes i JOIN volumes v ON v.root = i.volume \
                  WHERE i.ino = ?1",
@@ -168,7 +211,7 @@ impl Tx for SqlTx<'_> {
 
     fn child(&self, parent: Ino, name: &[u8]) -> Result<Option<Ino>> {
         Ok(self
-            .0
+            .c
             .int(
                 "SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2",
                 args![parent as i64, name],
@@ -177,7 +220,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn insert_entry(&self, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO dentries(parent, name, ino) VALUES (?1, ?2, ?3)",
             args![parent as i64, name, ino as i64],
         )?;
@@ -185,7 +228,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn delete_entry(&self, parent: Ino, name: &[u8]) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "DELETE FROM dentries WHERE parent = ?1 AND name = ?2",
             args![parent as i64, name],
         )?;
@@ -193,7 +236,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn repoint_entry(&self, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2",
             args![parent as i64, name, ino as i64],
         )?;
@@ -201,7 +244,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn move_entry(&self, parent: Ino, name: &[u8], new_parent: Ino, new_name: &[u8]) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2",
             args![parent as i64, name, new_parent as i64, new_name],
         )?;
@@ -209,7 +252,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn has_entries(&self, dir: Ino) -> Result<bool> {
-        self.0.any(
+        self.c.any(
             "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
             args![dir as i64],
         )
@@ -217,7 +260,7 @@ impl Tx for SqlTx<'_> {
 
     fn parent_of(&self, dir: Ino) -> Result<Option<Ino>> {
         Ok(self
-            .0
+            .c
             .int(
                 "SELECT parent FROM dentries WHERE ino = ?1 LIMIT 1",
                 args![dir as i64],
@@ -231,7 +274,7 @@ impl Tx for SqlTx<'_> {
             .map(|c| format!("i.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        self.0.rows(
+        self.c.rows(
             &format!(
                 "SELECT d.id, d.name, {cols} FROM dentries d JOIN inodes i ON i.ino = d.ino \
                  WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"
@@ -248,11 +291,11 @@ impl Tx for SqlTx<'_> {
     }
 
     fn chunks(&self, ino: Ino) -> Result<Vec<Chunk>> {
-        rows::chunks(self.0, ino)
+        rows::chunks(self.c, ino)
     }
 
     fn chunk(&self, ino: Ino, index: u64) -> Result<Option<Chunk>> {
-        self.0.row(
+        self.c.row(
             "SELECT len, hash, data FROM chunks WHERE ino = ?1 AND idx = ?2",
             args![ino as i64, index as i64],
             |r| {
@@ -270,7 +313,7 @@ impl Tx for SqlTx<'_> {
             ChunkData::Block(h) => (Some(&h[..]), None),
             ChunkData::Inline(d) => (None, Some(&d[..])),
         };
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO chunks(ino, idx, len, hash, data) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(ino, idx) DO UPDATE SET len = excluded.len, hash = excluded.hash, \
              data = excluded.data",
@@ -280,7 +323,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn remove_chunks_from(&self, ino: Ino, first: u64) -> Result<Vec<BlockId>> {
-        let hashes = self.0.rows(
+        let hashes = self.c.rows(
             "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2 RETURNING hash",
             args![ino as i64, first as i64],
             |r| r.opt_bytes(0),
@@ -289,7 +332,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn shorten_chunk(&self, ino: Ino, index: u64, len: u32) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "UPDATE chunks SET len = CASE WHEN len < ?3 THEN len ELSE ?3 END, \
              data = CASE WHEN data IS NULL THEN NULL ELSE substr(data, 1, ?4) END \
              WHERE ino = ?1 AND idx = ?2",
@@ -299,7 +342,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn add_block_refs(&self, ws: WorkspaceId, hash: &BlockId, n: i64) -> Result<bool> {
-        let changed = self.0.exec(
+        let changed = self.c.exec(
             "UPDATE blocks SET refs = refs + ?3 \
              WHERE workspace = ?1 AND hash = ?2 AND pending_until >= 0",
             args![ws, &hash[..], n],
@@ -308,7 +351,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn drop_block_refs(&self, ws: WorkspaceId, hash: &BlockId, n: i64) -> Result<bool> {
-        let refs = self.0.int(
+        let refs = self.c.int(
             "UPDATE blocks SET refs = refs - ?3 WHERE workspace = ?1 AND hash = ?2 \
              RETURNING refs",
             args![ws, &hash[..], n],
@@ -316,7 +359,7 @@ impl Tx for SqlTx<'_> {
         match refs {
             Some(r) if r <= 0 => {
                 // Unreferenced from now: the reaper may take it.
-                self.0.exec(
+                self.c.exec(
                     "UPDATE blocks SET pending_until = 0 WHERE workspace = ?1 AND hash = ?2",
                     args![ws, &hash[..]],
                 )?;
@@ -327,7 +370,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn xattr(&self, ino: Ino, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.row(
+        self.c.row(
             "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
             args![ino as i64, name],
             |r| r.bytes(0),
@@ -335,7 +378,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn put_xattr(&self, ino: Ino, name: &[u8], value: &[u8]) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3) \
              ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
             args![ino as i64, name, value],
@@ -344,14 +387,14 @@ impl Tx for SqlTx<'_> {
     }
 
     fn delete_xattr(&self, ino: Ino, name: &[u8]) -> Result<bool> {
-        Ok(self.0.exec(
+        Ok(self.c.exec(
             "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
             args![ino as i64, name],
         )? > 0)
     }
 
     fn xattr_names(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
-        self.0.rows(
+        self.c.rows(
             "SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name",
             args![ino as i64],
             |r| r.bytes(0),
@@ -359,7 +402,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn copy_xattrs(&self, from: Ino, to: Ino) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO xattrs(ino, name, value) SELECT ?2, name, value FROM xattrs \
              WHERE ino = ?1",
             args![from as i64, to as i64],
@@ -368,7 +411,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn add_open(&self, session: &str, ino: Ino) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO opens(session, ino, count) VALUES (?1, ?2, 1) \
              ON CONFLICT(session, ino) DO UPDATE SET count = opens.count + 1",
             args![session, ino as i64],
@@ -377,13 +420,13 @@ impl Tx for SqlTx<'_> {
     }
 
     fn drop_open(&self, session: &str, ino: Ino) -> Result<()> {
-        let left = self.0.int(
+        let left = self.c.int(
             "UPDATE opens SET count = count - 1 WHERE session = ?1 AND ino = ?2 \
              RETURNING count",
             args![session, ino as i64],
         )?;
         if left.is_some_and(|n| n <= 0) {
-            self.0.exec(
+            self.c.exec(
                 "DELETE FROM opens WHERE session = ?1 AND ino = ?2",
                 args![session, ino as i64],
             )?;
@@ -392,19 +435,19 @@ impl Tx for SqlTx<'_> {
     }
 
     fn is_open(&self, ino: Ino) -> Result<bool> {
-        self.0.any(
+        self.c.any(
             "SELECT 1 FROM opens WHERE ino = ?1 LIMIT 1",
             args![ino as i64],
         )
     }
 
     fn session_expires(&self, id: &str) -> Result<Option<i64>> {
-        self.0
+        self.c
             .int("SELECT expires FROM sessions WHERE id = ?1", args![id])
     }
 
     fn locks_on(&self, ino: Ino) -> Result<Vec<HeldLock>> {
-        self.0.rows(
+        self.c.rows(
             "SELECT id, session, owner, kind, start, end_, pid, fence FROM locks WHERE ino = ?1",
             args![ino as i64],
             |r| {
@@ -418,7 +461,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn insert_lock(&self, ino: Ino, l: &LockRange, fence: u64) -> Result<()> {
-        self.0.exec(
+        self.c.exec(
             "INSERT INTO locks(ino, session, owner, kind, start, end_, pid, fence) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             args![
@@ -436,12 +479,12 @@ impl Tx for SqlTx<'_> {
     }
 
     fn delete_lock(&self, id: i64) -> Result<()> {
-        self.0.exec("DELETE FROM locks WHERE id = ?1", args![id])?;
+        self.c.exec("DELETE FROM locks WHERE id = ?1", args![id])?;
         Ok(())
     }
 
     fn next_fence(&self, ino: Ino) -> Result<u64> {
-        let f = self.0.int(
+        let f = self.c.int(
             "INSERT INTO lock_fences(ino, fence) VALUES (?1, 1) \
              ON CONFLICT(ino) DO UPDATE SET fence = lock_fences.fence + 1 RETURNING fence",
             args![ino as i64],
@@ -451,7 +494,7 @@ impl Tx for SqlTx<'_> {
 
     fn waiters_before(&self, ino: Ino, ticket: Option<u64>) -> Result<Vec<LockRange>> {
         let before = ticket.map(|t| t as i64).unwrap_or(i64::MAX);
-        self.0.rows(
+        self.c.rows(
             "SELECT session, owner, kind, start, end_ FROM lock_waiters \
              WHERE ino = ?1 AND ticket < ?2",
             args![ino as i64, before],
@@ -460,7 +503,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn count_waiters(&self, ino: Ino) -> Result<usize> {
-        let n = self.0.int(
+        let n = self.c.int(
             "SELECT count(*) FROM lock_waiters WHERE ino = ?1",
             args![ino as i64],
         )?;
@@ -468,7 +511,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn insert_waiter(&self, ino: Ino, l: &LockRange) -> Result<u64> {
-        let t = self.0.int(
+        let t = self.c.int(
             "INSERT INTO lock_waiters(ino, session, owner, kind, start, end_) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING ticket",
             args![
@@ -486,7 +529,7 @@ impl Tx for SqlTx<'_> {
 
     fn delete_waiter(&self, ticket: u64) -> Result<Option<Ino>> {
         Ok(self
-            .0
+            .c
             .int(
                 "DELETE FROM lock_waiters WHERE ticket = ?1 RETURNING ino",
                 args![ticket as i64],
@@ -495,12 +538,12 @@ impl Tx for SqlTx<'_> {
     }
 
     fn drop_session_locks(&self, session: &str) -> Result<Vec<Ino>> {
-        let mut inos = self.0.rows(
+        let mut inos = self.c.rows(
             "DELETE FROM locks WHERE session = ?1 RETURNING ino",
             args![session],
             |r| r.int(0),
         )?;
-        inos.extend(self.0.rows(
+        inos.extend(self.c.rows(
             "DELETE FROM lock_waiters WHERE session = ?1 RETURNING ino",
             args![session],
             |r| r.int(0),
@@ -511,10 +554,10 @@ impl Tx for SqlTx<'_> {
     }
 
     fn append_feed(&self, e: &FeedEntry) -> Result<u64> {
-        super::feed::append(self.0, e)
+        super::feed::append(self.c, e)
     }
 
     fn feed_head(&self) -> Result<u64> {
-        super::feed::head(self.0)
+        super::feed::head(self.c)
     }
 }
