@@ -136,5 +136,10 @@ print(f"|{'-'*8}|{'-'*12}|{'-'*12}|{'-'*12}|")
 for m in ("1", n):
     c = lambda s: json.load(open(f"{w}/creates-{s}-{m}.json"))["creates_per_s"]
     print(f"| {m:>6} | {c('svol1'):10.0f} | {c('svol3'):10.0f} | {c('jfs'):10.0f} |")
+print(f"\nCPU seconds used during the {n}-mount runs (of the machine's cpu_available)\n")
+for s in ("svol1", "svol3", "jfs"):
+    j = json.load(open(f"{w}/creates-{s}-{n}.json"))
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(j["cpu_seconds"].items(), key=lambda kv: -kv[1]))
+    print(f"* {s}: {sum(j['cpu_seconds'].values()):.1f} of {j['cpu_available']:.0f}: {parts}")
 print("\nratios: >1 means svol is better (higher throughput or lower latency)")
 PY
