@@ -12,6 +12,7 @@ pub struct Postgres {
     pub port: u16,
     bin: PathBuf,
     dir: PathBuf,
+    tls: bool,
 }
 
 static SHARED: OnceLock<Postgres> = OnceLock::new();
@@ -68,6 +69,16 @@ fn as_owner(program: &Path) -> Command {
 
 impl Postgres {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster of its own that accepts only TLS connections over TCP,
+    /// with this certificate and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("svol-pg-")
@@ -94,6 +105,40 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut tls_args: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+                std::fs::copy(from, data.join(name)).expect("copy TLS file");
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .expect("pg_hba.conf");
+            if is_root() {
+                let ok = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "chown the TLS files");
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
+            tls_args = [
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ]
+            .iter()
+            .flat_map(|a| ["-c".to_string(), a.to_string()])
+            .collect();
+        }
         let port = crate::free_port();
         let log = std::fs::File::create(dir.join("log")).expect("log file");
         if is_root() {
@@ -118,6 +163,7 @@ impl Postgres {
                 "-c",
                 "shared_buffers=64MB",
             ])
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -141,7 +187,12 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let pg = Self { port, bin, dir };
+        let pg = Self {
+            port,
+            bin,
+            dir,
+            tls: tls.is_some(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new(pg.bin.join("pg_isready"))
@@ -164,7 +215,13 @@ impl Postgres {
 
     /// Runs SQL on the cluster's `postgres` database.
     pub fn psql(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// Runs SQL on the cluster's `postgres` database; its output, unaligned.
+    pub fn query(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
+            .env("PGSSLMODE", if self.tls { "require" } else { "disable" })
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args([
                 "-U",
@@ -173,7 +230,7 @@ impl Postgres {
                 "postgres",
                 "-v",
                 "ON_ERROR_STOP=1",
-                "-q",
+                "-qAt",
                 "-c",
                 sql,
             ])
@@ -184,6 +241,7 @@ impl Postgres {
             "psql {sql:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// A new, empty database; its URL.

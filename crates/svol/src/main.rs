@@ -142,6 +142,22 @@ enum ServerAction {
     },
 }
 
+/// An error and its causes, each cause once (library errors often repeat
+/// their cause in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 /// Sizes like `512M`, `2G`, `4096` (bytes), `64K`.
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -203,7 +219,7 @@ fn main() {
         Cmd::Run(a) => match run::prepare(a) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!("svol: error: {e:#}");
+                eprintln!("svol: error: {}", describe(&e));
                 std::process::exit(1);
             }
         },
@@ -231,7 +247,7 @@ fn main() {
     let code = match rt.block_on(dispatch(cli, run_plan)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("svol: error: {e:#}");
+            eprintln!("svol: error: {}", describe(&e));
             1
         }
     };

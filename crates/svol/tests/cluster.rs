@@ -303,3 +303,74 @@ fn an_embedded_deployment_moves_to_postgres_and_s3() {
     assert_eq!(fs::read(m.p("new.txt")).expect("read"), b"after the move");
     fs::create_dir(m.p("models/v2")).expect("mkdir after the move");
 }
+
+/// Servers reach PostgreSQL over TLS when told to (`sslmode=require`, the
+/// CA in `sslrootcert`), check its certificate, and every connection they
+/// make is encrypted; a database whose certificate another CA signed is
+/// refused, naming the problem.
+#[test]
+fn servers_reach_postgres_over_tls_and_check_its_certificate() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let init = |dir: &str| {
+        let out = run_with_timeout(
+            std::process::Command::new(svol_bin())
+                .args(["server", "init-tls", "--host", "127.0.0.1", "--dir"])
+                .arg(work.path().join(dir)),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        work.path().join(dir)
+    };
+    let (certs, other) = (init("pg-tls"), init("other-ca"));
+    let pg =
+        svol_testkit::Postgres::start_tls(&certs.join("server.pem"), &certs.join("server.key"));
+    pg.psql("CREATE DATABASE tlsdb");
+    let url = |extra: &str| format!("{}?{extra}", pg.url("tlsdb"));
+    let refused = |meta: String| {
+        let data = tempfile::tempdir().expect("tempdir");
+        let out = run_with_timeout(
+            std::process::Command::new(svol_bin())
+                .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(data.path())
+                .args(["--meta", &meta]),
+            Duration::from_secs(60),
+        );
+        assert!(!out.status.success(), "started with {meta}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let wrong_ca = refused(url(&format!(
+        "sslmode=require&sslrootcert={}",
+        other.join("ca.pem").display()
+    )));
+    assert!(wrong_ca.contains("certificate"), "{wrong_ca}");
+    // The database takes TLS only: a plain connection is refused too.
+    refused(url("sslmode=disable"));
+
+    let meta = url(&format!(
+        "sslmode=require&sslrootcert={}",
+        certs.join("ca.pem").display()
+    ));
+    let server = Restartable::new(
+        work.path().join("server"),
+        work.path().join("server.log"),
+        &["--meta", &meta],
+    );
+    server.ok(&["volume", "create", "v"]);
+    let m = server.mount("v");
+    fs::write(m.p("f"), b"over TLS").expect("write");
+    assert_eq!(fs::read(m.p("f")).expect("read"), b"over TLS");
+    let count = |ssl: bool| -> u64 {
+        pg.query(&format!(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.datname = 'tlsdb' AND s.ssl = {ssl}"
+        ))
+        .parse()
+        .expect("count")
+    };
+    assert!(count(true) >= 2, "the server's connections use TLS");
+    assert_eq!(count(false), 0, "no plain connection to the database");
+}

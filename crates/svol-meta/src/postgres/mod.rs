@@ -14,6 +14,7 @@
 
 mod conn;
 mod schema;
+mod tls;
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -35,6 +36,7 @@ const MAX_CONNECTIONS: usize = 24;
 
 pub(crate) struct Postgres {
     config: postgres::Config,
+    tls: tls::Tls,
     /// The URL without its password, for messages.
     shown: String,
     pool: Mutex<Pool>,
@@ -44,6 +46,28 @@ pub(crate) struct Postgres {
 struct Pool {
     idle: Vec<PgConn>,
     open: usize,
+}
+
+fn connect(
+    config: &postgres::Config,
+    tls: &tls::Tls,
+) -> std::result::Result<Client, postgres::Error> {
+    match tls {
+        tls::Tls::Plain => config.connect(NoTls),
+        tls::Tls::Verified(t) => config.connect(t.clone()),
+    }
+}
+
+/// An error with its causes (a TLS failure says why only in its source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
 }
 
 /// The URL as it may be shown: without a password.
@@ -62,11 +86,15 @@ impl Postgres {
     /// Connects to `url` (`postgres://user:password@host:port/db`, or any
     /// libpq-style connection string) and creates or checks the schema.
     pub(crate) fn open(url: &str) -> Result<Self> {
-        let config: postgres::Config = url.parse().map_err(|e| {
+        let (url, root_cert) = tls::split_root_cert(url);
+        let url = url.as_str();
+        let mut config: postgres::Config = url.parse().map_err(|e| {
             MetaError::InvalidArgument(format!("bad PostgreSQL URL {}: {e}", shown(url)))
         })?;
+        let tls = tls::choose(&mut config, root_cert.as_deref(), &shown(url))?;
         let pg = Self {
             config,
+            tls,
             shown: shown(url),
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
@@ -86,10 +114,11 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        config.connect(NoTls).map_err(|e| {
+        connect(&config, &self.tls).map_err(|e| {
             MetaError::Backend(format!(
-                "cannot connect to PostgreSQL at {}: {e}",
-                self.shown
+                "cannot connect to PostgreSQL at {}: {}",
+                self.shown,
+                chain(&e)
             ))
         })
     }
@@ -234,6 +263,7 @@ impl Postgres {
     pub(crate) fn leadership(&self) -> Leadership {
         Leadership {
             config: self.config.clone(),
+            tls: self.tls.clone(),
             client: None,
             held: false,
         }
@@ -248,6 +278,7 @@ impl Postgres {
 /// the election saves the others the work.)
 pub struct Leadership {
     config: postgres::Config,
+    tls: tls::Tls,
     client: Option<Client>,
     held: bool,
 }
@@ -270,7 +301,7 @@ impl Leadership {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             let mut config = self.config.clone();
             config.connect_timeout(Duration::from_secs(5));
-            self.client = Some(config.connect(NoTls)?);
+            self.client = Some(connect(&config, &self.tls)?);
             self.held = false;
         }
         let Some(c) = self.client.as_mut() else {
