@@ -33,7 +33,10 @@ pub struct TlsConfig {
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct FileConfig {
+    /// One address, or several of a cluster separated by commas.
     server: Option<String>,
+    /// The servers of a cluster as a list (the same as `server = "a,b,c"`).
+    servers: Option<Vec<String>>,
     token: Option<String>,
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
@@ -93,7 +96,9 @@ impl ClientConfig {
                 break;
             }
             if let Some(fc) = read_file(&f)? {
-                server = server.or(fc.server);
+                server = server
+                    .or(fc.server)
+                    .or(fc.servers.filter(|l| !l.is_empty()).map(|l| l.join(",")));
                 token = token.or(fc.token);
                 let base = f.parent().unwrap_or(Path::new("."));
                 let rel = |p: Option<PathBuf>| p.map(|p| base.join(p));

@@ -44,7 +44,7 @@ fn exclusive_races_across_servers_have_one_winner() {
 
 #[test]
 fn sqlite_through_two_servers_stays_consistent() {
-    let c = Cluster::start(2, &[]);
+    let c = Cluster::start(3, &[]);
     c.create_volume("db");
     let a = c.mount(0, "db");
     let b = c.mount(1, "db");
@@ -53,10 +53,10 @@ fn sqlite_through_two_servers_stays_consistent() {
 
 #[test]
 fn a_frozen_holder_on_one_server_is_fenced_by_a_holder_on_another() {
-    let c = Cluster::start(2, &["--lease", "2s"]);
+    let c = Cluster::start(3, &["--lease", "2s"]);
     c.create_volume("v");
     let a = c.mount(0, "v");
-    let b = c.mount(1, "v");
+    let b = c.mount(2, "v");
     shared::frozen_holder_is_fenced(&a, &b, "fcntl", "300000", "write");
 }
 

@@ -53,11 +53,32 @@ impl Cluster {
             .join(",")
     }
 
-    /// The CLI through server `i` (its admin token works on all).
+    /// A client config file listing every server, server `i` first, with
+    /// server `i`'s admin token (which works on all of them).
+    pub fn config(&self, i: usize) -> PathBuf {
+        let own = std::fs::read_to_string(self.servers[i].config()).expect("client.toml");
+        let token = own
+            .lines()
+            .find_map(|l| l.strip_prefix("token = "))
+            .expect("a token in client.toml")
+            .trim();
+        let list: Vec<String> = self
+            .addresses(i)
+            .split(',')
+            .map(|a| format!("{a:?}"))
+            .collect();
+        let path = self._dir.path().join(format!("client-{i}.toml"));
+        std::fs::write(
+            &path,
+            format!("servers = [{}]\ntoken = {token}\n", list.join(", ")),
+        )
+        .expect("write client config");
+        path
+    }
+
+    /// The CLI through server `i`, knowing the others.
     pub fn cli(&self, i: usize) -> std::process::Command {
-        let mut c = cli(&self.servers[i].config());
-        c.env("SVOL_SERVER", self.addresses(i));
-        c
+        cli(&self.config(i))
     }
 
     pub fn ok(&self, i: usize, args: &[&str]) -> String {
