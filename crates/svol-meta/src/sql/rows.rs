@@ -5,8 +5,15 @@ use super::{args, Conn, ConnExt, Row};
 use crate::types::*;
 use crate::{MetaError, Result};
 
-pub(crate) const ATTR_COLS: &str = "ino, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
-     mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version";
+/// The columns `row_attr` reads, as a literal (statements on hot paths are
+/// built with `concat!`, not formatted per call).
+macro_rules! attr_cols {
+    () => {
+        "ino, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
+         mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version"
+    };
+}
+pub(crate) use attr_cols;
 
 // A block whose bytes are being deleted has a negative `pending_until`:
 // minus the time (ms) it was marked. No commit may reference it, and no

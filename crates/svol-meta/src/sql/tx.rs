@@ -28,7 +28,7 @@ impl<'a> SqlTx<'a> {
         }
     }
 
-    /// Remembers an inode row returned as `volume, ATTR_COLS`.
+    /// Remembers an inode row returned as `volume, attr_cols!()`.
     fn wrote(&self, r: &dyn Row) -> Result<Attr> {
         let a = rows::row_attr(r, 1)?;
         self.written
@@ -80,9 +80,10 @@ impl Tx for SqlTx<'_> {
             return Ok((*v == vol).then(|| a.clone()));
         }
         self.c.row(
-            &format!(
-                "SELECT {} FROM inodes WHERE ino = ?1 AND volume = ?2",
-                rows::ATTR_COLS
+            concat!(
+                "SELECT ",
+                rows::attr_cols!(),
+                " FROM inodes WHERE ino = ?1 AND volume = ?2"
             ),
             args![ino as i64, vol as i64],
             |r| rows::row_attr(r, 0),
@@ -97,12 +98,12 @@ impl Tx for SqlTx<'_> {
         };
         let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
         let ino = self.c.row(
-            &format!(
+            concat!(
                 "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
                  mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
-                 RETURNING volume, {}",
-                rows::ATTR_COLS
+                 RETURNING volume, ",
+                rows::attr_cols!()
             ),
             args![
                 vol as i64,
@@ -130,15 +131,15 @@ impl Tx for SqlTx<'_> {
             None => (None, 0),
         };
         self.c.row(
-            &format!(
+            concat!(
                 "UPDATE inodes SET mode = coalesce(?2, mode), uid = coalesce(?3, uid), \
                  gid = coalesce(?4, gid), size = coalesce(?5, size), \
                  nlink = coalesce(?6, CASE WHEN nlink + ?7 > 0 THEN nlink + ?7 ELSE 0 END), \
                  atime_s = coalesce(?8, atime_s), atime_ns = coalesce(?9, atime_ns), \
                  mtime_s = coalesce(?10, mtime_s), mtime_ns = coalesce(?11, mtime_ns), \
                  ctime_s = coalesce(?12, ctime_s), ctime_ns = coalesce(?13, ctime_ns), \
-                 version = version + ?14 WHERE ino = ?1 RETURNING volume, {}",
-                rows::ATTR_COLS
+                 version = version + ?14 WHERE ino = ?1 RETURNING volume, ",
+                rows::attr_cols!()
             ),
             args![
                 ino as i64,
@@ -269,8 +270,9 @@ impl Tx for SqlTx<'_> {
     }
 
     fn entries(&self, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>> {
-        let cols = rows::ATTR_COLS
-            .split(", ")
+        let cols = rows::attr_cols!()
+            .split(',')
+            .map(str::trim)
             .map(|c| format!("i.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
