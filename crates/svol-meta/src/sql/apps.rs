@@ -157,6 +157,21 @@ pub(crate) fn stop_idle_apps(
     Ok(Outcome::new(stopped, freed))
 }
 
+/// A persisted, named volume, owned by an app of kind `Volume` of its own.
+pub(crate) fn create_volume(
+    c: &dyn Conn,
+    ws: WorkspaceId,
+    name: &str,
+    now: Timespec,
+) -> Result<Volume> {
+    check_volume_name(name)?;
+    if control::volume(c, ws, name).is_ok() {
+        return Err(MetaError::AlreadyExists(format!("volume {name}")));
+    }
+    let app = insert_app(c, ws, name, AppKind::Volume, now.sec * 1000)?;
+    control::insert_volume(c, ws, Some(name), app, now)
+}
+
 pub(crate) fn create_ephemeral_volume(
     c: &dyn Conn,
     ws: WorkspaceId,

@@ -188,20 +188,6 @@ pub(crate) fn list_volumes(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<Volume>>
     )
 }
 
-pub(crate) fn create_volume(
-    c: &dyn Conn,
-    ws: WorkspaceId,
-    name: &str,
-    now: Timespec,
-) -> Result<Volume> {
-    check_volume_name(name)?;
-    if volume(c, ws, name).is_ok() {
-        return Err(MetaError::AlreadyExists(format!("volume {name}")));
-    }
-    let app = super::apps::insert_app(c, ws, name, AppKind::Volume, now.sec * 1000)?;
-    insert_volume(c, ws, Some(name), app, now)
-}
-
 /// A new volume with an empty root directory, owned by app row `app`.
 /// Without a name it is ephemeral and named by its id.
 pub(crate) fn insert_volume(

@@ -105,7 +105,7 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     }
 
     fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume> {
-        self.write(true, |c| control::create_volume(c, ws, name, now))
+        self.write(true, |c| apps::create_volume(c, ws, name, now))
     }
     fn create_ephemeral_volume(&self, ws: WorkspaceId, app: &str, now: Timespec) -> Result<Volume> {
         self.write(true, |c| apps::create_ephemeral_volume(c, ws, app, now))
