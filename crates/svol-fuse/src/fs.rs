@@ -458,7 +458,10 @@ impl Inner {
             Some(f) => Some(f.lock().await),
             None => None,
         };
-        if r.size.is_some() {
+        // Written data goes first: its commit stamps the time of writing,
+        // and an explicit time (tar's futimens after the last write, before
+        // close) must be the one that stays.
+        if r.size.is_some() || r.mtime.is_some() {
             if let Some(st) = guard.as_mut() {
                 st.commit(&self.io, false).await?;
             }

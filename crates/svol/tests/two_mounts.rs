@@ -3,6 +3,8 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
 use std::time::Duration;
 
 use common::shared::{self, PUSHED};
@@ -101,4 +103,75 @@ fn reader_with_an_old_open_survives_a_rewrite_on_another_mount() {
     );
     drop(f);
     assert_eq!(fs::read(b.p("f")).unwrap(), new);
+}
+
+/// An explicit modification time set on an open file after writing it
+/// (what `tar -x` does: write, futimens, close) is the time that stays,
+/// on this mount and on the other one.
+#[test]
+fn a_time_set_after_writing_survives_the_close() {
+    let s = Server::start();
+    s.create_volume("times");
+    let a = s.mount("times", &[]);
+    let b = s.mount("times", &[]);
+    let when = 978_307_200; // 2001-01-01
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys\nfd=os.open(sys.argv[1],os.O_CREAT|os.O_WRONLY,0o644)\n\
+             os.write(fd,b'x'*100000)\nos.utime(fd,(int(sys.argv[2]),int(sys.argv[2])))\nos.close(fd)",
+        )
+        .arg(a.p("f"))
+        .arg(when.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::metadata(a.p("f")).unwrap().mtime(), when);
+    assert_eq!(fs::metadata(b.p("f")).unwrap().mtime(), when);
+
+    // The real program: an archive of files with old times, extracted on
+    // A, compared by tar itself on B (times included).
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        let p = src.path().join(format!("file{i}"));
+        fs::write(&p, random_bytes(1000 + i * 7000, i as u64)).unwrap();
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(when as u64 + i as u64 * 86_400);
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    let tarball = src.path().join("../svol-times.tar");
+    let ok = |c: &mut Command| {
+        let o = c.output().expect("tar");
+        assert!(
+            o.status.success(),
+            "{c:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(Command::new("tar")
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(src.path())
+        .arg("."));
+    ok(Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(a.path()));
+    ok(Command::new("tar")
+        .arg("-df")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(b.path()));
+    let _ = fs::remove_file(&tarball);
 }
