@@ -34,6 +34,9 @@ pub(crate) struct FileState {
     charged: u64,
     pub(crate) size: u64,
     pub(crate) version: u64,
+    /// The newest version of the file the server has reported to this
+    /// mount; above `version`, the chunk map is out of date.
+    pub(crate) newer: u64,
     chunks: HashMap<u64, p::Chunk>,
     dirty: BTreeMap<u64, Vec<u8>>,
     sealed: BTreeMap<u64, Sealed>,
@@ -51,6 +54,7 @@ impl FileState {
             charged: 0,
             size: 0,
             version: 0,
+            newer: 0,
             chunks: HashMap::new(),
             dirty: BTreeMap::new(),
             sealed: BTreeMap::new(),

@@ -243,7 +243,10 @@ impl Inner {
     async fn fattr(&self, a: &p::Attr) -> FileAttr {
         let mut size = a.size;
         if let Some(f) = self.local_size(a.ino) {
-            let st = f.lock().await;
+            let mut st = f.lock().await;
+            // The kernel now knows this size; reads up to it must find the
+            // bytes (see `read`).
+            st.newer = st.newer.max(a.version);
             if st.is_dirty() {
                 size = size.max(st.size);
             }
@@ -777,6 +780,15 @@ impl Filesystem for SvolFs {
                 return reply.error(Errno::from_i32(libc::EBADF));
             };
             let mut st = f.lock().await;
+            // Another mount committed to this file since this mount fetched
+            // its chunk map (attributes from the server since said so, see
+            // `fattr`): read what is there now, as a reader that keeps its
+            // file open (`tail -f`) must.
+            if st.newer > st.version && !st.is_dirty() {
+                if let Err(e) = i.refetch(ino, &mut st).await {
+                    return reply.error(errno(&e));
+                }
+            }
             let mut res = st.read(&i.io, offset, size).await;
             if let Err(ClientError::NotFound(_)) = res {
                 // Another mount replaced this data since our open and its old

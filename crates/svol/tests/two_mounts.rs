@@ -175,3 +175,76 @@ fn a_time_set_after_writing_survives_the_close() {
         .arg(b.path()));
     let _ = fs::remove_file(&tarball);
 }
+
+/// `tail -f` across mounts: a reader keeps its file open and polls
+/// fstat + pread while a writer on the other mount appends and fsyncs; the
+/// reader sees every fsync'd byte (size and readable bytes agree), and all
+/// of it once the writer closes.
+#[test]
+fn an_open_reader_follows_a_growing_file_from_another_mount() {
+    let s = Server::start();
+    s.create_volume("log");
+    let a = s.mount("log", &[]);
+    let b = s.mount("log", &[]);
+    fs::write(a.p("app.log"), b"").unwrap();
+    eventually(Duration::from_secs(5), "log on b", || {
+        b.p("app.log").exists()
+    });
+    let reader = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+want, got, short = int(sys.argv[2]), b"", 0
+deadline = time.time() + 30
+while len(got) < want and time.time() < deadline:
+    size = os.fstat(fd).st_size
+    if size > len(got):
+        d = os.pread(fd, size - len(got), len(got))
+        if len(d) < size - len(got):
+            short += 1
+        got += d
+    else:
+        time.sleep(0.005)
+sys.stdout.buffer.write(got)
+print(f"\nshort={short}", file=sys.stderr)
+"#,
+        )
+        .arg(b.p("app.log"))
+        .arg((200 * 50).to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut want = Vec::new();
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(a.p("app.log"))
+            .unwrap();
+        for i in 0..200 {
+            let line = format!("{i:05} {}\n", "x".repeat(43));
+            f.write_all(line.as_bytes()).unwrap();
+            want.extend_from_slice(line.as_bytes());
+            if i % 20 == 19 {
+                f.sync_data().unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let out = reader.wait_with_output().expect("reader");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == want,
+        "the reader got {} of {} bytes ({})",
+        out.stdout.len(),
+        want.len(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
