@@ -388,6 +388,15 @@ impl Inner {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.open).handles.insert(fh, (ino, epoch));
         let keep = lock(&self.seen).insert(ino, version) == Some(version);
+        if !keep {
+            // The kernel may hold attributes of an older version (the empty
+            // file it saw created, say) and would clip reads at that size;
+            // the invalidation pushed for the change may still be on its
+            // way. Drop them before the open returns: close-to-open.
+            if let Some(n) = self.locks.notifier.get() {
+                let _ = n.inval_inode(self.k(ino), -1, 0);
+            }
+        }
         Ok((
             fh,
             if keep {

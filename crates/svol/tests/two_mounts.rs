@@ -248,3 +248,102 @@ print(f"\nshort={short}", file=sys.stderr)
         String::from_utf8_lossy(&out.stderr).trim()
     );
 }
+
+/// Close-to-open when a name is recreated: A unlinks `g`, creates it,
+/// writes generation n and closes, 300 times; B opens and reads `g` in a
+/// loop. Both log the machine's monotonic clock: a read on B that began
+/// after A's close of generation n returned and ended before A unlinked it
+/// must read generation n — not the empty file B may have seen created.
+#[test]
+fn close_to_open_holds_when_a_name_is_recreated() {
+    let s = Server::start();
+    s.create_volume("recreate");
+    let a = s.mount("recreate", &[]);
+    let b = s.mount("recreate", &[]);
+    fs::write(a.p("g"), b"gen 0000").unwrap();
+    eventually(Duration::from_secs(5), "g on b", || b.p("g").exists());
+    let writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+g = sys.argv[1]
+for n in range(1, 301):
+    t_unlink = time.monotonic()
+    os.unlink(g)
+    fd = os.open(g, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    os.write(fd, b"gen %04d" % n)
+    os.close(fd)
+    print(n, t_unlink, time.monotonic(), flush=True)
+    time.sleep(0.002)
+"#,
+        )
+        .arg(a.p("g"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let reader = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+g, end = sys.argv[1], time.time() + float(sys.argv[2])
+while time.time() < end:
+    t0 = time.monotonic()
+    try:
+        with open(g, "rb") as f:
+            got = f.read()
+    except FileNotFoundError:
+        continue
+    print(t0, time.monotonic(), got.decode() or "EMPTY", flush=True)
+"#,
+        )
+        .arg(b.p("g"))
+        .arg("4")
+        .output()
+        .expect("python3");
+    let w = writer.wait_with_output().expect("writer");
+    assert!(w.status.success());
+    // n -> (when A began unlinking generation n-1's file, when A's close of n returned)
+    let gens: Vec<(u64, f64, f64)> = String::from_utf8_lossy(&w.stdout)
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut judged = 0;
+    let mut stale = Vec::new();
+    for l in String::from_utf8_lossy(&reader.stdout).lines() {
+        let v: Vec<&str> = l.split_whitespace().collect();
+        let (t0, t1): (f64, f64) = (v[0].parse().unwrap(), v[1].parse().unwrap());
+        let got = v[2..].join(" ");
+        // The generation whose close returned before this read began and
+        // whose file was not unlinked until after it ended.
+        let Some(&(n, _, _)) = gens.iter().rev().find(|(_, _, closed)| *closed < t0) else {
+            continue;
+        };
+        let next_unlink = gens.iter().find(|(m, _, _)| *m == n + 1).map(|g| g.1);
+        if next_unlink.is_some_and(|u| u < t1) {
+            continue; // A moved on while B read: any generation is fair
+        }
+        judged += 1;
+        if got != format!("gen {n:04}") {
+            stale.push((n, got));
+        }
+    }
+    assert!(
+        judged > 20,
+        "too few reads fell between a close and the next unlink: {judged}"
+    );
+    assert!(
+        stale.is_empty(),
+        "{} of {judged} opens after a close read something else: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+}
