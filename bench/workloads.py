@@ -2,6 +2,7 @@
 """The benchmark workloads, run against one system mounted twice (A and B).
 
 Usage: workloads.py NAME DIR_A DIR_B [--big-mib N] [--files N] [--meta N]
+                    [--rounds N] [--tree N] [--bigdir N]
 Prints one JSON object of results. Every workload runs on the same paths
 for every system, so the numbers compare side by side.
 """
@@ -125,6 +126,53 @@ def visibility(a, b, rounds):
     return {"c2o_p50_ms": statistics.median(lat), "c2o_p99_ms": lat[int(len(lat) * 0.99) - 1]}
 
 
+def untar(a, b, n):
+    """`tar -x` of a source-tree-like archive (n files of 1-16 KiB, unique,
+    in nested directories) onto A; the tree is then listed and compared
+    with the archive (times included) from B."""
+    import subprocess
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        for i in range(n):
+            d = os.path.join(src, f"pkg{i // 500}", f"mod{(i // 50) % 10}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, f"f{i}.py"), "wb") as f:
+                f.write(i.to_bytes(8, "little") + os.urandom(1024 + (i * 37) % 15360))
+        tarball = os.path.join(tmp, "tree.tar")
+        with tarfile.open(tarball, "w") as t:
+            t.add(src, arcname="tree")
+        dest = os.path.join(a, "untar")
+        os.mkdir(dest)
+        t0 = time.perf_counter()
+        subprocess.run(["tar", "-xf", tarball, "-C", dest], check=True)
+        x = time.perf_counter() - t0
+        drop_caches()
+        cmp = subprocess.run(["tar", "-df", tarball, "-C", os.path.join(b, "untar")],
+                             capture_output=True, text=True)
+        assert cmp.returncode == 0, f"tar -d on the other mount: {cmp.stdout[:500]}"
+    return {"untar_entries_per_s": n / x}
+
+
+def big_dir(a, b, n):
+    """n empty files created in one directory on A, then a cold `ls -f`
+    (names only, no stat) of it on B."""
+    da, db = os.path.join(a, "bigdir"), os.path.join(b, "bigdir")
+    os.mkdir(da)
+    t0 = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(os.path.join(da, f"entry-{i:07d}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    c = time.perf_counter() - t0
+    drop_caches()
+    t0 = time.perf_counter()
+    names = os.listdir(db)
+    ls = time.perf_counter() - t0
+    assert len(names) == n, f"listed {len(names)} of {n} on the other mount"
+    return {"bigdir_create_per_s": n / c, "bigdir_cold_ls_s": ls}
+
+
 def main():
     name, a, b = sys.argv[1:4]
     args = sys.argv[4:]
@@ -134,6 +182,8 @@ def main():
     res.update(small_files(a, b, opt("--files", 10000)))
     res.update(metadata(a, opt("--meta", 20000)))
     res.update(visibility(a, b, opt("--rounds", 200)))
+    res.update(untar(a, b, opt("--tree", 20000)))
+    res.update(big_dir(a, b, opt("--bigdir", 100000)))
     print(json.dumps(res))
 
 
