@@ -202,3 +202,61 @@ fn eventually_true(mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The feed's order, deterministically: a writer that appended (position
+/// p) but has not committed holds back every later append, so no reader
+/// can see a position above p and later find p appear behind it. The
+/// uncommitted writer is played by a raw connection doing what an append
+/// does; without the append's advisory lock, the store's change would
+/// commit at p + 1 while p is still invisible, and this test fails.
+#[test]
+fn postgres_a_later_append_waits_for_an_earlier_uncommitted_one() {
+    let url = svol_testkit::pg().database();
+    let s = MetaStore::postgres(&url).unwrap();
+    let (_, vol) = setup(&s, "order");
+    let start = s.feed_head().unwrap();
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut slow = raw.transaction().unwrap();
+    // What `sql::feed::append` does, without committing ("svolfeed").
+    slow.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&0x7376_6f6c_6665_6564_i64],
+    )
+    .unwrap();
+    let p: i64 = slow
+        .query_one(
+            "INSERT INTO feed(volume, origin, inodes, entries, unlocked, deleted) \
+             VALUES ($1, 'slow', ''::bytea, ''::bytea, ''::bytea, 0) RETURNING seq",
+            &[&(vol as i64)],
+        )
+        .unwrap()
+        .get(0);
+    std::thread::scope(|sc| {
+        let change = sc.spawn(|| {
+            s.create(vol, vol, b"later", &file(0o644), true, &cx())
+                .unwrap()
+                .changes
+                .feed
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // Nothing past the uncommitted append is visible meanwhile.
+        let page = s.feed_since(start, 100).unwrap();
+        assert!(
+            page.entries.iter().all(|e| (e.seq as i64) < p),
+            "a later change became visible before position {p}: {:?}",
+            page.entries.iter().map(|e| e.seq).collect::<Vec<_>>()
+        );
+        assert!(!change.is_finished(), "the later change did not wait");
+        slow.commit().unwrap();
+        let q = change.join().unwrap();
+        assert!(q as i64 > p);
+        let seqs: Vec<i64> = s
+            .feed_since(start, 100)
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.seq as i64)
+            .collect();
+        assert!(seqs.contains(&p) && seqs.contains(&(q as i64)), "{seqs:?}");
+    });
+}
