@@ -108,31 +108,12 @@ for n in 1 "$MOUNTS"; do
 done
 
 python3 - "$W" "$MOUNTS" <<'PY'
-import json, sys
+import json, subprocess, sys
 w, n = sys.argv[1], sys.argv[2]
-r = {s: json.load(open(f"{w}/{s}.json")) for s in ("svol1", "svol3", "juicefs")}
-rows = [
-    ("seq write+fsync MB/s", "write_MBps", True),
-    ("cold read other mount MB/s", "cold_read_MBps", True),
-    ("create 4 KiB files /s", "create_4k_per_s", True),
-    ("read 4 KiB files other mount /s", "read_4k_other_mount_per_s", True),
-    ("create /s", "create_per_s", True),
-    ("stat /s", "stat_per_s", True),
-    ("rename /s", "rename_per_s", True),
-    ("unlink /s", "unlink_per_s", True),
-    ("close-to-open p50 ms", "c2o_p50_ms", False),
-    ("close-to-open p99 ms", "c2o_p99_ms", False),
-    ("tar -x entries /s", "untar_entries_per_s", True),
-    ("big dir: creates /s", "bigdir_create_per_s", True),
-    ("big dir: cold ls -f of B, s", "bigdir_cold_ls_s", False),
-]
-ratio = lambda s, j, higher: (s / j) if higher else (j / s if s else float("inf"))
 print("PostgreSQL + S3 (s3s-fs), mounts A and B (on 3 servers: A on server 1, B on server 2)\n")
-print(f"| {'workload':34} | {'svol 1 srv':>10} | {'svol 3 srv':>10} | {'JuiceFS':>10} | {'1 srv/JFS':>9} | {'3 srv/JFS':>9} |")
-print(f"|{'-'*36}|{'-'*12}|{'-'*12}|{'-'*12}|{'-'*11}|{'-'*11}|")
-for label, k, hi in rows:
-    a, b, j = r["svol1"][k], r["svol3"][k], r["juicefs"][k]
-    print(f"| {label:34} | {a:10.2f} | {b:10.2f} | {j:10.2f} | {ratio(a, j, hi):8.2f}x | {ratio(b, j, hi):8.2f}x |")
+sys.stdout.flush()
+subprocess.run([sys.executable, "bench/table.py", w, "svol1=svol 1 srv", "svol3=svol 3 srv",
+                "juicefs=JuiceFS", "--ratio", "svol1/juicefs", "--ratio", "svol3/juicefs"], check=True)
 print(f"\naggregate creates/s, mounts creating at once (svol mounts spread round-robin over the servers)\n")
 print(f"| {'mounts':>6} | {'svol 1 srv':>10} | {'svol 3 srv':>10} | {'JuiceFS':>10} |")
 print(f"|{'-'*8}|{'-'*12}|{'-'*12}|{'-'*12}|")
@@ -144,5 +125,4 @@ for s in ("svol1", "svol3", "jfs"):
     j = json.load(open(f"{w}/creates-{s}-{n}.json"))
     parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(j["cpu_seconds"].items(), key=lambda kv: -kv[1]))
     print(f"* {s}: {sum(j['cpu_seconds'].values()):.1f} of {j['cpu_available']:.0f}: {parts}")
-print("\nratios: >1 means svol is better (higher throughput or lower latency)")
 PY

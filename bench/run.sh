@@ -46,32 +46,4 @@ python3 bench/workloads.py local "$W/local" "$W/local" "${ARGS[@]}" >"$W/local.j
 python3 bench/workloads.py svol "$W/svol-a" "$W/svol-b" "${ARGS[@]}" >"$W/svol.json"
 python3 bench/workloads.py juicefs "$W/jfs-a" "$W/jfs-b" "${ARGS[@]}" >"$W/juicefs.json"
 
-python3 - "$W" <<'PY'
-import json, sys
-w = sys.argv[1]
-r = {s: json.load(open(f"{w}/{s}.json")) for s in ("svol", "juicefs", "local")}
-rows = [
-    ("seq write+fsync MB/s", "write_MBps", True),
-    ("cold read other mount MB/s", "cold_read_MBps", True),
-    ("create 4 KiB files /s", "create_4k_per_s", True),
-    ("read 4 KiB files other mount /s", "read_4k_other_mount_per_s", True),
-    ("create /s", "create_per_s", True),
-    ("stat /s", "stat_per_s", True),
-    ("rename /s", "rename_per_s", True),
-    ("unlink /s", "unlink_per_s", True),
-    ("close-to-open p50 ms", "c2o_p50_ms", False),
-    ("close-to-open p99 ms", "c2o_p99_ms", False),
-    ("tar -x entries /s", "untar_entries_per_s", True),
-    ("big dir: creates /s", "bigdir_create_per_s", True),
-    ("big dir: cold ls -f of B, s", "bigdir_cold_ls_s", False),
-]
-print(f"| {'workload':34} | {'svol':>10} | {'JuiceFS':>10} | {'local':>10} | {'svol/JuiceFS':>12} | {'svol/local':>10} |")
-print(f"|{'-'*36}|{'-'*12}|{'-'*12}|{'-'*12}|{'-'*14}|{'-'*12}|")
-for label, k, higher in rows:
-    s, j, l = r["svol"][k], r["juicefs"][k], r["local"][k]
-    # Ratios read "how many times better svol is": >1 means svol wins.
-    rj = (s / j) if higher else (j / s if s else float("inf"))
-    rl = (s / l) if higher else (l / s if s else float("inf"))
-    print(f"| {label:34} | {s:10.2f} | {j:10.2f} | {l:10.2f} | {rj:11.2f}x | {rl:9.2f}x |")
-print("\nratios: >1 means svol is better (higher throughput or lower latency)")
-PY
+python3 bench/table.py "$W" svol=svol juicefs=JuiceFS local=local --ratio svol/juicefs --ratio svol/local
