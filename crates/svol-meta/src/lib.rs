@@ -44,8 +44,9 @@ pub use types::*;
 #[derive(Clone)]
 pub struct MetaStore {
     backend: Arc<dyn MetaBackend>,
-    /// The same store when it is PostgreSQL (for its doorbell).
-    doorbell: Option<Arc<sql::SqlStore<postgres::Postgres>>>,
+    /// The same store when it is PostgreSQL: shared with other servers,
+    /// with a doorbell and a leader election.
+    postgres: Option<Arc<sql::SqlStore<postgres::Postgres>>>,
 }
 
 impl MetaStore {
@@ -55,7 +56,7 @@ impl MetaStore {
             backend: Arc::new(sql::SqlStore {
                 engine: sqlite::Sqlite::open(path)?,
             }),
-            doorbell: None,
+            postgres: None,
         })
     }
 }
@@ -69,7 +70,7 @@ impl MetaStore {
             engine: postgres::Postgres::open(url)?,
         });
         Ok(Self {
-            doorbell: Some(pg.clone()),
+            postgres: Some(pg.clone()),
             backend: pg,
         })
     }
@@ -87,19 +88,19 @@ impl MetaStore {
     /// The lead of the background loops among the servers sharing the
     /// store (a store only this process uses: always led).
     pub fn election(&self) -> Election {
-        Election(self.doorbell.as_ref().map(|pg| pg.engine.leadership()))
+        Election(self.postgres.as_ref().map(|pg| pg.engine.leadership()))
     }
 
     /// Is the store shared with other servers (PostgreSQL)?
     pub fn shared(&self) -> bool {
-        self.doorbell.is_some()
+        self.postgres.is_some()
     }
 
     /// A doorbell that rings when any server appends to the change feed,
     /// for stores shared by several servers (None: only this process
     /// writes, and it knows when it does).
     pub fn doorbell(&self) -> Result<Option<Doorbell>> {
-        match &self.doorbell {
+        match &self.postgres {
             Some(pg) => Ok(Some(pg.engine.doorbell()?)),
             None => Ok(None),
         }

@@ -69,25 +69,26 @@ pub(crate) fn append(c: &dyn Conn, e: &FeedEntry) -> Result<u64> {
     Ok(seq as u64)
 }
 
-/// The newest position (kept, or trimmed).
-pub(crate) fn head(c: &dyn Conn) -> Result<u64> {
-    let h = c.int(
-        "SELECT CASE WHEN m > b THEN m ELSE b END FROM \
+/// The newest position (kept, or trimmed) and the trim watermark (every
+/// position up to it is gone), in one statement.
+fn head_and_trimmed(c: &dyn Conn) -> Result<(u64, u64)> {
+    let row = c.row(
+        "SELECT CASE WHEN m > b THEN m ELSE b END, b FROM \
          (SELECT coalesce((SELECT max(seq) FROM feed), 0) AS m, \
           coalesce((SELECT below FROM feed_trim WHERE id = 1), 0) AS b) AS x",
         &[],
+        |r| Ok((r.int(0)? as u64, r.int(1)? as u64)),
     )?;
-    Ok(h.unwrap_or(0) as u64)
+    Ok(row.unwrap_or((0, 0)))
 }
 
-/// Everything up to this position was trimmed.
-fn trimmed(c: &dyn Conn) -> Result<u64> {
-    Ok(c.int("SELECT below FROM feed_trim WHERE id = 1", &[])?
-        .unwrap_or(0) as u64)
+/// The newest position (kept, or trimmed).
+pub(crate) fn head(c: &dyn Conn) -> Result<u64> {
+    Ok(head_and_trimmed(c)?.0)
 }
 
 pub(crate) fn since(c: &dyn Conn, after: u64, limit: usize) -> Result<FeedPage> {
-    let head = head(c)?;
+    let (head, trimmed) = head_and_trimmed(c)?;
     let entries = c.rows(
         "SELECT seq, volume, origin, inodes, entries, unlocked, deleted FROM feed \
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -106,7 +107,7 @@ pub(crate) fn since(c: &dyn Conn, after: u64, limit: usize) -> Result<FeedPage> 
     )?;
     // Entries after `after` were lost if trimming took some of them. (Rows
     // of a deleted volume leave holes; nothing was lost there.)
-    let gap = after < trimmed(c)?;
+    let gap = after < trimmed;
     Ok(FeedPage { entries, gap, head })
 }
 
