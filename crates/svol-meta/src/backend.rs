@@ -149,6 +149,22 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// file's chunk map.
     fn open(&self, vol: Ino, ino: Ino, cx: &Cx<'_>) -> Result<(Attr, Vec<Chunk>)>;
     fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>>;
+    /// `create` and `open` of the new (or, not `exclusive`, the existing)
+    /// file in one transaction: what every `open(O_CREAT)` does, at the
+    /// cost of one write instead of two.
+    fn create_open(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        node: &NewNode,
+        exclusive: bool,
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<(Attr, Vec<Chunk>)>>;
+    /// `release` of several opens of `session` in one transaction (a
+    /// client sends the closes it has collected together). An inode
+    /// already gone is skipped.
+    fn release_many(&self, vol: Ino, session: &str, inos: &[Ino]) -> Result<Outcome<()>>;
     fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>>;
     /// Replaces the given chunks, makes the file at least `write_end` long.
     /// Fails with `MissingBlock` if a referenced block is not registered,

@@ -472,6 +472,48 @@ pub fn unlinked_but_open(s: &MetaStore) {
     assert!(s.getattr(vol, g.ino).is_err());
 }
 
+pub fn create_open_and_batched_release(s: &MetaStore) {
+    let (ws, vol) = setup(s, "co");
+    s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)
+        .unwrap();
+    let by = Cx::by(now(), "se-1");
+    let (f, chunks) = s
+        .create_open(vol, vol, b"f", &file(0o644), true, &by)
+        .unwrap()
+        .value;
+    assert_eq!((f.kind, f.nlink, chunks.len()), (FileKind::Regular, 1, 0));
+    assert_eq!(s.lookup(vol, vol, b"f").unwrap().ino, f.ino);
+    assert!(matches!(
+        s.create_open(vol, vol, b"f", &file(0o644), true, &by),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    // Not exclusive: the existing file, with its contents, opened again.
+    let h = block(s, ws, 9);
+    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &by)
+        .unwrap();
+    let (again, chunks) = s
+        .create_open(vol, vol, b"f", &file(0o600), false, &by)
+        .unwrap()
+        .value;
+    assert_eq!((again.ino, again.size, chunks.len()), (f.ino, 100, 1));
+    // The open is registered by the same transaction: unlinked, it lives.
+    let (g, _) = s
+        .create_open(vol, vol, b"g", &file(0o644), true, &by)
+        .unwrap()
+        .value;
+    s.unlink(vol, vol, b"f", false, &cx()).unwrap();
+    s.unlink(vol, vol, b"g", false, &cx()).unwrap();
+    assert_eq!(s.getattr(vol, f.ino).unwrap().nlink, 0);
+    // One batch releases all three opens (f twice) and frees f's block;
+    // an inode already gone in the batch is skipped.
+    let out = s
+        .release_many(vol, "se-1", &[f.ino, g.ino, f.ino, 999_999])
+        .unwrap();
+    assert_eq!(out.changes.freed, vec![bref(ws, h)]);
+    assert!(s.getattr(vol, f.ino).is_err());
+    assert!(s.getattr(vol, g.ino).is_err());
+}
+
 pub fn rename_rules(s: &MetaStore) {
     let (_, vol) = setup(s, "r");
     let a = s

@@ -174,6 +174,7 @@ macro_rules! meta_conformance {
             create_lookup_and_exclusive,
             unlink_rmdir_and_links,
             unlinked_but_open,
+            create_open_and_batched_release,
             rename_rules,
             readdir_paging,
             contents_truncate_and_block_refs,

@@ -269,6 +269,34 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn release(&self, vol: Ino, session: &str, ino: Ino) -> Result<Outcome<()>> {
         self.write_tx(|t| tree::release(t, vol, session, ino))
     }
+    fn create_open(
+        &self,
+        vol: Ino,
+        parent: Ino,
+        name: &[u8],
+        node: &NewNode,
+        exclusive: bool,
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<(Attr, Vec<Chunk>)>> {
+        self.change(false, vol, cx, |c| {
+            let a = tree::create(c, vol, parent, name, node, exclusive, cx.now)?;
+            let opened = tree::open(c, vol, cx.session, a.ino)?;
+            let t = Touch::inodes(&[parent])
+                .entry(parent, name)
+                .fresh(a.ino)
+                .known(&a);
+            Ok((Outcome::new(opened, Vec::new()), t))
+        })
+    }
+    fn release_many(&self, vol: Ino, session: &str, inos: &[Ino]) -> Result<Outcome<()>> {
+        self.write_tx(|t| {
+            let mut freed = Vec::new();
+            for ino in inos {
+                freed.extend(tree::release(t, vol, session, *ino)?.changes.freed);
+            }
+            Ok(Outcome::new((), freed))
+        })
+    }
     fn chunks(&self, vol: Ino, ino: Ino) -> Result<Vec<Chunk>> {
         self.read_tx(|t| {
             tree::attr(t, vol, ino)?;
