@@ -137,11 +137,20 @@ impl BlockCache {
         };
         let res = cell
             .get_or_init(|| async {
-                if let Some(d) = self.disk_get(&h) {
-                    return Ok(d);
+                if self.disk.is_some() {
+                    // Reading and checking 4 MiB must not hold up the
+                    // mount's other calls.
+                    let (me, key) = (self.clone(), h.clone());
+                    let found = tokio::task::spawn_blocking(move || me.disk_get(&key)).await;
+                    if let Ok(Some(d)) = found {
+                        return Ok(d);
+                    }
                 }
                 let d = self.vol.get_block(h.clone()).await?;
-                self.disk_put(&h, &d);
+                if self.disk.is_some() {
+                    let (me, key, data) = (self.clone(), h.clone(), d.clone());
+                    tokio::task::spawn_blocking(move || me.disk_put(&key, &data));
+                }
                 Ok(d)
             })
             .await

@@ -24,6 +24,7 @@ use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
 use crate::locks::LockSpec;
+use crate::releases::Releases;
 
 /// How long the kernel may trust attributes and names without asking.
 /// Changes made on other mounts arrive sooner, as invalidations.
@@ -108,6 +109,7 @@ pub(crate) struct Inner {
     pub(crate) locks: Arc<crate::locks::LockState>,
     pub(crate) lease: Arc<LeaseState>,
     budget: Arc<DirtyBudget>,
+    releases: Releases,
 }
 
 pub(crate) struct SvolFs {
@@ -137,7 +139,12 @@ impl SvolFs {
             uploads: Arc::new(Semaphore::new(8)),
             lease: lease.clone(),
         };
+        let releases = {
+            let _rt = rt.enter();
+            Releases::start(vol.clone(), lease.clone())
+        };
         let inner = Arc::new(Inner {
+            releases,
             vol,
             root,
             read_only,
@@ -441,6 +448,7 @@ impl Inner {
     async fn release(&self, ino: u64, fh: u64) -> Result<()> {
         // A handle of a lost session has nothing left on the server.
         let live = self.handle(fh, "release").is_ok();
+        let epoch = self.handle_epoch(fh);
         let res = if live {
             self.flush(ino, false).await
         } else {
@@ -457,7 +465,7 @@ impl Inner {
             }
         }
         if live {
-            self.vol.release(ino).await?;
+            self.releases.push(ino, epoch);
         }
         res
     }

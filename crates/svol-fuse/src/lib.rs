@@ -14,6 +14,7 @@ mod files;
 mod fs;
 mod lease;
 mod locks;
+mod releases;
 mod session;
 
 use std::path::{Path, PathBuf};
