@@ -23,6 +23,7 @@ use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
+use crate::listings::{Known, Listings, LIST_MAX};
 use crate::locks::LockSpec;
 use crate::releases::Releases;
 
@@ -110,6 +111,7 @@ pub(crate) struct Inner {
     pub(crate) lease: Arc<LeaseState>,
     budget: Arc<DirtyBudget>,
     releases: Releases,
+    listings: Arc<Listings>,
 }
 
 pub(crate) struct SvolFs {
@@ -131,6 +133,7 @@ impl SvolFs {
         rt: Handle,
         locks: Arc<crate::locks::LockState>,
         lease: Arc<LeaseState>,
+        listings: Arc<Listings>,
         max_dirty: u64,
     ) -> Self {
         let io = Io {
@@ -145,6 +148,7 @@ impl SvolFs {
         };
         let inner = Arc::new(Inner {
             releases,
+            listings,
             vol,
             root,
             read_only,
@@ -291,18 +295,102 @@ impl Inner {
     async fn create_node(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
         self.writable().await?;
         r.mode &= 0o7777;
+        let (parent, name) = (r.parent, r.name.clone());
         let e = self.dirs.epoch();
-        let reply = self.vol.create_entry(r).await?;
+        let reply = self.entry_changed(parent, &name, self.vol.create_entry(r).await)?;
         let a = reply.attr.unwrap_or_default();
         self.dirs.put(e, reply.touched.iter().chain([&a]));
         Ok(a)
     }
 
+    /// What this mount's listing of `dir` says of `name`, if it may be
+    /// trusted now.
+    fn listed(&self, dir: u64, name: &[u8]) -> Known {
+        // The kernel checks nothing of a name's length; the server does.
+        if name.len() > 255 || !self.lease.holds() {
+            return Known::Unknown;
+        }
+        self.listings.known(dir, name)
+    }
+
+    /// A close with nothing to do (no buffered data, no locks) answered
+    /// on the spot; None if it needs the async path.
+    fn flush_now(&self, ino: u64, fh: u64, owner: u64) -> Option<Result<()>> {
+        if let Err(e) = self.handle(fh, "close") {
+            return Some(Err(e));
+        }
+        if self.holds_any(ino, owner) {
+            return None;
+        }
+        let Some(f) = self.file(ino) else {
+            return Some(Ok(()));
+        };
+        let st = f.try_lock().ok()?;
+        if st.is_dirty() {
+            return None;
+        }
+        lock(&self.seen).insert(ino, st.version);
+        Some(Ok(()))
+    }
+
+    /// Keeps this mount's listing of `dir` in step with its own change to
+    /// `name` there (made: `res` is Ok), or drops it when the server
+    /// disagrees with what the listing said.
+    fn entry_changed<T>(&self, dir: u64, name: &[u8], res: Result<T>) -> Result<T> {
+        match &res {
+            Ok(_) => self.listings.added(dir, name),
+            Err(ClientError::AlreadyExists(_)) | Err(ClientError::NotFound(_)) => {
+                self.listings.recall([dir])
+            }
+            Err(_) => {}
+        }
+        res
+    }
+
+    /// Is `name` surely absent from `dir`? Answered from this mount's
+    /// listing of it (see listings.rs), listing a small directory first if
+    /// none is held. False whenever in doubt.
+    async fn known_absent(&self, dir: u64, name: &[u8]) -> bool {
+        match self.listed(dir, name) {
+            Known::Absent => return true,
+            Known::Present => return false,
+            Known::Unknown => {}
+        }
+        if name.len() > 255 || !self.lease.holds() {
+            return false;
+        }
+        let Some(fill) = self.listings.start(dir) else {
+            return false;
+        };
+        match self.vol.readdir_watched(dir, LIST_MAX as u32).await {
+            Ok(page) if page.watching && page.eof => {
+                let names = page.entries.into_iter().map(|d| d.name).collect();
+                if !self.listings.filled(fill, names) {
+                    return false;
+                }
+            }
+            Ok(page) if page.watching => {
+                self.listings.too_big(fill);
+                return false;
+            }
+            _ => {
+                self.listings.abandon(fill);
+                return false;
+            }
+        }
+        self.listings.known(dir, name) == Known::Absent
+    }
+
     async fn remove(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
         self.writable().await?;
         let e = self.dirs.epoch();
-        let touched = self.vol.unlink(parent, name, directory).await?;
-        self.dirs.put(e, &touched);
+        let res = self.vol.unlink(parent, name, directory).await;
+        match &res {
+            Ok(_) => self.listings.removed(parent, name),
+            Err(ClientError::NotFound(_)) => self.listings.recall([parent]),
+            Err(_) => {}
+        }
+        self.dirs.put(e, &res?);
         Ok(())
     }
 
@@ -316,23 +404,41 @@ impl Inner {
     ) -> Result<()> {
         self.writable().await?;
         let e = self.dirs.epoch();
-        let touched = self
+        let res = self
             .vol
             .rename(parent, name, new_parent, new_name, flags)
-            .await?;
-        self.dirs.put(e, &touched);
+            .await;
+        match &res {
+            Ok(_) if flags & p::RENAME_EXCHANGE == 0 => {
+                self.listings.removed(parent, name);
+                self.listings.added(new_parent, new_name);
+            }
+            Ok(_) => {}
+            Err(ClientError::NotFound(_)) | Err(ClientError::AlreadyExists(_)) => {
+                self.listings.recall([parent, new_parent])
+            }
+            Err(_) => {}
+        }
+        self.dirs.put(e, &res?);
         Ok(())
     }
 
     async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
         self.writable().await?;
         let e = self.dirs.epoch();
-        let reply = self.vol.link(ino, new_parent, new_name).await?;
+        let res = self.vol.link(ino, new_parent, new_name).await;
+        let reply = self.entry_changed(new_parent, new_name, res)?;
         self.dirs.put(e, &reply.touched);
         Ok(reply.attr.unwrap_or_default())
     }
 
     async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
+        if self.known_absent(parent, name).await {
+            // No negative entry for the kernel: it could not be recalled.
+            return Err(ClientError::NotFound(
+                String::from_utf8_lossy(name).into_owned(),
+            ));
+        }
         let e = self.dirs.epoch();
         let a = self.vol.lookup(parent, name).await?;
         self.dirs.put(e, [&a]);
@@ -581,6 +687,10 @@ impl Filesystem for SvolFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        // The common miss (a name about to be created) costs no task.
+        if self.inner.listed(self.inner.s(parent), name.as_bytes()) == Known::Absent {
+            return reply.error(Errno::from_i32(libc::ENOENT));
+        }
         let name = name_bytes(name);
         self.spawn(|i| async move {
             match i.lookup(i.s(parent), &name).await {
@@ -854,6 +964,9 @@ impl Filesystem for SvolFs {
         lo: LockOwner,
         reply: ReplyEmpty,
     ) {
+        if let Some(r) = self.inner.flush_now(self.inner.s(ino), fh.0, lo.0) {
+            return reply.answer(r);
+        }
         self.spawn(|i| async move {
             let ino = i.s(ino);
             // A handle of a lost session: its close reports that what it
@@ -1244,7 +1357,8 @@ impl Filesystem for SvolFs {
             };
             let e = i.dirs.epoch();
             let epoch = i.lease.epoch();
-            let resp = match i.vol.create_open(r).await {
+            let (dir, name) = (r.parent, r.name.clone());
+            let resp = match i.entry_changed(dir, &name, i.vol.create_open(r).await) {
                 Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };

@@ -117,6 +117,12 @@ impl LeaseState {
         self.changed.notify_waiters();
     }
 
+    /// Does the lease surely hold now? Listings are trusted only then
+    /// (a mount that may have lost it may also have missed a recall).
+    pub(crate) fn holds(&self) -> bool {
+        self.valid()
+    }
+
     fn valid(&self) -> bool {
         self.ms(Instant::now()) < self.valid_until.load(Ordering::Acquire)
     }

@@ -13,6 +13,7 @@ mod errno;
 mod files;
 mod fs;
 mod lease;
+mod listings;
 mod locks;
 mod releases;
 mod session;
@@ -100,10 +101,12 @@ impl Mount {
             opts.cache_dir.clone(),
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
+        let listings = std::sync::Arc::new(listings::Listings::default());
         let (session_id, lease, lease_state, invalidations) = session::start(
             vol.clone(),
             opts.app.clone(),
             locks.applied_watch.subscribe(),
+            listings.clone(),
         )
         .await?;
         tracing::debug!("session opened");
@@ -116,6 +119,7 @@ impl Mount {
             tokio::runtime::Handle::current(),
             locks.clone(),
             lease_state,
+            listings,
             if opts.max_dirty == 0 {
                 512 << 20
             } else {

@@ -117,6 +117,11 @@ impl Inner {
     }
 
     /// Commits this mount's writes to the file, then unlocks.
+    /// Does `owner` hold any lock on `ino` through this mount?
+    pub(crate) fn holds_any(&self, ino: u64, owner: u64) -> bool {
+        guard(&self.locks.held).contains(&(ino, owner))
+    }
+
     async fn unlock(&self, l: &LockSpec) -> Result<()> {
         if !guard(&self.locks.held).contains(&(l.ino, l.owner)) {
             return Ok(());

@@ -17,17 +17,35 @@ use svol_sdk::{ClientError, Volume};
 use tokio::sync::{oneshot, watch};
 
 use crate::lease::LeaseState;
+use crate::listings::Listings;
 
-/// Hello, then a heartbeat every `every_ms` until `bye` turns true, then Bye.
+/// What each (re)opened stream of the session sends from.
+#[derive(Clone)]
+struct Upstream {
+    every_ms: Arc<AtomicU64>,
+    bye: watch::Receiver<bool>,
+    lease: Arc<LeaseState>,
+    /// Invalidations applied to the kernel (acknowledged lazily).
+    applied: watch::Receiver<u64>,
+    /// Recalls carried out (acknowledged at once: a change waits).
+    recalled: watch::Receiver<u64>,
+}
+
+/// Hello, then a heartbeat every `every_ms` until `bye` turns true, then
+/// Bye; acknowledgements of invalidations and recalls in between.
 fn stream_of(
     vol: &Volume,
     resume: String,
     app: String,
-    every_ms: Arc<AtomicU64>,
-    bye: watch::Receiver<bool>,
-    lease: Arc<LeaseState>,
-    applied: watch::Receiver<u64>,
+    up: Upstream,
 ) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
+    let Upstream {
+        every_ms,
+        bye,
+        lease,
+        applied,
+        recalled,
+    } = up;
     static BEATS: AtomicU64 = AtomicU64::new(0);
     let hello = p::SessionUp {
         msg: Some(p::session_up::Msg::Hello(p::Hello {
@@ -53,6 +71,18 @@ fn stream_of(
             Some((p::SessionUp { msg: Some(msg) }, (applied, bye)))
         },
     );
+    let recalls = futures::stream::unfold(
+        (recalled, bye.clone()),
+        |(mut recalled, mut bye)| async move {
+            tokio::select! {
+                r = recalled.changed() => r.ok()?,
+                _ = bye.changed() => return None,
+            }
+            let seq = *recalled.borrow_and_update();
+            let msg = p::session_up::Msg::Recalled(p::Recalled { seq });
+            Some((p::SessionUp { msg: Some(msg) }, (recalled, bye)))
+        },
+    );
     let beats = futures::stream::unfold(Some(bye), move |bye| {
         let every_ms = every_ms.clone();
         let lease = lease.clone();
@@ -74,7 +104,10 @@ fn stream_of(
             Some((p::SessionUp { msg: Some(msg) }, (!leaving).then_some(bye)))
         }
     });
-    futures::stream::once(async move { hello }).chain(futures::stream::select(beats, acks))
+    futures::stream::once(async move { hello }).chain(futures::stream::select(
+        beats,
+        futures::stream::select(acks, recalls),
+    ))
 }
 
 /// The mount's lease. [`Lease::close`] ends it at once instead of letting
@@ -100,6 +133,7 @@ pub(crate) async fn start(
     vol: Volume,
     app: String,
     applied: watch::Receiver<u64>,
+    listings: Arc<Listings>,
 ) -> Result<
     (
         String,
@@ -116,16 +150,21 @@ pub(crate) async fn start(
     let every_ms = Arc::new(AtomicU64::new(1000));
     let hello_at = Instant::now();
     let state = Arc::new(LeaseState::new(hello_at, 0));
+    let (recalled_tx, recalled) = watch::channel(0u64);
+    let upstream = Upstream {
+        every_ms: every_ms.clone(),
+        bye: bye_rx.clone(),
+        lease: state.clone(),
+        applied,
+        recalled,
+    };
     let mut down = vol
         .client()
         .session(stream_of(
             &vol,
             String::new(),
             app.clone(),
-            every_ms.clone(),
-            bye_rx.clone(),
-            state.clone(),
-            applied.clone(),
+            upstream.clone(),
         ))
         .await?;
     let welcome = match down.message().await? {
@@ -157,6 +196,16 @@ pub(crate) async fn start(
                             }
                             _ => continue,
                         };
+                        // Listings first, and said so at once: the change
+                        // that recalls them is waiting (see listings.rs).
+                        if inv.reset {
+                            listings.clear();
+                        }
+                        let parents = inv.entries.iter().map(|e| e.parent);
+                        listings.recall(inv.recalled.iter().copied().chain(parents));
+                        if inv.reset || !inv.recalled.is_empty() {
+                            recalled_tx.send_replace(inv.seq);
+                        }
                         if tx.send(inv).is_err() {
                             break;
                         }
@@ -173,6 +222,8 @@ pub(crate) async fn start(
                     }
                 }
             }
+            // Nothing recalls a listing while the stream is down.
+            listings.clear();
             if *bye_rx.borrow() {
                 let _ = closed_tx.send(());
                 return;
@@ -184,15 +235,7 @@ pub(crate) async fn start(
                 let epoch = v.client().epoch();
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let hello_at = Instant::now();
-                let up = stream_of(
-                    &v,
-                    id.clone(),
-                    app.clone(),
-                    every_ms.clone(),
-                    bye_rx.clone(),
-                    st.clone(),
-                    applied.clone(),
-                );
+                let up = stream_of(&v, id.clone(), app.clone(), upstream.clone());
                 let mut s = match v.client().session(up).await {
                     Ok(s) => s,
                     Err(e) => {

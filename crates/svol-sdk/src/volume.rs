@@ -155,6 +155,21 @@ impl Volume {
             ino,
             after,
             limit,
+            watch: false,
+        };
+        call!(self.client, Idempotent, read_dir, r)
+    }
+
+    /// The first page of a directory, watched for this session: its names
+    /// are recalled before another client's change to them returns (see
+    /// `ReadDirRequest.watch`).
+    pub async fn readdir_watched(&self, ino: u64, limit: u32) -> Result<p::ReadDirResponse> {
+        let r = p::ReadDirRequest {
+            volume: self.id(),
+            ino,
+            after: 0,
+            limit,
+            watch: true,
         };
         call!(self.client, Idempotent, read_dir, r)
     }
@@ -190,6 +205,16 @@ impl Volume {
             ino,
         };
         call!(self.client, Unsent, open, r)
+    }
+
+    /// Releases several opens (an inode once per open) in one call.
+    pub async fn release_many(&self, inos: Vec<u64>) -> Result<()> {
+        let r = p::ReleaseManyRequest {
+            volume: self.id(),
+            inos,
+        };
+        call!(self.client, Unsent, release_many, r)?;
+        Ok(())
     }
 
     pub async fn release(&self, ino: u64) -> Result<()> {

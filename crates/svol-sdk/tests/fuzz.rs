@@ -392,6 +392,7 @@ impl Rpc {
                         ino,
                         after,
                         limit,
+                        watch: after % 2 == 0,
                     }))
                     .await
                     .map(|_| ()),

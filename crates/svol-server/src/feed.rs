@@ -19,6 +19,7 @@ use svol_meta::{self as m, FeedEntry, Ino};
 use svol_proto as p;
 use tokio::sync::{watch, Notify};
 
+use crate::recall::Recall;
 use crate::service::State;
 
 /// Entries the tailer reads per batch.
@@ -101,15 +102,17 @@ pub(crate) fn invalidation(inodes: &[Ino], entries: &[(Ino, Vec<u8>)]) -> p::Inv
                 name: Bytes::copy_from_slice(name),
             })
             .collect(),
-        seq: 0,
-        reset: false,
+        ..Default::default()
     }
 }
 
 impl State {
     /// Pushes a change this server just made to its own sessions and
     /// wakes its lock waiters; other servers learn it from the feed.
-    pub(crate) fn publish(&self, origin: &str, ch: &m::ChangeSet) {
+    /// Returns the recalls of watched listings the change must wait for
+    /// before it returns (see `recall.rs`).
+    pub(crate) fn publish(&self, origin: &str, ch: &m::ChangeSet) -> Vec<Recall> {
+        let mut recalls = Vec::new();
         if ch.volume != 0 {
             let inodes: Vec<Ino> = ch
                 .attrs
@@ -119,8 +122,9 @@ impl State {
                 .chain(ch.gone.iter().copied())
                 .collect();
             if !inodes.is_empty() || !ch.entries.is_empty() {
-                self.sessions
-                    .invalidate(ch.volume, origin, invalidation(&inodes, &ch.entries));
+                recalls =
+                    self.sessions
+                        .invalidate(ch.volume, origin, invalidation(&inodes, &ch.entries));
             }
         }
         for ino in &ch.unlocked {
@@ -135,6 +139,7 @@ impl State {
         // No doorbell: this change is pushed already; the tailer's next
         // look (a lock grant rings it, or the once-a-second tick) steps
         // over it without a read per change.
+        recalls
     }
 
     fn apply(&self, e: &FeedEntry) {
@@ -143,8 +148,10 @@ impl State {
             self.auth.forget_volumes();
         }
         if !e.inodes.is_empty() || !e.entries.is_empty() {
-            self.sessions
-                .invalidate(e.volume, &e.origin, invalidation(&e.inodes, &e.entries));
+            // Servers sharing a store grant no watches: nothing to recall.
+            let _ =
+                self.sessions
+                    .invalidate(e.volume, &e.origin, invalidation(&e.inodes, &e.entries));
         }
         for ino in &e.unlocked {
             self.feed.wake(*ino);

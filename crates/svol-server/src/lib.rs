@@ -19,6 +19,7 @@ mod feed;
 mod limits;
 mod locks;
 mod migrate;
+mod recall;
 mod service;
 mod sessions;
 #[cfg(test)]

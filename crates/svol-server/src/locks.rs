@@ -177,7 +177,7 @@ impl State {
                 let out = self
                     .locks
                     .release(vol, ino, &c.session, r.owner, r.start, r.end)?;
-                self.publish(&c.session, &out.changes);
+                let _ = self.publish(&c.session, &out.changes);
                 return Ok(p::LockReply {
                     granted: true,
                     fence: out.value,

@@ -92,9 +92,12 @@ impl State {
     /// After a change: hands its freed blocks to the reaper, pushes it to
     /// this server's other sessions, and returns the touched inodes as the
     /// caller's reply carries them.
-    fn changed(&self, c: &Caller, ch: &m::ChangeSet) -> Vec<p::Attr> {
+    /// Waits for the recalls of other mounts' listings the change makes
+    /// (see `recall.rs`).
+    async fn changed(&self, c: &Caller, ch: &m::ChangeSet) -> Vec<p::Attr> {
         self.reap(ch.freed.clone());
-        self.publish(&c.session, ch);
+        let recalls = self.publish(&c.session, ch);
+        crate::recall::wait(recalls, self.lease).await;
         ch.attrs.iter().map(attr).collect()
     }
 
@@ -286,7 +289,7 @@ impl p::svol_server::Svol for State {
         };
         let cx = self.cx(&c).fenced(r.fence);
         let out = self.meta(|m| m.setattr(c.vol, r.ino, &set, &cx)).await?;
-        self.changed(&c, &out.changes);
+        self.changed(&c, &out.changes).await;
         Ok(Response::new(attr(&out.value)))
     }
 
@@ -307,7 +310,7 @@ impl p::svol_server::Svol for State {
             .await?;
         Ok(Response::new(p::EntryReply {
             attr: Some(attr(&out.value)),
-            touched: self.changed(&c, &out.changes),
+            touched: self.changed(&c, &out.changes).await,
         }))
     }
 
@@ -326,7 +329,7 @@ impl p::svol_server::Svol for State {
         let out = self
             .meta(|m| m.create_open(c.vol, r.parent, &r.name, &node, r.exclusive, &cx))
             .await?;
-        let touched = self.changed(&c, &out.changes);
+        let touched = self.changed(&c, &out.changes).await;
         let (a, chunks) = out.value;
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
@@ -344,7 +347,7 @@ impl p::svol_server::Svol for State {
             .await?;
         Ok(Response::new(p::EntryReply {
             attr: Some(attr(&out.value)),
-            touched: self.changed(&c, &out.changes),
+            touched: self.changed(&c, &out.changes).await,
         }))
     }
 
@@ -356,7 +359,7 @@ impl p::svol_server::Svol for State {
             .meta(|m| m.unlink(c.vol, r.parent, &r.name, r.directory, &cx))
             .await?;
         Ok(Response::new(p::Touched {
-            touched: self.changed(&c, &out.changes),
+            touched: self.changed(&c, &out.changes).await,
         }))
     }
 
@@ -382,7 +385,7 @@ impl p::svol_server::Svol for State {
             })
             .await?;
         Ok(Response::new(p::Touched {
-            touched: self.changed(&c, &out.changes),
+            touched: self.changed(&c, &out.changes).await,
         }))
     }
 
@@ -390,6 +393,13 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let limit = r.limit.clamp(1, 4096) as usize;
+        // Watched before it is read: a change that lands after the read
+        // started recalls the listing rather than slipping past it.
+        let watching = r.watch
+            && r.after == 0
+            && !c.session.is_empty()
+            && !self.meta.shared()
+            && self.sessions.watch(&c.session, r.ino);
         let es = self
             .meta(move |m| m.readdir(c.vol, r.ino, r.after, limit))
             .await?;
@@ -402,7 +412,11 @@ impl p::svol_server::Svol for State {
                 attr: Some(attr(&e.attr)),
             })
             .collect();
-        Ok(Response::new(p::ReadDirResponse { entries, eof }))
+        Ok(Response::new(p::ReadDirResponse {
+            entries,
+            eof,
+            watching,
+        }))
     }
 
     async fn read_link(&self, req: Request<p::InodeRequest>) -> Res<p::ReadLinkResponse> {
@@ -469,7 +483,7 @@ impl p::svol_server::Svol for State {
         let out = self
             .meta(|m| m.commit(c.vol, r.ino, &chunks, r.write_end, r.durable, &cx))
             .await?;
-        self.changed(&c, &out.changes);
+        self.changed(&c, &out.changes).await;
         Ok(Response::new(attr(&out.value)))
     }
 
@@ -507,7 +521,7 @@ impl p::svol_server::Svol for State {
         let out = self
             .meta(|m| m.set_xattr(c.vol, r.ino, &r.name, &r.value, mode, &cx))
             .await?;
-        self.changed(&c, &out.changes);
+        self.changed(&c, &out.changes).await;
         Ok(Response::new(p::Empty {}))
     }
 
@@ -527,7 +541,7 @@ impl p::svol_server::Svol for State {
         let out = self
             .meta(|m| m.remove_xattr(c.vol, r.ino, &r.name, &cx))
             .await?;
-        self.changed(&c, &out.changes);
+        self.changed(&c, &out.changes).await;
         Ok(Response::new(p::Empty {}))
     }
 
@@ -567,7 +581,7 @@ impl p::svol_server::Svol for State {
         let out = self
             .meta(|m| m.copy(c.vol, r.src, r.dst_parent, &r.dst_name, &cx))
             .await?;
-        self.changed(&c, &out.changes);
+        self.changed(&c, &out.changes).await;
         Ok(Response::new(attr(&out.value)))
     }
 

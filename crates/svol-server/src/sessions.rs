@@ -3,13 +3,18 @@
 //! lease runs out is ended in the metadata store (its open files released),
 //! which is also what happens to every session of a crashed client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use svol_meta::{self as m, Ino, SessionOwner};
 use svol_proto as p;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+use crate::recall::Recall;
+
+/// Directories one session may watch at once.
+const MAX_WATCHED: usize = 1_000_000;
 use tonic::{Request, Status, Streaming};
 
 use crate::service::State;
@@ -33,6 +38,10 @@ struct Live {
     acked: u64,
     /// Some were dropped (queue full): the next one sent says `reset`.
     lost: bool,
+    /// Directories whose listing the client keeps (see `recall.rs`).
+    watched: HashSet<Ino>,
+    /// The last invalidation whose recall the client has carried out.
+    recalled: watch::Sender<u64>,
 }
 
 /// The sessions this server process knows about.
@@ -79,8 +88,42 @@ impl Sessions {
                 acked: seq,
                 // A reconnecting client may have missed pushes meanwhile.
                 lost: seq > 0,
+                // It dropped its listings when its stream broke; a change
+                // waiting on the old stream's recall goes on (the old
+                // sender is dropped here).
+                watched: HashSet::new(),
+                recalled: watch::channel(seq).0,
             },
         );
+    }
+
+    /// Watches `dir` for session `id`: until recalled, another client's
+    /// change to its names waits for this session to drop its listing.
+    /// False if the session has no stream here to recall through.
+    pub(crate) fn watch(&self, id: &str, dir: Ino) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        match live.get_mut(id) {
+            Some(l) if l.tx.is_some() && l.watched.len() < MAX_WATCHED => {
+                l.watched.insert(dir);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client of session `id` dropped the listings recalled up to
+    /// invalidation `seq`.
+    pub(crate) fn recalled(&self, id: &str, generation: u64, seq: u64) {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = live.get(id).filter(|l| l.generation == generation) {
+            l.recalled.send_if_modified(|v| {
+                let newer = seq > *v && seq <= l.seq;
+                if newer {
+                    *v = seq;
+                }
+                newer
+            });
+        }
     }
 
     /// Owner and volume of a session this process serves.
@@ -96,6 +139,10 @@ impl Sessions {
         if let Some(l) = live.get_mut(id) {
             if l.generation == generation {
                 l.tx = None;
+                // The client drops its listings when its stream breaks;
+                // nothing waits for it to say so.
+                l.watched.clear();
+                l.recalled.send_replace(u64::MAX);
             }
         }
     }
@@ -110,7 +157,7 @@ impl Sessions {
             live.values().map(|l| l.vol).collect()
         };
         for vol in vols {
-            self.invalidate(vol, "", p::Invalidation::default());
+            let _ = self.invalidate(vol, "", p::Invalidation::default());
         }
     }
 
@@ -134,22 +181,41 @@ impl Sessions {
         live.retain(|_, l| l.vol != vol);
     }
 
-    /// Pushes an invalidation to every session of `vol` except `origin`.
-    pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) {
+    /// Pushes an invalidation to every session of `vol` except `origin`,
+    /// recalling the watched listings of the directories whose names it
+    /// changes. Returns the recalls the change must wait for.
+    pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) -> Vec<Recall> {
+        let parents: HashSet<Ino> = inv.entries.iter().map(|e| e.parent).collect();
+        let mut recalls = Vec::new();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         for (id, l) in live.iter_mut() {
             if l.vol != vol || id == origin {
                 continue;
             }
-            if l.seq - l.acked >= self.cap || !send(l, inv.clone()) {
+            let mut inv = inv.clone();
+            inv.recalled = parents
+                .iter()
+                .copied()
+                .filter(|d| l.watched.remove(d))
+                .collect();
+            inv.recalled.sort_unstable();
+            let recall = !inv.recalled.is_empty();
+            if l.seq - l.acked >= self.cap || !send(l, inv) {
                 if !l.lost {
                     // Never silently stale: once the client catches up it
                     // is told to drop all its caches.
                     tracing::warn!(session = %tag(id), "client is {} invalidations behind; it will be told to drop its caches", l.seq - l.acked);
                 }
                 l.lost = true;
+                if recall && l.tx.is_some() {
+                    // The reset it gets when it catches up is the recall.
+                    recalls.push(Recall::new(tag(id), l.recalled.subscribe(), l.seq + 1));
+                }
+            } else if recall && l.tx.is_some() {
+                recalls.push(Recall::new(tag(id), l.recalled.subscribe(), l.seq));
             }
         }
+        recalls
     }
 
     /// The client of session `id` applied invalidations up to `seq`; one
@@ -178,6 +244,11 @@ fn send(l: &mut Live, mut inv: p::Invalidation) -> bool {
         return false;
     }
     l.seq += 1;
+    if l.lost {
+        // A reset drops every listing the client has (and it answers
+        // `Recalled`), so nothing it watched is watched any more.
+        l.watched.clear();
+    }
     l.lost = false;
     true
 }
@@ -232,6 +303,10 @@ impl State {
                     Some(p::session_up::Msg::Heartbeat(h)) => h.n,
                     Some(p::session_up::Msg::Applied(a)) => {
                         st.sessions.applied(&id, generation, a.seq);
+                        continue;
+                    }
+                    Some(p::session_up::Msg::Recalled(r)) => {
+                        st.sessions.recalled(&id, generation, r.seq);
                         continue;
                     }
                     Some(p::session_up::Msg::Bye(_)) => {
@@ -351,7 +426,7 @@ impl State {
         match self.meta(move |m| m.expire_sessions(now, Some(&sid))).await {
             Ok(out) => {
                 self.reap(out.changes.freed.clone());
-                self.publish(id, &out.changes);
+                let _ = self.publish(id, &out.changes);
             }
             Err(e) => tracing::warn!(session = %tag(id), "ending session: {e}"),
         }
@@ -370,7 +445,7 @@ impl State {
                     self.sessions.forget(id);
                 }
                 self.reap(out.changes.freed.clone());
-                self.publish("", &out.changes);
+                let _ = self.publish("", &out.changes);
             }
             Err(e) => tracing::warn!("expiring sessions: {e}"),
         }
@@ -454,5 +529,80 @@ mod tests {
         // The origin of a change is not told about it.
         s.invalidate(9, "se-a", inv(6));
         assert!(rx.try_recv().is_err());
+    }
+
+    fn entry(parent: u64, name: &str) -> p::Invalidation {
+        p::Invalidation {
+            entries: vec![p::EntryRef {
+                parent,
+                name: bytes::Bytes::copy_from_slice(name.as_bytes()),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The server half of a recall (recall.rs), without a network: a
+    /// change to the names of a directory another session watches waits
+    /// until that session says it dropped its listing, and only then.
+    #[tokio::test]
+    async fn a_change_to_a_watched_directory_waits_for_the_recall() {
+        let s = Arc::new(Sessions::new(64));
+        let owner = SessionOwner {
+            workspace: 1,
+            token: [0; 32],
+        };
+        let (tx_b, mut rx_b) = s.channel();
+        s.attach("se-b", owner, 9, 1, tx_b);
+        let (tx_c, mut rx_c) = s.channel();
+        s.attach("se-c", owner, 9, 1, tx_c);
+        assert!(s.watch("se-b", 5));
+        // Another directory's names, or the watcher's own change: no recall.
+        assert!(s.invalidate(9, "se-a", entry(6, "x")).is_empty());
+        assert!(s.invalidate(9, "se-b", entry(5, "x")).is_empty());
+        got(&mut rx_b);
+        got(&mut rx_c);
+        got(&mut rx_c);
+        // A's change in 5: B (watching) is recalled, C (not) only told.
+        let recalls = s.invalidate(9, "se-a", entry(5, "y"));
+        assert_eq!(recalls.len(), 1);
+        let to_b = got(&mut rx_b);
+        assert_eq!(to_b.recalled, vec![5]);
+        assert!(got(&mut rx_c).recalled.is_empty());
+        let waiting = tokio::spawn(crate::recall::wait(recalls, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "returned before B gave the listing back"
+        );
+        // An older stream's answer counts for nothing.
+        s.recalled("se-b", 0, to_b.seq);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        s.recalled("se-b", 1, to_b.seq);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the change goes on once B answered")
+            .expect("task");
+        // The watch ended with the recall.
+        assert!(s.invalidate(9, "se-a", entry(5, "z")).is_empty());
+        // A watcher whose stream breaks is not waited for.
+        assert!(s.watch("se-b", 5));
+        let recalls = s.invalidate(9, "se-a", entry(5, "w"));
+        assert_eq!(recalls.len(), 1);
+        s.detach("se-b", 1);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            crate::recall::wait(recalls, Duration::from_secs(30)),
+        )
+        .await
+        .expect("a detached session releases the wait");
+        // One that never answers is waited for at most the limit given.
+        let (tx_b, _rx_b) = s.channel();
+        s.attach("se-b", owner, 9, 2, tx_b);
+        assert!(s.watch("se-b", 5));
+        let recalls = s.invalidate(9, "se-a", entry(5, "v"));
+        let t = std::time::Instant::now();
+        crate::recall::wait(recalls, Duration::from_millis(300)).await;
+        assert!(t.elapsed() >= Duration::from_millis(300));
     }
 }

@@ -158,7 +158,7 @@ async fn waiters_wake_on_release_and_an_abandoned_wait_leaves_the_queue() {
         .locks
         .release(vol.root, f.ino, "se-a", 1, 0, u64::MAX)
         .expect("unlock");
-    st.publish("se-a", &out.changes);
+    let _ = st.publish("se-a", &out.changes);
     let got = tokio::time::timeout(Duration::from_secs(5), c)
         .await
         .expect("C woke up")

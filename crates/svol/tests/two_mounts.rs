@@ -347,3 +347,54 @@ while time.time() < end:
         &stale[..stale.len().min(5)]
     );
 }
+
+/// B keeps a listing of the directory and answers "no such name" from it
+/// (listings.rs); a name A creates (by create, mkdir, link or rename) must
+/// be there on B the moment A's call returns: the server recalls B's
+/// listing before A's change returns (recall.rs). A client that ignored
+/// recalls fails this at once; that the server waits for the recall (and
+/// does not merely race its push against A's reply) is checked without
+/// timing luck in the server's `sessions` tests.
+#[test]
+fn a_name_made_on_one_mount_is_at_once_visible_on_another_that_listed_the_directory() {
+    let s = Server::start();
+    s.create_volume("recall");
+    let a = s.mount("recall", &[]);
+    let b = s.mount("recall", &[]);
+    fs::create_dir(a.p("d")).unwrap();
+    fs::write(a.p("d/seed"), b"x").unwrap();
+    eventually(Duration::from_secs(5), "d/seed on b", || {
+        b.p("d/seed").exists()
+    });
+    for i in 0..300 {
+        // B misses a name: it (re)lists d, watched, and keeps the listing.
+        assert!(!b.p(&format!("d/none{i}")).exists());
+        let name = match i % 4 {
+            0 => {
+                fs::File::create_new(a.p(&format!("d/c{i}"))).unwrap();
+                format!("d/c{i}")
+            }
+            1 => {
+                fs::create_dir(a.p(&format!("d/m{i}"))).unwrap();
+                format!("d/m{i}")
+            }
+            2 => {
+                fs::hard_link(a.p("d/seed"), a.p(&format!("d/l{i}"))).unwrap();
+                format!("d/l{i}")
+            }
+            _ => {
+                fs::write(a.p(&format!("d/t{i}")), b"r").unwrap();
+                fs::rename(a.p(&format!("d/t{i}")), a.p(&format!("d/r{i}"))).unwrap();
+                format!("d/r{i}")
+            }
+        };
+        assert!(
+            b.p(&name).exists(),
+            "{name}: made on A, absent on B right after (round {i})"
+        );
+        // B's listing follows B's own changes too.
+        fs::File::create_new(b.p(&format!("d/b{i}"))).unwrap();
+        assert!(a.p(&format!("d/b{i}")).exists(), "d/b{i} on A");
+        assert!(b.p(&format!("d/b{i}")).exists(), "d/b{i} on B");
+    }
+}
