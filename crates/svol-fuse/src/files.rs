@@ -290,6 +290,7 @@ impl FileState {
         }
         match res {
             Ok(a) => {
+                io.listings.attrs([&a]);
                 for c in chunks {
                     self.chunks.insert(c.index, c);
                 }
@@ -339,6 +340,8 @@ pub(crate) struct Io {
     pub(crate) cache: BlockCache,
     pub(crate) uploads: Arc<Semaphore>,
     pub(crate) lease: Arc<crate::lease::LeaseState>,
+    /// Listed entries take the attributes a commit returns.
+    pub(crate) listings: Arc<crate::listings::Listings>,
 }
 
 async fn upload(

@@ -23,7 +23,7 @@ use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
-use crate::listings::{Known, Listings, LIST_MAX};
+use crate::listings::{Fill, Known, Listings, PAGE};
 use crate::locks::LockSpec;
 use crate::releases::Releases;
 
@@ -137,6 +137,7 @@ impl SvolFs {
         max_dirty: u64,
     ) -> Self {
         let io = Io {
+            listings: listings.clone(),
             vol: vol.clone(),
             cache,
             uploads: Arc::new(Semaphore::new(8)),
@@ -226,7 +227,12 @@ impl SvolFs {
                 ..r
             };
             match i.create_node(r).await {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Ok(a) => reply.entry_with_ttls(
+                    &i.attr_ttl(a.ino),
+                    &TTL,
+                    &i.fattr(&a).await,
+                    Generation(0),
+                ),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -244,6 +250,25 @@ impl Inner {
 
     fn k(&self, s: u64) -> INodeNo {
         INodeNo(if s == self.root { 1 } else { s })
+    }
+
+    /// Attributes a call returned (`since`: the directory cache's epoch
+    /// when it was sent): the directory cache and the listings take them.
+    fn learned<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+        let attrs: Vec<&p::Attr> = attrs.into_iter().collect();
+        self.dirs.put(since, attrs.iter().copied());
+        self.listings.attrs(attrs);
+    }
+
+    /// How long the kernel may keep `ino`'s attributes: not at all while
+    /// a listing holds them (it answers every getattr, and a recall keeps
+    /// it exact, which a kernel cache is not), else [`TTL`].
+    fn attr_ttl(&self, ino: u64) -> Duration {
+        if self.lease.holds() && self.listings.attr_of(ino).is_some() {
+            Duration::ZERO
+        } else {
+            TTL
+        }
     }
 
     fn local_size(&self, ino: u64) -> Option<File> {
@@ -297,9 +322,10 @@ impl Inner {
         r.mode &= 0o7777;
         let (parent, name) = (r.parent, r.name.clone());
         let e = self.dirs.epoch();
-        let reply = self.entry_changed(parent, &name, self.vol.create_entry(r).await)?;
+        let res = self.vol.create_entry(r).await;
+        let reply = self.entry_changed(parent, &name, res, |r| r.attr)?;
         let a = reply.attr.unwrap_or_default();
-        self.dirs.put(e, reply.touched.iter().chain([&a]));
+        self.learned(e, reply.touched.iter().chain([&a]));
         Ok(a)
     }
 
@@ -336,9 +362,18 @@ impl Inner {
     /// Keeps this mount's listing of `dir` in step with its own change to
     /// `name` there (made: `res` is Ok), or drops it when the server
     /// disagrees with what the listing said.
-    fn entry_changed<T>(&self, dir: u64, name: &[u8], res: Result<T>) -> Result<T> {
+    fn entry_changed<T>(
+        &self,
+        dir: u64,
+        name: &[u8],
+        res: Result<T>,
+        attr: impl Fn(&T) -> Option<p::Attr>,
+    ) -> Result<T> {
         match &res {
-            Ok(_) => self.listings.added(dir, name),
+            Ok(r) => match attr(r) {
+                Some(a) => self.listings.added(dir, name, &a),
+                None => self.listings.recall([dir]),
+            },
             Err(ClientError::AlreadyExists(_)) | Err(ClientError::NotFound(_)) => {
                 self.listings.recall([dir])
             }
@@ -347,38 +382,61 @@ impl Inner {
         res
     }
 
-    /// Is `name` surely absent from `dir`? Answered from this mount's
-    /// listing of it (see listings.rs), listing a small directory first if
-    /// none is held. False whenever in doubt.
-    async fn known_absent(&self, dir: u64, name: &[u8]) -> bool {
-        match self.listed(dir, name) {
-            Known::Absent => return true,
-            Known::Present => return false,
-            Known::Unknown => {}
-        }
-        if name.len() > 255 || !self.lease.holds() {
-            return false;
+    /// What this mount's listing of `dir` says of `name`, listing the
+    /// directory first when that is worth it (see listings.rs).
+    async fn through_listing(&self, dir: u64, name: &[u8]) -> Known {
+        let known = self.listed(dir, name);
+        if known != Known::Unknown || name.len() > 255 || !self.lease.holds() {
+            return known;
         }
         let Some(fill) = self.listings.start(dir) else {
-            return false;
+            return Known::Unknown;
         };
-        match self.vol.readdir_watched(dir, LIST_MAX as u32).await {
-            Ok(page) if page.watching && page.eof => {
-                let names = page.entries.into_iter().map(|d| d.name).collect();
-                if !self.listings.filled(fill, names) {
+        if self.list(fill).await {
+            self.listed(dir, name)
+        } else {
+            Known::Unknown
+        }
+    }
+
+    /// Reads the listing of `fill`, watched, and keeps it if nothing
+    /// changed meanwhile. Returns whether kept.
+    async fn list(&self, fill: Fill) -> bool {
+        let (dir, mut after, mut seq) = (fill.dir, 0, 0);
+        let mut entries = Vec::new();
+        loop {
+            let page = match self.vol.readdir_watched(dir, after, PAGE as u32).await {
+                Ok(page) if page.watching => page,
+                _ => {
+                    self.listings.abandon(fill);
                     return false;
                 }
+            };
+            seq = seq.max(page.seq);
+            if let Some(last) = page.entries.last() {
+                after = last.cookie;
             }
-            Ok(page) if page.watching => {
-                self.listings.too_big(fill);
-                return false;
+            let eof = page.eof;
+            entries.extend(
+                page.entries
+                    .into_iter()
+                    .map(|d| (d.name, d.attr.unwrap_or_default())),
+            );
+            if eof {
+                break;
             }
-            _ => {
-                self.listings.abandon(fill);
+            if !fill.whole {
+                self.listings.big(fill);
                 return false;
             }
         }
-        self.listings.known(dir, name) == Known::Absent
+        // An entry changed between its page's read and its watch was told
+        // to this mount by then; see that it was looked at.
+        if !self.listings.caught_up(seq, Duration::from_secs(2)).await {
+            self.listings.abandon(fill);
+            return false;
+        }
+        self.listings.filled(fill, entries)
     }
 
     async fn remove(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
@@ -390,7 +448,7 @@ impl Inner {
             Err(ClientError::NotFound(_)) => self.listings.recall([parent]),
             Err(_) => {}
         }
-        self.dirs.put(e, &res?);
+        self.learned(e, &res?);
         Ok(())
     }
 
@@ -404,22 +462,24 @@ impl Inner {
     ) -> Result<()> {
         self.writable().await?;
         let e = self.dirs.epoch();
+        // The inode the name points at, for the listing of its new place
+        // (its new attributes come with the reply).
+        let moved = self.listed(parent, name);
         let res = self
             .vol
             .rename(parent, name, new_parent, new_name, flags)
             .await;
-        match &res {
-            Ok(_) if flags & p::RENAME_EXCHANGE == 0 => {
+        match (&res, moved) {
+            (Ok(_), Known::Present(a)) if flags & p::RENAME_EXCHANGE == 0 => {
                 self.listings.removed(parent, name);
-                self.listings.added(new_parent, new_name);
+                self.listings.added(new_parent, new_name, &a);
             }
-            Ok(_) => {}
-            Err(ClientError::NotFound(_)) | Err(ClientError::AlreadyExists(_)) => {
+            (Ok(_), _) | (Err(ClientError::NotFound(_) | ClientError::AlreadyExists(_)), _) => {
                 self.listings.recall([parent, new_parent])
             }
-            Err(_) => {}
+            (Err(_), _) => {}
         }
-        self.dirs.put(e, &res?);
+        self.learned(e, &res?);
         Ok(())
     }
 
@@ -427,21 +487,25 @@ impl Inner {
         self.writable().await?;
         let e = self.dirs.epoch();
         let res = self.vol.link(ino, new_parent, new_name).await;
-        let reply = self.entry_changed(new_parent, new_name, res)?;
-        self.dirs.put(e, &reply.touched);
+        let reply = self.entry_changed(new_parent, new_name, res, |r| r.attr)?;
+        self.learned(e, &reply.touched);
         Ok(reply.attr.unwrap_or_default())
     }
 
     async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
-        if self.known_absent(parent, name).await {
+        match self.through_listing(parent, name).await {
             // No negative entry for the kernel: it could not be recalled.
-            return Err(ClientError::NotFound(
-                String::from_utf8_lossy(name).into_owned(),
-            ));
+            Known::Absent => {
+                return Err(ClientError::NotFound(
+                    String::from_utf8_lossy(name).into_owned(),
+                ))
+            }
+            Known::Present(a) => return Ok(a),
+            Known::Unknown => {}
         }
         let e = self.dirs.epoch();
         let a = self.vol.lookup(parent, name).await?;
-        self.dirs.put(e, [&a]);
+        self.learned(e, [&a]);
         Ok(a)
     }
 
@@ -449,9 +513,14 @@ impl Inner {
         if let Some(a) = self.dirs.get(ino) {
             return Ok(a);
         }
+        if self.lease.holds() {
+            if let Some(a) = self.listings.attr_of(ino) {
+                return Ok(a);
+            }
+        }
         let e = self.dirs.epoch();
         let a = self.vol.getattr(ino).await?;
-        self.dirs.put(e, [&a]);
+        self.learned(e, [&a]);
         Ok(a)
     }
 
@@ -468,7 +537,7 @@ impl Inner {
             .into_iter()
             .map(|d| (d.cookie + DOT_OFFSETS, d.name, d.attr.unwrap_or_default()))
             .collect();
-        self.dirs.put(e, entries.iter().map(|(_, _, a)| a));
+        self.learned(e, entries.iter().map(|(_, _, a)| a));
         Ok(entries)
     }
 
@@ -487,6 +556,7 @@ impl Inner {
         resp: p::OpenResponse,
         epoch: u64,
     ) -> Result<(u64, FopenFlags)> {
+        self.listings.attrs(resp.attr.iter());
         let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
         let file = {
             let mut o = lock(&self.open);
@@ -598,7 +668,7 @@ impl Inner {
         }
         let e = self.dirs.epoch();
         let a = self.vol.setattr(r.clone()).await?;
-        self.dirs.put(e, [&a]);
+        self.learned(e, [&a]);
         if let (Some(size), Some(st)) = (r.size, guard.as_mut()) {
             st.truncate(size);
             st.version = a.version;
@@ -687,23 +757,41 @@ impl Filesystem for SvolFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        // The common miss (a name about to be created) costs no task.
-        if self.inner.listed(self.inner.s(parent), name.as_bytes()) == Known::Absent {
-            return reply.error(Errno::from_i32(libc::ENOENT));
+        // What the listing answers costs no task (a name about to be
+        // created; one that exists, if no open file here may have a size
+        // of its own for it).
+        match self.inner.listed(self.inner.s(parent), name.as_bytes()) {
+            Known::Absent => return reply.error(Errno::from_i32(libc::ENOENT)),
+            Known::Present(a) if self.inner.local_size(a.ino).is_none() => {
+                let fa = file_attr(&a, self.inner.k(a.ino), a.size);
+                return reply.entry_with_ttls(&Duration::ZERO, &TTL, &fa, Generation(0));
+            }
+            _ => {}
         }
         let name = name_bytes(name);
         self.spawn(|i| async move {
             match i.lookup(i.s(parent), &name).await {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Ok(a) => reply.entry_with_ttls(
+                    &i.attr_ttl(a.ino),
+                    &TTL,
+                    &i.fattr(&a).await,
+                    Generation(0),
+                ),
                 Err(e) => reply.error(errno(&e)),
             }
         });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let s = self.inner.s(ino);
+        if self.inner.local_size(s).is_none() && self.inner.lease.holds() {
+            if let Some(a) = self.inner.listings.attr_of(s) {
+                return reply.attr(&Duration::ZERO, &file_attr(&a, ino, a.size));
+            }
+        }
         self.spawn(|i| async move {
             match i.getattr(i.s(ino)).await {
-                Ok(a) => reply.attr(&TTL, &i.fattr(&a).await),
+                Ok(a) => reply.attr(&i.attr_ttl(a.ino), &i.fattr(&a).await),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -738,7 +826,7 @@ impl Filesystem for SvolFs {
         };
         self.spawn(|i| async move {
             match i.setattr(i.s(ino), r).await {
-                Ok(a) => reply.attr(&TTL, &a),
+                Ok(a) => reply.attr(&i.attr_ttl(i.s(ino)), &a),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -868,7 +956,12 @@ impl Filesystem for SvolFs {
         let newname = name_bytes(newname);
         self.spawn(|i| async move {
             match i.link(i.s(ino), i.s(newparent), &newname).await {
-                Ok(a) => reply.entry(&TTL, &i.fattr(&a).await, Generation(0)),
+                Ok(a) => reply.entry_with_ttls(
+                    &i.attr_ttl(a.ino),
+                    &TTL,
+                    &i.fattr(&a).await,
+                    Generation(0),
+                ),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -1207,7 +1300,9 @@ impl Filesystem for SvolFs {
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.set_xattr(i.s(ino), &name, &value, f).await;
-                    i.dirs.forget(i.s(ino)); // its ctime changed
+                    // Its ctime changed; no reply says to what.
+                    i.dirs.forget(i.s(ino));
+                    i.listings.touched(&[i.s(ino)]);
                     r
                 }
                 Err(e) => Err(e),
@@ -1256,7 +1351,9 @@ impl Filesystem for SvolFs {
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.remove_xattr(i.s(ino), &name).await;
-                    i.dirs.forget(i.s(ino)); // its ctime changed
+                    // Its ctime changed; no reply says to what.
+                    i.dirs.forget(i.s(ino));
+                    i.listings.touched(&[i.s(ino)]);
                     r
                 }
                 Err(e) => Err(e),
@@ -1358,12 +1455,13 @@ impl Filesystem for SvolFs {
             let e = i.dirs.epoch();
             let epoch = i.lease.epoch();
             let (dir, name) = (r.parent, r.name.clone());
-            let resp = match i.entry_changed(dir, &name, i.vol.create_open(r).await) {
+            let res = i.vol.create_open(r).await;
+            let resp = match i.entry_changed(dir, &name, res, |r| r.attr) {
                 Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };
             let a = resp.attr.unwrap_or_default();
-            i.dirs.put(e, &resp.touched);
+            i.learned(e, &resp.touched);
             match i.opened(a.ino, resp, epoch).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)

@@ -1,147 +1,239 @@
-//! Whole listings of directories, kept so the mount can answer "no such
-//! name" itself. Before a file is created the kernel looks its name up;
-//! before a rename it looks up the new name: in a directory this mount
-//! has listed, those answers cost no round trip.
+//! Whole listings of directories, with their entries' attributes, kept so
+//! the mount can answer lookups itself: "no such name" before a create or
+//! a rename, and the attributes of a name that exists (`stat`, `find`,
+//! `git status`, the lookup before every open).
 //!
 //! A listing is only trusted while the server watches it for this
-//! session: another client's change to the directory's names is held until
-//! this mount has dropped the listing (the server *recalls* it, see
-//! `ReadDirRequest.watch`), so a name created elsewhere is never answered
-//! "absent" after its creator's call returned. This mount's own changes
-//! update the listing from their replies. Anything doubtful — a recall, a
-//! reset, a broken session, a reply that disagrees with the listing —
-//! drops the listing; the next miss lists the directory again.
+//! session: another client's change to the directory's names, or to any
+//! entry it lists, is held until this mount has dropped the listing (the
+//! server *recalls* it, see `ReadDirRequest.watch`), so nothing another
+//! mount changed is answered stale after its call returned. This mount's
+//! own changes update the listing from their replies. Anything doubtful —
+//! a recall, a reset, a broken session, a reply that disagrees with the
+//! listing — drops the listing; a later miss lists the directory again.
 //!
-//! Only absence is answered from here: a name that exists is still looked
-//! up on the server, which returns its current attributes.
+//! A listing is read in pages; the server registers the entries of each
+//! page for recall after reading it, so an entry changed in between is
+//! told to this mount only as a plain invalidation. Each page says how far
+//! the session's invalidations had gone when it was registered; the
+//! listing is kept only once those were processed here and none of them
+//! touched an entry it holds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use svol_proto as p;
 
-/// A directory with more names than this when first listed is not kept.
-pub(crate) const LIST_MAX: usize = 4096;
-/// Names held over all listings; past it every listing is dropped.
-const MAX_NAMES: usize = 2_000_000;
+/// Entries asked for per page; a directory with more is listed whole only
+/// once it has been looked up in [`BIG_MISSES`] times.
+pub(crate) const PAGE: usize = 4096;
+/// Lookups that missed the listings in a big directory before it is listed.
+const BIG_MISSES: u32 = 64;
+/// Entries held over all listings; past it every listing is dropped.
+const MAX_ENTRIES: usize = 2_000_000;
 /// A directory recalled this recently is not listed again: another client
 /// is changing it, and each listing would only be recalled again.
 const COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// What a listing says about a name.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[derive(Debug, PartialEq, Clone)]
 pub(crate) enum Known {
     Absent,
-    Present,
+    Present(p::Attr),
     Unknown,
 }
 
-/// A listing being read: it is kept only if nothing touched the
-/// directory meanwhile.
+/// A listing being read: kept only if nothing touched it meanwhile.
 #[must_use]
 pub(crate) struct Fill {
-    dir: u64,
+    pub(crate) dir: u64,
     token: u64,
+    /// Read every page (a big directory), or only the first.
+    pub(crate) whole: bool,
+}
+
+struct Filling {
+    token: u64,
+    /// Inodes invalidations named while the listing was read.
+    touched: HashSet<u64>,
 }
 
 #[derive(Default)]
 struct State {
-    dirs: HashMap<u64, HashSet<Bytes>>,
-    filling: HashMap<u64, u64>,
+    dirs: HashMap<u64, HashMap<Bytes, p::Attr>>,
+    /// Where each listed inode appears.
+    by_ino: HashMap<u64, Vec<(u64, Bytes)>>,
+    filling: HashMap<u64, Filling>,
     next: u64,
-    names: usize,
-    /// Directories found too big to keep, and when each was recalled.
-    too_big: HashSet<u64>,
+    entries: usize,
+    /// Big directories: lookups that missed since found big.
+    big: HashMap<u64, u32>,
     recalled: HashMap<u64, Instant>,
 }
 
-#[derive(Default)]
 pub(crate) struct Listings {
     state: Mutex<State>,
+    /// The session's last invalidation processed here (see `filled`).
+    processed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Listings {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            processed: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Listings {
+    /// The stream task has processed the session's invalidations up to
+    /// `seq` (or, with `None`, a new stream starts: numbers may restart).
+    pub(crate) fn processed(&self, seq: Option<u64>) {
+        match seq {
+            Some(seq) => self.processed.send_if_modified(|v| {
+                let newer = seq > *v;
+                if newer {
+                    *v = seq;
+                }
+                newer
+            }),
+            None => {
+                self.processed.send_replace(0);
+                true
+            }
+        };
+    }
+
+    /// Waits until invalidations up to `seq` are processed (at most
+    /// `limit`); false if they were not.
+    pub(crate) async fn caught_up(&self, seq: u64, limit: Duration) -> bool {
+        let mut rx = self.processed.subscribe();
+        let caught = tokio::time::timeout(limit, rx.wait_for(|v| *v >= seq)).await;
+        matches!(caught, Ok(Ok(_)))
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn known(&self, dir: u64, name: &[u8]) -> Known {
         match self.state().dirs.get(&dir) {
-            Some(names) if names.contains(name) => Known::Present,
-            Some(_) => Known::Absent,
+            Some(names) => match names.get(name) {
+                Some(a) => Known::Present(*a),
+                None => Known::Absent,
+            },
             None => Known::Unknown,
         }
     }
 
-    /// Starts listing `dir`, unless it is held, being listed, too big, or
-    /// recently recalled.
+    /// Starts listing `dir` after a lookup missed it, unless it is held,
+    /// being listed, recently recalled, or big and not yet looked up in
+    /// often enough.
     pub(crate) fn start(&self, dir: u64) -> Option<Fill> {
         let mut s = self.state();
         let cooling = s
             .recalled
             .get(&dir)
             .is_some_and(|at| at.elapsed() < COOL_DOWN);
-        if s.dirs.contains_key(&dir)
-            || s.filling.contains_key(&dir)
-            || s.too_big.contains(&dir)
-            || cooling
-        {
+        if s.dirs.contains_key(&dir) || s.filling.contains_key(&dir) || cooling {
             return None;
         }
+        let whole = match s.big.get_mut(&dir) {
+            Some(misses) if *misses + 1 < BIG_MISSES => {
+                *misses += 1;
+                return None;
+            }
+            Some(_) => true,
+            None => false,
+        };
         s.next += 1;
         let token = s.next;
-        s.filling.insert(dir, token);
-        Some(Fill { dir, token })
+        s.filling.insert(
+            dir,
+            Filling {
+                token,
+                touched: HashSet::new(),
+            },
+        );
+        Some(Fill { dir, token, whole })
     }
 
-    /// The listing read for `fill` (the whole directory, watched); kept
-    /// unless the directory changed since it started. Returns whether kept.
-    pub(crate) fn filled(&self, fill: Fill, names: Vec<Bytes>) -> bool {
+    /// The listing read for `fill` (the whole directory, watched, with the
+    /// invalidations sent before it processed); kept unless the directory
+    /// or one of its entries changed since it started. Returns whether kept.
+    pub(crate) fn filled(&self, fill: Fill, entries: Vec<(Bytes, p::Attr)>) -> bool {
         let mut s = self.state();
-        if s.filling.get(&fill.dir) != Some(&fill.token) {
+        match s.filling.get(&fill.dir) {
+            Some(f) if f.token == fill.token => {}
+            _ => return false,
+        }
+        let Some(f) = s.filling.remove(&fill.dir) else {
+            return false;
+        };
+        if entries.iter().any(|(_, a)| f.touched.contains(&a.ino)) {
             return false;
         }
-        s.filling.remove(&fill.dir);
-        s.names += names.len();
-        s.dirs.insert(fill.dir, names.into_iter().collect());
-        if s.names > MAX_NAMES {
+        s.big.remove(&fill.dir);
+        s.entries += entries.len();
+        for (name, a) in &entries {
+            s.by_ino
+                .entry(a.ino)
+                .or_default()
+                .push((fill.dir, name.clone()));
+        }
+        s.dirs.insert(fill.dir, entries.into_iter().collect());
+        if s.entries > MAX_ENTRIES {
             s.clear();
         }
         true
     }
 
-    /// The directory of `fill` has more than [`LIST_MAX`] names.
-    pub(crate) fn too_big(&self, fill: Fill) {
+    /// The directory of `fill` has more than one page: it is listed whole
+    /// once looked up in often enough.
+    pub(crate) fn big(&self, fill: Fill) {
         let mut s = self.state();
-        s.filling.remove(&fill.dir);
-        if s.too_big.len() > 100_000 {
-            s.too_big.clear();
+        if s.filling
+            .get(&fill.dir)
+            .is_some_and(|f| f.token == fill.token)
+        {
+            s.filling.remove(&fill.dir);
         }
-        s.too_big.insert(fill.dir);
+        if s.big.len() > 100_000 {
+            s.big.clear();
+        }
+        s.big.insert(fill.dir, 0);
     }
 
     /// Listing `fill` failed or was not watched.
     pub(crate) fn abandon(&self, fill: Fill) {
         let mut s = self.state();
-        if s.filling.get(&fill.dir) == Some(&fill.token) {
+        if s.filling
+            .get(&fill.dir)
+            .is_some_and(|f| f.token == fill.token)
+        {
             s.filling.remove(&fill.dir);
         }
     }
 
-    /// This mount created `name` in `dir`.
-    pub(crate) fn added(&self, dir: u64, name: &[u8]) {
+    /// This mount made `name` in `dir` (or pointed it elsewhere): it is `a`.
+    pub(crate) fn added(&self, dir: u64, name: &[u8], a: &p::Attr) {
         let mut s = self.state();
         s.filling.remove(&dir);
-        let grew = match s.dirs.get_mut(&dir) {
-            Some(names) => names.insert(Bytes::copy_from_slice(name)),
-            None => false,
-        };
-        if grew {
-            s.names += 1;
-            if s.names > MAX_NAMES {
-                s.clear();
-            }
+        if !s.dirs.contains_key(&dir) {
+            return;
+        }
+        let name = Bytes::copy_from_slice(name);
+        s.unindex(dir, &name);
+        if let Some(names) = s.dirs.get_mut(&dir) {
+            names.insert(name.clone(), *a);
+        }
+        s.by_ino.entry(a.ino).or_default().push((dir, name));
+        s.entries += 1;
+        if s.entries > MAX_ENTRIES {
+            s.clear();
         }
     }
 
@@ -149,28 +241,55 @@ impl Listings {
     pub(crate) fn removed(&self, dir: u64, name: &[u8]) {
         let mut s = self.state();
         s.filling.remove(&dir);
-        let shrank = s.dirs.get_mut(&dir).is_some_and(|n| n.remove(name));
-        if shrank {
-            s.names = s.names.saturating_sub(1);
+        s.unindex(dir, name);
+    }
+
+    /// Attributes this mount's calls returned: listed entries take them.
+    pub(crate) fn attrs<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+        let mut s = self.state();
+        for a in attrs {
+            let Some(places) = s.by_ino.get(&a.ino).cloned() else {
+                continue;
+            };
+            for (dir, name) in places {
+                if let Some(e) = s.dirs.get_mut(&dir).and_then(|d| d.get_mut(&name)) {
+                    if e.version <= a.version {
+                        *e = *a;
+                    }
+                }
+            }
         }
+    }
+
+    /// The listed attributes of `ino`, if a listing holds it.
+    pub(crate) fn attr_of(&self, ino: u64) -> Option<p::Attr> {
+        let s = self.state();
+        let (dir, name) = s.by_ino.get(&ino)?.first()?;
+        s.dirs.get(dir)?.get(name).copied()
+    }
+
+    /// Another client changed these inodes (a plain invalidation): a
+    /// listing holding one of them, or being read, cannot be trusted.
+    pub(crate) fn touched(&self, inodes: &[u64]) {
+        let mut s = self.state();
+        if s.filling.is_empty() && s.by_ino.is_empty() {
+            return;
+        }
+        for f in s.filling.values_mut() {
+            f.touched.extend(inodes.iter().copied());
+        }
+        let dirs: Vec<u64> = inodes
+            .iter()
+            .filter_map(|i| s.by_ino.get(i))
+            .flat_map(|v| v.iter().map(|(d, _)| *d))
+            .collect();
+        s.recall(dirs);
     }
 
     /// Drops the listings of `dirs`: recalled by the server, or found to
     /// disagree with it.
     pub(crate) fn recall(&self, dirs: impl IntoIterator<Item = u64>) {
-        let mut s = self.state();
-        let now = Instant::now();
-        if s.recalled.len() > 100_000 {
-            s.recalled
-                .retain(|_, at| now.duration_since(*at) < COOL_DOWN);
-        }
-        for dir in dirs {
-            s.filling.remove(&dir);
-            if let Some(names) = s.dirs.remove(&dir) {
-                s.names = s.names.saturating_sub(names.len());
-            }
-            s.recalled.insert(dir, now);
-        }
+        self.state().recall(dirs);
     }
 
     /// Drops everything: invalidations were lost, or the session changed.
@@ -180,11 +299,54 @@ impl Listings {
 }
 
 impl State {
+    fn unindex(&mut self, dir: u64, name: &[u8]) {
+        let Some(a) = self.dirs.get_mut(&dir).and_then(|d| d.remove(name)) else {
+            return;
+        };
+        self.entries = self.entries.saturating_sub(1);
+        if let Some(v) = self.by_ino.get_mut(&a.ino) {
+            v.retain(|(d, n)| !(*d == dir && n[..] == name[..]));
+            if v.is_empty() {
+                self.by_ino.remove(&a.ino);
+            }
+        }
+    }
+
+    fn recall(&mut self, dirs: impl IntoIterator<Item = u64>) {
+        let now = Instant::now();
+        if self.recalled.len() > 100_000 {
+            self.recalled
+                .retain(|_, at| now.duration_since(*at) < COOL_DOWN);
+        }
+        for dir in dirs {
+            // Only a listing held or being read rests: a change to a
+            // directory this mount does not list says nothing of churn.
+            let filling = self.filling.remove(&dir).is_some();
+            let Some(names) = self.dirs.remove(&dir) else {
+                if filling {
+                    self.recalled.insert(dir, now);
+                }
+                continue;
+            };
+            self.recalled.insert(dir, now);
+            self.entries = self.entries.saturating_sub(names.len());
+            for (name, a) in names {
+                if let Some(v) = self.by_ino.get_mut(&a.ino) {
+                    v.retain(|(d, n)| !(*d == dir && *n == name));
+                    if v.is_empty() {
+                        self.by_ino.remove(&a.ino);
+                    }
+                }
+            }
+        }
+    }
+
     fn clear(&mut self) {
         self.dirs.clear();
+        self.by_ino.clear();
         self.filling.clear();
-        self.too_big.clear();
-        self.names = 0;
+        self.big.clear();
+        self.entries = 0;
     }
 }
 
@@ -192,27 +354,38 @@ impl State {
 mod tests {
     use super::*;
 
-    fn names(v: &[&str]) -> Vec<Bytes> {
+    fn at(ino: u64, version: u64) -> p::Attr {
+        p::Attr {
+            ino,
+            version,
+            ..Default::default()
+        }
+    }
+
+    fn entries(v: &[(&str, u64)]) -> Vec<(Bytes, p::Attr)> {
         v.iter()
-            .map(|n| Bytes::copy_from_slice(n.as_bytes()))
+            .map(|(n, ino)| (Bytes::copy_from_slice(n.as_bytes()), at(*ino, 1)))
             .collect()
     }
 
     #[test]
-    fn a_full_listing_answers_absence_and_follows_own_changes() {
+    fn a_full_listing_answers_lookups_and_follows_own_changes() {
         let l = Listings::default();
         assert_eq!(l.known(7, b"a"), Known::Unknown);
         let f = l.start(7).expect("nothing held yet");
+        assert!(!f.whole, "first only one page");
         assert!(l.start(7).is_none(), "one listing at a time");
-        assert!(l.filled(f, names(&["a", "b"])));
-        assert_eq!(l.known(7, b"a"), Known::Present);
+        assert!(l.filled(f, entries(&[("a", 10), ("b", 11)])));
+        assert_eq!(l.known(7, b"a"), Known::Present(at(10, 1)));
         assert_eq!(l.known(7, b"c"), Known::Absent);
-        l.added(7, b"c");
+        l.added(7, b"c", &at(12, 1));
         l.removed(7, b"a");
-        assert_eq!(
-            (l.known(7, b"a"), l.known(7, b"c")),
-            (Known::Absent, Known::Present)
-        );
+        assert_eq!(l.known(7, b"a"), Known::Absent);
+        assert_eq!(l.known(7, b"c"), Known::Present(at(12, 1)));
+        // Replies update entries by inode; an older reply does not win.
+        l.attrs([&at(11, 5)]);
+        l.attrs([&at(11, 3)]);
+        assert_eq!(l.known(7, b"b"), Known::Present(at(11, 5)));
         assert!(l.start(7).is_none(), "already held");
     }
 
@@ -222,42 +395,70 @@ mod tests {
         // This mount's own create lands while the listing is in flight:
         // the listing may predate it.
         let f = l.start(1).expect("fill");
-        l.added(1, b"new");
-        assert!(!l.filled(f, names(&["old"])));
+        l.added(1, b"new", &at(5, 1));
+        assert!(!l.filled(f, entries(&[("old", 4)])));
         assert_eq!(l.known(1, b"new"), Known::Unknown);
         // A recall while the listing is in flight.
         let f = l.start(2).expect("fill");
         l.recall([2]);
-        assert!(!l.filled(f, names(&[])));
+        assert!(!l.filled(f, entries(&[])));
         assert_eq!(l.known(2, b"x"), Known::Unknown);
-        // So does a reset.
+        // An entry another client changed while the page was read.
         let f = l.start(3).expect("fill");
+        l.touched(&[30]);
+        assert!(!l.filled(f, entries(&[("a", 30)])));
+        // Untouched ones are fine.
+        let f = l.start(4).expect("fill");
+        l.touched(&[99]);
+        assert!(l.filled(f, entries(&[("a", 40)])));
+        // So is a reset (for listings being read too).
+        let f = l.start(5).expect("fill");
         l.clear();
-        assert!(!l.filled(f, names(&[])));
+        assert!(!l.filled(f, entries(&[])));
+        assert_eq!(l.known(4, b"a"), Known::Unknown);
+    }
+
+    #[test]
+    fn another_clients_change_to_a_listed_entry_drops_its_listings() {
+        let l = Listings::default();
+        for dir in [1, 2] {
+            let f = l.start(dir).expect("fill");
+            assert!(l.filled(f, entries(&[("shared", 50), ("own", 50 + dir)])));
+        }
+        let f = l.start(3).expect("fill");
+        assert!(l.filled(f, entries(&[("other", 60)])));
+        // A hard link listed in 1 and 2 changed elsewhere.
+        l.touched(&[50]);
+        assert_eq!(l.known(1, b"own"), Known::Unknown);
+        assert_eq!(l.known(2, b"own"), Known::Unknown);
+        assert_eq!(l.known(3, b"other"), Known::Present(at(60, 1)));
     }
 
     #[test]
     fn a_recalled_directory_is_dropped_and_rests_before_it_is_listed_again() {
         let l = Listings::default();
         let f = l.start(5).expect("fill");
-        assert!(l.filled(f, names(&["a"])));
+        assert!(l.filled(f, entries(&[("a", 1)])));
         l.recall([5]);
         assert_eq!(l.known(5, b"zzz"), Known::Unknown);
         assert!(l.start(5).is_none(), "cooling down after a recall");
-        // Other directories are unaffected.
+        l.attrs([&at(1, 9)]);
         let f = l.start(6).expect("fill");
-        assert!(l.filled(f, names(&[])));
+        assert!(l.filled(f, entries(&[])));
         assert_eq!(l.known(6, b"a"), Known::Absent);
     }
 
     #[test]
-    fn a_big_directory_is_not_listed_twice() {
+    fn a_big_directory_is_listed_whole_once_looked_up_in_often() {
         let l = Listings::default();
         let f = l.start(9).expect("fill");
-        l.too_big(f);
-        assert!(l.start(9).is_none());
-        assert_eq!(l.known(9, b"a"), Known::Unknown);
-        l.clear();
-        assert!(l.start(9).is_some(), "a reset forgets sizes too");
+        l.big(f);
+        for _ in 1..BIG_MISSES {
+            assert!(l.start(9).is_none());
+        }
+        let f = l.start(9).expect("looked up in often enough");
+        assert!(f.whole);
+        assert!(l.filled(f, entries(&[("a", 1)])));
+        assert_eq!(l.known(9, b"b"), Known::Absent);
     }
 }

@@ -160,14 +160,19 @@ impl Volume {
         call!(self.client, Idempotent, read_dir, r)
     }
 
-    /// The first page of a directory, watched for this session: its names
-    /// are recalled before another client's change to them returns (see
+    /// A page of a directory, watched for this session: the listing is
+    /// recalled before another client's change to it returns (see
     /// `ReadDirRequest.watch`).
-    pub async fn readdir_watched(&self, ino: u64, limit: u32) -> Result<p::ReadDirResponse> {
+    pub async fn readdir_watched(
+        &self,
+        ino: u64,
+        after: u64,
+        limit: u32,
+    ) -> Result<p::ReadDirResponse> {
         let r = p::ReadDirRequest {
             volume: self.id(),
             ino,
-            after: 0,
+            after,
             limit,
             watch: true,
         };

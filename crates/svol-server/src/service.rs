@@ -393,16 +393,21 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
         let limit = r.limit.clamp(1, 4096) as usize;
-        // Watched before it is read: a change that lands after the read
-        // started recalls the listing rather than slipping past it.
-        let watching = r.watch
-            && r.after == 0
-            && !c.session.is_empty()
-            && !self.meta.shared()
-            && self.sessions.watch(&c.session, r.ino);
+        // Watched before it is read: a change to its names that lands
+        // after the read started recalls the listing rather than slipping
+        // past it. Its entries are watched once read (see `seq`).
+        let watch = r.watch && !c.session.is_empty() && !self.meta.shared();
+        let started = watch && (r.after != 0 || self.sessions.watch(&c.session, r.ino));
+        let (dir, after) = (r.ino, r.after);
         let es = self
-            .meta(move |m| m.readdir(c.vol, r.ino, r.after, limit))
+            .meta(move |m| m.readdir(c.vol, dir, after, limit))
             .await?;
+        let seq = if started {
+            let inos: Vec<_> = es.iter().map(|e| e.attr.ino).collect();
+            self.sessions.watch_entries(&c.session, dir, &inos)
+        } else {
+            None
+        };
         let eof = es.len() < limit;
         let entries = es
             .into_iter()
@@ -415,7 +420,8 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(p::ReadDirResponse {
             entries,
             eof,
-            watching,
+            watching: seq.is_some(),
+            seq: seq.unwrap_or(0),
         }))
     }
 

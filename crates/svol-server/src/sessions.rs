@@ -38,8 +38,11 @@ struct Live {
     acked: u64,
     /// Some were dropped (queue full): the next one sent says `reset`.
     lost: bool,
-    /// Directories whose listing the client keeps (see `recall.rs`).
-    watched: HashSet<Ino>,
+    /// Directories whose listing the client keeps (see `recall.rs`), with
+    /// the entries handed out in it.
+    watched: HashMap<Ino, Vec<Ino>>,
+    /// Entry → the watched directories that list it.
+    listed_in: HashMap<Ino, Vec<Ino>>,
     /// The last invalidation whose recall the client has carried out.
     recalled: watch::Sender<u64>,
 }
@@ -91,24 +94,42 @@ impl Sessions {
                 // It dropped its listings when its stream broke; a change
                 // waiting on the old stream's recall goes on (the old
                 // sender is dropped here).
-                watched: HashSet::new(),
+                watched: HashMap::new(),
+                listed_in: HashMap::new(),
                 recalled: watch::channel(seq).0,
             },
         );
     }
 
-    /// Watches `dir` for session `id`: until recalled, another client's
-    /// change to its names waits for this session to drop its listing.
-    /// False if the session has no stream here to recall through.
+    /// Starts watching `dir` for session `id` (before its first page is
+    /// read): until recalled, another client's change to its names waits
+    /// for this session to drop its listing. False if the session has no
+    /// stream here to recall through.
     pub(crate) fn watch(&self, id: &str, dir: Ino) -> bool {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         match live.get_mut(id) {
-            Some(l) if l.tx.is_some() && l.watched.len() < MAX_WATCHED => {
-                l.watched.insert(dir);
+            Some(l) if l.tx.is_some() && l.listed_in.len() < MAX_WATCHED => {
+                l.unwatch(dir);
+                l.watched.insert(dir, Vec::new());
                 true
             }
             _ => false,
         }
+    }
+
+    /// Adds the entries of a page just read to `dir`'s watch, if it still
+    /// holds: a change to one of them recalls the listing too. Returns the
+    /// session's invalidations sent so far (one of them may name an entry
+    /// changed between the read and now), or None if the watch is gone.
+    pub(crate) fn watch_entries(&self, id: &str, dir: Ino, entries: &[Ino]) -> Option<u64> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let l = live.get_mut(id)?;
+        let listed = l.watched.get_mut(&dir)?;
+        listed.extend_from_slice(entries);
+        for e in entries {
+            l.listed_in.entry(*e).or_default().push(dir);
+        }
+        Some(l.seq)
     }
 
     /// The client of session `id` dropped the listings recalled up to
@@ -142,6 +163,7 @@ impl Sessions {
                 // The client drops its listings when its stream breaks;
                 // nothing waits for it to say so.
                 l.watched.clear();
+                l.listed_in.clear();
                 l.recalled.send_replace(u64::MAX);
             }
         }
@@ -186,6 +208,7 @@ impl Sessions {
     /// changes. Returns the recalls the change must wait for.
     pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) -> Vec<Recall> {
         let parents: HashSet<Ino> = inv.entries.iter().map(|e| e.parent).collect();
+        let inodes: HashSet<Ino> = inv.inodes.iter().copied().collect();
         let mut recalls = Vec::new();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         for (id, l) in live.iter_mut() {
@@ -193,12 +216,21 @@ impl Sessions {
                 continue;
             }
             let mut inv = inv.clone();
-            inv.recalled = parents
+            let mut dirs: HashSet<Ino> = parents
                 .iter()
                 .copied()
-                .filter(|d| l.watched.remove(d))
+                .filter(|d| l.watched.contains_key(d))
                 .collect();
+            for i in &inodes {
+                if let Some(ds) = l.listed_in.get(i) {
+                    dirs.extend(ds.iter().copied());
+                }
+            }
+            inv.recalled = dirs.into_iter().collect();
             inv.recalled.sort_unstable();
+            for d in &inv.recalled {
+                l.unwatch(*d);
+            }
             let recall = !inv.recalled.is_empty();
             if l.seq - l.acked >= self.cap || !send(l, inv) {
                 if !l.lost {
@@ -231,6 +263,20 @@ impl Sessions {
     }
 }
 
+impl Live {
+    /// Ends the watch of `dir` and forgets the entries it listed.
+    fn unwatch(&mut self, dir: Ino) {
+        for e in self.watched.remove(&dir).unwrap_or_default() {
+            if let Some(ds) = self.listed_in.get_mut(&e) {
+                ds.retain(|d| *d != dir);
+                if ds.is_empty() {
+                    self.listed_in.remove(&e);
+                }
+            }
+        }
+    }
+}
+
 /// Sends one invalidation down a session's stream (numbered, and marked
 /// `reset` if some were lost before it).
 fn send(l: &mut Live, mut inv: p::Invalidation) -> bool {
@@ -248,6 +294,7 @@ fn send(l: &mut Live, mut inv: p::Invalidation) -> bool {
         // A reset drops every listing the client has (and it answers
         // `Recalled`), so nothing it watched is watched any more.
         l.watched.clear();
+        l.listed_in.clear();
     }
     l.lost = false;
     true
@@ -596,9 +643,37 @@ mod tests {
         )
         .await
         .expect("a detached session releases the wait");
+        // An entry of a watched listing changed (attributes only): the
+        // listing is recalled as well; an entry of no listing is not.
+        let (tx_b, mut rx_b) = s.channel();
+        s.attach("se-b", owner, 9, 3, tx_b);
+        // (A reattached stream's first message is a reset: it ends every
+        // watch, as the client drops every listing.)
+        assert!(s.watch("se-b", 5));
+        assert!(s.invalidate(9, "se-a", inv(99)).is_empty());
+        assert!(got(&mut rx_b).reset);
+        assert!(s.watch_entries("se-b", 5, &[50]).is_none());
+        assert!(s.watch("se-b", 5));
+        let seq = s
+            .watch_entries("se-b", 5, &[50, 51])
+            .expect("still watched");
+        assert_eq!(seq, s.seq("se-b"));
+        assert!(s.invalidate(9, "se-a", inv(52)).is_empty());
+        got(&mut rx_b);
+        let recalls = s.invalidate(9, "se-a", inv(51));
+        assert_eq!(recalls.len(), 1);
+        assert_eq!(got(&mut rx_b).recalled, vec![5]);
+        assert!(
+            s.watch_entries("se-b", 5, &[53]).is_none(),
+            "recalled: no more pages"
+        );
+        assert!(
+            s.invalidate(9, "se-a", inv(50)).is_empty(),
+            "its entries went with it"
+        );
         // One that never answers is waited for at most the limit given.
         let (tx_b, _rx_b) = s.channel();
-        s.attach("se-b", owner, 9, 2, tx_b);
+        s.attach("se-b", owner, 9, 4, tx_b);
         assert!(s.watch("se-b", 5));
         let recalls = s.invalidate(9, "se-a", entry(5, "v"));
         let t = std::time::Instant::now();

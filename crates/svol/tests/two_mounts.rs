@@ -398,3 +398,75 @@ fn a_name_made_on_one_mount_is_at_once_visible_on_another_that_listed_the_direct
         assert!(b.p(&format!("d/b{i}")).exists(), "d/b{i} on B");
     }
 }
+
+/// B answers `stat` from its listing of a directory (listings.rs): a
+/// change A makes to a listed entry's attributes — mode, size by a rewrite
+/// or a truncate, link count, times — recalls that listing before A's call
+/// returns, so B's next `stat` is exact; B's own changes update its
+/// listing. (Attributes the kernel caches from server answers are only
+/// invalidated by push, within milliseconds: each check here starts from a
+/// fresh listing in a directory of its own.)
+#[test]
+fn attributes_answered_from_a_listing_follow_changes_on_either_mount() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start();
+    s.create_volume("attrs");
+    let a = s.mount("attrs", &[]);
+    let b = s.mount("attrs", &[]);
+    let touch = |p: std::path::PathBuf| {
+        let t = Command::new("touch")
+            .args(["-m", "-d", "2001-02-03 04:05:06"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(t.success());
+    };
+    for i in 0..20 {
+        for kind in 0..6 {
+            let d = format!("d{i}-{kind}");
+            let f = format!("{d}/f");
+            fs::create_dir(a.p(&d)).unwrap();
+            fs::write(a.p(&f), b"12345").unwrap();
+            // B lists the directory (a miss) and answers from it.
+            assert!(!b.p(&format!("{d}/none")).exists());
+            assert_eq!(fs::metadata(b.p(&f)).unwrap().len(), 5, "{f}: size");
+            let on_b = || fs::metadata(b.p(&f)).unwrap();
+            match kind {
+                0 => {
+                    fs::set_permissions(a.p(&f), fs::Permissions::from_mode(0o601)).unwrap();
+                    assert_eq!(on_b().mode() & 0o777, 0o601, "{f}: chmod on A");
+                }
+                1 => {
+                    fs::write(a.p(&f), vec![7u8; 1000 + i]).unwrap();
+                    assert_eq!(on_b().len(), 1000 + i as u64, "{f}: rewrite on A");
+                }
+                2 => {
+                    let w = fs::OpenOptions::new().write(true).open(a.p(&f)).unwrap();
+                    w.set_len(3).unwrap();
+                    assert_eq!(on_b().len(), 3, "{f}: truncate on A");
+                }
+                3 => {
+                    fs::hard_link(a.p(&f), a.p(&format!("{d}/h"))).unwrap();
+                    assert_eq!(on_b().nlink(), 2, "{f}: link on A");
+                }
+                4 => {
+                    touch(a.p(&f));
+                    let want = fs::metadata(a.p(&f)).unwrap().mtime();
+                    assert_eq!(on_b().mtime(), want, "{f}: mtime set on A");
+                }
+                _ => {
+                    // B's own changes: its listing takes the replies.
+                    fs::set_permissions(b.p(&f), fs::Permissions::from_mode(0o640)).unwrap();
+                    fs::write(b.p(&f), b"from b, longer").unwrap();
+                    assert_eq!(
+                        (on_b().mode() & 0o777, on_b().len()),
+                        (0o640, 14),
+                        "{f} on B"
+                    );
+                    let on_a = fs::metadata(a.p(&f)).unwrap();
+                    assert_eq!((on_a.mode() & 0o777, on_a.len()), (0o640, 14), "{f} on A");
+                }
+            }
+        }
+    }
+}
