@@ -241,8 +241,9 @@ fn main() {
     // to the server is two task hand-offs cheaper than on a work-stealing
     // pool (about 80 µs instead of 125 µs per call, and half the CPU,
     // measured with `svol-sdk`'s `rpcbench` example). Hashing and disk I/O
-    // run on the blocking pool either way.
-    let rt = if matches!(cli.cmd, Cmd::Mount(_) | Cmd::Run(_)) {
+    // run on the blocking pool either way. (`svol run` supervises a child
+    // and its mounts together and keeps the pool.)
+    let rt = if matches!(cli.cmd, Cmd::Mount(_)) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
