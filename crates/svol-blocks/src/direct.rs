@@ -4,8 +4,8 @@
 //! cost the server a copy into the cache and another out of it, and on a
 //! machine with little memory bandwidth those copies were half the
 //! server's time on a big write. Direct I/O needs a buffer, offset and
-//! length aligned to the device's blocks: the data is copied once into a
-//! reused aligned buffer, the tail is padded and cut back with a truncate.
+//! length aligned to the device's blocks: the data is copied once into an
+//! aligned buffer, the tail is padded and cut back with a truncate.
 //! A file system without direct I/O (tmpfs) gets the buffered path.
 
 use std::alloc::{dealloc, Layout};

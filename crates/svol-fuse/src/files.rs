@@ -216,7 +216,8 @@ impl FileState {
             let piece = if let Some(b) = self.dirty.get(&idx) {
                 // Only the bytes asked for: a dirty chunk is up to 4 MiB.
                 let have = b.len().saturating_sub(off).min(n);
-                Piece::Bytes(Bytes::copy_from_slice(&b[off..off + have]), 0, n)
+                let held = b.get(off..off + have).unwrap_or_default();
+                Piece::Bytes(Bytes::copy_from_slice(held), 0, n)
             } else if let Some(s) = self.sealed.get(&idx) {
                 Piece::Bytes(s.data.clone(), off, n)
             } else if let Some(c) = self.chunks.get(&idx) {
@@ -345,27 +346,30 @@ impl ReadPlan {
         for h in self.prefetch {
             io.cache.prefetch(h);
         }
-        let want = self
-            .pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Bytes(_, _, n) | Piece::Chunk(_, _, n) => *n,
-            })
-            .sum();
-        let mut out = Vec::with_capacity(want);
+        let mut parts = Vec::with_capacity(self.pieces.len());
         for piece in self.pieces {
-            let (src, off, n) = match piece {
+            parts.push(match piece {
                 Piece::Bytes(b, off, n) => (b, off, n),
                 Piece::Chunk(c, off, n) => (chunk_data(&io.cache, &c).await?, off, n),
-            };
-            let have = src.len().saturating_sub(off).min(n);
-            if have > 0 {
-                out.extend_from_slice(&src[off..off + have]);
-            }
-            out.resize(out.len() + (n - have), 0);
+            });
         }
-        Ok(out)
+        Ok(assemble(parts))
     }
+}
+
+/// The bytes of a read from its parts: (data, offset in it, bytes wanted);
+/// what a part's data lacks reads as zeros (a hole, or past what was
+/// written of a grown file).
+fn assemble(parts: Vec<(Bytes, usize, usize)>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.2).sum());
+    for (src, off, n) in parts {
+        let have = src.len().saturating_sub(off).min(n);
+        if let Some(held) = src.get(off..off + have) {
+            out.extend_from_slice(held);
+        }
+        out.resize(out.len() + (n - have), 0);
+    }
+    out
 }
 
 async fn chunk_data(cache: &BlockCache, c: &p::Chunk) -> Result<Bytes> {
@@ -419,4 +423,37 @@ async fn upload(
         hash,
         inline_data: Bytes::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes of a plan that needs no block (None if it does).
+    fn in_hand(plan: ReadPlan) -> Option<Vec<u8>> {
+        let mut parts = Vec::new();
+        for p in plan.pieces {
+            match p {
+                Piece::Bytes(b, off, n) => parts.push((b, off, n)),
+                Piece::Chunk(..) => return None,
+            }
+        }
+        Some(assemble(parts))
+    }
+
+    #[test]
+    fn reads_of_a_grown_file_past_its_written_bytes_are_zeros() {
+        let mut st = FileState::new(1, Arc::new(DirtyBudget::new(1 << 30)));
+        // Ten bytes written, then the file grown to 100 (truncate up).
+        st.dirty.insert(0, vec![7; 10]);
+        st.size = 100;
+        assert_eq!(in_hand(st.plan_read(50, 20)), Some(vec![0; 20]));
+        assert_eq!(
+            in_hand(st.plan_read(5, 10)),
+            Some([vec![7; 5], vec![0; 5]].concat())
+        );
+        // Clipped at the size; nothing past it.
+        assert_eq!(in_hand(st.plan_read(95, 20)), Some(vec![0; 5]));
+        assert_eq!(in_hand(st.plan_read(200, 20)), Some(vec![]));
+    }
 }
