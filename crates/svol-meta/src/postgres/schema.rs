@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS dentries(
     id BIGSERIAL PRIMARY KEY, parent BIGINT NOT NULL, name BYTEA NOT NULL,
     ino BIGINT NOT NULL, UNIQUE(parent, name));
 CREATE INDEX IF NOT EXISTS dentries_ino ON dentries(ino);
+-- A listing pages by (parent, id): without it every page scanned the
+-- whole directory through UNIQUE(parent, name) and sorted it.
+CREATE INDEX IF NOT EXISTS dentries_parent_id ON dentries(parent, id);
 CREATE TABLE IF NOT EXISTS chunks(
     ino BIGINT NOT NULL, idx BIGINT NOT NULL, len BIGINT NOT NULL, hash BYTEA, data BYTEA,
     PRIMARY KEY(ino, idx));

@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS dentries(
     id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL, name BLOB NOT NULL,
     ino INTEGER NOT NULL, UNIQUE(parent, name));
 CREATE INDEX IF NOT EXISTS dentries_ino ON dentries(ino);
+-- A listing pages by (parent, id): without it every page scanned the
+-- whole directory through UNIQUE(parent, name) and sorted it.
+CREATE INDEX IF NOT EXISTS dentries_parent_id ON dentries(parent, id);
 CREATE TABLE IF NOT EXISTS chunks(
     ino INTEGER NOT NULL, idx INTEGER NOT NULL, len INTEGER NOT NULL, hash BLOB, data BLOB,
     PRIMARY KEY(ino, idx)) WITHOUT ROWID;
