@@ -195,12 +195,7 @@ impl Listings {
     /// once looked up in often enough.
     pub(crate) fn big(&self, fill: Fill) {
         let mut s = self.state();
-        if s.filling
-            .get(&fill.dir)
-            .is_some_and(|f| f.token == fill.token)
-        {
-            s.filling.remove(&fill.dir);
-        }
+        s.end_fill(&fill);
         if s.big.len() > 100_000 {
             s.big.clear();
         }
@@ -210,12 +205,7 @@ impl Listings {
     /// Listing `fill` failed or was not watched.
     pub(crate) fn abandon(&self, fill: Fill) {
         let mut s = self.state();
-        if s.filling
-            .get(&fill.dir)
-            .is_some_and(|f| f.token == fill.token)
-        {
-            s.filling.remove(&fill.dir);
-        }
+        s.end_fill(&fill);
     }
 
     /// This mount made `name` in `dir` (or pointed it elsewhere): it is `a`.
@@ -299,6 +289,17 @@ impl Listings {
 }
 
 impl State {
+    /// `fill` is over (unless a later one for its directory replaced it).
+    fn end_fill(&mut self, fill: &Fill) {
+        if self
+            .filling
+            .get(&fill.dir)
+            .is_some_and(|f| f.token == fill.token)
+        {
+            self.filling.remove(&fill.dir);
+        }
+    }
+
     fn unindex(&mut self, dir: u64, name: &[u8]) {
         let Some(a) = self.dirs.get_mut(&dir).and_then(|d| d.remove(name)) else {
             return;
