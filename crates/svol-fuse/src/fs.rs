@@ -227,12 +227,7 @@ impl SvolFs {
                 ..r
             };
             match i.create_node(r).await {
-                Ok(a) => reply.entry_with_ttls(
-                    &i.attr_ttl(a.ino),
-                    &TTL,
-                    &i.fattr(&a).await,
-                    Generation(0),
-                ),
+                Ok(a) => i.reply_entry(reply, &a).await,
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -264,11 +259,24 @@ impl Inner {
     /// a listing holds them (it answers every getattr, and a recall keeps
     /// it exact, which a kernel cache is not), else [`TTL`].
     fn attr_ttl(&self, ino: u64) -> Duration {
-        if self.lease.holds() && self.listings.attr_of(ino).is_some() {
+        if self.lease.holds() && self.listings.holds(ino) {
             Duration::ZERO
         } else {
             TTL
         }
+    }
+
+    /// Answers an entry with `a`, this mount's unflushed size folded in.
+    async fn reply_entry(&self, reply: ReplyEntry, a: &p::Attr) {
+        let fa = self.fattr(a).await;
+        reply.entry_with_ttls(&self.attr_ttl(a.ino), &TTL, &fa, Generation(0));
+    }
+
+    /// `ino`'s ctime changed and no reply says to what: cached attributes
+    /// of it go.
+    fn ctime_changed(&self, ino: u64) {
+        self.dirs.forget(ino);
+        self.listings.touched(&[ino]);
     }
 
     fn local_size(&self, ino: u64) -> Option<File> {
@@ -332,11 +340,18 @@ impl Inner {
     /// What this mount's listing of `dir` says of `name`, if it may be
     /// trusted now.
     fn listed(&self, dir: u64, name: &[u8]) -> Known {
-        // The kernel checks nothing of a name's length; the server does.
-        if name.len() > 255 || !self.lease.holds() {
+        if !self.may_answer(name) {
             return Known::Unknown;
         }
         self.listings.known(dir, name)
+    }
+
+    /// May a lookup of `name` be answered from a listing now? Not for a
+    /// name too long (the kernel checks nothing of its length; the server
+    /// does), nor without a lease that surely holds (a recall may have
+    /// been missed).
+    fn may_answer(&self, name: &[u8]) -> bool {
+        name.len() <= 255 && self.lease.holds()
     }
 
     /// A close with nothing to do (no buffered data, no locks) answered
@@ -385,8 +400,11 @@ impl Inner {
     /// What this mount's listing of `dir` says of `name`, listing the
     /// directory first when that is worth it (see listings.rs).
     async fn through_listing(&self, dir: u64, name: &[u8]) -> Known {
-        let known = self.listed(dir, name);
-        if known != Known::Unknown || name.len() > 255 || !self.lease.holds() {
+        if !self.may_answer(name) {
+            return Known::Unknown;
+        }
+        let known = self.listings.known(dir, name);
+        if known != Known::Unknown {
             return known;
         }
         let Some(fill) = self.listings.start(dir) else {
@@ -597,9 +615,11 @@ impl Inner {
     /// Re-reads the file's chunk map from the server (keeping this mount's
     /// unflushed writes) after another mount changed it.
     pub(crate) async fn refetch(&self, ino: u64, st: &mut FileState) -> Result<()> {
+        let epoch = self.lease.epoch();
         let resp = self.vol.open(ino).await?;
         st.refresh(resp);
-        let _ = self.vol.release(ino).await;
+        // The open only fetched the map; its release need not be waited for.
+        self.releases.push(ino, epoch);
         Ok(())
     }
 
@@ -771,12 +791,7 @@ impl Filesystem for SvolFs {
         let name = name_bytes(name);
         self.spawn(|i| async move {
             match i.lookup(i.s(parent), &name).await {
-                Ok(a) => reply.entry_with_ttls(
-                    &i.attr_ttl(a.ino),
-                    &TTL,
-                    &i.fattr(&a).await,
-                    Generation(0),
-                ),
+                Ok(a) => i.reply_entry(reply, &a).await,
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -956,12 +971,7 @@ impl Filesystem for SvolFs {
         let newname = name_bytes(newname);
         self.spawn(|i| async move {
             match i.link(i.s(ino), i.s(newparent), &newname).await {
-                Ok(a) => reply.entry_with_ttls(
-                    &i.attr_ttl(a.ino),
-                    &TTL,
-                    &i.fattr(&a).await,
-                    Generation(0),
-                ),
+                Ok(a) => i.reply_entry(reply, &a).await,
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -1304,9 +1314,7 @@ impl Filesystem for SvolFs {
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.set_xattr(i.s(ino), &name, &value, f).await;
-                    // Its ctime changed; no reply says to what.
-                    i.dirs.forget(i.s(ino));
-                    i.listings.touched(&[i.s(ino)]);
+                    i.ctime_changed(i.s(ino));
                     r
                 }
                 Err(e) => Err(e),
@@ -1355,9 +1363,7 @@ impl Filesystem for SvolFs {
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.remove_xattr(i.s(ino), &name).await;
-                    // Its ctime changed; no reply says to what.
-                    i.dirs.forget(i.s(ino));
-                    i.listings.touched(&[i.s(ino)]);
+                    i.ctime_changed(i.s(ino));
                     r
                 }
                 Err(e) => Err(e),

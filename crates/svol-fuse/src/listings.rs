@@ -90,21 +90,20 @@ impl Default for Listings {
 
 impl Listings {
     /// The stream task has processed the session's invalidations up to
-    /// `seq` (or, with `None`, a new stream starts: numbers may restart).
-    pub(crate) fn processed(&self, seq: Option<u64>) {
-        match seq {
-            Some(seq) => self.processed.send_if_modified(|v| {
-                let newer = seq > *v;
-                if newer {
-                    *v = seq;
-                }
-                newer
-            }),
-            None => {
-                self.processed.send_replace(0);
-                true
+    /// `seq`.
+    pub(crate) fn processed(&self, seq: u64) {
+        self.processed.send_if_modified(|v| {
+            let newer = seq > *v;
+            if newer {
+                *v = seq;
             }
-        };
+            newer
+        });
+    }
+
+    /// A new session numbers its invalidations from 1 again.
+    pub(crate) fn renumbered(&self) {
+        self.processed.send_replace(0);
     }
 
     /// Waits until invalidations up to `seq` are processed (at most
@@ -166,11 +165,7 @@ impl Listings {
     /// or one of its entries changed since it started. Returns whether kept.
     pub(crate) fn filled(&self, fill: Fill, entries: Vec<(Bytes, p::Attr)>) -> bool {
         let mut s = self.state();
-        match s.filling.get(&fill.dir) {
-            Some(f) if f.token == fill.token => {}
-            _ => return false,
-        }
-        let Some(f) = s.filling.remove(&fill.dir) else {
+        let Some(f) = s.end_fill(&fill) else {
             return false;
         };
         if entries.iter().any(|(_, a)| f.touched.contains(&a.ino)) {
@@ -195,7 +190,7 @@ impl Listings {
     /// once looked up in often enough.
     pub(crate) fn big(&self, fill: Fill) {
         let mut s = self.state();
-        s.end_fill(&fill);
+        let _ = s.end_fill(&fill);
         if s.big.len() > 100_000 {
             s.big.clear();
         }
@@ -204,8 +199,7 @@ impl Listings {
 
     /// Listing `fill` failed or was not watched.
     pub(crate) fn abandon(&self, fill: Fill) {
-        let mut s = self.state();
-        s.end_fill(&fill);
+        let _ = self.state().end_fill(&fill);
     }
 
     /// This mount made `name` in `dir` (or pointed it elsewhere): it is `a`.
@@ -251,6 +245,11 @@ impl Listings {
         }
     }
 
+    /// Does a listing hold `ino`?
+    pub(crate) fn holds(&self, ino: u64) -> bool {
+        self.state().by_ino.contains_key(&ino)
+    }
+
     /// The listed attributes of `ino`, if a listing holds it.
     pub(crate) fn attr_of(&self, ino: u64) -> Option<p::Attr> {
         let s = self.state();
@@ -289,14 +288,17 @@ impl Listings {
 }
 
 impl State {
-    /// `fill` is over (unless a later one for its directory replaced it).
-    fn end_fill(&mut self, fill: &Fill) {
+    /// `fill` is over; its state, unless a later fill of its directory
+    /// replaced it (or a change ended it).
+    fn end_fill(&mut self, fill: &Fill) -> Option<Filling> {
         if self
             .filling
             .get(&fill.dir)
             .is_some_and(|f| f.token == fill.token)
         {
-            self.filling.remove(&fill.dir);
+            self.filling.remove(&fill.dir)
+        } else {
+            None
         }
     }
 
@@ -305,10 +307,15 @@ impl State {
             return;
         };
         self.entries = self.entries.saturating_sub(1);
-        if let Some(v) = self.by_ino.get_mut(&a.ino) {
+        self.unplace(a.ino, dir, name);
+    }
+
+    /// `ino` is no longer listed as `name` in `dir`.
+    fn unplace(&mut self, ino: u64, dir: u64, name: &[u8]) {
+        if let Some(v) = self.by_ino.get_mut(&ino) {
             v.retain(|(d, n)| !(*d == dir && n[..] == name[..]));
             if v.is_empty() {
-                self.by_ino.remove(&a.ino);
+                self.by_ino.remove(&ino);
             }
         }
     }
@@ -332,12 +339,7 @@ impl State {
             self.recalled.insert(dir, now);
             self.entries = self.entries.saturating_sub(names.len());
             for (name, a) in names {
-                if let Some(v) = self.by_ino.get_mut(&a.ino) {
-                    v.retain(|(d, n)| !(*d == dir && *n == name));
-                    if v.is_empty() {
-                        self.by_ino.remove(&a.ino);
-                    }
-                }
+                self.unplace(a.ino, dir, &name);
             }
         }
     }

@@ -204,7 +204,7 @@ pub(crate) async fn start(
                         let parents = inv.entries.iter().map(|e| e.parent);
                         listings.recall(inv.recalled.iter().copied().chain(parents));
                         listings.touched(&inv.inodes);
-                        listings.processed(Some(inv.seq));
+                        listings.processed(inv.seq);
                         if inv.reset || !inv.recalled.is_empty() {
                             recalled_tx.send_replace(inv.seq);
                         }
@@ -261,9 +261,7 @@ pub(crate) async fn start(
                             // are gone, and its handles are fenced.
                             tracing::warn!("the lease had expired; continuing with a new session (files open under the old one fail with EIO)");
                             id = w.session;
-                            // The new session numbers its invalidations
-                            // from 1 again.
-                            listings.processed(None);
+                            listings.renumbered();
                             v.client().set_session(&id);
                             st.replaced(hello_at);
                         } else {

@@ -10,14 +10,13 @@ use std::time::Duration;
 use svol_meta::{self as m, Ino, SessionOwner};
 use svol_proto as p;
 use tokio::sync::{mpsc, watch};
-
-use crate::recall::Recall;
-
-/// Directories one session may watch at once.
-const MAX_WATCHED: usize = 1_000_000;
 use tonic::{Request, Status, Streaming};
 
+use crate::recall::Recall;
 use crate::service::State;
+
+/// Listed entries one session may have watched at once.
+const MAX_WATCHED: usize = 1_000_000;
 
 /// How a session shows in logs: a fingerprint, never the id itself.
 pub(crate) fn tag(id: &str) -> String {
