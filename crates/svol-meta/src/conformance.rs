@@ -472,6 +472,109 @@ pub fn unlinked_but_open(s: &MetaStore) {
     assert!(s.getattr(vol, g.ino).is_err());
 }
 
+/// Creates made ahead by a mount: reserved numbers, one transaction,
+/// each create's own refusal its own.
+pub fn queued_creates(s: &MetaStore) {
+    let (ws, vol) = setup(s, "q");
+    s.open_session(&owner(ws), "se-q", vol, "", i64::MAX)
+        .unwrap();
+    s.open_session(&owner(ws), "se-r", vol, "", i64::MAX)
+        .unwrap();
+    let mine = s.reserve_inos("se-q", 4).unwrap();
+    let theirs = s.reserve_inos("se-r", 2).unwrap();
+    assert_eq!(mine.len(), 4);
+    assert_eq!(theirs.len(), 2);
+    // A plain create never takes a reserved number.
+    let plain = s
+        .create(vol, vol, b"plain", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    for i in mine.iter().chain(&theirs) {
+        assert_ne!(plain.ino, *i);
+    }
+    let mut all: Vec<Ino> = mine.iter().chain(&theirs).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 6, "reservations overlap: {mine:?} {theirs:?}");
+    let at = Timespec {
+        sec: 1_700_000_000,
+        nsec: 5,
+    };
+    let op = |parent: Ino, name: &[u8], node: NewNode, ino: Ino, open: bool| QueuedCreate {
+        parent,
+        name: name.to_vec(),
+        node,
+        ino,
+        now: at,
+        open,
+    };
+    let by = Cx::by(now(), "se-q");
+    let ops = vec![
+        op(vol, b"d", dir(0o755), mine[0], false),
+        op(mine[0], b"f", file(0o600), mine[1], true),
+        // Refused, each on its own: a taken name, another session's
+        // number, a number used twice.
+        op(vol, b"plain", file(0o644), mine[2], false),
+        op(vol, b"stolen", file(0o644), theirs[0], false),
+        op(vol, b"twice", file(0o644), mine[1], false),
+        op(vol, b"last", file(0o644), mine[3], false),
+    ];
+    let out = s.apply(vol, &ops, &by).unwrap();
+    let r = &out.value;
+    assert_eq!(r.len(), 6);
+    let d = r[0].as_ref().unwrap();
+    assert_eq!(
+        (d.ino, d.kind, d.nlink, d.mtime),
+        (mine[0], FileKind::Directory, 2, at)
+    );
+    let f = r[1].as_ref().unwrap();
+    assert_eq!((f.ino, f.mode & 0o7777, f.ctime), (mine[1], 0o600, at));
+    assert!(
+        matches!(r[2], Err(MetaError::AlreadyExists(_))),
+        "{:?}",
+        r[2]
+    );
+    assert!(
+        matches!(r[3], Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        r[3]
+    );
+    assert!(
+        matches!(r[4], Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        r[4]
+    );
+    assert_eq!(r[5].as_ref().unwrap().ino, mine[3]);
+    // As if made by `create`: found by name, the parent's times and links
+    // moved to the creates' time, in the change set for other mounts.
+    assert_eq!(s.lookup(vol, mine[0], b"f").unwrap().ino, mine[1]);
+    assert_eq!(s.lookup(vol, vol, b"last").unwrap().ino, mine[3]);
+    assert!(s.lookup(vol, vol, b"stolen").is_err());
+    let root = s.getattr(vol, vol).unwrap();
+    assert_eq!((root.nlink, root.mtime), (3, at));
+    assert!(out.changes.entries.contains(&(vol, b"d".to_vec())));
+    assert!(out.changes.created.contains(&mine[1]));
+    // The other session still holds the number this one tried to take.
+    let theirs_op = vec![op(vol, b"theirs", file(0o644), theirs[0], false)];
+    let out = s.apply(vol, &theirs_op, &Cx::by(now(), "se-r")).unwrap();
+    assert_eq!(out.value[0].as_ref().unwrap().ino, theirs[0]);
+    // "open": the create registered an open of the session, so the file
+    // outlives its last name until released.
+    s.unlink(vol, mine[0], b"f", false, &cx()).unwrap();
+    assert_eq!(s.getattr(vol, mine[1]).unwrap().nlink, 0);
+    s.release(vol, "se-q", mine[1]).unwrap();
+    assert!(s.getattr(vol, mine[1]).is_err());
+    // A session's reservations end with it; a batch without a lease fails
+    // whole.
+    s.expire_sessions(i64::MAX, Some("se-r")).unwrap();
+    let late = vec![op(vol, b"late", file(0o644), theirs[1], false)];
+    assert!(matches!(
+        s.apply(vol, &late, &Cx::by(now(), "se-r")),
+        Err(MetaError::Fenced(_))
+    ));
+    assert!(s.lookup(vol, vol, b"late").is_err());
+}
+
 pub fn create_open_and_batched_release(s: &MetaStore) {
     let (ws, vol) = setup(s, "co");
     s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)

@@ -175,6 +175,7 @@ macro_rules! meta_conformance {
             unlink_rmdir_and_links,
             unlinked_but_open,
             create_open_and_batched_release,
+            queued_creates,
             rename_rules,
             readdir_paging,
             contents_truncate_and_block_refs,

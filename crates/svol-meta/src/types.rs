@@ -91,6 +91,21 @@ pub struct NewNode {
     pub target: Vec<u8>,
 }
 
+/// A create a mount made ahead of the server (see
+/// [`crate::MetaBackend::apply`]): under its hold on `parent` it already
+/// told its application the node exists, as inode `ino` (reserved for its
+/// session) made at `now` (the mount's clock).
+#[derive(Debug, Clone)]
+pub struct QueuedCreate {
+    pub parent: Ino,
+    pub name: Vec<u8>,
+    pub node: NewNode,
+    pub ino: Ino,
+    pub now: Timespec,
+    /// Still open on the mount: registered as an open of its session.
+    pub open: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeSet {
     Now,

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS lock_waiters(
 CREATE INDEX IF NOT EXISTS lock_waiters_ino ON lock_waiters(ino);
 CREATE INDEX IF NOT EXISTS lock_waiters_session ON lock_waiters(session);
 CREATE TABLE IF NOT EXISTS lock_fences(ino BIGINT PRIMARY KEY, fence BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS reserved_inos(ino BIGINT PRIMARY KEY, session TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reserved_inos_session ON reserved_inos(session);
 CREATE TABLE IF NOT EXISTS feed(
     seq BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, origin TEXT NOT NULL,
     inodes BYTEA NOT NULL, entries BYTEA NOT NULL, unlocked BYTEA NOT NULL,

@@ -209,6 +209,7 @@ pub(crate) fn insert_volume(
         },
         2,
         now,
+        None,
     )?;
     c.exec(
         "UPDATE inodes SET volume = ?1 WHERE ino = ?1",

@@ -166,6 +166,7 @@ pub(crate) fn expire(
             unlocked_by.push((id.clone(), vol, unlocked));
         }
         apps::touch_session_apps(c, &id, now_ms)?;
+        c.exec("DELETE FROM reserved_inos WHERE session = ?1", args![&id])?;
         c.exec("DELETE FROM sessions WHERE id = ?1", args![&id])?;
         for ino in inos {
             tree::destroy_if_unreachable(&t, ino as u64, &mut out.changes.freed)?;

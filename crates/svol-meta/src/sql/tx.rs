@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::rows;
-use super::{args, Conn, ConnExt, Row};
+use super::{args, Conn, ConnExt, Dialect, Row};
 use crate::tree::{HeldLock, InodeUpdate, Nlink, Tx};
 use crate::types::*;
 use crate::Result;
@@ -90,38 +90,107 @@ impl Tx for SqlTx<'_> {
         )
     }
 
-    fn insert_inode(&self, vol: Ino, n: &NewNode, nlink: u32, now: Timespec) -> Result<Ino> {
+    fn insert_inode(
+        &self,
+        vol: Ino,
+        n: &NewNode,
+        nlink: u32,
+        now: Timespec,
+        ino: Option<Ino>,
+    ) -> Result<Ino> {
         let size = if n.kind == FileKind::Symlink {
             n.target.len() as i64
         } else {
             0
         };
         let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
-        let ino = self.c.row(
-            concat!(
-                "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, atime_ns, \
-                 mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
-                 RETURNING volume, ",
-                rows::attr_cols!()
-            ),
-            args![
-                vol as i64,
-                n.kind as i64,
-                (n.mode & 0o7777) as i64,
-                n.uid as i64,
-                n.gid as i64,
-                nlink as i64,
-                size,
-                now.sec,
-                now.nsec as i64,
-                n.rdev as i64,
-                target
-            ],
-            |r| self.wrote(r),
-        )?;
-        ino.map(|a| a.ino)
+        let a = args![
+            vol as i64,
+            n.kind as i64,
+            (n.mode & 0o7777) as i64,
+            n.uid as i64,
+            n.gid as i64,
+            nlink as i64,
+            size,
+            now.sec,
+            now.nsec as i64,
+            n.rdev as i64,
+            target,
+            ino.map(|i| i as i64)
+        ];
+        let row = match ino {
+            None => self.c.row(
+                concat!(
+                    "INSERT INTO inodes(volume, kind, mode, uid, gid, nlink, size, atime_s, \
+                     atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, target) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, ?11) \
+                     RETURNING volume, ",
+                    rows::attr_cols!()
+                ),
+                &a[..11],
+                |r| self.wrote(r),
+            )?,
+            Some(_) => self.c.row(
+                concat!(
+                    "INSERT INTO inodes(ino, volume, kind, mode, uid, gid, nlink, size, \
+                     atime_s, atime_ns, mtime_s, mtime_ns, ctime_s, ctime_ns, rdev, version, \
+                     target) \
+                     VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?9, ?8, ?9, ?10, 0, \
+                     ?11) RETURNING volume, ",
+                    rows::attr_cols!()
+                ),
+                a,
+                |r| self.wrote(r),
+            )?,
+        };
+        row.map(|a| a.ino)
             .ok_or_else(|| crate::MetaError::Backend("insert returned no inode".into()))
+    }
+
+    fn reserve_inos(&self, session: &str, n: usize) -> Result<Vec<Ino>> {
+        let n = n as i64;
+        let inos = match self.c.dialect() {
+            // AUTOINCREMENT never hands out a number at or below the
+            // table's sequence, so moving the sequence on reserves the
+            // numbers passed over.
+            Dialect::Sqlite => {
+                let top = match self.c.int(
+                    "UPDATE sqlite_sequence SET seq = seq + ?1 WHERE name = 'inodes' \
+                     RETURNING seq",
+                    args![n],
+                )? {
+                    Some(top) => top,
+                    None => {
+                        self.c.exec(
+                            "INSERT INTO sqlite_sequence(name, seq) VALUES ('inodes', ?1)",
+                            args![n],
+                        )?;
+                        n
+                    }
+                };
+                self.c.exec(
+                    "WITH RECURSIVE s(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM s \
+                     WHERE i < ?2) INSERT INTO reserved_inos(ino, session) SELECT i, ?3 FROM s",
+                    args![top - n + 1, top, session],
+                )?;
+                ((top - n + 1)..=top).map(|i| i as Ino).collect()
+            }
+            Dialect::Postgres => self.c.rows(
+                "INSERT INTO reserved_inos(ino, session) \
+                 SELECT nextval(pg_get_serial_sequence('inodes', 'ino')), ?2 \
+                 FROM generate_series(1, ?1) RETURNING ino",
+                args![n, session],
+                |r| Ok(r.int(0)? as Ino),
+            )?,
+        };
+        Ok(inos)
+    }
+
+    fn take_reserved(&self, session: &str, ino: Ino) -> Result<bool> {
+        Ok(self.c.exec(
+            "DELETE FROM reserved_inos WHERE ino = ?1 AND session = ?2",
+            args![ino as i64, session],
+        )? == 1)
     }
 
     fn update_inode(&self, ino: Ino, u: &InodeUpdate) -> Result<()> {

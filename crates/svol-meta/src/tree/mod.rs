@@ -10,6 +10,7 @@ mod changes;
 mod content;
 mod locks;
 mod names;
+mod queued;
 mod refs;
 
 pub(crate) use attrs::*;
@@ -17,6 +18,7 @@ pub(crate) use changes::*;
 pub(crate) use content::*;
 pub(crate) use locks::*;
 pub(crate) use names::*;
+pub(crate) use queued::*;
 pub(crate) use refs::*;
 
 use crate::types::*;
@@ -60,8 +62,21 @@ pub(crate) trait Tx {
     /// The inode, if it exists and belongs to volume `vol`.
     fn attr(&self, vol: Ino, ino: Ino) -> Result<Option<Attr>>;
     /// A new inode of `vol`: all times `now`, version 0, size 0 (a
-    /// symlink: its target's length, the target stored with it).
-    fn insert_inode(&self, vol: Ino, node: &NewNode, nlink: u32, now: Timespec) -> Result<Ino>;
+    /// symlink: its target's length, the target stored with it); numbered
+    /// `ino` if given (a reserved number), else the next free one.
+    fn insert_inode(
+        &self,
+        vol: Ino,
+        node: &NewNode,
+        nlink: u32,
+        now: Timespec,
+        ino: Option<Ino>,
+    ) -> Result<Ino>;
+    /// `n` inode numbers no insert will take by itself, for session
+    /// `session` to create with; each may be used once, by it only.
+    fn reserve_inos(&self, session: &str, n: usize) -> Result<Vec<Ino>>;
+    /// Uses up a number `session` reserved; false if it holds no such one.
+    fn take_reserved(&self, session: &str, ino: Ino) -> Result<bool>;
     fn update_inode(&self, ino: Ino, u: &InodeUpdate) -> Result<()>;
     /// Deletes the inode and its xattrs (its chunks go first, by the rules).
     fn delete_inode(&self, ino: Ino) -> Result<()>;

@@ -76,6 +76,22 @@ pub(crate) fn create(
     exclusive: bool,
     now: Timespec,
 ) -> Result<Attr> {
+    create_as(t, vol, parent, name, node, exclusive, now, None)
+}
+
+/// `create`, as inode `ino` when given (one a mount reserved and already
+/// handed to its application; see `MetaBackend::apply`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create_as(
+    t: &impl Tx,
+    vol: Ino,
+    parent: Ino,
+    name: &[u8],
+    node: &NewNode,
+    exclusive: bool,
+    now: Timespec,
+    ino: Option<Ino>,
+) -> Result<Attr> {
     check_name(name)?;
     let p = dir(t, vol, parent)?;
     if let Some(existing) = t.child(parent, name)? {
@@ -104,7 +120,7 @@ pub(crate) fn create(
             n.mode |= S_ISGID;
         }
     }
-    let ino = t.insert_inode(vol, &n, if is_dir { 2 } else { 1 }, now)?;
+    let ino = t.insert_inode(vol, &n, if is_dir { 2 } else { 1 }, now, ino)?;
     t.insert_entry(parent, name, ino)?;
     t.update_inode(
         parent,
@@ -431,7 +447,7 @@ fn copy_node(
         rdev: sa.rdev,
         target,
     };
-    let ino = t.insert_inode(vol, &node, if is_dir { 2 } else { 1 }, now)?;
+    let ino = t.insert_inode(vol, &node, if is_dir { 2 } else { 1 }, now, None)?;
     t.update_inode(
         ino,
         &InodeUpdate {
