@@ -273,6 +273,7 @@ impl FileState {
             }
             return Err(e);
         }
+        io.ahead.settle().await?;
         let fence = io.lease.fence(self.ino);
         let mut res = io
             .vol
@@ -390,6 +391,8 @@ pub(crate) struct Io {
     pub(crate) lease: Arc<crate::lease::LeaseState>,
     /// Listed entries take the attributes a commit returns.
     pub(crate) listings: Arc<crate::listings::Listings>,
+    /// A file made ahead exists on the server only once its create lands.
+    pub(crate) ahead: Arc<crate::ahead::Ahead>,
 }
 
 async fn upload(

@@ -17,6 +17,7 @@ use svol_sdk::{ClientError, Result, Volume};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
+use crate::ahead::{Ahead, Node, Release};
 use crate::attr::{file_attr, kind_of_mode, to_ts};
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
@@ -112,6 +113,7 @@ pub(crate) struct Inner {
     budget: Arc<DirtyBudget>,
     releases: Releases,
     listings: Arc<Listings>,
+    pub(crate) ahead: Arc<Ahead>,
 }
 
 pub(crate) struct SvolFs {
@@ -134,9 +136,11 @@ impl SvolFs {
         locks: Arc<crate::locks::LockState>,
         lease: Arc<LeaseState>,
         listings: Arc<Listings>,
+        ahead: Arc<Ahead>,
         max_dirty: u64,
     ) -> Self {
         let io = Io {
+            ahead: ahead.clone(),
             listings: listings.clone(),
             vol: vol.clone(),
             cache,
@@ -148,6 +152,7 @@ impl SvolFs {
             Releases::start(vol.clone(), lease.clone())
         };
         let inner = Arc::new(Inner {
+            ahead,
             releases,
             listings,
             vol,
@@ -210,6 +215,12 @@ impl SvolFs {
         target: Bytes,
         reply: ReplyEntry,
     ) {
+        if kind == p::FileKind::Directory {
+            if let Some(a) = self.inner.make_ahead(req, parent, name, kind, mode) {
+                let fa = file_attr(&a, self.inner.k(a.ino), 0);
+                return reply.entry_with_ttls(&Duration::ZERO, &TTL, &fa, Generation(0));
+            }
+        }
         let r = p::CreateRequest {
             name: name_bytes(name),
             kind: kind as i32,
@@ -235,6 +246,54 @@ impl SvolFs {
 }
 
 impl Inner {
+    /// Makes a node ahead of the server if this mount holds `parent` (see
+    /// ahead.rs); None: make it the usual way.
+    fn make_ahead(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        kind: p::FileKind,
+        mode: u32,
+    ) -> Option<p::Attr> {
+        if self.read_only {
+            return None;
+        }
+        let parent = self.s(parent);
+        let pa = self
+            .listings
+            .attr_of(parent)
+            .or_else(|| self.dirs.get(parent));
+        let node = Node {
+            parent,
+            name: name_bytes(name),
+            kind,
+            mode,
+            uid: req.uid(),
+            gid: req.gid(),
+        };
+        let a = self.ahead.make(&node, pa.as_ref())?;
+        self.dirs.forget(parent);
+        Some(a)
+    }
+
+    /// Records the open a create made ahead holds; returns its handle.
+    fn opened_ahead(&self, a: &p::Attr) -> u64 {
+        let mut st = FileState::new(a.ino, self.budget.clone());
+        st.refresh(p::OpenResponse {
+            attr: Some(*a),
+            ..Default::default()
+        });
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let mut o = lock(&self.open);
+        o.files
+            .insert(a.ino, (Arc::new(tokio::sync::Mutex::new(st)), 1));
+        o.handles.insert(fh, (a.ino, self.lease.epoch()));
+        drop(o);
+        lock(&self.seen).insert(a.ino, 0);
+        fh
+    }
+
     fn s(&self, k: INodeNo) -> u64 {
         if k.0 == 1 {
             self.root
@@ -307,7 +366,9 @@ impl Inner {
                 "read-only mount".into(),
             ));
         }
-        self.lease.ready(None, "change").await
+        self.lease.ready(None, "change").await?;
+        // What was made ahead lands before anything else this mount does.
+        self.ahead.settle().await
     }
 
     /// The inode and session epoch of an open handle; a handle opened
@@ -332,6 +393,9 @@ impl Inner {
         let e = self.dirs.epoch();
         let res = self.vol.create_entry(r).await;
         let reply = self.entry_changed(parent, &name, res, |r| r.attr)?;
+        if self.listings.is_listed(parent) {
+            self.ahead.want(parent);
+        }
         let a = reply.attr.unwrap_or_default();
         self.learned(e, reply.touched.iter().chain([&a]));
         Ok(a)
@@ -521,6 +585,7 @@ impl Inner {
             Known::Present(a) => return Ok(a),
             Known::Unknown => {}
         }
+        self.ahead.settle().await?;
         let e = self.dirs.epoch();
         let a = self.vol.lookup(parent, name).await?;
         self.learned(e, [&a]);
@@ -536,6 +601,7 @@ impl Inner {
                 return Ok(a);
             }
         }
+        self.ahead.settle().await?;
         let e = self.dirs.epoch();
         let a = self.vol.getattr(ino).await?;
         self.learned(e, [&a]);
@@ -545,6 +611,7 @@ impl Inner {
     /// The entries of `dir` after kernel offset `offset`, each with its own
     /// kernel offset; directories among them refresh the attribute cache.
     async fn dir_page(&self, dir: u64, offset: u64) -> Result<Vec<(u64, Bytes, p::Attr)>> {
+        self.ahead.settle().await?;
         let e = self.dirs.epoch();
         let page = self
             .vol
@@ -561,6 +628,7 @@ impl Inner {
 
     /// Registers an open with the server and returns a handle.
     async fn open_file(&self, ino: u64) -> Result<(u64, FopenFlags)> {
+        self.ahead.settle().await?;
         let epoch = self.lease.epoch();
         let resp = self.vol.open(ino).await?;
         self.opened(ino, resp, epoch).await
@@ -615,6 +683,7 @@ impl Inner {
     /// Re-reads the file's chunk map from the server (keeping this mount's
     /// unflushed writes) after another mount changed it.
     pub(crate) async fn refetch(&self, ino: u64, st: &mut FileState) -> Result<()> {
+        self.ahead.settle().await?;
         let epoch = self.lease.epoch();
         let resp = self.vol.open(ino).await?;
         st.refresh(resp);
@@ -636,7 +705,17 @@ impl Inner {
         } else if durable {
             // Nothing buffered here (written and closed earlier, or through
             // another mount): the server still makes it durable.
+            self.ahead.settle().await?;
             self.vol.sync(ino).await?;
+        }
+        if durable {
+            self.ahead.settle().await?;
+            if let Some(e) = self.ahead.take_failure() {
+                return Err(ClientError::Fs(
+                    svol_sdk::FsErrno::Io,
+                    format!("a create made ahead was lost: {e}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -661,9 +740,25 @@ impl Inner {
             }
         }
         if live {
-            self.releases.push(ino, epoch);
+            if let Release::Server = self.ahead.release(ino).await {
+                self.releases.push(ino, epoch);
+            }
         }
         res
+    }
+
+    /// fsync of a directory: what was made ahead lands first, and a
+    /// create refused after it was answered is reported here.
+    async fn sync_dir(&self, ino: u64) -> Result<()> {
+        self.ahead.settle().await?;
+        self.vol.sync(ino).await?;
+        match self.ahead.take_failure() {
+            Some(e) => Err(ClientError::Fs(
+                svol_sdk::FsErrno::Io,
+                format!("a create made ahead was lost: {e}"),
+            )),
+            None => Ok(()),
+        }
     }
 
     async fn setattr(&self, ino: u64, mut r: p::SetAttrRequest) -> Result<FileAttr> {
@@ -848,7 +943,13 @@ impl Filesystem for SvolFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.spawn(|i| async move { reply.answer(i.vol.readlink(i.s(ino)).await) });
+        self.spawn(|i| async move {
+            let r = match i.ahead.settle().await {
+                Ok(()) => i.vol.readlink(i.s(ino)).await,
+                Err(e) => Err(e),
+            };
+            reply.answer(r)
+        });
     }
 
     fn mknod(
@@ -1197,7 +1298,7 @@ impl Filesystem for SvolFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|i| async move { reply.answer(i.vol.sync(i.s(ino)).await) });
+        self.spawn(|i| async move { reply.answer(i.sync_dir(i.s(ino)).await) });
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1325,6 +1426,11 @@ impl Filesystem for SvolFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name_bytes(name);
+        // A node made ahead has no attributes yet (the kernel asks for
+        // security.capability before the first write of every file).
+        if self.inner.ahead.pending(self.inner.s(ino)) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
         self.spawn(|i| async move {
             match i.vol.get_xattr(i.s(ino), &name).await {
                 Ok(v) if size == 0 => reply.size(v.len() as u32),
@@ -1337,7 +1443,11 @@ impl Filesystem for SvolFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.spawn(|i| async move {
-            match i.vol.list_xattr(i.s(ino)).await {
+            let names = match i.ahead.settle().await {
+                Ok(()) => i.vol.list_xattr(i.s(ino)).await,
+                Err(e) => Err(e),
+            };
+            match names {
                 Ok(names) => {
                     let mut buf = Vec::new();
                     for n in names {
@@ -1410,6 +1520,9 @@ impl Filesystem for SvolFs {
                 return reply.ok();
             }
             let ino = i.s(ino);
+            if let Err(e) = i.ahead.settle().await {
+                return reply.error(errno(&e));
+            }
             let size = match i.vol.getattr(ino).await {
                 Ok(a) => a.size,
                 Err(e) => return reply.error(errno(&e)),
@@ -1444,11 +1557,26 @@ impl Filesystem for SvolFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let mode = (mode & !umask) & 0o7777;
+        if let Some(a) = self
+            .inner
+            .make_ahead(req, parent, name, p::FileKind::Regular, mode)
+        {
+            let fh = self.inner.opened_ahead(&a);
+            let fa = file_attr(&a, self.inner.k(a.ino), 0);
+            return reply.created(
+                &TTL,
+                &fa,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            );
+        }
         let r = p::CreateRequest {
             parent: 0,
             name: name_bytes(name),
             kind: p::FileKind::Regular as i32,
-            mode: (mode & !umask) & 0o7777,
+            mode,
             uid: req.uid(),
             gid: req.gid(),
             exclusive: flags & libc::O_EXCL != 0,
@@ -1472,6 +1600,9 @@ impl Filesystem for SvolFs {
             };
             let a = resp.attr.unwrap_or_default();
             i.learned(e, &resp.touched);
+            if i.listings.is_listed(dir) {
+                i.ahead.want(dir);
+            }
             match i.opened(a.ino, resp, epoch).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)

@@ -6,6 +6,7 @@
 //! the server only through `svol-sdk` and must not depend on server-side
 //! crates.
 
+mod ahead;
 mod attr;
 mod budget;
 mod cache;
@@ -69,6 +70,7 @@ pub struct Mount {
     session: fuser::Session<fs::SvolFs>,
     mountpoint: PathBuf,
     lease: session::Lease,
+    ahead: std::sync::Arc<ahead::Ahead>,
     rt: tokio::runtime::Handle,
 }
 
@@ -102,13 +104,17 @@ impl Mount {
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
         let listings = std::sync::Arc::new(listings::Listings::default());
+        let ahead_slot = std::sync::Arc::new(std::sync::OnceLock::new());
         let (session_id, lease, lease_state, invalidations) = session::start(
             vol.clone(),
             opts.app.clone(),
             locks.applied_watch.subscribe(),
             listings.clone(),
+            ahead_slot.clone(),
         )
         .await?;
+        let ahead = ahead::Ahead::start(vol.clone(), listings.clone(), lease_state.clone());
+        let _ = ahead_slot.set(ahead.clone());
         tracing::debug!("session opened");
         drop(session_id);
         let fs = fs::SvolFs::new(
@@ -120,6 +126,7 @@ impl Mount {
             locks.clone(),
             lease_state,
             listings,
+            ahead.clone(),
             if opts.max_dirty == 0 {
                 512 << 20
             } else {
@@ -174,6 +181,7 @@ impl Mount {
             session,
             mountpoint: mountpoint.to_path_buf(),
             lease,
+            ahead,
             rt: tokio::runtime::Handle::current(),
         })
     }
@@ -191,7 +199,13 @@ impl Mount {
     /// lease. Blocks: call it off the async threads (`spawn_blocking`).
     pub fn run(self) -> std::io::Result<()> {
         let res = self.session.run();
-        self.rt.block_on(self.lease.close());
+        self.rt.block_on(async {
+            // Creates made ahead land before the lease ends.
+            if let Err(e) = self.ahead.settle().await {
+                tracing::error!("creates made ahead were lost at unmount: {e}");
+            }
+            self.lease.close().await
+        });
         res
     }
 }

@@ -221,6 +221,19 @@ impl Listings {
         }
     }
 
+    /// This mount made directory `dir` ahead, under its hold: its listing
+    /// is empty and complete.
+    pub(crate) fn made_dir(&self, dir: u64) {
+        let mut s = self.state();
+        s.filling.remove(&dir);
+        s.dirs.insert(dir, HashMap::new());
+    }
+
+    /// Does this mount keep `dir`'s listing?
+    pub(crate) fn is_listed(&self, dir: u64) -> bool {
+        self.state().dirs.contains_key(&dir)
+    }
+
     /// This mount removed `name` from `dir`.
     pub(crate) fn removed(&self, dir: u64, name: &[u8]) {
         let mut s = self.state();

@@ -85,6 +85,7 @@ impl Inner {
             test: true,
             ..l.request(kind_of(l.typ)?)
         };
+        self.ahead.settle().await?;
         let a = self.vol.lock(r).await?;
         if a.granted {
             return Ok((l.start, l.end, libc::F_UNLCK, 0));
@@ -97,6 +98,7 @@ impl Inner {
         if kind == p::LockKind::Unlock {
             return self.unlock(l).await;
         }
+        self.ahead.settle().await?;
         guard(&self.locks.held).insert((l.ino, l.owner));
         let a = self
             .vol

@@ -16,8 +16,13 @@ use svol_proto as p;
 use svol_sdk::{ClientError, Volume};
 use tokio::sync::{oneshot, watch};
 
+use crate::ahead::Ahead;
 use crate::lease::LeaseState;
 use crate::listings::Listings;
+
+/// The mount's creates made ahead, once it has them (made after the
+/// session, which they need).
+pub(crate) type AheadSlot = Arc<std::sync::OnceLock<Arc<Ahead>>>;
 
 /// What each (re)opened stream of the session sends from.
 #[derive(Clone)]
@@ -134,6 +139,7 @@ pub(crate) async fn start(
     app: String,
     applied: watch::Receiver<u64>,
     listings: Arc<Listings>,
+    ahead: AheadSlot,
 ) -> Result<
     (
         String,
@@ -183,6 +189,7 @@ pub(crate) async fn start(
     let mut id = welcome.session.clone();
     let v = vol.clone();
     let st = state.clone();
+    let acks = spawn_recall_acks(recalled_tx, ahead.clone());
     tokio::spawn(async move {
         loop {
             loop {
@@ -206,7 +213,12 @@ pub(crate) async fn start(
                         listings.touched(&inv.inodes);
                         listings.processed(inv.seq);
                         if inv.reset || !inv.recalled.is_empty() {
-                            recalled_tx.send_replace(inv.seq);
+                            // Holds end here, before anything else can be
+                            // made ahead in those directories.
+                            let land = ahead
+                                .get()
+                                .is_some_and(|a| a.recalled(&inv.recalled, inv.reset));
+                            let _ = acks.send((inv.seq, land));
                         }
                         if tx.send(inv).is_err() {
                             break;
@@ -224,8 +236,12 @@ pub(crate) async fn start(
                     }
                 }
             }
-            // Nothing recalls a listing while the stream is down.
+            // Nothing recalls a listing while the stream is down; the
+            // server dropped this session's holds with it.
             listings.clear();
+            if let Some(a) = ahead.get() {
+                a.lost_holds();
+            }
             if *bye_rx.borrow() {
                 let _ = closed_tx.send(());
                 return;
@@ -262,6 +278,9 @@ pub(crate) async fn start(
                             tracing::warn!("the lease had expired; continuing with a new session (files open under the old one fail with EIO)");
                             id = w.session;
                             listings.renumbered();
+                            if let Some(a) = ahead.get() {
+                                a.new_session();
+                            }
                             v.client().set_session(&id);
                             st.replaced(hello_at);
                         } else {
@@ -287,6 +306,29 @@ pub(crate) async fn start(
         closed: Some(closed_rx),
     };
     Ok((welcome.session, lease, state, rx))
+}
+
+/// Answers recalls in the order they came: one that ended a hold first
+/// lands what was made ahead (a later answer covers the earlier ones, so
+/// none may overtake it).
+fn spawn_recall_acks(
+    recalled_tx: watch::Sender<u64>,
+    ahead: AheadSlot,
+) -> tokio::sync::mpsc::UnboundedSender<(u64, bool)> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, bool)>();
+    tokio::spawn(async move {
+        while let Some((seq, land)) = rx.recv().await {
+            if land {
+                if let Some(a) = ahead.get() {
+                    if let Err(e) = a.settle().await {
+                        tracing::warn!("landing creates made ahead for a recall: {e}");
+                    }
+                }
+            }
+            recalled_tx.send_replace(seq);
+        }
+    });
+    tx
 }
 
 /// Replays invalidations into the kernel's caches.

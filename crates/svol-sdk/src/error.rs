@@ -85,6 +85,18 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The error a POSIX error name (as in the `svol-errno` header) stands for.
+pub(crate) fn from_errno(errno: &str, msg: String) -> ClientError {
+    let mut s = tonic::Status::new(Code::Unknown, msg);
+    if let Ok(v) = errno.parse() {
+        s.metadata_mut().insert(p::ERRNO_HEADER, v);
+    }
+    match ClientError::from(s) {
+        ClientError::Unavailable(m) => ClientError::Internal(m),
+        e => e,
+    }
+}
+
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         let errno = s

@@ -213,6 +213,35 @@ impl Volume {
     }
 
     /// Releases several opens (an inode once per open) in one call.
+    /// Asks to hold directory `dir` (0: none, numbers only) and for `inos`
+    /// inode numbers to create with ahead of the server; see the `Hold`
+    /// call in svol.proto.
+    pub async fn hold(&self, dir: u64, inos: u32) -> Result<p::HoldReply> {
+        let r = p::HoldRequest {
+            volume: self.id(),
+            dir,
+            inos,
+        };
+        call!(self.client, Unsent, hold, r)
+    }
+
+    /// Lands creates made ahead; one result per create, in order.
+    pub async fn apply(&self, creates: Vec<p::QueuedCreate>) -> Result<Vec<Result<p::Attr>>> {
+        let r = p::ApplyRequest {
+            volume: self.id(),
+            creates,
+        };
+        let reply: p::ApplyReply = call!(self.client, Unsent, apply, r)?;
+        Ok(reply
+            .results
+            .into_iter()
+            .map(|res| match res.attr {
+                Some(a) if res.errno.is_empty() => Ok(a),
+                _ => Err(crate::error::from_errno(&res.errno, res.message)),
+            })
+            .collect())
+    }
+
     pub async fn release_many(&self, inos: Vec<u64>) -> Result<()> {
         let r = p::ReleaseManyRequest {
             volume: self.id(),

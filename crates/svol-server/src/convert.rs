@@ -7,8 +7,18 @@ use tonic::{Code, Status};
 /// Maps a metadata error to a status whose `svol-errno` header names the
 /// POSIX error, so the FUSE client can return exactly that errno.
 pub(crate) fn status(e: m::MetaError) -> Status {
+    let (code, errno) = code_and_errno(&e);
+    let mut s = Status::new(code, e.to_string());
+    if let Ok(v) = errno.parse() {
+        s.metadata_mut().insert(p::ERRNO_HEADER, v);
+    }
+    s
+}
+
+/// The gRPC code and the POSIX error name of a metadata error.
+pub(crate) fn code_and_errno(e: &m::MetaError) -> (Code, &'static str) {
     use m::MetaError::*;
-    let (code, errno) = match &e {
+    match e {
         NotFound(_) => (Code::NotFound, "ENOENT"),
         AlreadyExists(_) => (Code::AlreadyExists, "EEXIST"),
         NotEmpty => (Code::FailedPrecondition, "ENOTEMPTY"),
@@ -27,12 +37,7 @@ pub(crate) fn status(e: m::MetaError) -> Status {
         NoLocks(_) => (Code::ResourceExhausted, "ENOLCK"),
         MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
         Backend(_) => (Code::Internal, "EIO"),
-    };
-    let mut s = Status::new(code, e.to_string());
-    if let Ok(v) = errno.parse() {
-        s.metadata_mut().insert(p::ERRNO_HEADER, v);
     }
-    s
 }
 
 pub(crate) fn ts(t: m::Timespec) -> p::Timespec {

@@ -10,6 +10,7 @@
 //! restart loses none of them. It must not depend on the client or FUSE
 //! crates.
 
+mod ahead;
 mod auth;
 mod blocks;
 mod clock;

@@ -263,6 +263,7 @@ impl p::svol_server::Svol for State {
     async fn lookup(&self, req: Request<p::LookupRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.parent])).await;
         let a = self
             .meta(move |m| m.lookup(c.vol, r.parent, &r.name))
             .await?;
@@ -272,6 +273,7 @@ impl p::svol_server::Svol for State {
     async fn get_attr(&self, req: Request<p::InodeRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
+        self.settle(&c, Some(&[ino])).await;
         let a = self.meta(move |m| m.getattr(c.vol, ino)).await?;
         Ok(Response::new(attr(&a)))
     }
@@ -279,6 +281,7 @@ impl p::svol_server::Svol for State {
     async fn set_attr(&self, req: Request<p::SetAttrRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let set = m::SetAttr {
             mode: r.mode,
             uid: r.uid,
@@ -296,6 +299,7 @@ impl p::svol_server::Svol for State {
     async fn create(&self, req: Request<p::CreateRequest>) -> Res<p::EntryReply> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.parent])).await;
         let node = m::NewNode {
             kind: convert::from_kind(r.kind)?,
             mode: r.mode,
@@ -317,6 +321,7 @@ impl p::svol_server::Svol for State {
     async fn create_open(&self, req: Request<p::CreateRequest>) -> Res<p::OpenResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.parent])).await;
         let node = m::NewNode {
             kind: m::FileKind::Regular,
             mode: r.mode,
@@ -341,6 +346,7 @@ impl p::svol_server::Svol for State {
     async fn link(&self, req: Request<p::LinkRequest>) -> Res<p::EntryReply> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino, r.new_parent])).await;
         let cx = self.cx(&c);
         let out = self
             .meta(|m| m.link(c.vol, r.ino, r.new_parent, &r.new_name, &cx))
@@ -354,6 +360,7 @@ impl p::svol_server::Svol for State {
     async fn unlink(&self, req: Request<p::UnlinkRequest>) -> Res<p::Touched> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.parent])).await;
         let cx = self.cx(&c);
         let out = self
             .meta(|m| m.unlink(c.vol, r.parent, &r.name, r.directory, &cx))
@@ -366,6 +373,7 @@ impl p::svol_server::Svol for State {
     async fn rename(&self, req: Request<p::RenameRequest>) -> Res<p::Touched> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.parent, r.new_parent])).await;
         let flags = m::RenameFlags {
             noreplace: r.flags & p::RENAME_NOREPLACE != 0,
             exchange: r.flags & p::RENAME_EXCHANGE != 0,
@@ -392,6 +400,7 @@ impl p::svol_server::Svol for State {
     async fn read_dir(&self, req: Request<p::ReadDirRequest>) -> Res<p::ReadDirResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let limit = r.limit.clamp(1, 4096) as usize;
         // Watched before it is read: a change to its names that lands
         // after the read started recalls the listing rather than slipping
@@ -428,6 +437,7 @@ impl p::svol_server::Svol for State {
     async fn read_link(&self, req: Request<p::InodeRequest>) -> Res<p::ReadLinkResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
+        self.settle(&c, Some(&[ino])).await;
         let t = self.meta(move |m| m.readlink(c.vol, ino)).await?;
         Ok(Response::new(p::ReadLinkResponse { target: t.into() }))
     }
@@ -435,6 +445,7 @@ impl p::svol_server::Svol for State {
     async fn open(&self, req: Request<p::InodeRequest>) -> Res<p::OpenResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
+        self.settle(&c, Some(&[ino])).await;
         let cx = self.cx(&c);
         let (a, chunks) = self.meta(|m| m.open(c.vol, ino, &cx)).await?;
         Ok(Response::new(p::OpenResponse {
@@ -477,6 +488,7 @@ impl p::svol_server::Svol for State {
     async fn commit(&self, req: Request<p::CommitRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let chunks = r
             .chunks
             .iter()
@@ -496,6 +508,7 @@ impl p::svol_server::Svol for State {
     async fn sync(&self, req: Request<p::InodeRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
+        self.settle(&c, Some(&[ino])).await;
         let vol = c.vol;
         let a = self.meta(move |m| m.getattr(vol, ino)).await?;
         if a.kind == m::FileKind::Regular {
@@ -508,6 +521,7 @@ impl p::svol_server::Svol for State {
     async fn get_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::XattrValue> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let v = self
             .meta(move |m| m.get_xattr(c.vol, r.ino, &r.name))
             .await?;
@@ -517,6 +531,7 @@ impl p::svol_server::Svol for State {
     async fn set_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let mode = match r.flags {
             0 => m::XattrMode::Any,
             1 => m::XattrMode::Create,
@@ -534,6 +549,7 @@ impl p::svol_server::Svol for State {
     async fn list_xattr(&self, req: Request<p::InodeRequest>) -> Res<p::XattrNames> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
+        self.settle(&c, Some(&[ino])).await;
         let names = self.meta(move |m| m.list_xattr(c.vol, ino)).await?;
         Ok(Response::new(p::XattrNames {
             names: names.into_iter().map(Into::into).collect(),
@@ -543,6 +559,7 @@ impl p::svol_server::Svol for State {
     async fn remove_xattr(&self, req: Request<p::XattrRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        self.settle(&c, Some(&[r.ino])).await;
         let cx = self.cx(&c);
         let out = self
             .meta(|m| m.remove_xattr(c.vol, r.ino, &r.name, &cx))
@@ -571,6 +588,8 @@ impl p::svol_server::Svol for State {
     async fn resolve(&self, req: Request<p::ResolveRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let path = req.into_inner().path;
+        // A walk from the root may pass any held directory.
+        self.settle(&c, None).await;
         if path.contains('\0') {
             return Err(Status::invalid_argument(format!(
                 "path {path:?} contains NUL"
@@ -583,6 +602,8 @@ impl p::svol_server::Svol for State {
     async fn copy(&self, req: Request<p::CopyRequest>) -> Res<p::Attr> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let r = req.into_inner();
+        // A copy reads a whole tree, which may hold held directories.
+        self.settle(&c, None).await;
         let cx = self.cx(&c);
         let out = self
             .meta(|m| m.copy(c.vol, r.src, r.dst_parent, &r.dst_name, &cx))
@@ -593,6 +614,14 @@ impl p::svol_server::Svol for State {
 
     async fn lock(&self, req: Request<p::LockRequest>) -> Res<p::LockReply> {
         Ok(Response::new(self.do_lock(req).await?))
+    }
+
+    async fn hold(&self, req: Request<p::HoldRequest>) -> Res<p::HoldReply> {
+        Ok(Response::new(self.do_hold(req).await?))
+    }
+
+    async fn apply(&self, req: Request<p::ApplyRequest>) -> Res<p::ApplyReply> {
+        Ok(Response::new(self.do_apply(req).await?))
     }
 
     async fn missing_blocks(

@@ -15,6 +15,8 @@ use tonic::{Request, Status, Streaming};
 use crate::recall::Recall;
 use crate::service::State;
 
+mod holds;
+
 /// Listed entries one session may have watched at once.
 const MAX_WATCHED: usize = 1_000_000;
 
@@ -44,6 +46,8 @@ struct Live {
     listed_in: HashMap<Ino, Vec<Ino>>,
     /// The last invalidation whose recall the client has carried out.
     recalled: watch::Sender<u64>,
+    /// Directories this session holds (see `holds.rs`).
+    held: HashSet<Ino>,
 }
 
 /// The sessions this server process knows about.
@@ -61,6 +65,10 @@ impl Sessions {
             live: Mutex::default(),
             cap: cap.max(1) as u64,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The channel a session's stream reads from: room for the in-flight
@@ -96,6 +104,7 @@ impl Sessions {
                 watched: HashMap::new(),
                 listed_in: HashMap::new(),
                 recalled: watch::channel(seq).0,
+                held: HashSet::new(),
             },
         );
     }
@@ -106,6 +115,11 @@ impl Sessions {
     /// stream here to recall through.
     pub(crate) fn watch(&self, id: &str, dir: Ino) -> bool {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        // Held by another: its listing would miss what the holder made
+        // ahead (a call recalls the hold first; a watch would outlive it).
+        if live.iter().any(|(s, l)| s != id && l.held.contains(&dir)) {
+            return false;
+        }
         match live.get_mut(id) {
             Some(l) if l.tx.is_some() && l.listed_in.len() < MAX_WATCHED => {
                 l.unwatch(dir);
@@ -163,6 +177,7 @@ impl Sessions {
                 // nothing waits for it to say so.
                 l.watched.clear();
                 l.listed_in.clear();
+                l.drop_holds();
                 l.recalled.send_replace(u64::MAX);
             }
         }
@@ -229,6 +244,7 @@ impl Sessions {
             inv.recalled.sort_unstable();
             for d in &inv.recalled {
                 l.unwatch(*d);
+                l.held.remove(d);
             }
             let recall = !inv.recalled.is_empty();
             if l.seq - l.acked >= self.cap || !send(l, inv) {
@@ -291,9 +307,10 @@ fn send(l: &mut Live, mut inv: p::Invalidation) -> bool {
     l.seq += 1;
     if l.lost {
         // A reset drops every listing the client has (and it answers
-        // `Recalled`), so nothing it watched is watched any more.
+        // `Recalled`), so nothing it watched is watched any more, nor held.
         l.watched.clear();
         l.listed_in.clear();
+        l.drop_holds();
     }
     l.lost = false;
     true
@@ -678,5 +695,63 @@ mod tests {
         let t = std::time::Instant::now();
         crate::recall::wait(recalls, Duration::from_millis(300)).await;
         assert!(t.elapsed() >= Duration::from_millis(300));
+    }
+
+    /// Holds (sessions/holds.rs): granted only to a session watching the
+    /// directory that nobody else watches; another session's look recalls
+    /// the hold and waits until the holder says it landed its creates; a
+    /// held directory gives nobody else a watch; the holder's own calls
+    /// recall nothing.
+    #[tokio::test]
+    async fn a_look_into_a_held_directory_waits_for_the_holder() {
+        let s = Arc::new(Sessions::new(64));
+        let owner = SessionOwner {
+            workspace: 1,
+            token: [0; 32],
+        };
+        let (tx_a, mut rx_a) = s.channel();
+        s.attach("se-a", owner, 9, 1, tx_a);
+        let (tx_b, _rx_b) = s.channel();
+        s.attach("se-b", owner, 9, 1, tx_b);
+        assert!(!s.hold("se-a", 5), "not without its own watch");
+        assert!(s.watch("se-b", 5));
+        assert!(s.watch("se-a", 5));
+        assert!(!s.hold("se-a", 5), "another session watches it");
+        s.invalidate(9, "se-a", entry(5, "x"));
+        assert!(s.hold("se-a", 5), "B's watch went with the recall");
+        assert!(!s.watch("se-b", 5), "held: no watch for B");
+        // The holder's own calls, and looks elsewhere, recall nothing.
+        assert!(s.recall_holds(9, "se-a", Some(&[5])).is_empty());
+        assert!(s.recall_holds(9, "se-b", Some(&[6])).is_empty());
+        // B looks in: A is told, and B waits for A's answer.
+        let recalls = s.recall_holds(9, "se-b", Some(&[5, 6]));
+        assert_eq!(recalls.len(), 1);
+        let to_a = got(&mut rx_a);
+        assert_eq!(to_a.recalled, vec![5]);
+        let waiting = tokio::spawn(crate::recall::wait(recalls, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "went on before A landed its creates"
+        );
+        s.recalled("se-a", 1, to_a.seq);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("B goes on once A answered")
+            .expect("task");
+        assert!(
+            s.recall_holds(9, "se-b", Some(&[5])).is_empty(),
+            "hold ended"
+        );
+        // A directory made under a hold is held from birth; a one-shot
+        // client's walk ("" , everything) recalls it; a broken stream ends
+        // every hold without a wait.
+        s.hold_new("se-a", 7);
+        assert!(!s.watch("se-b", 7));
+        assert_eq!(s.recall_holds(9, "", None).len(), 1);
+        assert_eq!(got(&mut rx_a).recalled, vec![7]);
+        s.hold_new("se-a", 8);
+        s.detach("se-a", 1);
+        assert!(s.recall_holds(9, "se-b", Some(&[8])).is_empty());
     }
 }

@@ -470,3 +470,60 @@ fn attributes_answered_from_a_listing_follow_changes_on_either_mount() {
         }
     }
 }
+
+/// A mount that holds a directory makes names there ahead of the server
+/// (ahead.rs): `creat` and `mkdir` return before the server knows, and the
+/// creates go out in batches. Another mount must not notice: every name A
+/// made is there on B as soon as A's call returned (B's first look recalls
+/// A's hold, and A lands its queue before it answers), with the inode
+/// number A's application saw, refused to B's O_EXCL, readable, renamable
+/// and removable like any other.
+#[test]
+fn names_made_ahead_are_visible_on_the_other_mount_as_soon_as_made() {
+    let s = Server::start();
+    s.create_volume("ahead");
+    let a = s.mount("ahead", &[]);
+    let b = s.mount("ahead", &[]);
+    fs::create_dir(a.p("d")).unwrap();
+    let mut names = 0;
+    for round in 0..20 {
+        // A misses a name (it lists d), then makes a burst there: plain
+        // files, a directory, and a file with data inside that directory.
+        assert!(!a.p(&format!("d/miss{round}")).exists());
+        for i in 0..50 {
+            fs::File::create_new(a.p(&format!("d/f{round}-{i}"))).unwrap();
+        }
+        fs::create_dir(a.p(&format!("d/s{round}"))).unwrap();
+        fs::write(a.p(&format!("d/s{round}/x")), round.to_string()).unwrap();
+        names += 51;
+        let last = format!("d/f{round}-49");
+        let (ma, mb) = (
+            fs::metadata(a.p(&last)).unwrap(),
+            fs::metadata(b.p(&last)).unwrap(),
+        );
+        assert_eq!(ma.ino(), mb.ino(), "{last}: inode numbers differ");
+        assert_eq!(ma.mtime(), mb.mtime(), "{last}: mtimes differ");
+        assert_eq!(
+            fs::read_to_string(b.p(&format!("d/s{round}/x"))).unwrap(),
+            round.to_string()
+        );
+        let listed = fs::read_dir(b.p("d")).unwrap().count();
+        assert_eq!(listed, names, "round {round}: B lists d");
+        let taken = fs::File::create_new(b.p(&format!("d/f{round}-0"))).unwrap_err();
+        assert_eq!(taken.kind(), std::io::ErrorKind::AlreadyExists);
+        // B makes a name there too; A sees it at once.
+        fs::File::create_new(b.p(&format!("d/b{round}"))).unwrap();
+        names += 1;
+        assert!(a.p(&format!("d/b{round}")).exists(), "d/b{round} on A");
+    }
+    // Names made ahead behave like any other: renamed and removed on A,
+    // seen so on B; the directories made ahead count their links.
+    fs::rename(a.p("d/f0-1"), a.p("d/renamed")).unwrap();
+    fs::remove_file(a.p("d/f0-2")).unwrap();
+    assert!(b.p("d/renamed").exists());
+    assert!(!b.p("d/f0-2").exists());
+    assert!(!b.p("d/f0-1").exists());
+    assert_eq!(fs::metadata(b.p("d")).unwrap().nlink(), 2 + 20);
+    assert_eq!(fs::metadata(a.p("d")).unwrap().nlink(), 2 + 20);
+    fs::File::open(a.p("d")).unwrap().sync_all().unwrap();
+}

@@ -1,0 +1,134 @@
+//! Creates made ahead by a mount that holds their directory: granting
+//! holds and inode numbers (`Hold`), landing the creates (`Apply`), and
+//! recalling holds before anyone else looks in (`settle`). The rules of
+//! holds are in `sessions/holds.rs`.
+
+use svol_meta::{self as m, Ino};
+use svol_proto as p;
+use tonic::{Request, Status};
+
+use crate::auth::Caller;
+use crate::convert::{self, attr};
+use crate::service::State;
+
+/// Numbers one `Hold` may reserve.
+const MAX_RESERVE: u32 = 4096;
+/// Creates one `Apply` may carry (a bound on one transaction's work).
+const MAX_APPLY: usize = 4096;
+/// A create's own time is taken if the mount's clock is this close to
+/// the server's; else the server's (a mount with a wrong clock must not
+/// date files years away).
+const MAX_SKEW_MS: i64 = 60_000;
+
+impl State {
+    /// Before a call of `c` looks into `inos` (None: anywhere in its
+    /// volume): other sessions' holds there are recalled, and waited for,
+    /// so what they created is in the store when the call reads it.
+    pub(crate) async fn settle(&self, c: &Caller, inos: Option<&[Ino]>) {
+        let recalls = self.sessions.recall_holds(c.vol, &c.session, inos);
+        crate::recall::wait(recalls, self.lease).await;
+    }
+
+    pub(crate) async fn do_hold(
+        &self,
+        req: Request<p::HoldRequest>,
+    ) -> Result<p::HoldReply, Status> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        if c.session.is_empty() || self.meta.shared() {
+            return Ok(p::HoldReply::default());
+        }
+        if r.inos > MAX_RESERVE {
+            return Err(Status::invalid_argument(format!(
+                "{} inode numbers asked for; at most {MAX_RESERVE}",
+                r.inos
+            )));
+        }
+        let held = r.dir != 0 && {
+            // The directory must be the caller's volume's.
+            let (vol, dir) = (c.vol, r.dir);
+            let a = self.meta(move |m| m.getattr(vol, dir)).await?;
+            a.kind == m::FileKind::Directory && self.sessions.hold(&c.session, r.dir)
+        };
+        let inos = if r.inos > 0 {
+            let (sid, n) = (c.session.clone(), r.inos as usize);
+            self.meta(move |m| m.reserve_inos(&sid, n)).await?
+        } else {
+            Vec::new()
+        };
+        Ok(p::HoldReply { held, inos })
+    }
+
+    pub(crate) async fn do_apply(
+        &self,
+        req: Request<p::ApplyRequest>,
+    ) -> Result<p::ApplyReply, Status> {
+        let c = self.caller(&req, &req.get_ref().volume).await?;
+        let r = req.into_inner();
+        if c.session.is_empty() {
+            return Err(Status::invalid_argument("Apply needs a mount session"));
+        }
+        if r.creates.len() > MAX_APPLY {
+            return Err(Status::invalid_argument(format!(
+                "{} creates in one call; at most {MAX_APPLY}",
+                r.creates.len()
+            )));
+        }
+        let cx = self.cx(&c);
+        let server_ms = cx.now_ms();
+        let ops = r
+            .creates
+            .iter()
+            .map(|q| {
+                let now = q
+                    .time
+                    .as_ref()
+                    .map(convert::from_ts)
+                    .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
+                    .unwrap_or(cx.now);
+                Ok(m::QueuedCreate {
+                    parent: q.parent,
+                    name: q.name.to_vec(),
+                    node: m::NewNode {
+                        kind: convert::from_kind(q.kind)?,
+                        mode: q.mode,
+                        uid: q.uid,
+                        gid: q.gid,
+                        rdev: q.rdev,
+                        target: q.symlink_target.to_vec(),
+                    },
+                    ino: q.ino,
+                    now,
+                    open: q.open,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let out = self.meta(|m| m.apply(c.vol, &ops, &cx)).await?;
+        let mut results = Vec::with_capacity(out.value.len());
+        for res in &out.value {
+            results.push(match res {
+                Ok(a) => {
+                    if a.kind == m::FileKind::Directory {
+                        self.sessions.hold_new(&c.session, a.ino);
+                    }
+                    p::ApplyResult {
+                        attr: Some(attr(a)),
+                        ..Default::default()
+                    }
+                }
+                Err(e) => p::ApplyResult {
+                    attr: None,
+                    errno: convert::code_and_errno(e).1.to_string(),
+                    message: e.to_string(),
+                },
+            });
+        }
+        // Pushed, not waited for: the creates' calls returned long ago
+        // (what the hold promised is kept by the recall that brought this
+        // batch), and a holder flushing from its recall must never wait on
+        // another mount's recall in turn.
+        self.reap(out.changes.freed.clone());
+        let _ = self.publish(&c.session, &out.changes);
+        Ok(p::ApplyReply { results })
+    }
+}
