@@ -49,6 +49,9 @@ struct Queue {
     ops: Vec<p::QueuedCreate>,
     /// Held directories.
     held: HashSet<u64>,
+    /// The newest attributes known of held directories (nobody else can
+    /// change them without recalling the hold first).
+    parents: HashMap<u64, p::Attr>,
     /// Holds asked for (in flight) or refused (when).
     asked: HashMap<u64, Option<Instant>>,
     inos: VecDeque<u64>,
@@ -57,6 +60,8 @@ struct Queue {
     queued: HashMap<u64, bool>,
     /// Inodes sent and not yet answered, whose open went with them.
     in_flight: HashSet<u64>,
+    /// A batch is on its way and not yet answered.
+    sending: bool,
     /// A create refused after it was answered: the next fsync says so.
     failed: Option<String>,
 }
@@ -115,6 +120,7 @@ impl Queue {
     /// still open here (and then its release waits for the reply).
     fn take_batch(&mut self) -> Vec<p::QueuedCreate> {
         let mut ops = std::mem::take(&mut self.ops);
+        self.sending = !ops.is_empty();
         for op in &mut ops {
             op.open = self.queued.remove(&op.ino).unwrap_or(false);
             if op.open {
@@ -122,6 +128,22 @@ impl Queue {
             }
         }
         ops
+    }
+
+    /// Nothing queued, nothing on its way.
+    fn idle(&self) -> bool {
+        self.ops.is_empty() && !self.sending
+    }
+
+    /// A batch that did not reach the server goes first again.
+    fn requeue(&mut self, mut ops: Vec<p::QueuedCreate>) {
+        self.sending = false;
+        for op in &ops {
+            self.in_flight.remove(&op.ino);
+            self.queued.insert(op.ino, op.open);
+        }
+        ops.append(&mut self.ops);
+        self.ops = ops;
     }
 
     /// Ends the holds of `dirs` (all, with `all`); true if something made
@@ -134,7 +156,9 @@ impl Queue {
         for d in dirs {
             was_held |= self.held.remove(d);
         }
-        was_held && !(self.ops.is_empty() && self.in_flight.is_empty())
+        let held = &self.held;
+        self.parents.retain(|d, _| held.contains(d));
+        was_held && !self.idle()
     }
 }
 
@@ -188,14 +212,19 @@ impl Ahead {
 
     /// Makes `n` ahead if this mount may: it holds the parent, its listing
     /// says the name is free, and a reserved number is at hand. Returns
-    /// the new node's attributes (the create is queued), or None: make it
-    /// the usual way. `parent_attr`: the parent's attributes, for setgid.
-    pub(crate) fn make(&self, n: &Node, parent_attr: Option<&p::Attr>) -> Option<p::Attr> {
+    /// the new node's attributes and the parent's new ones (the create is
+    /// queued), or None: make it the usual way. `parent_attr`: the parent's
+    /// attributes as cached, if this mount has not made anything there yet.
+    pub(crate) fn make(
+        &self,
+        n: &Node,
+        parent_attr: Option<p::Attr>,
+    ) -> Option<(p::Attr, p::Attr)> {
         if !self.lease.holds() || n.name.len() > 255 {
             return None;
         }
-        let parent_attr = parent_attr?;
         let mut q = self.q();
+        let parent_attr = q.parents.get(&n.parent).copied().or(parent_attr)?;
         // Checked under the queue's lock: a recall drops the hold under
         // it too, so a create queued here is in the batch that recall
         // sends.
@@ -203,23 +232,25 @@ impl Ahead {
             return None;
         }
         let now = to_ts(SystemTime::now());
-        let a = q.make(n, parent_attr, now)?;
+        let a = q.make(n, &parent_attr, now)?;
         let dir = n.kind == p::FileKind::Directory;
         if dir {
             // Nobody else can have looked into it: held, and known empty.
             self.listings.made_dir(a.ino);
         }
         self.listings.added(n.parent, &n.name, &a);
-        let mut p = *parent_attr;
+        let mut p = parent_attr;
         p.mtime = Some(now);
         p.ctime = Some(now);
         if dir {
             p.nlink += 1;
+            q.parents.insert(a.ino, a);
         }
+        q.parents.insert(n.parent, p);
         self.listings.attrs([&p]);
         drop(q);
         self.queued.notify_one();
-        Some(a)
+        Some((a, p))
     }
 
     /// The usual create in `dir` found the listing complete: ask to hold
@@ -291,6 +322,19 @@ impl Ahead {
         });
     }
 
+    /// Attributes the server returned: held directories' are the newest.
+    pub(crate) fn learned<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+        let mut q = self.q();
+        if q.parents.is_empty() {
+            return;
+        }
+        for a in attrs {
+            if let Some(known) = q.parents.get_mut(&a.ino) {
+                *known = *a;
+            }
+        }
+    }
+
     /// Is `ino` made here and not yet answered by the server?
     pub(crate) fn pending(&self, ino: u64) -> bool {
         let q = self.q();
@@ -325,6 +369,7 @@ impl Ahead {
     pub(crate) fn lost_holds(&self) {
         let mut q = self.q();
         q.held.clear();
+        q.parents.clear();
         q.asked.clear();
     }
 
@@ -332,6 +377,7 @@ impl Ahead {
     pub(crate) fn new_session(&self) {
         let mut q = self.q();
         q.held.clear();
+        q.parents.clear();
         q.asked.clear();
         q.inos.clear();
     }
@@ -339,11 +385,8 @@ impl Ahead {
     /// Lands everything queued (and waits for what is in flight). Call
     /// before any other call to the server.
     pub(crate) async fn settle(&self) -> Result<()> {
-        {
-            let q = self.q();
-            if q.ops.is_empty() && q.in_flight.is_empty() {
-                return Ok(());
-            }
+        if self.q().idle() {
+            return Ok(());
         }
         self.send_batch().await
     }
@@ -367,8 +410,18 @@ impl Ahead {
         let res = self.vol.apply(ops.clone()).await;
         let mut q = self.q();
         q.in_flight.clear();
-        let results = match res {
+        q.sending = false;
+        let (results, touched) = match res {
             Ok(r) => r,
+            Err(e @ ClientError::Unavailable(_)) => {
+                // The server is away (restarting, or failing over): the
+                // batch goes again, ahead of anything queued since. The
+                // numbers stay reserved with the session in the store; a
+                // batch that did land before the reply was lost comes back
+                // refused ("not reserved"), and is reported as lost.
+                q.requeue(ops);
+                return Err(e);
+            }
             Err(e) => {
                 // Not known to have landed: the names made ahead may not
                 // exist; listings of their directories go.
@@ -379,9 +432,23 @@ impl Ahead {
                 return Err(e);
             }
         };
+        // The batch's end state (not each create's result: a directory's
+        // link count moves on with the creates after it in the batch),
+        // except where more was made since (this mount knows better).
+        let moved_on: HashSet<u64> = q.ops.iter().map(|o| o.parent).collect();
+        let touched: Vec<p::Attr> = touched
+            .into_iter()
+            .filter(|a| !moved_on.contains(&a.ino))
+            .collect();
+        for a in &touched {
+            if let Some(known) = q.parents.get_mut(&a.ino) {
+                *known = *a;
+            }
+        }
+        self.listings.attrs(&touched);
         for (op, r) in ops.iter().zip(results) {
             match r {
-                Ok(a) => self.listings.attrs([&a]),
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(
                         "create of {:?} made ahead was refused by the server: {e}",
@@ -513,7 +580,24 @@ mod tests {
         let opens: Vec<(u64, bool)> = ops.iter().map(|o| (o.ino, o.open)).collect();
         assert_eq!(opens, vec![(100, true), (101, false), (102, false)]);
         assert!(q.queued.is_empty());
+        assert!(!q.idle(), "a batch on its way is waited for");
         assert_eq!(q.in_flight.iter().copied().collect::<Vec<_>>(), vec![100]);
         assert!(q.ops.is_empty());
+        // The server was away: the batch goes again, before what was made
+        // since, with the opens it carried.
+        q.inos.push_back(103);
+        q.make(
+            &node(5, "later", p::FileKind::Regular),
+            &dir_attr(0o755),
+            NOW,
+        )
+        .expect("made ahead");
+        q.requeue(ops);
+        assert!(q.in_flight.is_empty());
+        let again: Vec<(u64, bool)> = q.take_batch().iter().map(|o| (o.ino, o.open)).collect();
+        assert_eq!(
+            again,
+            vec![(100, true), (101, false), (102, false), (103, true)]
+        );
     }
 }

@@ -272,8 +272,9 @@ impl Inner {
             uid: req.uid(),
             gid: req.gid(),
         };
-        let a = self.ahead.make(&node, pa.as_ref())?;
-        self.dirs.forget(parent);
+        let (a, parent_now) = self.ahead.make(&node, pa)?;
+        // The kernel asks for the parent's attributes after every create.
+        self.dirs.put(self.dirs.epoch(), [&parent_now]);
         Some(a)
     }
 
@@ -311,6 +312,7 @@ impl Inner {
     fn learned<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a p::Attr>) {
         let attrs: Vec<&p::Attr> = attrs.into_iter().collect();
         self.dirs.put(since, attrs.iter().copied());
+        self.ahead.learned(attrs.iter().copied());
         self.listings.attrs(attrs);
     }
 

@@ -225,21 +225,27 @@ impl Volume {
         call!(self.client, Unsent, hold, r)
     }
 
-    /// Lands creates made ahead; one result per create, in order.
-    pub async fn apply(&self, creates: Vec<p::QueuedCreate>) -> Result<Vec<Result<p::Attr>>> {
+    /// Lands creates made ahead; one result per create, in order, and the
+    /// attributes of every inode the batch changed, as it left them.
+    pub async fn apply(
+        &self,
+        creates: Vec<p::QueuedCreate>,
+    ) -> Result<(Vec<Result<p::Attr>>, Vec<p::Attr>)> {
         let r = p::ApplyRequest {
             volume: self.id(),
             creates,
         };
         let reply: p::ApplyReply = call!(self.client, Unsent, apply, r)?;
-        Ok(reply
+        let touched = reply.touched;
+        let results = reply
             .results
             .into_iter()
             .map(|res| match res.attr {
                 Some(a) if res.errno.is_empty() => Ok(a),
                 _ => Err(crate::error::from_errno(&res.errno, res.message)),
             })
-            .collect())
+            .collect();
+        Ok((results, touched))
     }
 
     pub async fn release_many(&self, inos: Vec<u64>) -> Result<()> {

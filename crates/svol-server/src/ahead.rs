@@ -129,6 +129,9 @@ impl State {
         // another mount's recall in turn.
         self.reap(out.changes.freed.clone());
         let _ = self.publish(&c.session, &out.changes);
-        Ok(p::ApplyReply { results })
+        Ok(p::ApplyReply {
+            results,
+            touched: out.changes.attrs.iter().map(attr).collect(),
+        })
     }
 }

@@ -527,3 +527,43 @@ fn names_made_ahead_are_visible_on_the_other_mount_as_soon_as_made() {
     assert_eq!(fs::metadata(a.p("d")).unwrap().nlink(), 2 + 20);
     fs::File::open(a.p("d")).unwrap().sync_all().unwrap();
 }
+
+/// What pjdfstest found: a change right after a mkdir made ahead must wait
+/// for the batch carrying that mkdir, and link counts after a rename out
+/// of a directory made ahead are the server's, not a per-create snapshot.
+#[test]
+fn a_name_made_ahead_takes_changes_at_once_and_counts_links_right() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start();
+    s.create_volume("ahead2");
+    let a = s.mount("ahead2", &[]);
+    let b = s.mount("ahead2", &[]);
+    fs::create_dir(a.p("d")).unwrap();
+    assert!(!a.p("d/nothing").exists());
+    for i in 0..40 {
+        let dir = a.p(&format!("d/m{i}"));
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o711, "d/m{i}");
+        let file = a.p(&format!("d/m{i}/f"));
+        fs::File::create_new(&file).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    for i in 0..40 {
+        let mb = fs::metadata(b.p(&format!("d/m{i}"))).unwrap();
+        assert_eq!(mb.mode() & 0o7777, 0o711, "d/m{i} on B");
+        let fb = fs::metadata(b.p(&format!("d/m{i}/f"))).unwrap();
+        assert_eq!(fb.mode() & 0o7777, 0o600, "d/m{i}/f on B");
+    }
+    // A directory made ahead moves into another made ahead: the parents'
+    // link counts are those the server keeps, on both mounts.
+    fs::create_dir(a.p("d/from")).unwrap();
+    fs::create_dir(a.p("d/from/sub")).unwrap();
+    fs::create_dir(a.p("d/to")).unwrap();
+    fs::rename(a.p("d/from/sub"), a.p("d/to/sub")).unwrap();
+    for m in [&a, &b] {
+        assert_eq!(fs::metadata(m.p("d/from")).unwrap().nlink(), 2);
+        assert_eq!(fs::metadata(m.p("d/to")).unwrap().nlink(), 3);
+        assert_eq!(fs::metadata(m.p("d")).unwrap().nlink(), 2 + 42);
+    }
+}
