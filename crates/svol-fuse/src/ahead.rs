@@ -43,10 +43,27 @@ const LOW: usize = 512;
 const REFUSED_FOR: Duration = Duration::from_secs(1);
 
 const S_ISGID: u32 = 0o2000;
+/// How long the sender lets a batch fill, unless it has this many.
+const LINGER: Duration = Duration::from_millis(2);
+const LINGER_OPS: usize = 256;
+/// Private nodes tracked at most (beyond, new ones are not: what is done
+/// to them goes to the server the usual way).
+const MAX_PRIVATE: usize = 65_536;
+
+/// A node made ahead that nobody else can see yet: its only name is in a
+/// directory this mount holds, so another client must recall that hold
+/// (and so wait for the queue to land) before it can reach the node.
+/// What this mount does to it meanwhile may be queued too.
+struct Private {
+    parent: u64,
+    /// Its attributes, as the queue will leave them.
+    attr: p::Attr,
+}
 
 #[derive(Default)]
 struct Queue {
-    ops: Vec<p::QueuedCreate>,
+    ops: Vec<p::QueuedOp>,
+    private: HashMap<u64, Private>,
     /// Held directories.
     held: HashSet<u64>,
     /// The newest attributes known of held directories (nobody else can
@@ -96,7 +113,7 @@ impl Queue {
             rdev: 0,
             version: 0,
         };
-        self.ops.push(p::QueuedCreate {
+        self.ops.push(create_op(p::QueuedCreate {
             parent: n.parent,
             name: n.name.clone(),
             kind: n.kind as i32,
@@ -108,23 +125,59 @@ impl Queue {
             ino,
             time: Some(now),
             open: false,
-        });
+        }));
         self.queued.insert(ino, !dir);
         if dir {
             self.held.insert(ino);
         }
+        if self.private.len() < MAX_PRIVATE {
+            let parent = n.parent;
+            self.private.insert(ino, Private { parent, attr: a });
+        }
         Some(a)
+    }
+
+    /// Queues `op`, a change to private node `ino`, if there is room;
+    /// `change` makes its attributes what the op will make them.
+    fn change(
+        &mut self,
+        ino: u64,
+        op: p::queued_op::Op,
+        change: impl FnOnce(&mut p::Attr),
+    ) -> Option<p::Attr> {
+        if self.ops.len() >= MAX_QUEUED {
+            return None;
+        }
+        let node = self.private.get_mut(&ino)?;
+        change(&mut node.attr);
+        let a = node.attr;
+        self.ops.push(p::QueuedOp { op: Some(op) });
+        self.now_is(&a);
+        Some(a)
+    }
+
+    /// `a` is the newest of its inode: what this mount keeps of a held
+    /// directory or a private node follows.
+    fn now_is(&mut self, a: &p::Attr) {
+        if let Some(known) = self.parents.get_mut(&a.ino) {
+            *known = *a;
+        }
+        if let Some(n) = self.private.get_mut(&a.ino) {
+            n.attr = *a;
+        }
     }
 
     /// Takes the queue for sending; each create's open goes with it if
     /// still open here (and then its release waits for the reply).
-    fn take_batch(&mut self) -> Vec<p::QueuedCreate> {
+    fn take_batch(&mut self) -> Vec<p::QueuedOp> {
         let mut ops = std::mem::take(&mut self.ops);
         self.sending = !ops.is_empty();
         for op in &mut ops {
-            op.open = self.queued.remove(&op.ino).unwrap_or(false);
-            if op.open {
-                self.in_flight.insert(op.ino);
+            if let Some(p::queued_op::Op::Create(c)) = &mut op.op {
+                c.open = self.queued.remove(&c.ino).unwrap_or(false);
+                if c.open {
+                    self.in_flight.insert(c.ino);
+                }
             }
         }
         ops
@@ -136,11 +189,11 @@ impl Queue {
     }
 
     /// A batch that did not reach the server goes first again.
-    fn requeue(&mut self, mut ops: Vec<p::QueuedCreate>) {
+    fn requeue(&mut self, mut ops: Vec<p::QueuedOp>) {
         self.sending = false;
-        for op in &ops {
-            self.in_flight.remove(&op.ino);
-            self.queued.insert(op.ino, op.open);
+        for c in ops.iter().filter_map(create_of) {
+            self.in_flight.remove(&c.ino);
+            self.queued.insert(c.ino, c.open);
         }
         ops.append(&mut self.ops);
         self.ops = ops;
@@ -158,7 +211,44 @@ impl Queue {
         }
         let held = &self.held;
         self.parents.retain(|d, _| held.contains(d));
+        self.private.retain(|_, n| held.contains(&n.parent));
         was_held && !self.idle()
+    }
+
+    /// Inodes the queue changes (after what the server last answered).
+    fn changing(&self) -> HashSet<u64> {
+        self.ops
+            .iter()
+            .filter_map(|o| match o.op.as_ref()? {
+                p::queued_op::Op::Create(c) => Some(c.parent),
+                p::queued_op::Op::Commit(c) => Some(c.ino),
+                p::queued_op::Op::SetAttr(c) => Some(c.ino),
+            })
+            .collect()
+    }
+}
+
+fn create_op(c: p::QueuedCreate) -> p::QueuedOp {
+    p::QueuedOp {
+        op: Some(p::queued_op::Op::Create(c)),
+    }
+}
+
+fn create_of(op: &p::QueuedOp) -> Option<&p::QueuedCreate> {
+    match &op.op {
+        Some(p::queued_op::Op::Create(c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// The inode an operation changes, and the directory to forget if the
+/// server refuses it.
+fn target_of(op: &p::QueuedOp) -> (u64, Option<u64>) {
+    match &op.op {
+        Some(p::queued_op::Op::Create(c)) => (c.ino, Some(c.parent)),
+        Some(p::queued_op::Op::Commit(c)) => (c.ino, None),
+        Some(p::queued_op::Op::SetAttr(c)) => (c.ino, None),
+        None => (0, None),
     }
 }
 
@@ -247,6 +337,7 @@ impl Ahead {
             q.parents.insert(a.ino, a);
         }
         q.parents.insert(n.parent, p);
+        q.now_is(&p);
         self.listings.attrs([&p]);
         drop(q);
         self.queued.notify_one();
@@ -325,13 +416,8 @@ impl Ahead {
     /// Attributes the server returned: held directories' are the newest.
     pub(crate) fn learned<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
         let mut q = self.q();
-        if q.parents.is_empty() {
-            return;
-        }
         for a in attrs {
-            if let Some(known) = q.parents.get_mut(&a.ino) {
-                *known = *a;
-            }
+            q.now_is(a);
         }
     }
 
@@ -341,10 +427,99 @@ impl Ahead {
         q.queued.contains_key(&ino) || q.in_flight.contains(&ino)
     }
 
+    /// Can nobody else see `ino` yet (see [`Private`])? Then it has no
+    /// extended attributes either.
+    pub(crate) fn is_private(&self, ino: u64) -> bool {
+        self.lease.holds() && self.q().private.contains_key(&ino)
+    }
+
+    /// `ino` gets a name, or an attribute, others may see before a recall:
+    /// what is done to it from now on goes to the server the usual way.
+    pub(crate) fn expose(&self, ino: u64) {
+        self.q().private.remove(&ino);
+    }
+
+    /// Queues the commit of private `ino` (a close's, never durable);
+    /// returns its attributes as the commit leaves them, or None: commit
+    /// it the usual way.
+    pub(crate) fn commit(
+        &self,
+        ino: u64,
+        chunks: Vec<p::Chunk>,
+        write_end: u64,
+    ) -> Option<p::Attr> {
+        if !self.lease.holds() {
+            return None;
+        }
+        let now = to_ts(SystemTime::now());
+        let end = chunks
+            .iter()
+            .map(|c| c.index * p::CHUNK_SIZE + c.len as u64)
+            .fold(write_end, u64::max);
+        let op = p::queued_op::Op::Commit(p::QueuedCommit {
+            ino,
+            chunks,
+            write_end,
+            time: Some(now),
+        });
+        let a = self.q().change(ino, op, |a| {
+            // As the server's commit: never shrinks, a new version.
+            a.size = a.size.max(end);
+            a.mtime = Some(now);
+            a.ctime = Some(now);
+            a.version += 1;
+        })?;
+        self.listings.attrs([&a]);
+        self.queued.notify_one();
+        Some(a)
+    }
+
+    /// Queues attributes set on private `ino` (not a size); returns them
+    /// as set, or None: set them the usual way.
+    pub(crate) fn set_attr(&self, ino: u64, r: &p::SetAttrRequest) -> Option<p::Attr> {
+        if !self.lease.holds() || r.size.is_some() {
+            return None;
+        }
+        let now = to_ts(SystemTime::now());
+        let time = |t: &Option<p::TimeSet>| match t.as_ref()?.set.as_ref()? {
+            p::time_set::Set::Now(_) => Some(now),
+            p::time_set::Set::At(ts) => Some(*ts),
+        };
+        let (atime, mtime) = (time(&r.atime), time(&r.mtime));
+        let op = p::queued_op::Op::SetAttr(p::QueuedSetAttr {
+            ino,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            atime: r.atime,
+            mtime: r.mtime,
+            time: Some(now),
+        });
+        let a = self.q().change(ino, op, |a| {
+            a.mode = r.mode.map_or(a.mode, |m| m & 0o7777);
+            a.uid = r.uid.unwrap_or(a.uid);
+            a.gid = r.gid.unwrap_or(a.gid);
+            a.atime = atime.or(a.atime);
+            a.mtime = mtime.or(a.mtime);
+            a.ctime = Some(now);
+        })?;
+        self.listings.attrs([&a]);
+        self.queued.notify_one();
+        Some(a)
+    }
+
     /// The open the create of `ino` made is closed.
     pub(crate) async fn release(&self, ino: u64) -> Release {
         {
             let mut q = self.q();
+            // A closed file is rarely changed again: it stops being
+            // tracked (directories stay, for the times set at the end).
+            if q.private
+                .get(&ino)
+                .is_some_and(|n| n.attr.kind != p::FileKind::Directory as i32)
+            {
+                q.private.remove(&ino);
+            }
             if let Some(open) = q.queued.get_mut(&ino) {
                 *open = false;
                 return Release::Local;
@@ -370,6 +545,7 @@ impl Ahead {
         let mut q = self.q();
         q.held.clear();
         q.parents.clear();
+        q.private.clear();
         q.asked.clear();
     }
 
@@ -378,6 +554,7 @@ impl Ahead {
         let mut q = self.q();
         q.held.clear();
         q.parents.clear();
+        q.private.clear();
         q.asked.clear();
         q.inos.clear();
     }
@@ -425,38 +602,40 @@ impl Ahead {
             Err(e) => {
                 // Not known to have landed: the names made ahead may not
                 // exist; listings of their directories go.
-                tracing::error!("{} creates made ahead were not applied: {e}", ops.len());
+                tracing::error!("{} changes made ahead were not applied: {e}", ops.len());
                 q.failed = Some(e.to_string());
                 q.held.clear();
-                self.listings.recall(ops.iter().map(|o| o.parent));
+                q.private.clear();
+                let (inos, dirs): (Vec<u64>, Vec<Option<u64>>) = ops.iter().map(target_of).unzip();
+                self.listings.touched(&inos);
+                self.listings.recall(dirs.into_iter().flatten());
                 return Err(e);
             }
         };
         // The batch's end state (not each create's result: a directory's
         // link count moves on with the creates after it in the batch),
         // except where more was made since (this mount knows better).
-        let moved_on: HashSet<u64> = q.ops.iter().map(|o| o.parent).collect();
+        let moved_on = q.changing();
         let touched: Vec<p::Attr> = touched
             .into_iter()
             .filter(|a| !moved_on.contains(&a.ino))
             .collect();
         for a in &touched {
-            if let Some(known) = q.parents.get_mut(&a.ino) {
-                *known = *a;
-            }
+            q.now_is(a);
         }
         self.listings.attrs(&touched);
         for (op, r) in ops.iter().zip(results) {
-            match r {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(
-                        "create of {:?} made ahead was refused by the server: {e}",
-                        String::from_utf8_lossy(&op.name)
-                    );
-                    q.failed = Some(e.to_string());
-                    q.held.remove(&op.parent);
-                    self.listings.recall([op.parent]);
+            if let Err(e) = r {
+                let (ino, dir) = target_of(op);
+                tracing::error!(
+                    "a change to inode {ino} made ahead was refused by the server: {e}"
+                );
+                q.failed = Some(e.to_string());
+                q.private.remove(&ino);
+                self.listings.touched(&[ino]);
+                if let Some(dir) = dir {
+                    q.held.remove(&dir);
+                    self.listings.recall([dir]);
                 }
             }
         }
@@ -468,7 +647,7 @@ impl Ahead {
 /// keeps the stock of numbers up.
 async fn sender(ahead: std::sync::Weak<Ahead>) {
     loop {
-        let Some(a) = ahead.upgrade() else { return };
+        let Some(mut a) = ahead.upgrade() else { return };
         let bell = a.queued.clone();
         if a.q().ops.is_empty() {
             drop(a);
@@ -477,6 +656,15 @@ async fn sender(ahead: std::sync::Weak<Ahead>) {
             continue;
         }
         a.refill();
+        if a.q().ops.len() < LINGER_OPS {
+            // Nobody waits for the batch (a call that does lands it
+            // itself): a moment more fills it, and one transaction of
+            // many creates costs the server far less than many of one.
+            drop(a);
+            tokio::time::sleep(LINGER).await;
+            let Some(again) = ahead.upgrade() else { return };
+            a = again;
+        }
         if let Err(e) = a.send_batch().await {
             tracing::warn!("sending creates made ahead: {e}");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -577,8 +765,14 @@ mod tests {
         // reaches the server.
         *q.queued.get_mut(&101).expect("queued") = false;
         let ops = q.take_batch();
-        let opens: Vec<(u64, bool)> = ops.iter().map(|o| (o.ino, o.open)).collect();
-        assert_eq!(opens, vec![(100, true), (101, false), (102, false)]);
+        let opens = |ops: &[p::QueuedOp]| -> Vec<(u64, bool)> {
+            ops.iter()
+                .filter_map(create_of)
+                .map(|c| (c.ino, c.open))
+                .collect()
+        };
+        let sent = opens(&ops);
+        assert_eq!(sent, vec![(100, true), (101, false), (102, false)]);
         assert!(q.queued.is_empty());
         assert!(!q.idle(), "a batch on its way is waited for");
         assert_eq!(q.in_flight.iter().copied().collect::<Vec<_>>(), vec![100]);
@@ -594,10 +788,45 @@ mod tests {
         .expect("made ahead");
         q.requeue(ops);
         assert!(q.in_flight.is_empty());
-        let again: Vec<(u64, bool)> = q.take_batch().iter().map(|o| (o.ino, o.open)).collect();
+        let again = opens(&q.take_batch());
         assert_eq!(
             again,
             vec![(100, true), (101, false), (102, false), (103, true)]
         );
+    }
+
+    #[test]
+    fn only_a_node_nobody_else_can_see_takes_changes_into_the_queue() {
+        let mut q = Queue::default();
+        q.held.extend([5, 6]);
+        q.inos.extend([100, 101]);
+        q.make(&node(5, "f", p::FileKind::Regular), &dir_attr(0o755), NOW)
+            .expect("made ahead");
+        q.make(&node(6, "g", p::FileKind::Regular), &dir_attr(0o755), NOW)
+            .expect("made ahead");
+        let commit = |ino| {
+            p::queued_op::Op::Commit(p::QueuedCommit {
+                ino,
+                write_end: 3,
+                ..Default::default()
+            })
+        };
+        let a = q
+            .change(100, commit(100), |a| a.size = 3)
+            .expect("private: queued");
+        assert_eq!((a.ino, a.size), (100, 3));
+        // Its attributes as the queue leaves them, for the next change.
+        let a = q
+            .change(100, commit(100), |a| a.version += 1)
+            .expect("queued");
+        assert_eq!((a.size, a.version), (3, 1));
+        assert!(q.change(7, commit(7), |_| {}).is_none(), "not made here");
+        assert_eq!(q.changing(), HashSet::from([5, 6, 100]));
+        // The recall of 5 makes its nodes reachable: no more queueing.
+        assert!(q.end_holds(&[5], false));
+        assert!(q.change(100, commit(100), |_| {}).is_none());
+        assert!(q.change(101, commit(101), |_| {}).is_some(), "6 still held");
+        assert!(q.end_holds(&[], true));
+        assert!(q.private.is_empty());
     }
 }

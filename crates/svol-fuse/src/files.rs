@@ -273,8 +273,17 @@ impl FileState {
             }
             return Err(e);
         }
-        io.ahead.settle().await?;
         let fence = io.lease.fence(self.ino);
+        let inline = chunks.iter().all(|c| c.hash.is_empty());
+        if !durable && fence == 0 && inline {
+            // A node nobody else can see yet: the commit goes with the
+            // queue, which lands before anyone else can look (ahead.rs).
+            if let Some(a) = io.ahead.commit(self.ino, chunks.clone(), self.write_end) {
+                self.committed(a, chunks);
+                return Ok(());
+            }
+        }
+        io.ahead.settle().await?;
         let mut res = io
             .vol
             .commit(self.ino, chunks.clone(), self.write_end, durable, fence)
@@ -292,16 +301,7 @@ impl FileState {
         match res {
             Ok(a) => {
                 io.listings.attrs([&a]);
-                for c in chunks {
-                    self.chunks.insert(c.index, c);
-                }
-                self.version = a.version;
-                self.size = self.size.max(a.size);
-                self.write_end = 0;
-                self.truncated = false;
-                if self.dirty.is_empty() && self.sealed.is_empty() {
-                    self.budget.give(std::mem::take(&mut self.charged));
-                }
+                self.committed(a, chunks);
                 Ok(())
             }
             Err(e @ ClientError::Fs(svol_sdk::FsErrno::Fenced, _)) => {
@@ -315,6 +315,22 @@ impl FileState {
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+impl FileState {
+    /// `chunks` are committed, leaving the file as `a`.
+    fn committed(&mut self, a: p::Attr, chunks: Vec<p::Chunk>) {
+        for c in chunks {
+            self.chunks.insert(c.index, c);
+        }
+        self.version = a.version;
+        self.size = self.size.max(a.size);
+        self.write_end = 0;
+        self.truncated = false;
+        if self.dirty.is_empty() && self.sealed.is_empty() {
+            self.budget.give(std::mem::take(&mut self.charged));
         }
     }
 }

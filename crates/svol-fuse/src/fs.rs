@@ -362,15 +362,20 @@ impl Inner {
     /// May this mount change something now? Not on a read-only mount;
     /// and only while its lease surely holds (see `lease.rs`).
     async fn writable(&self) -> Result<()> {
+        self.may_change().await?;
+        // What was made ahead lands before anything else this mount does.
+        self.ahead.settle().await
+    }
+
+    /// `writable` without landing the queue, for a change that joins it.
+    async fn may_change(&self) -> Result<()> {
         if self.read_only {
             return Err(ClientError::Fs(
                 svol_sdk::FsErrno::Perm,
                 "read-only mount".into(),
             ));
         }
-        self.lease.ready(None, "change").await?;
-        // What was made ahead lands before anything else this mount does.
-        self.ahead.settle().await
+        self.lease.ready(None, "change").await
     }
 
     /// The inode and session epoch of an open handle; a handle opened
@@ -549,6 +554,16 @@ impl Inner {
         // The inode the name points at, for the listing of its new place
         // (its new attributes come with the reply).
         let moved = self.listed(parent, name);
+        // Out of its held directory, a node others may reach without a
+        // recall; a node replaced is gone from there.
+        for (dir, name, moves) in [
+            (parent, name, new_parent != parent),
+            (new_parent, new_name, true),
+        ] {
+            if let (Known::Present(a), true) = (self.listed(dir, name), moves) {
+                self.ahead.expose(a.ino);
+            }
+        }
         let res = self
             .vol
             .rename(parent, name, new_parent, new_name, flags)
@@ -568,6 +583,7 @@ impl Inner {
     }
 
     async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
+        self.ahead.expose(ino);
         self.writable().await?;
         let e = self.dirs.epoch();
         let res = self.vol.link(ino, new_parent, new_name).await;
@@ -764,7 +780,7 @@ impl Inner {
     }
 
     async fn setattr(&self, ino: u64, mut r: p::SetAttrRequest) -> Result<FileAttr> {
-        self.writable().await?;
+        self.may_change().await?;
         r.ino = ino;
         let file = self.file(ino);
         let mut guard = match &file {
@@ -779,13 +795,22 @@ impl Inner {
                 st.commit(&self.io, false).await?;
             }
         }
-        if r.size.is_some() {
-            // A truncate by a lock holder is fenced like its writes.
-            r.fence = self.lease.fence(ino);
-        }
-        let e = self.dirs.epoch();
-        let a = self.vol.setattr(r.clone()).await?;
-        self.learned(e, [&a]);
+        // On a node nobody else can see yet, it joins the queue (tar's
+        // fchown, fchmod and futimens of each file it writes).
+        let a = match self.ahead.set_attr(ino, &r) {
+            Some(a) => a,
+            None => {
+                self.ahead.settle().await?;
+                if r.size.is_some() {
+                    // A truncate by a lock holder is fenced like its writes.
+                    r.fence = self.lease.fence(ino);
+                }
+                let e = self.dirs.epoch();
+                let a = self.vol.setattr(r.clone()).await?;
+                self.learned(e, [&a]);
+                a
+            }
+        };
         if let (Some(size), Some(st)) = (r.size, guard.as_mut()) {
             st.truncate(size);
             st.version = a.version;
@@ -1414,6 +1439,8 @@ impl Filesystem for SvolFs {
             0
         };
         self.spawn(|i| async move {
+            // Others may read it as soon as it is set.
+            i.ahead.expose(i.s(ino));
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.set_xattr(i.s(ino), &name, &value, f).await;
@@ -1428,9 +1455,11 @@ impl Filesystem for SvolFs {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name_bytes(name);
-        // A node made ahead has no attributes yet (the kernel asks for
-        // security.capability before the first write of every file).
-        if self.inner.ahead.pending(self.inner.s(ino)) {
+        // A node made ahead has no extended attributes until this mount
+        // sets one (the kernel asks for security.capability before every
+        // write of a file).
+        let s = self.inner.s(ino);
+        if self.inner.ahead.pending(s) || self.inner.ahead.is_private(s) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         self.spawn(|i| async move {
@@ -1472,6 +1501,7 @@ impl Filesystem for SvolFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_bytes(name);
         self.spawn(|i| async move {
+            i.ahead.expose(i.s(ino));
             let r = match i.writable().await {
                 Ok(()) => {
                     let r = i.vol.remove_xattr(i.s(ino), &name).await;

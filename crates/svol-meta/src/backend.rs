@@ -165,17 +165,13 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// (`apply`); numbers it never uses are simply never used. Its
     /// reservations end with it.
     fn reserve_inos(&self, session: &str, n: usize) -> Result<Vec<Ino>>;
-    /// Creates a mount of session `cx.session` made ahead of the server,
-    /// in order, in one transaction, each as the reserved inode it names,
-    /// at its own time. Each create's own refusal (`AlreadyExists`, a
+    /// Applies what a mount of session `cx.session` did ahead of the
+    /// server, in order, in one transaction: creates, each as the
+    /// reserved inode it names, and commits and attribute changes, each
+    /// at its own time. Each operation's own refusal (`AlreadyExists`, a
     /// number not reserved by the session, ...) is its result and the
     /// others still land; a failed lease or store fails them all.
-    fn apply(
-        &self,
-        vol: Ino,
-        ops: &[QueuedCreate],
-        cx: &Cx<'_>,
-    ) -> Result<Outcome<Vec<Result<Attr>>>>;
+    fn apply(&self, vol: Ino, ops: &[Queued], cx: &Cx<'_>) -> Result<Outcome<Vec<Result<Attr>>>>;
     /// `release` of several opens of `session` in one transaction (a
     /// client sends the closes it has collected together). An inode
     /// already gone is skipped.

@@ -500,13 +500,15 @@ pub fn queued_creates(s: &MetaStore) {
         sec: 1_700_000_000,
         nsec: 5,
     };
-    let op = |parent: Ino, name: &[u8], node: NewNode, ino: Ino, open: bool| QueuedCreate {
-        parent,
-        name: name.to_vec(),
-        node,
-        ino,
-        now: at,
-        open,
+    let op = |parent: Ino, name: &[u8], node: NewNode, ino: Ino, open: bool| {
+        Queued::Create(QueuedCreate {
+            parent,
+            name: name.to_vec(),
+            node,
+            ino,
+            now: at,
+            open,
+        })
     };
     let by = Cx::by(now(), "se-q");
     let ops = vec![
@@ -554,6 +556,110 @@ pub fn queued_creates(s: &MetaStore) {
     assert_eq!((root.nlink, root.mtime), (3, at));
     assert!(out.changes.entries.contains(&(vol, b"d".to_vec())));
     assert!(out.changes.created.contains(&mine[1]));
+    // What the mount then did to a node it made: its contents, and
+    // attributes set, each at its own time; a truncate is never queued,
+    // and each refusal is its operation's own.
+    let later = Timespec {
+        sec: 1_700_000_100,
+        nsec: 0,
+    };
+    let more = s.reserve_inos("se-q", 1).unwrap();
+    let op_at = |parent: Ino, name: &[u8], node: NewNode, ino: Ino, now| {
+        Queued::Create(QueuedCreate {
+            parent,
+            name: name.to_vec(),
+            node,
+            ino,
+            now,
+            open: false,
+        })
+    };
+    let set = |mode, mtime| SetAttr {
+        mode: Some(mode),
+        mtime: Some(TimeSet::At(mtime)),
+        ..Default::default()
+    };
+    let ops = vec![
+        Queued::Commit {
+            ino: mine[3],
+            chunks: vec![Chunk {
+                index: 0,
+                len: 5,
+                data: ChunkData::Inline(b"hello".to_vec()),
+            }],
+            write_end: 5,
+            now: later,
+        },
+        Queued::SetAttr {
+            ino: mine[3],
+            set: set(0o640, at),
+            now: later,
+        },
+        Queued::SetAttr {
+            ino: mine[3],
+            set: SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+            now: later,
+        },
+        Queued::Commit {
+            ino: mine[0],
+            chunks: Vec::new(),
+            write_end: 1,
+            now: later,
+        },
+        // A directory's mode set, then a create in it: the change set
+        // has both.
+        Queued::SetAttr {
+            ino: mine[0],
+            set: SetAttr {
+                mode: Some(0o700),
+                ..Default::default()
+            },
+            now: at,
+        },
+        op_at(mine[0], b"g", file(0o644), more[0], later),
+    ];
+    let out = s.apply(vol, &ops, &by).unwrap();
+    let r = &out.value;
+    let written = r[0].as_ref().unwrap();
+    assert_eq!(
+        (written.size, written.version, written.mtime),
+        (5, 1, later)
+    );
+    let a = r[1].as_ref().unwrap();
+    assert_eq!(
+        (a.size, a.mode & 0o7777, a.mtime, a.ctime, a.version),
+        (5, 0o640, at, later, 1)
+    );
+    assert!(
+        matches!(r[2], Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        r[2]
+    );
+    assert!(
+        matches!(r[3], Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        r[3]
+    );
+    assert_eq!(s.getattr(vol, mine[3]).unwrap().size, 5);
+    assert_eq!(
+        s.chunks(vol, mine[3]).unwrap()[0].data,
+        ChunkData::Inline(b"hello".to_vec())
+    );
+    // Changed twice in the batch: the change set has it as the batch
+    // left it.
+    let last: Vec<_> = out
+        .changes
+        .attrs
+        .iter()
+        .filter(|c| c.ino == mine[3])
+        .collect();
+    assert_eq!(last.len(), 1);
+    assert_eq!((last[0].size, last[0].mode & 0o7777), (5, 0o640));
+    let d = out.changes.attrs.iter().find(|c| c.ino == mine[0]).unwrap();
+    assert_eq!((d.mode & 0o7777, d.mtime, d.ctime), (0o700, later, later));
     // The other session still holds the number this one tried to take.
     let theirs_op = vec![op(vol, b"theirs", file(0o644), theirs[0], false)];
     let out = s.apply(vol, &theirs_op, &Cx::by(now(), "se-r")).unwrap();

@@ -106,6 +106,29 @@ pub struct QueuedCreate {
     pub open: bool,
 }
 
+/// A change a mount made ahead of the server, applied in order with the
+/// others of its batch (see [`crate::MetaBackend::apply`]). Besides
+/// creates, a mount queues what it did to a node it made ahead while
+/// nobody else can see it: the contents its close committed, and the
+/// attributes set on it (tar's `fchown`, `fchmod`, `futimens`).
+#[derive(Debug, Clone)]
+pub enum Queued {
+    Create(QueuedCreate),
+    /// As `commit` (not durable, no fence), at the mount's time `now`.
+    Commit {
+        ino: Ino,
+        chunks: Vec<Chunk>,
+        write_end: u64,
+        now: Timespec,
+    },
+    /// As `setattr`, without a size (a truncate is never queued).
+    SetAttr {
+        ino: Ino,
+        set: SetAttr,
+        now: Timespec,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeSet {
     Now,

@@ -225,15 +225,15 @@ impl Volume {
         call!(self.client, Unsent, hold, r)
     }
 
-    /// Lands creates made ahead; one result per create, in order, and the
-    /// attributes of every inode the batch changed, as it left them.
+    /// Lands what was done ahead; one result per operation, in order, and
+    /// the attributes of every inode the batch changed, as it left them.
     pub async fn apply(
         &self,
-        creates: Vec<p::QueuedCreate>,
+        ops: Vec<p::QueuedOp>,
     ) -> Result<(Vec<Result<p::Attr>>, Vec<p::Attr>)> {
         let r = p::ApplyRequest {
             volume: self.id(),
-            creates,
+            ops,
         };
         let reply: p::ApplyReply = call!(self.client, Unsent, apply, r)?;
         let touched = reply.touched;

@@ -1,5 +1,6 @@
 //! Creates made ahead by a mount that holds their directory: granting
-//! holds and inode numbers (`Hold`), landing the creates (`Apply`), and
+//! holds and inode numbers (`Hold`), landing the creates and what the
+//! mount did to the new nodes since (`Apply`), and
 //! recalling holds before anyone else looks in (`settle`). The rules of
 //! holds are in `sessions/holds.rs`.
 
@@ -68,47 +69,33 @@ impl State {
         if c.session.is_empty() {
             return Err(Status::invalid_argument("Apply needs a mount session"));
         }
-        if r.creates.len() > MAX_APPLY {
+        if r.ops.len() > MAX_APPLY {
             return Err(Status::invalid_argument(format!(
-                "{} creates in one call; at most {MAX_APPLY}",
-                r.creates.len()
+                "{} operations in one call; at most {MAX_APPLY}",
+                r.ops.len()
             )));
         }
         let cx = self.cx(&c);
         let server_ms = cx.now_ms();
+        // An operation's own time is taken if the mount's clock is close
+        // enough to the server's.
+        let when = |t: &Option<p::Timespec>| {
+            t.as_ref()
+                .map(convert::from_ts)
+                .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
+                .unwrap_or(cx.now)
+        };
         let ops = r
-            .creates
+            .ops
             .iter()
-            .map(|q| {
-                let now = q
-                    .time
-                    .as_ref()
-                    .map(convert::from_ts)
-                    .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
-                    .unwrap_or(cx.now);
-                Ok(m::QueuedCreate {
-                    parent: q.parent,
-                    name: q.name.to_vec(),
-                    node: m::NewNode {
-                        kind: convert::from_kind(q.kind)?,
-                        mode: q.mode,
-                        uid: q.uid,
-                        gid: q.gid,
-                        rdev: q.rdev,
-                        target: q.symlink_target.to_vec(),
-                    },
-                    ino: q.ino,
-                    now,
-                    open: q.open,
-                })
-            })
+            .map(|q| queued(q, &when))
             .collect::<Result<Vec<_>, Status>>()?;
         let out = self.meta(|m| m.apply(c.vol, &ops, &cx)).await?;
         let mut results = Vec::with_capacity(out.value.len());
-        for res in &out.value {
+        for (op, res) in ops.iter().zip(&out.value) {
             results.push(match res {
                 Ok(a) => {
-                    if a.kind == m::FileKind::Directory {
+                    if matches!(op, m::Queued::Create(_)) && a.kind == m::FileKind::Directory {
                         self.sessions.hold_new(&c.session, a.ino);
                     }
                     p::ApplyResult {
@@ -134,4 +121,52 @@ impl State {
             touched: out.changes.attrs.iter().map(attr).collect(),
         })
     }
+}
+
+/// One operation off the wire; `when` picks its time.
+fn queued(
+    q: &p::QueuedOp,
+    when: &impl Fn(&Option<p::Timespec>) -> m::Timespec,
+) -> Result<m::Queued, Status> {
+    use p::queued_op::Op;
+    Ok(match &q.op {
+        Some(Op::Create(q)) => m::Queued::Create(m::QueuedCreate {
+            parent: q.parent,
+            name: q.name.to_vec(),
+            node: m::NewNode {
+                kind: convert::from_kind(q.kind)?,
+                mode: q.mode,
+                uid: q.uid,
+                gid: q.gid,
+                rdev: q.rdev,
+                target: q.symlink_target.to_vec(),
+            },
+            ino: q.ino,
+            now: when(&q.time),
+            open: q.open,
+        }),
+        Some(Op::Commit(q)) => m::Queued::Commit {
+            ino: q.ino,
+            chunks: q
+                .chunks
+                .iter()
+                .map(convert::from_chunk)
+                .collect::<Result<Vec<_>, _>>()?,
+            write_end: q.write_end,
+            now: when(&q.time),
+        },
+        Some(Op::SetAttr(q)) => m::Queued::SetAttr {
+            ino: q.ino,
+            set: m::SetAttr {
+                mode: q.mode,
+                uid: q.uid,
+                gid: q.gid,
+                size: None,
+                atime: convert::time_set(&q.atime),
+                mtime: convert::time_set(&q.mtime),
+            },
+            now: when(&q.time),
+        },
+        None => return Err(Status::invalid_argument("an empty queued operation")),
+    })
 }

@@ -549,6 +549,31 @@ fn a_name_made_ahead_takes_changes_at_once_and_counts_links_right() {
         fs::File::create_new(&file).unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     }
+    // A file made ahead, written, given a mode and times on its open fd
+    // (as tar does), closed: the other mount opens it at once and finds
+    // all of it.
+    use std::io::Write;
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for i in 0..40 {
+        let name = format!("d/w{i}");
+        let mut f = fs::File::create_new(a.p(&name)).unwrap();
+        f.write_all(format!("generation {i}").as_bytes()).unwrap();
+        f.set_permissions(fs::Permissions::from_mode(0o640))
+            .unwrap();
+        f.set_times(fs::FileTimes::new().set_modified(old).set_accessed(old))
+            .unwrap();
+        drop(f);
+        assert_eq!(
+            fs::read_to_string(b.p(&name)).unwrap(),
+            format!("generation {i}")
+        );
+        for m in [&a, &b] {
+            let md = fs::metadata(m.p(&name)).unwrap();
+            assert_eq!(md.mode() & 0o7777, 0o640, "{name}");
+            assert_eq!(md.mtime(), 1_000_000_000, "{name}");
+            assert_eq!(md.len(), format!("generation {i}").len() as u64, "{name}");
+        }
+    }
     for i in 0..40 {
         let mb = fs::metadata(b.p(&format!("d/m{i}"))).unwrap();
         assert_eq!(mb.mode() & 0o7777, 0o711, "d/m{i} on B");
@@ -565,5 +590,6 @@ fn a_name_made_ahead_takes_changes_at_once_and_counts_links_right() {
         assert_eq!(fs::metadata(m.p("d/from")).unwrap().nlink(), 2);
         assert_eq!(fs::metadata(m.p("d/to")).unwrap().nlink(), 3);
         assert_eq!(fs::metadata(m.p("d")).unwrap().nlink(), 2 + 42);
+        assert_eq!(fs::read_dir(m.p("d")).unwrap().count(), 40 + 40 + 2);
     }
 }

@@ -291,22 +291,18 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn reserve_inos(&self, session: &str, n: usize) -> Result<Vec<Ino>> {
         self.write_tx(|t| tree::Tx::reserve_inos(t, session, n))
     }
-    fn apply(
-        &self,
-        vol: Ino,
-        ops: &[QueuedCreate],
-        cx: &Cx<'_>,
-    ) -> Result<Outcome<Vec<Result<Attr>>>> {
+    fn apply(&self, vol: Ino, ops: &[Queued], cx: &Cx<'_>) -> Result<Outcome<Vec<Result<Attr>>>> {
         self.change(false, vol, cx, |c| {
             let mut touch = Touch::default();
+            let mut freed = Vec::new();
             let mut results = Vec::with_capacity(ops.len());
             for op in ops {
-                match tree::queued_create(c, vol, cx.session, op, &mut touch) {
+                match tree::queued(c, vol, cx, op, &mut touch, &mut freed) {
                     Err(e) if tree::ends_batch(&e) => return Err(e),
                     r => results.push(r),
                 }
             }
-            Ok((Outcome::new(results, Vec::new()), touch))
+            Ok((Outcome::new(results, freed), touch))
         })
     }
     fn release_many(&self, vol: Ino, session: &str, inos: &[Ino]) -> Result<Outcome<()>> {

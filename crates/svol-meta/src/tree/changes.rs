@@ -17,7 +17,7 @@ pub(crate) struct Touch {
     pub fresh: Vec<Ino>,
     pub entries: Vec<(Ino, Vec<u8>)>,
     /// Attributes the operation already read after its change (not read
-    /// again for the change set).
+    /// again for the change set); of several for one inode, the last.
     pub known: Vec<Attr>,
 }
 
@@ -89,14 +89,17 @@ pub(crate) fn finish<T>(
 ) -> Result<Outcome<T>> {
     let ch = &mut out.changes;
     ch.volume = vol;
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // The last attributes known of an inode are its newest (a batch may
+    // change one several times).
+    let known: std::collections::HashMap<Ino, &Attr> =
+        touch.known.iter().map(|a| (a.ino, a)).collect();
     for ino in touch.inodes.iter().chain(&touch.fresh) {
-        if seen.contains(ino) {
+        if !seen.insert(*ino) {
             continue;
         }
-        seen.push(*ino);
-        if let Some(a) = touch.known.iter().find(|a| a.ino == *ino) {
-            ch.attrs.push(a.clone());
+        if let Some(a) = known.get(ino) {
+            ch.attrs.push((*a).clone());
             continue;
         }
         match t.attr(vol, *ino)? {

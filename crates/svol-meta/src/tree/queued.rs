@@ -1,18 +1,64 @@
-//! Creates a mount made ahead of the server, applied in one transaction.
+//! What a mount did ahead of the server, applied in one transaction.
 //!
 //! A mount that holds a directory (no other client may look into it until
 //! the mount gives it back) creates there on its own: it answers its
 //! application at once with an inode number its session reserved, and
-//! sends the creates later, many per transaction. The rules are those of
-//! `create`; what differs is that each create's own failure (a name taken
-//! meanwhile by a client the hold did not stop, a number not reserved) is
-//! that create's result, not the batch's.
+//! sends the creates later, many per transaction — with what it then did
+//! to those new nodes while nobody else could see them (the contents a
+//! close committed, attributes set). The rules are those of `create`,
+//! `commit` and `setattr`; what differs is that each operation's own
+//! failure (a name taken meanwhile by a client the hold did not stop, a
+//! number not reserved) is that operation's result, not the batch's.
 
 use super::*;
 use crate::MetaError;
 
-/// One queued create; `touch` collects what it changed.
-pub(crate) fn queued_create(
+/// One queued operation; `touch` collects what it changed, `freed` the
+/// blocks it let go.
+pub(crate) fn queued(
+    t: &impl Tx,
+    vol: Ino,
+    cx: &Cx<'_>,
+    op: &Queued,
+    touch: &mut Touch,
+    freed: &mut Freed,
+) -> Result<Attr> {
+    match op {
+        Queued::Create(c) => queued_create(t, vol, cx.session, c, touch),
+        Queued::Commit {
+            ino,
+            chunks,
+            write_end,
+            now,
+        } => {
+            check_fence(t, cx, *ino)?;
+            let done = commit(t, vol, *ino, chunks, *write_end, *now)?;
+            freed.extend(done.out.changes.freed);
+            if done.changed {
+                touch.inodes.push(*ino);
+                touch.known.push(done.out.value.clone());
+            }
+            Ok(done.out.value)
+        }
+        Queued::SetAttr { ino, set, now } => {
+            if set.size.is_some() {
+                return Err(MetaError::InvalidArgument(
+                    "a truncate cannot be queued".into(),
+                ));
+            }
+            let out = setattr(t, vol, *ino, set, *now)?;
+            freed.extend(out.changes.freed);
+            touch.inodes.push(*ino);
+            if out.value.kind != FileKind::Directory {
+                touch.known.push(out.value.clone());
+            }
+            Ok(out.value)
+        }
+    }
+}
+
+/// One queued create.
+fn queued_create(
     t: &impl Tx,
     vol: Ino,
     session: &str,
@@ -41,7 +87,12 @@ pub(crate) fn queued_create(
     touch.inodes.push(op.parent);
     touch.entries.push((op.parent, op.name.clone()));
     touch.fresh.push(a.ino);
-    touch.known.push(a.clone());
+    // A directory's attributes move on with the creates in it later in
+    // the batch: read at the end instead (here and in `SetAttr`). A
+    // file's change only by later operations that say what they left.
+    if a.kind != FileKind::Directory {
+        touch.known.push(a.clone());
+    }
     Ok(a)
 }
 
