@@ -36,8 +36,8 @@ type Result<T> = std::result::Result<T, ClientError>;
 /// lands the queue first).
 const MAX_QUEUED: usize = 4096;
 /// Inode numbers asked for at a time, and the stock below which more are.
-const RESERVE: u32 = 2048;
-const LOW: usize = 512;
+const RESERVE: u32 = 4096;
+const LOW: usize = 2048;
 /// A refused hold is not asked for again sooner (another client is
 /// listing or changing the directory).
 const REFUSED_FOR: Duration = Duration::from_secs(1);
@@ -320,6 +320,10 @@ impl Ahead {
         // sends.
         if self.listings.known(n.parent, &n.name) != Known::Absent {
             return None;
+        }
+        if q.inos.len() < LOW && !q.refilling {
+            // The sender tops the stock up (this is the FUSE thread).
+            self.queued.notify_one();
         }
         let now = to_ts(SystemTime::now());
         let a = q.make(n, &parent_attr, now)?;
@@ -644,18 +648,19 @@ impl Ahead {
 }
 
 /// Sends the queue whenever it has something and nothing is in flight;
-/// keeps the stock of numbers up.
+/// keeps the stock of numbers up (rung also when it runs low, so a mount
+/// that ran out and creates the usual way gets numbers again).
 async fn sender(ahead: std::sync::Weak<Ahead>) {
     loop {
         let Some(mut a) = ahead.upgrade() else { return };
         let bell = a.queued.clone();
+        a.refill();
         if a.q().ops.is_empty() {
             drop(a);
             // A ring before this wait is kept (a permit), not lost.
             bell.notified().await;
             continue;
         }
-        a.refill();
         if a.q().ops.len() < LINGER_OPS {
             // Nobody waits for the batch (a call that does lands it
             // itself): a moment more fills it, and one transaction of
