@@ -344,6 +344,25 @@ impl Inner {
         lock(&self.open).files.get(&ino).map(|f| f.0.clone())
     }
 
+    /// `ino`'s attributes as a listing answers them, on the FUSE thread
+    /// (an open file's only if its state is free this instant: `fattr`
+    /// without waiting).
+    fn listed_attr(&self, ino: u64) -> Option<FileAttr> {
+        if !self.lease.holds() {
+            return None;
+        }
+        let a = self.listings.attr_of(ino)?;
+        let mut size = a.size;
+        if let Some(f) = self.local_size(ino) {
+            let mut st = f.try_lock().ok()?;
+            st.newer = st.newer.max(a.version);
+            if st.is_dirty() {
+                size = size.max(st.size);
+            }
+        }
+        Some(file_attr(&a, self.k(ino), size))
+    }
+
     /// Kernel attributes, with this mount's unflushed size folded in.
     async fn fattr(&self, a: &p::Attr) -> FileAttr {
         let mut size = a.size;
@@ -920,11 +939,8 @@ impl Filesystem for SvolFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let s = self.inner.s(ino);
-        if self.inner.local_size(s).is_none() && self.inner.lease.holds() {
-            if let Some(a) = self.inner.listings.attr_of(s) {
-                return reply.attr(&Duration::ZERO, &file_attr(&a, ino, a.size));
-            }
+        if let Some(fa) = self.inner.listed_attr(self.inner.s(ino)) {
+            return reply.attr(&Duration::ZERO, &fa);
         }
         self.spawn(|i| async move {
             match i.getattr(i.s(ino)).await {
