@@ -9,13 +9,17 @@
 //! out as one `Apply` (one transaction) whenever none is in flight, so a
 //! burst of creates costs one round trip per batch instead of one each.
 //!
+//! What the mount then does to a node it made, while nobody else can reach
+//! it ([`Private`]), joins the queue too: the commit of a close (inline
+//! contents) and attributes set on it.
+//!
 //! Order is kept: any other call of this mount to the server waits until
 //! the queue has landed ([`Ahead::settle`]), so the server sees this
 //! mount's operations in the order its applications made them. What the
-//! relaxation costs: a create the server refuses after it was answered (a
-//! lease lost meanwhile, a full store) is reported by the next `fsync` of
-//! this mount, not by `creat` — as on CephFS with async dirops, or any
-//! write-back cache before `fsync`.
+//! relaxation costs: an operation the server refuses after it was answered
+//! (a lease lost meanwhile, a full store) is reported by the next `fsync`
+//! of this mount, not by `creat` or `close` — as on CephFS with async
+//! dirops, or any write-back cache before `fsync`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -420,6 +424,10 @@ impl Ahead {
     /// Attributes the server returned: held directories' are the newest.
     pub(crate) fn learned<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
         let mut q = self.q();
+        if q.parents.is_empty() && q.private.is_empty() {
+            // Nothing held or made here: the common case on reads.
+            return;
+        }
         for a in attrs {
             q.now_is(a);
         }

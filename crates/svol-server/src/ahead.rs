@@ -14,9 +14,9 @@ use crate::service::State;
 
 /// Numbers one `Hold` may reserve.
 const MAX_RESERVE: u32 = 4096;
-/// Creates one `Apply` may carry (a bound on one transaction's work).
+/// Operations one `Apply` may carry (a bound on one transaction's work).
 const MAX_APPLY: usize = 4096;
-/// A create's own time is taken if the mount's clock is this close to
+/// An operation's own time is taken if the mount's clock is this close to
 /// the server's; else the server's (a mount with a wrong clock must not
 /// date files years away).
 const MAX_SKEW_MS: i64 = 60_000;
@@ -77,8 +77,6 @@ impl State {
         }
         let cx = self.cx(&c);
         let server_ms = cx.now_ms();
-        // An operation's own time is taken if the mount's clock is close
-        // enough to the server's.
         let when = |t: &Option<p::Timespec>| {
             t.as_ref()
                 .map(convert::from_ts)
