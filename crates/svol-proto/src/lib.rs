@@ -19,6 +19,10 @@ pub const CHUNK_SIZE: u64 = 4 << 20;
 pub const INLINE_MAX: usize = 64 << 10;
 /// gRPC message limit: one block plus headroom.
 pub const MAX_MESSAGE: usize = 16 << 20;
+/// Inodes one open may peek at (`OpenRequest.peek`).
+pub const MAX_PEEK: usize = 64;
+/// Inline bytes one open returns for the inodes it peeked at.
+pub const PEEK_BYTES: usize = 1 << 20;
 /// Rename flags on the wire (same values as Linux).
 pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;

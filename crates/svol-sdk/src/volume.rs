@@ -205,9 +205,17 @@ impl Volume {
     }
 
     pub async fn open(&self, ino: u64) -> Result<p::OpenResponse> {
-        let r = p::InodeRequest {
+        self.open_peeking(ino, Vec::new()).await
+    }
+
+    /// Opens `ino` and peeks at the small files among `peek` (at most
+    /// [`p::MAX_PEEK`]): their whole contents come back in `peeked`,
+    /// without opening them.
+    pub async fn open_peeking(&self, ino: u64, peek: Vec<u64>) -> Result<p::OpenResponse> {
+        let r = p::OpenRequest {
             volume: self.id(),
             ino,
+            peek,
         };
         call!(self.client, Unsent, open, r)
     }

@@ -404,9 +404,10 @@ impl Rpc {
                     .await
                     .map(|_| ()),
                 Call::Open(ino) => c
-                    .open(self.req(p::InodeRequest {
+                    .open(self.req(p::OpenRequest {
                         volume: "fz".into(),
                         ino,
+                        peek: vec![ino, ino.wrapping_add(1), u64::MAX],
                     }))
                     .await
                     .map(|_| ()),

@@ -20,6 +20,7 @@ mod feed;
 mod limits;
 mod locks;
 mod migrate;
+mod peek;
 mod recall;
 mod service;
 mod sessions;

@@ -340,6 +340,7 @@ impl p::svol_server::Svol for State {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
             touched,
+            peeked: Vec::new(),
         }))
     }
 
@@ -442,16 +443,18 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(p::ReadLinkResponse { target: t.into() }))
     }
 
-    async fn open(&self, req: Request<p::InodeRequest>) -> Res<p::OpenResponse> {
+    async fn open(&self, req: Request<p::OpenRequest>) -> Res<p::OpenResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
         self.settle(&c, Some(&[ino])).await;
         let cx = self.cx(&c);
         let (a, chunks) = self.meta(|m| m.open(c.vol, ino, &cx)).await?;
+        let peeked = self.peek(&c, ino, &req.get_ref().peek).await?;
         Ok(Response::new(p::OpenResponse {
             attr: Some(attr(&a)),
             chunks: chunks.into_iter().map(convert::chunk).collect(),
             touched: Vec::new(),
+            peeked,
         }))
     }
 
