@@ -24,8 +24,9 @@ use crate::cache::BlockCache;
 use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
-use crate::listings::{Fill, Known, Listings, PAGE};
+use crate::listings::{Fill, Known, Listings, KERNEL_TTL, PAGE};
 use crate::locks::LockSpec;
+use crate::peeks::Peeks;
 use crate::releases::Releases;
 
 /// How long the kernel may trust attributes and names without asking.
@@ -95,6 +96,12 @@ struct Open {
     files: HashMap<u64, (File, usize)>,
     /// Handle → (inode, session epoch it was opened under).
     handles: HashMap<u64, (u64, u64)>,
+    /// Handles opened from peeked contents, with the attributes they
+    /// were opened with: the server has no open of them to release, and
+    /// does not keep their file alive once another mount unlinks it.
+    /// Such a handle then goes on with what it opened, as the holder of an
+    /// unlinked file does (see `orphan_attr`).
+    peeked: HashMap<u64, p::Attr>,
 }
 
 pub(crate) struct Inner {
@@ -113,6 +120,8 @@ pub(crate) struct Inner {
     budget: Arc<DirtyBudget>,
     releases: Releases,
     listings: Arc<Listings>,
+    /// Small files' contents fetched ahead of their opens.
+    peeks: Peeks,
     pub(crate) ahead: Arc<Ahead>,
 }
 
@@ -166,6 +175,7 @@ impl SvolFs {
             locks,
             lease,
             budget: Arc::new(DirtyBudget::new(max_dirty)),
+            peeks: Peeks::default(),
         });
         rt.spawn(flusher(Arc::downgrade(&inner)));
         Self { rt, inner }
@@ -347,20 +357,33 @@ impl Inner {
     /// `ino`'s attributes as a listing answers them, on the FUSE thread
     /// (an open file's only if its state is free this instant: `fattr`
     /// without waiting).
-    fn listed_attr(&self, ino: u64) -> Option<FileAttr> {
+    fn listed_attr(&self, ino: u64) -> Option<(FileAttr, Duration)> {
         if !self.lease.holds() {
             return None;
         }
-        let a = self.listings.attr_of(ino)?;
+        let open = self.local_size(ino);
+        let mut st = match &open {
+            Some(f) => Some(f.try_lock().ok()?),
+            None => None,
+        };
+        // Unless this mount has written what the server has not got, the
+        // kernel may keep them until the listing goes (see listings.rs).
+        let kept = match st.as_ref().is_some_and(|st| st.is_dirty()) {
+            false => self.listings.kernel_attr(ino),
+            true => None,
+        };
+        let (a, ttl) = match kept {
+            Some(a) => (a, KERNEL_TTL),
+            None => (self.listings.attr_of(ino)?, Duration::ZERO),
+        };
         let mut size = a.size;
-        if let Some(f) = self.local_size(ino) {
-            let mut st = f.try_lock().ok()?;
+        if let Some(st) = st.as_mut() {
             st.newer = st.newer.max(a.version);
             if st.is_dirty() {
                 size = size.max(st.size);
             }
         }
-        Some(file_attr(&a, self.k(ino), size))
+        Some((file_attr(&a, self.k(ino), size), ttl))
     }
 
     /// Kernel attributes, with this mount's unflushed size folded in.
@@ -640,9 +663,25 @@ impl Inner {
         }
         self.ahead.settle().await?;
         let e = self.dirs.epoch();
-        let a = self.vol.getattr(ino).await?;
+        let a = match self.vol.getattr(ino).await {
+            Err(ClientError::NotFound(m)) => {
+                return self.orphan_attr(ino).ok_or(ClientError::NotFound(m));
+            }
+            res => res?,
+        };
         self.learned(e, [&a]);
         Ok(a)
+    }
+
+    /// The attributes of `ino` gone from the server while this mount holds
+    /// it open from peeked contents: those it was opened with, unlinked.
+    fn orphan_attr(&self, ino: u64) -> Option<p::Attr> {
+        let o = lock(&self.open);
+        let a = o.peeked.values().find(|a| a.ino == ino)?;
+        Some(p::Attr {
+            nlink: 0,
+            ..*a
+        })
     }
 
     /// The entries of `dir` after kernel offset `offset`, each with its own
@@ -663,12 +702,62 @@ impl Inner {
         Ok(entries)
     }
 
-    /// Registers an open with the server and returns a handle.
-    async fn open_file(&self, ino: u64) -> Result<(u64, FopenFlags)> {
+    /// Registers an open with the server and returns a handle; a file
+    /// opened only to read may need no server at all (see peeks.rs).
+    async fn open_file(&self, ino: u64, read_only: bool) -> Result<(u64, FopenFlags)> {
+        if read_only {
+            if let Some(opened) = self.open_peeked(ino).await {
+                return opened;
+            }
+        }
         self.ahead.settle().await?;
         let epoch = self.lease.epoch();
-        let resp = self.vol.open(ino).await?;
+        let peek = if read_only {
+            self.to_peek(ino)
+        } else {
+            Vec::new()
+        };
+        let mut resp = self.vol.open_peeking(ino, peek).await?;
+        self.peeks.keep(std::mem::take(&mut resp.peeked));
         self.opened(ino, resp, epoch).await
+    }
+
+    /// Opens `ino` from its peeked contents, if a listing says they are
+    /// its current ones.
+    async fn open_peeked(&self, ino: u64) -> Option<Result<(u64, FopenFlags)>> {
+        if !self.lease.holds() {
+            return None;
+        }
+        let a = self.listings.attr_of(ino)?;
+        let chunks = self.peeks.get(ino, a.version)?;
+        let resp = p::OpenResponse {
+            attr: Some(a),
+            chunks,
+            ..Default::default()
+        };
+        let epoch = self.lease.epoch();
+        Some(self.opened(ino, resp, epoch).await.inspect(|(fh, _)| {
+            lock(&self.open).peeked.insert(*fh, a);
+        }))
+    }
+
+    /// The files to peek at with a slow open of `ino`: the next small ones
+    /// of its directory not already peeked, if a reader is going through
+    /// it.
+    fn to_peek(&self, ino: u64) -> Vec<u64> {
+        if !self.lease.holds() {
+            return Vec::new();
+        }
+        let Some((dir, next)) = self.listings.next_files(ino, p::MAX_PEEK) else {
+            return Vec::new();
+        };
+        if !self.peeks.worth(dir) {
+            return Vec::new();
+        }
+        next.into_iter()
+            .filter(|&(i, v)| !self.peeks.has(i, v))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Records a file the server has opened for us under session epoch
@@ -766,17 +855,19 @@ impl Inner {
         } else {
             Ok(())
         };
-        {
+        let peeked = {
             let mut o = lock(&self.open);
             o.handles.remove(&fh);
+            let peeked = o.peeked.remove(&fh).is_some();
             if let Some(e) = o.files.get_mut(&ino) {
                 e.1 = e.1.saturating_sub(1);
                 if e.1 == 0 {
                     o.files.remove(&ino);
                 }
             }
-        }
-        if live {
+            peeked
+        };
+        if live && !peeked {
             if let Release::Server = self.ahead.release(ino).await {
                 self.releases.push(ino, epoch);
             }
@@ -939,8 +1030,8 @@ impl Filesystem for SvolFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(fa) = self.inner.listed_attr(self.inner.s(ino)) {
-            return reply.attr(&Duration::ZERO, &fa);
+        if let Some((fa, ttl)) = self.inner.listed_attr(self.inner.s(ino)) {
+            return reply.attr(&ttl, &fa);
         }
         self.spawn(|i| async move {
             match i.getattr(i.s(ino)).await {
@@ -1127,7 +1218,7 @@ impl Filesystem for SvolFs {
             if writes && i.read_only {
                 return reply.error(Errno::from_i32(libc::EROFS));
             }
-            match i.open_file(i.s(ino)).await {
+            match i.open_file(i.s(ino), !writes).await {
                 Ok((fh, fl)) => reply.opened(FileHandle(fh), fl),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -1160,8 +1251,15 @@ impl Filesystem for SvolFs {
                 // said so, see `fattr`): read what is there now, as a
                 // reader that keeps its file open (`tail -f`) must.
                 if st.newer > st.version && !st.is_dirty() {
-                    if let Err(e) = i.refetch(ino, &mut st).await {
-                        return reply.error(errno(&e));
+                    match i.refetch(ino, &mut st).await {
+                        // Unlinked elsewhere while open from peeked
+                        // contents: the server kept nothing for this
+                        // handle, which goes on with what it opened.
+                        Err(ClientError::NotFound(_)) if i.orphan_attr(ino).is_some() => {
+                            st.newer = st.version;
+                        }
+                        Err(e) => return reply.error(errno(&e)),
+                        Ok(()) => {}
                     }
                 }
                 st.plan_read(offset, size)

@@ -16,6 +16,7 @@ mod fs;
 mod lease;
 mod listings;
 mod locks;
+mod peeks;
 mod releases;
 mod session;
 
@@ -125,7 +126,7 @@ impl Mount {
             tokio::runtime::Handle::current(),
             locks.clone(),
             lease_state,
-            listings,
+            listings.clone(),
             ahead.clone(),
             if opts.max_dirty == 0 {
                 512 << 20
@@ -176,6 +177,7 @@ impl Mount {
                 source,
             })?;
         let _ = locks.notifier.set(session.notifier());
+        listings.attach(session.notifier(), root);
         session::spawn_invalidator(session.notifier(), invalidations, root, forget, locks);
         Ok(Self {
             session,

@@ -18,9 +18,20 @@
 //! the session's invalidations had gone when it was registered; the
 //! listing is kept only once those were processed here and none of them
 //! touched an entry it holds.
+//!
+//! The kernel may keep a listed entry's attributes for [`KERNEL_TTL`]
+//! (`stat`, the permission check of every path through a directory): each
+//! inode handed out so is noted, and whatever drops its listing — a recall
+//! above all — drops the kernel's copy first (`notify_inval_inode` with no
+//! page range, which waits on no request), so the recall is answered only
+//! once the kernel too has forgotten. A getattr answered from a listing a
+//! recall then dropped loses to it in the kernel (its attribute version is
+//! older); a lookup's reply may make a new kernel inode, which nothing
+//! could have invalidated, so lookups hand out attributes that expire at
+//! once, as before.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,6 +47,12 @@ const MAX_ENTRIES: usize = 2_000_000;
 /// A directory recalled this recently is not listed again: another client
 /// is changing it, and each listing would only be recalled again.
 const COOL_DOWN: Duration = Duration::from_secs(1);
+/// How long the kernel keeps a listed entry's attributes: until its
+/// listing is dropped, and a lost drop (a bug) heals after this.
+pub(crate) const KERNEL_TTL: Duration = Duration::from_secs(10);
+/// Inodes the kernel may keep attributes of, over all listings; past it
+/// the kernel's copies are all dropped.
+const MAX_GIVEN: usize = 1_000_000;
 
 /// What a listing says about a name.
 #[derive(Debug, PartialEq, Clone)]
@@ -71,12 +88,23 @@ struct State {
     /// Big directories: lookups that missed since found big.
     big: HashMap<u64, u32>,
     recalled: HashMap<u64, Instant>,
+    /// Listed inodes whose attributes the kernel was given to keep.
+    given: HashSet<u64>,
+    /// Of those, the ones whose listing went: the kernel's copy goes next.
+    stale: Vec<u64>,
 }
 
 pub(crate) struct Listings {
     state: Mutex<State>,
     /// The session's last invalidation processed here (see `filled`).
     processed: tokio::sync::watch::Sender<u64>,
+    /// The kernel's attribute cache, once mounted (see the module doc).
+    kernel: OnceLock<Kernel>,
+}
+
+struct Kernel {
+    notifier: fuser::Notifier,
+    root: u64,
 }
 
 impl Default for Listings {
@@ -84,6 +112,7 @@ impl Default for Listings {
         Self {
             state: Mutex::default(),
             processed: tokio::sync::watch::channel(0).0,
+            kernel: OnceLock::new(),
         }
     }
 }
@@ -114,8 +143,32 @@ impl Listings {
         matches!(caught, Ok(Ok(_)))
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The mount's kernel connection: attributes handed out from now on
+    /// may be kept by the kernel (see [`Listings::kernel_attr`]).
+    pub(crate) fn attach(&self, notifier: fuser::Notifier, root: u64) {
+        let _ = self.kernel.set(Kernel { notifier, root });
+    }
+
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: Some(self.state.lock().unwrap_or_else(|p| p.into_inner())),
+            kernel: self.kernel.get(),
+        }
+    }
+
+    /// The listed attributes of `ino` for the kernel to keep for
+    /// [`KERNEL_TTL`], if a listing holds it and the kernel's copy can be
+    /// dropped with the listing.
+    pub(crate) fn kernel_attr(&self, ino: u64) -> Option<p::Attr> {
+        self.kernel.get()?;
+        let mut s = self.state();
+        let a = s.attr_of(ino)?;
+        if s.given.len() >= MAX_GIVEN {
+            let all: Vec<u64> = s.given.drain().collect();
+            s.stale.extend(all);
+        }
+        s.given.insert(ino);
+        Some(a)
     }
 
     pub(crate) fn known(&self, dir: u64, name: &[u8]) -> Known {
@@ -248,12 +301,18 @@ impl Listings {
             let Some(places) = s.by_ino.get(&a.ino).cloned() else {
                 continue;
             };
+            let mut changed = false;
             for (dir, name) in places {
                 if let Some(e) = s.dirs.get_mut(&dir).and_then(|d| d.get_mut(&name)) {
-                    if e.version <= a.version {
+                    if e.version <= a.version && e != a {
                         *e = *a;
+                        changed = true;
                     }
                 }
+            }
+            // The kernel may keep what it was given: not past a change.
+            if changed && s.given.remove(&a.ino) {
+                s.stale.push(a.ino);
             }
         }
     }
@@ -265,9 +324,32 @@ impl Listings {
 
     /// The listed attributes of `ino`, if a listing holds it.
     pub(crate) fn attr_of(&self, ino: u64) -> Option<p::Attr> {
+        self.state().attr_of(ino)
+    }
+
+    /// The directory `ino` is listed in, and up to `n` small regular files
+    /// listed beside it with the next inode numbers (made after it: the
+    /// order a tree was written in), with their versions.
+    pub(crate) fn next_files(&self, ino: u64, n: usize) -> Option<(u64, Vec<(u64, u64)>)> {
         let s = self.state();
-        let (dir, name) = s.by_ino.get(&ino)?.first()?;
-        s.dirs.get(dir)?.get(name).copied()
+        let (dir, _) = s.by_ino.get(&ino)?.first()?;
+        let mut next: Vec<(u64, u64)> = s
+            .dirs
+            .get(dir)?
+            .values()
+            .filter(|a| {
+                a.ino > ino
+                    && a.kind == p::FileKind::Regular as i32
+                    && a.size <= p::INLINE_MAX as u64
+            })
+            .map(|a| (a.ino, a.version))
+            .collect();
+        if next.len() > n {
+            next.select_nth_unstable(n);
+            next.truncate(n);
+        }
+        next.sort_unstable();
+        Some((*dir, next))
     }
 
     /// Another client changed these inodes (a plain invalidation): a
@@ -300,7 +382,50 @@ impl Listings {
     }
 }
 
+/// The listings' lock; on release, the kernel forgets the attributes of
+/// inodes whose listings went meanwhile (before a recall is answered: the
+/// callers answer after the call that dropped them returns).
+struct StateGuard<'a> {
+    guard: Option<std::sync::MutexGuard<'a, State>>,
+    kernel: Option<&'a Kernel>,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let Some(mut g) = self.guard.take() else {
+            return;
+        };
+        let stale = std::mem::take(&mut g.stale);
+        drop(g);
+        let Some(k) = self.kernel else { return };
+        for ino in stale {
+            let kino = fuser::INodeNo(if ino == k.root { 1 } else { ino });
+            // No page range: attributes only, which waits on no request
+            // (an inode the kernel no longer has answers ENOENT).
+            let _ = k.notifier.inval_inode(kino, -1, 0);
+        }
+    }
+}
+
 impl State {
+    fn attr_of(&self, ino: u64) -> Option<p::Attr> {
+        let (dir, name) = self.by_ino.get(&ino)?.first()?;
+        self.dirs.get(dir)?.get(name).copied()
+    }
+
     /// `fill` is over; its state, unless a later fill of its directory
     /// replaced it (or a change ended it).
     fn end_fill(&mut self, fill: &Fill) -> Option<Filling> {
@@ -329,6 +454,9 @@ impl State {
             v.retain(|(d, n)| !(*d == dir && n[..] == name[..]));
             if v.is_empty() {
                 self.by_ino.remove(&ino);
+                if self.given.remove(&ino) {
+                    self.stale.push(ino);
+                }
             }
         }
     }
@@ -353,11 +481,18 @@ impl State {
             self.entries = self.entries.saturating_sub(names.len());
             for (name, a) in names {
                 self.unplace(a.ino, dir, &name);
+                // Also under another listing: the kernel's copy was of
+                // these attributes, which changed.
+                if self.given.remove(&a.ino) {
+                    self.stale.push(a.ino);
+                }
             }
         }
     }
 
     fn clear(&mut self) {
+        let given: Vec<u64> = self.given.drain().collect();
+        self.stale.extend(given);
         self.dirs.clear();
         self.by_ino.clear();
         self.filling.clear();

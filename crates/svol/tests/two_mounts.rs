@@ -593,3 +593,152 @@ fn a_name_made_ahead_takes_changes_at_once_and_counts_links_right() {
         assert_eq!(fs::read_dir(m.p("d")).unwrap().count(), 40 + 40 + 2);
     }
 }
+
+/// The kernel keeps a listed entry's attributes (listings.rs) and a
+/// recall drops them before it is answered. B stats 60 files over and over
+/// while A changes each once (the mtime of even ones, the size of odd
+/// ones); every stat on B that began after A's change returned must show
+/// it — a kernel copy the recall missed would show the old one for
+/// seconds.
+#[test]
+fn attributes_the_kernel_keeps_are_dropped_before_a_change_returns() {
+    let s = Server::start();
+    s.create_volume("kept");
+    let a = s.mount("kept", &[]);
+    let b = s.mount("kept", &[]);
+    const N: usize = 60;
+    for i in 0..N {
+        fs::create_dir(a.p(&format!("d{i}"))).unwrap();
+        fs::write(a.p(&format!("d{i}/f")), b"1234").unwrap();
+    }
+    let reader = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+root, n, end = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+paths = [os.path.join(root, f"d{i}", "f") for i in range(n)]
+while time.monotonic() < end:
+    for i, p in enumerate(paths):
+        t0 = time.monotonic()
+        st = os.stat(p)
+        print(i, t0, time.monotonic(), st.st_mtime_ns, st.st_size)
+"#,
+        )
+        .arg(b.path())
+        .arg(N.to_string())
+        .arg("4")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+root, n = sys.argv[1], int(sys.argv[2])
+time.sleep(1.0)  # B has listed every directory and stat'ed every file
+for i in range(n):
+    p = os.path.join(root, f"d{i}", "f")
+    if i % 2 == 0:
+        os.utime(p, ns=(1_000_000_000 * (1000 + i), 1_000_000_000 * (1000 + i)))
+    else:
+        os.truncate(p, 1000 + i)
+    print(i, time.monotonic(), flush=True)
+    time.sleep(0.03)
+"#,
+        )
+        .arg(a.path())
+        .arg(N.to_string())
+        .output()
+        .expect("python3");
+    assert!(writer.status.success());
+    let out = reader.wait_with_output().expect("reader");
+    assert!(out.status.success());
+    let changed: Vec<f64> = String::from_utf8_lossy(&writer.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(changed.len(), N);
+    let (mut judged, mut stale) = (0, Vec::new());
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Vec<&str> = l.split_whitespace().collect();
+        let i: usize = v[0].parse().unwrap();
+        let t0: f64 = v[1].parse().unwrap();
+        let (mtime_ns, size): (u128, u64) = (v[3].parse().unwrap(), v[4].parse().unwrap());
+        if t0 <= changed[i] {
+            continue;
+        }
+        judged += 1;
+        let fresh = if i % 2 == 0 {
+            mtime_ns == 1_000_000_000 * (1000 + i as u128)
+        } else {
+            size == 1000 + i as u64
+        };
+        if !fresh {
+            stale.push(l.to_string());
+        }
+    }
+    assert!(
+        judged > 10 * N,
+        "only {judged} stats on B came after a change"
+    );
+    assert!(
+        stale.is_empty(),
+        "{} of {judged} stats on B after A's change showed the old attributes: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+}
+
+/// A mount reading through a directory of small files gets the next ones'
+/// contents with one open and opens those without the server (peeks.rs).
+/// What it got is only ever served as the version a listing says is
+/// current: a rewrite, an unlink or a rename on A is seen at once, a
+/// listing made again later does not bring the old bytes back, and a file
+/// opened from its peeked contents stays readable after an unlink.
+#[test]
+fn contents_fetched_ahead_never_outlive_a_change_on_another_mount() {
+    let s = Server::start();
+    s.create_volume("peek");
+    let a = s.mount("peek", &[]);
+    let b = s.mount("peek", &[]);
+    fs::create_dir(a.p("d")).unwrap();
+    let v1 = |i: usize| format!("v1 of {i:03}").repeat(10).into_bytes();
+    for i in 0..200 {
+        fs::write(a.p(&format!("d/f{i:03}")), v1(i)).unwrap();
+    }
+    for round in 0..2 {
+        for i in 0..200 {
+            let got = fs::read(b.p(&format!("d/f{i:03}"))).unwrap();
+            assert_eq!(got, v1(i), "f{i:03} on B, round {round}");
+        }
+    }
+    // B keeps f160 open from what it peeked; A removes it.
+    let mut kept = fs::File::open(b.p("d/f160")).unwrap();
+    let v2 = b"v2 of 150, same length as v1 of 150 ......... and more".to_vec();
+    fs::write(a.p("d/f150"), &v2).unwrap();
+    fs::remove_file(a.p("d/f151")).unwrap();
+    fs::rename(a.p("d/f152"), a.p("d/g152")).unwrap();
+    fs::remove_file(a.p("d/f160")).unwrap();
+    assert_eq!(fs::read(b.p("d/f150")).unwrap(), v2, "rewritten on A");
+    assert!(!b.p("d/f151").exists(), "unlinked on A");
+    assert!(!b.p("d/f152").exists(), "renamed away on A");
+    assert_eq!(fs::read(b.p("d/g152")).unwrap(), v1(152), "renamed on A");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut kept, &mut got).unwrap();
+    assert_eq!(got, v1(160), "an open file outlives its unlink");
+    let nlink = std::os::unix::fs::MetadataExt::nlink(&kept.metadata().unwrap());
+    assert_eq!(nlink, 0, "an open file unlinked on A has no links on B");
+    // Once B lists the directory again (after its rest), the version it
+    // lists is the new one: the old peeked bytes must not come back.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!b.p("d/none").exists());
+    for round in 0..2 {
+        for i in (140..200).filter(|i| ![151, 152, 160].contains(i)) {
+            let want = if i == 150 { v2.clone() } else { v1(i) };
+            let got = fs::read(b.p(&format!("d/f{i:03}"))).unwrap();
+            assert_eq!(got, want, "f{i:03} on B after the changes, round {round}");
+        }
+    }
+}
