@@ -678,10 +678,7 @@ impl Inner {
     fn orphan_attr(&self, ino: u64) -> Option<p::Attr> {
         let o = lock(&self.open);
         let a = o.peeked.values().find(|a| a.ino == ino)?;
-        Some(p::Attr {
-            nlink: 0,
-            ..*a
-        })
+        Some(p::Attr { nlink: 0, ..*a })
     }
 
     /// The entries of `dir` after kernel offset `offset`, each with its own

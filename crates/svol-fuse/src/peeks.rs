@@ -7,6 +7,13 @@
 //! only while a listing — recalled before any other mount's change returns
 //! — says that version is the file's current one. Kept up to [`BUDGET`]
 //! bytes, the oldest dropped first.
+//!
+//! A file opened from here is not open on the server, which therefore
+//! frees it when another mount unlinks its last name. The handle then goes
+//! on with the contents and attributes it opened with (`nlink` 0), as any
+//! holder of an unlinked file does; what it cannot see is a write made on
+//! another mount after its open *and* before that unlink, if it read
+//! nothing in between (an open on the server would have shown it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -353,3 +353,73 @@ async fn a_wrong_token_is_refused_before_the_body_is_read() {
     assert_ne!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
     assert_ne!(err.code(), tonic::Code::Ok);
 }
+
+/// An open may peek at other small files' contents; it must reach only
+/// the opened volume's regular files, at most 64 of them, and pin none of
+/// them against deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peeks_reach_only_small_files_of_the_opened_volume() {
+    let s = server().await;
+    let admin = client(&s).await;
+    admin.create_workspace("w2").await.unwrap();
+    let t2 = admin
+        .create_token("w2-peek", Some("w2"), false)
+        .await
+        .unwrap();
+    let w2 = client_with(&s, &t2.token).await;
+    w2.create_volume("secret").await.unwrap();
+    let secret = w2.volume("secret").await.unwrap();
+    let theirs = secret.write_file("/key", &b"w2's key"[..]).await.unwrap();
+    admin.create_volume("other").await.unwrap();
+    let other = admin.volume("other").await.unwrap();
+    let sibling = other.write_file("/s", &b"other volume"[..]).await.unwrap();
+
+    admin.create_volume("mine").await.unwrap();
+    let mine = admin.volume("mine").await.unwrap();
+    let opened = mine.write_file("/a", &b"a"[..]).await.unwrap();
+    let small = mine.write_file("/b", &b"bee"[..]).await.unwrap();
+    let dir = mine.mkdirs("/d").await.unwrap();
+    let resp = mine
+        .open_peeking(
+            opened.ino,
+            vec![
+                theirs.ino,
+                sibling.ino,
+                dir,
+                small.ino,
+                u64::MAX,
+                opened.ino,
+            ],
+        )
+        .await
+        .unwrap();
+    mine.release(opened.ino).await.unwrap();
+    let got: Vec<u64> = resp
+        .peeked
+        .iter()
+        .filter_map(|p| p.attr.map(|a| a.ino))
+        .collect();
+    assert_eq!(got, vec![small.ino], "only the opened volume's small file");
+    let inline: Vec<u8> = resp.peeked[0]
+        .chunks
+        .iter()
+        .flat_map(|c| c.inline_data.iter().copied())
+        .collect();
+    assert_eq!(inline, b"bee");
+
+    let too_many = mine
+        .open_peeking(opened.ino, (1..=p::MAX_PEEK as u64 + 1).collect())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&too_many, ClientError::InvalidArgument(m) if m.contains("at most 64")),
+        "{too_many}"
+    );
+
+    // A peeked file is not open: unlinking its name frees it.
+    mine.unlink(mine.root(), b"b", false).await.unwrap();
+    assert!(matches!(
+        mine.getattr(small.ino).await,
+        Err(ClientError::NotFound(_))
+    ));
+}
