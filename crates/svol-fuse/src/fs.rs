@@ -716,6 +716,21 @@ impl Inner {
         };
         let mut resp = self.vol.open_peeking(ino, peek).await?;
         self.peeks.keep(std::mem::take(&mut resp.peeked));
+        if resp.attr.is_some_and(|a| a.nlink == 0) && !lock(&self.open).files.contains_key(&ino) {
+            // The kernel resolved a name to a file that no longer has one:
+            // its entry is older than another mount's unlink (entries are
+            // invalidated by push, after the change returned), and the
+            // server kept the file only for a release of ours still on its
+            // way. ESTALE makes the kernel look the name up again, so an
+            // open after another mount's close reads what it wrote. (An
+            // unlinked file open here may still be reopened through
+            // /proc/self/fd.)
+            self.releases.push(ino, epoch);
+            return Err(ClientError::Fs(
+                svol_sdk::FsErrno::Stale,
+                format!("open of inode {ino}: unlinked on another mount"),
+            ));
+        }
         self.opened(ino, resp, epoch).await
     }
 
