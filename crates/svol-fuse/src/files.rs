@@ -359,7 +359,7 @@ enum Piece {
 }
 
 impl ReadPlan {
-    pub(crate) async fn run(self, io: &Io) -> Result<Vec<u8>> {
+    pub(crate) async fn run(self, io: &Io) -> Result<Bytes> {
         for h in self.prefetch {
             io.cache.prefetch(h);
         }
@@ -377,7 +377,15 @@ impl ReadPlan {
 /// The bytes of a read from its parts: (data, offset in it, bytes wanted);
 /// what a part's data lacks reads as zeros (a hole, or past what was
 /// written of a grown file).
-fn assemble(parts: Vec<(Bytes, usize, usize)>) -> Vec<u8> {
+/// The read's bytes. A read within one piece that holds all it asks for
+/// (a sequential read inside a fetched block) is a view of that piece:
+/// a 1 MiB copy per read was a fifth of the mount's time on a big file.
+fn assemble(parts: Vec<(Bytes, usize, usize)>) -> Bytes {
+    if let [(src, off, n)] = &parts[..] {
+        if let Some(whole) = src.get(*off..*off + *n) {
+            return src.slice_ref(whole);
+        }
+    }
     let mut out = Vec::with_capacity(parts.iter().map(|p| p.2).sum());
     for (src, off, n) in parts {
         let have = src.len().saturating_sub(off).min(n);
@@ -386,7 +394,7 @@ fn assemble(parts: Vec<(Bytes, usize, usize)>) -> Vec<u8> {
         }
         out.resize(out.len() + (n - have), 0);
     }
-    out
+    Bytes::from(out)
 }
 
 async fn chunk_data(cache: &BlockCache, c: &p::Chunk) -> Result<Bytes> {
@@ -457,7 +465,7 @@ mod tests {
                 Piece::Chunk(..) => return None,
             }
         }
-        Some(assemble(parts))
+        Some(assemble(parts).to_vec())
     }
 
     #[test]

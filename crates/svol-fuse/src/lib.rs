@@ -17,6 +17,7 @@ mod lease;
 mod listings;
 mod locks;
 mod peeks;
+mod readahead;
 mod releases;
 mod session;
 
@@ -200,6 +201,9 @@ impl Mount {
     /// Serves requests until the file system is unmounted, then ends the
     /// lease. Blocks: call it off the async threads (`spawn_blocking`).
     pub fn run(self) -> std::io::Result<()> {
+        // Waits in its own thread for the INIT this loop is about to answer.
+        let mp = self.mountpoint.clone();
+        std::thread::spawn(move || readahead::widen(&mp, readahead::WINDOW_KIB));
         let res = self.session.run();
         self.rt.block_on(async {
             // Creates made ahead land before the lease ends.

@@ -742,3 +742,48 @@ fn contents_fetched_ahead_never_outlive_a_change_on_another_mount() {
         }
     }
 }
+
+/// A mount asks the kernel for a block of readahead (it offers 128 KiB),
+/// and what a sequential reader then gets on the other mount is the file,
+/// byte for byte, including reads that straddle two blocks.
+#[test]
+fn a_big_file_is_read_ahead_and_arrives_whole_on_the_other_mount() {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let s = Server::start();
+    s.create_volume("ra");
+    let a = s.mount("ra", &[]);
+    let b = s.mount("ra", &[]);
+    let dev = fs::metadata(b.path()).unwrap().dev();
+    let knob = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    eventually(Duration::from_secs(5), "readahead widened", || {
+        fs::read_to_string(&knob).is_ok_and(|v| v.trim() == "4096")
+    });
+
+    let data = random_bytes((13 << 20) + 12345, 21);
+    fs::write(a.p("big"), &data).unwrap();
+    let mut f = fs::File::open(b.p("big")).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got == data,
+        "sequential read on B differs from what A wrote"
+    );
+    for at in [(4 << 20) - 100, (8 << 20) - 1, data.len() as u64 - 10] {
+        let mut piece = vec![0u8; 300];
+        let n = f.read_at(&mut piece, at).unwrap();
+        let want = &data[at as usize..(at as usize + 300).min(data.len())];
+        assert_eq!(&piece[..n], want, "read of 300 bytes at {at}");
+    }
+}
