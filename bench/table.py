@@ -64,6 +64,8 @@ def main():
         print(f"| {'group':8} | " + " | ".join(f"{t:>18}" for _, t in measured) + " |")
         print(f"|{'-' * 10}|" + "|".join("-" * 20 for _ in measured) + "|")
         for g in WORKLOADS:
+            if not any(f"cpu_s.{g}" in r[n] for n, _ in measured):
+                continue
             cells = [f"{r[n].get('cpu_s.' + g, 0):7.1f} s {r[n].get('rss_mb.' + g, 0):6.0f} MiB" for n, _ in measured]
             print(f"| {g:8} | " + " | ".join(f"{c:>18}" for c in cells) + " |")
 

@@ -315,15 +315,23 @@ def main():
     args = sys.argv[4:]
     opt = lambda k, d: int(args[args.index(k) + 1]) if k in args else d
     procs = Procs(args[args.index("--pids") + 1] if "--pids" in args else "")
+    only = args[args.index("--only") + 1].split(",") if "--only" in args else None
     res = {"system": name}
-    procs.run(res, "big", seq_write_read, a, b, opt("--big-mib", 2048))
-    procs.run(res, "small", small_files, a, b, opt("--files", 10000))
-    procs.run(res, "meta", metadata, a, b, opt("--meta", 20000))
-    procs.run(res, "c2o", visibility, a, b, opt("--rounds", 200))
-    procs.run(res, "untar", untar, a, b, opt("--tree", 20000))
-    procs.run(res, "git", git_clone, a, b, opt("--repo", 5000))
-    procs.run(res, "bigdir", big_dir, a, b, opt("--bigdir", 100000))
-    procs.run(res, "par", parallel_creates, a, b, opt("--procs", 8), opt("--meta", 20000) // 4)
+    workloads = [
+        ("big", seq_write_read, (opt("--big-mib", 2048),)),
+        ("small", small_files, (opt("--files", 10000),)),
+        ("meta", metadata, (opt("--meta", 20000),)),
+        ("c2o", visibility, (opt("--rounds", 200),)),
+        ("untar", untar, (opt("--tree", 20000),)),
+        ("git", git_clone, (opt("--repo", 5000),)),
+        ("bigdir", big_dir, (opt("--bigdir", 100000),)),
+        ("par", parallel_creates, (opt("--procs", 8), opt("--meta", 20000) // 4)),
+    ]
+    unknown = set(only or []) - {w[0] for w in workloads}
+    assert not unknown, f"--only: no workload named {sorted(unknown)}"
+    for key, fn, extra in workloads:
+        if only is None or key in only:
+            procs.run(res, key, fn, a, b, *extra)
     print(json.dumps(res))
 
 

@@ -19,6 +19,7 @@ mod convert;
 mod feed;
 mod limits;
 mod locks;
+mod memory;
 mod migrate;
 mod peek;
 mod recall;
@@ -190,6 +191,7 @@ pub async fn run(
     feed::spawn_tailer(state.clone());
     sessions::spawn_reaper(state.clone());
     blocks::spawn_sweeper(state.clone());
+    memory::spawn_trimmer();
 
     let svc = svol_proto::svol_server::SvolServer::from_arc(state.clone())
         .max_decoding_message_size(svol_proto::MAX_MESSAGE)
