@@ -76,7 +76,7 @@ fn read_token_fd(fd: &str) -> Result<String> {
 /// token (which goes through a pipe).
 fn child_args() -> Vec<String> {
     let mut out = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut args = crate::invocation::args().into_iter();
     while let Some(a) = args.next() {
         match a.as_str() {
             "-d" | "--detach" => {}
@@ -209,7 +209,7 @@ fn detach(mp: &Path, token: Option<String>) -> Result<i32> {
     let log = pid_file(mp).with_extension("log");
     let logf =
         std::fs::File::create(&log).with_context(|| format!("log file {}", log.display()))?;
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = crate::invocation::again();
     cmd.args(&args)
         .env(READY_FD, fds[1].to_string())
         .env_remove("SVOL_TOKEN")

@@ -107,8 +107,7 @@ fn spawn_guard(pgid: libc::pid_t) -> Option<std::process::Child> {
     if pgid <= 0 {
         return None;
     }
-    let exe = std::env::current_exe().ok()?;
-    Command::new(exe)
+    crate::invocation::again()
         .args([
             "__guard",
             &pgid.to_string(),
