@@ -1,28 +1,13 @@
 //! The one place client errors become errno values.
 
 use fuser::Errno;
-use svol_sdk::{ClientError, FsErrno};
+use svol_sdk::ClientError;
 
 pub(crate) fn errno(e: &ClientError) -> Errno {
     let code = match e {
         ClientError::NotFound(_) => libc::ENOENT,
         ClientError::AlreadyExists(_) => libc::EEXIST,
-        ClientError::Fs(k, _) => match k {
-            FsErrno::NotEmpty => libc::ENOTEMPTY,
-            FsErrno::NotDirectory => libc::ENOTDIR,
-            FsErrno::IsDirectory => libc::EISDIR,
-            FsErrno::NameTooLong => libc::ENAMETOOLONG,
-            FsErrno::NoData => libc::ENODATA,
-            FsErrno::TooBig => libc::E2BIG,
-            FsErrno::FileTooLarge => libc::EFBIG,
-            FsErrno::TooManyLinks => libc::EMLINK,
-            FsErrno::Stale => libc::ESTALE,
-            FsErrno::Perm => libc::EPERM,
-            FsErrno::Io => libc::EIO,
-            FsErrno::Again => libc::EAGAIN,
-            FsErrno::NoLocks => libc::ENOLCK,
-            FsErrno::Fenced => libc::EIO,
-        },
+        ClientError::Fs(k, _) => k.errno(),
         ClientError::PermissionDenied(_) | ClientError::Unauthenticated(_) => libc::EACCES,
         ClientError::InvalidArgument(_) => libc::EINVAL,
         ClientError::NoSpace(_) => libc::ENOSPC,

@@ -55,6 +55,28 @@ pub enum FsErrno {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
+impl FsErrno {
+    /// The POSIX error number (what the FUSE mount answers, what the
+    /// Python package's exceptions carry).
+    pub fn errno(self) -> i32 {
+        match self {
+            FsErrno::NotEmpty => libc::ENOTEMPTY,
+            FsErrno::NotDirectory => libc::ENOTDIR,
+            FsErrno::IsDirectory => libc::EISDIR,
+            FsErrno::NameTooLong => libc::ENAMETOOLONG,
+            FsErrno::NoData => libc::ENODATA,
+            FsErrno::TooBig => libc::E2BIG,
+            FsErrno::FileTooLarge => libc::EFBIG,
+            FsErrno::TooManyLinks => libc::EMLINK,
+            FsErrno::Stale => libc::ESTALE,
+            FsErrno::Perm => libc::EPERM,
+            FsErrno::Io | FsErrno::Fenced => libc::EIO,
+            FsErrno::Again => libc::EAGAIN,
+            FsErrno::NoLocks => libc::ENOLCK,
+        }
+    }
+}
+
 impl ClientError {
     /// Prefixes the message with what was being worked on.
     pub fn context(self, what: &str) -> Self {

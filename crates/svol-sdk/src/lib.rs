@@ -62,7 +62,7 @@ pub use app::App;
 pub use config::{default_data_dir, ClientConfig, TlsConfig};
 pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
-pub use paths::{BatchUpload, Entry};
+pub use paths::{kind_name, BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
 pub use volume::{check_remote_path, check_volume_name, Volume};
 

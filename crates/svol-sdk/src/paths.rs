@@ -155,6 +155,18 @@ impl Volume {
         Ok(out)
     }
 
+    /// The size of file `path` and its chunks (see [`Volume::chunks_of`]):
+    /// a reader fetches them one at a time, in bounded memory.
+    pub async fn read_plan(&self, path: &str) -> Result<(u64, Vec<Option<p::Chunk>>)> {
+        let a = self.stat(path).await?;
+        if is_dir(&a) {
+            return Err(self.fs_err(FsErrno::IsDirectory, path, "is a directory"));
+        }
+        self.chunks_of(a.ino)
+            .await
+            .map_err(|e| e.context(&self.at(path)))
+    }
+
     /// Writes `data` as file `path`, creating parent directories and
     /// replacing an existing file atomically (readers see old or new).
     pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<p::Attr> {

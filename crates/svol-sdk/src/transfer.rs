@@ -251,6 +251,17 @@ impl Volume {
         Ok(())
     }
 
+    /// The size of file `ino` as of now and its chunks in order, `None`
+    /// for a hole: what [`Volume::chunk_bytes`] turns into its contents.
+    pub async fn chunks_of(&self, ino: u64) -> Result<(u64, Vec<Option<p::Chunk>>)> {
+        let open = self.open(ino).await?;
+        let size = open.attr.map(|a| a.size).unwrap_or(0);
+        let mut chunks: std::collections::HashMap<u64, p::Chunk> =
+            open.chunks.into_iter().map(|c| (c.index, c)).collect();
+        let count = size.div_ceil(p::CHUNK_SIZE);
+        Ok((size, (0..count).map(|i| chunks.remove(&i)).collect()))
+    }
+
     /// Writes the contents of file `ino` to `out`.
     pub async fn get_file(
         &self,
@@ -258,15 +269,12 @@ impl Volume {
         out: &mut (dyn Write + Send),
         progress: &Option<Progress>,
     ) -> Result<()> {
-        let open = self.open(ino).await?;
-        let size = open.attr.map(|a| a.size).unwrap_or(0);
-        let chunks: std::collections::HashMap<u64, p::Chunk> =
-            open.chunks.into_iter().map(|c| (c.index, c)).collect();
-        let count = size.div_ceil(p::CHUNK_SIZE);
-        let mut stream = futures::stream::iter((0..count).map(|i| {
-            let c = chunks.get(&i).cloned();
-            async move { self.chunk_bytes(c).await }
-        }))
+        let (size, chunks) = self.chunks_of(ino).await?;
+        let mut stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| async move { self.chunk_bytes(c).await }),
+        )
         .buffered(4);
         let mut i = 0u64;
         while let Some(data) = stream.next().await {
