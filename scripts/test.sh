@@ -29,5 +29,13 @@ echo "== unit, conformance and integration tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/svol-cargo-test.log
 grep -q "test result" /tmp/svol-cargo-test.log
 
+echo "== Python package: built from this checkout (maturin over the Rust SDK) and tested"
+# The wheel's native part is built with the dev profile, so it reuses what
+# `cargo test` just compiled; users' `pip install ./python` builds release.
+python3 -m pip install -q --disable-pip-version-check "maturin>=1.7,<2" "pytest>=7" "flufl.lock>=7" "cloudpickle>=2"
+MATURIN_PEP517_ARGS="--profile dev" python3 -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps ./python
+python3 -m pytest -q -p no:cacheprovider python/tests
+
 echo "== POSIX suites on a real mount"
 bash scripts/posix.sh
