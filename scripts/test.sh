@@ -37,5 +37,10 @@ MATURIN_PEP517_ARGS="--profile dev" python3 -m pip install -q --disable-pip-vers
   --no-build-isolation --force-reinstall --no-deps ./python
 python3 -m pytest -q -p no:cacheprovider python/tests
 
+echo "== the dashboard in a real browser (Debian's Chromium, driven by Playwright)"
+svol_need_apt chromium
+python3 -m pip install -q --disable-pip-version-check "playwright>=1.40"
+python3 -m pytest -q -p no:cacheprovider tests/browser
+
 echo "== POSIX suites on a real mount"
 bash scripts/posix.sh

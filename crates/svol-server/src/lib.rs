@@ -104,6 +104,10 @@ pub struct ServerConfig {
     /// Metadata in PostgreSQL (`postgres://…`), shared with other servers;
     /// None: SQLite in the data directory.
     pub meta: Option<String>,
+    /// Web routes served beside the gRPC service on the same port, with
+    /// the same TLS (the dashboard): every path but the service's. The
+    /// port then also speaks HTTP/1.1, for browsers.
+    pub web: Option<axum::Router>,
 }
 
 impl ServerConfig {
@@ -122,6 +126,7 @@ impl ServerConfig {
             blocks: None,
             session_queue: 4096,
             meta: None,
+            web: None,
         }
     }
 }
@@ -202,7 +207,7 @@ pub async fn run(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.timeout(Duration::from_secs(10)))?;
     }
-    let router = builder
+    let mut builder = builder
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
@@ -212,8 +217,18 @@ pub async fn run(
         .max_concurrent_streams(Some(1024))
         .concurrency_limit_per_connection(1024)
         .http2_max_header_list_size(Some(64 << 10))
-        .layer(limits::DeadlineLayer(cfg.request_timeout))
-        .add_service(svc);
+        .layer(limits::DeadlineLayer(cfg.request_timeout));
+    let router = match cfg.web.clone() {
+        None => builder.add_service(svc),
+        Some(web) => {
+            let routes = tonic::service::Routes::new(svc)
+                .into_axum_router()
+                .merge(web);
+            builder
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(routes))
+        }
+    };
     // Nagle's algorithm with delayed ACKs stalls small RPCs by 40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     ready(addr);
@@ -221,6 +236,20 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// Where a client on this host reaches a server bound to `addr`: a server
+/// on every address through loopback.
+pub fn local_address(addr: SocketAddr) -> SocketAddr {
+    let mut reach = addr;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    reach
 }
 
 /// First start: workspace `main` with an admin token. Every start:
@@ -248,15 +277,7 @@ fn bootstrap(meta: &MetaStore, cfg: &ServerConfig, addr: SocketAddr) -> Result<(
             t
         }
     };
-    // A server on every address is reached locally through loopback.
-    let mut reach = addr;
-    if reach.ip().is_unspecified() {
-        reach.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+    let reach = local_address(addr);
     let file = ClientFile {
         server: match cfg.tls {
             Some(_) => format!("https://{reach}"),

@@ -114,6 +114,10 @@ struct ServerArgs {
     /// (shared by every server of a cluster); default: DATA_DIR/meta.db
     #[arg(long, env = "SVOL_META", value_name = "URL")]
     meta: Option<String>,
+    /// Do not serve the web dashboard (served by default on the same port
+    /// as the API, with the same TLS; sign in with a token)
+    #[arg(long)]
+    no_dashboard: bool,
 }
 
 #[derive(Subcommand)]
@@ -395,6 +399,15 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
                 }),
                 _ => None,
             };
+            let dashboard_url = std::sync::Arc::new(std::sync::OnceLock::new());
+            if !args.no_dashboard {
+                cfg.web = Some(svol_dashboard::router(svol_dashboard::DashboardConfig {
+                    server: dashboard_url.clone(),
+                    ca: cfg.tls.as_ref().and_then(|t| t.ca_for_clients.clone()),
+                    secure_cookies: cfg.tls.is_some(),
+                }));
+            }
+            let tls = cfg.tls.is_some();
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -414,6 +427,11 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
                         "svol server listening on {addr} (data and client.toml in {})",
                         dir.display()
                     );
+                    // The dashboard is a client of this server like any
+                    // other: through loopback when it listens everywhere.
+                    let reach = svol_server::local_address(addr);
+                    let scheme = if tls { "https" } else { "http" };
+                    let _ = dashboard_url.set(format!("{scheme}://{reach}"));
                     let _ = out.flush();
                 },
                 shutdown,

@@ -1,0 +1,183 @@
+"""The dashboard end to end in headless Chromium against a real server:
+sign-in, volumes and their sizes, a file browser over data written
+through a real FUSE mount, download and upload compared byte for byte,
+delete, the trash icon freeing space, tokens, and what must be refused
+(a wrong token, another workspace's volume, script in a file name, a form
+without its CSRF token)."""
+
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from conftest import eventually, shot
+
+PAYLOAD = "<img src=x onerror=alert(document.domain)>.txt"
+
+
+def sign_in(page, server, token=None):
+    page.goto(f"{server.url}/apps")
+    assert page.url.endswith("/signin")
+    page.fill("#token", token or server.token)
+    page.click("button[type=submit]")
+
+
+class Mount:
+    def __init__(self, server, volume: str) -> None:
+        self.server = server
+        self.path = Path(tempfile.mkdtemp(prefix="svol-mnt-"))
+        server.cli("mount", volume, str(self.path), "-d")
+
+    def close(self) -> None:
+        self.server.cli("umount", str(self.path), check=False)
+
+
+def test_sign_in_browse_download_upload_delete(server, page, tmp_path):
+    # A wrong token is refused and gets no cookie.
+    sign_in(page, server, token="sv-this-is-not-a-token")
+    assert page.url.endswith("/signin")
+    assert "refused" in page.inner_text("#error")
+    assert not page.context.cookies()
+    shot(page, "signin-refused")
+
+    server.cli("volume", "create", "datasets")
+    mnt = Mount(server, "datasets")
+    try:
+        data = os.urandom(6 * 1024 * 1024 + 77)  # two blocks
+        (mnt.path / "train" / "shards").mkdir(parents=True)
+        (mnt.path / "train" / "shards" / "part-0.bin").write_bytes(data)
+        (mnt.path / "train" / PAYLOAD).write_bytes(b"harmless")
+        (mnt.path / "train" / "gone.txt").write_bytes(b"delete me")
+        os.sync()
+
+        sign_in(page, server)
+        assert page.url.endswith("/apps")
+        cookie = page.context.cookies()[0]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert server.token not in page.content()
+        shot(page, "apps")
+
+        page.click("header >> text=Volumes")
+        row = page.locator("tr", has_text="datasets")
+        eventually("the volume shows its size", lambda: (page.reload() or True) and
+                   int(row.locator("td.size").get_attribute("data-bytes")) >= len(data), limit=20)
+        shot(page, "volumes")
+
+        row.locator("a", has_text="datasets").click()
+        page.locator("a.dir", has_text="train/").click()
+        assert page.locator("nav.crumbs").inner_text().endswith("train")
+        # The payload is a name shown as text: no element made, no script run.
+        assert page.locator(f"tr[data-name='{PAYLOAD}']").count() == 1
+        assert page.locator("img[src=x]").count() == 0
+        shot(page, "files-train")
+        page.locator("a.dir", has_text="shards/").click()
+        shot(page, "files-shards")
+        with page.expect_download() as dl:
+            page.locator("a.file", has_text="part-0.bin").click()
+        got = Path(dl.value.path()).read_bytes()
+        assert got == data
+
+        # Upload into shards/, then read it through the mount.
+        up = tmp_path / "uploaded.bin"
+        up_data = os.urandom(300_000)
+        up.write_bytes(up_data)
+        page.set_input_files("#upload", str(up))
+        page.click("#upload-button")
+        assert page.locator("tr[data-name='uploaded.bin']").count() == 1
+        eventually("the upload is visible through the mount",
+                   lambda: (mnt.path / "train" / "shards" / "uploaded.bin").exists())
+        assert (mnt.path / "train" / "shards" / "uploaded.bin").read_bytes() == up_data
+
+        # Delete a file behind its confirmation page.
+        page.click("nav.crumbs >> text=train")
+        page.click("tr[data-name='gone.txt'] >> a.delete")
+        assert "will be deleted" in page.inner_text("#what")
+        shot(page, "delete-confirm")
+        page.click("#confirm-delete")
+        assert page.locator("tr[data-name='gone.txt']").count() == 0
+        eventually("the file is gone from the mount", lambda: not (mnt.path / "train" / "gone.txt").exists())
+        assert page.dialogs == []  # no alert() ever ran
+    finally:
+        mnt.close()
+
+
+def test_another_workspace_is_out_of_reach(server, page):
+    server.cli("workspace", "create", "other")
+    other = server.cli("token", "create", "--workspace", "other").split()[-1]
+    vol = server.cli("volume", "create", "secret", token=other).split()[-1]
+    sign_in(page, server)
+    for path in (f"/volumes/{vol}/files", f"/volumes/{vol}/download?path=x", f"/volumes/{vol}/delete?path=x"):
+        resp = page.goto(f"{server.url}{path}")
+        assert resp.status == 404, path
+    shot(page, "foreign-volume-404")
+    page.goto(f"{server.url}/volumes")
+    assert "secret" not in page.inner_text("#volumes")
+
+
+def test_forms_need_their_csrf_token(server, page):
+    sign_in(page, server)
+    cookie = page.context.cookies()[0]
+    vol = server.cli("volume", "create", "keep").split()[-1]
+    app = [a for a in server.cli("app", "list").splitlines() if vol in a or "keep" in a]
+    assert app
+    req = urllib.request.Request(
+        f"{server.url}/volumes/{vol}/delete", method="POST",
+        data=urllib.parse.urlencode({"csrf": "forged", "path": "x"}).encode(),
+        headers={"Cookie": f"{cookie['name']}={cookie['value']}",
+                 "Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("a forged form was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+
+
+def test_the_trash_icon_stops_a_volumes_app_and_frees_its_space(server, page):
+    server.cli("volume", "create", "checkpoints")
+    mnt = Mount(server, "checkpoints")
+    try:
+        (mnt.path / "ckpt.bin").write_bytes(os.urandom(12 << 20))
+        os.sync()
+    finally:
+        mnt.close()
+    before = server.block_bytes()
+    assert before >= 12 << 20
+    sign_in(page, server)
+    row = page.locator("tr", has_text="checkpoints").first
+    row.locator("a.trash").click()
+    what = page.inner_text("#what")
+    assert "1 volume, 1 file, 12.0 MiB" in what
+    assert "checkpoints" in page.inner_text("main")
+    shot(page, "stop-confirm")
+    page.click("#confirm-stop")
+    assert page.url.endswith("/apps")
+    shot(page, "apps-after-stop")
+    assert "checkpoints" not in server.cli("volume", "list")
+    eventually("the blocks are freed", lambda: server.block_bytes() <= before - (12 << 20), limit=60)
+
+
+def test_tokens_are_shown_once_and_can_be_revoked(server, page):
+    sign_in(page, server)
+    page.click("header >> text=Tokens")
+    page.fill("#label", "ci")
+    page.click("#create-token")
+    secret = page.inner_text("#new-secret").strip()
+    shot(page, "tokens-created")
+    assert server.cli("volume", "list", token=secret) is not None  # it works
+    page.goto(f"{server.url}/tokens")
+    assert secret not in page.content()  # never again
+    row = page.locator("tr", has_text="ci").first
+    row.locator("button", has_text="Revoke").click()
+    assert "revoked" in page.locator("tr", has_text="ci").first.inner_text()
+    out = subprocess.run([str(__import__("conftest").SVOL), "volume", "list"],
+                         env=dict(os.environ, SVOL_SERVER=server.url, SVOL_TOKEN=secret),
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    # Signing out ends the session: the cookie no longer opens a page.
+    page.click("#signout")
+    assert page.url.endswith("/signin")
+    page.goto(f"{server.url}/tokens")
+    assert page.url.endswith("/signin")
