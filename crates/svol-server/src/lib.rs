@@ -231,6 +231,7 @@ pub async fn run(
     };
     // Nagle's algorithm with delayed ACKs stalls small RPCs by 40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tracing::info!(%addr, tls = cfg.tls.is_some(), dashboard = cfg.web.is_some(), "serving");
     ready(addr);
     router
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -30,8 +30,18 @@ struct Cli {
     /// Access token (default: SVOL_TOKEN, then config files)
     #[arg(long, global = true)]
     token: Option<String>,
+    /// How log lines are written to stderr: text, or one JSON object per
+    /// line (for log collectors)
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 // Parsed once per process: the size of its largest variant costs nothing.
@@ -244,13 +254,16 @@ pub fn main(inv: Invocation) -> ! {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(logging::make_line)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SVOL_LOG")
                 .unwrap_or_else(|_| default.into()),
-        )
-        .init();
+        );
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
     // A mount's calls are many and small: on one thread each round trip
     // to the server is two task hand-offs cheaper than on a work-stealing
     // pool (about 80 µs instead of 125 µs per call, and half the CPU,

@@ -78,12 +78,26 @@ pub(crate) enum VolumeCmd {
     },
     /// Rename a volume
     Rename { old: String, new: String },
+    /// Print the address of the volume's page in the server's dashboard
+    Dashboard { name: String },
     /// Delete a volume and all its data
     Delete {
         name: String,
         #[arg(short, long)]
         yes: bool,
     },
+}
+
+/// The volume page of the dashboard the (first) configured server serves
+/// on its own port.
+fn dashboard_url(server: &str, id: &str) -> String {
+    let first = server.split(',').next().unwrap_or(server).trim();
+    let base = if first.contains("://") {
+        first.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{first}")
+    };
+    format!("{base}/volumes/{id}/files")
 }
 
 fn is_dir(a: &p::Attr) -> bool {
@@ -108,6 +122,11 @@ pub(crate) async fn run(
                 _ => bail!("give a NAME, or --ephemeral --app APP_ID"),
             };
             println!("{}", v.id);
+        }
+        VolumeCmd::Dashboard { name } => {
+            let v = c.volume_info(&name).await?;
+            let cfg = svol_sdk::ClientConfig::resolve(server.clone(), token.clone())?;
+            println!("{}", dashboard_url(&cfg.server, &v.id));
         }
         VolumeCmd::Persist { volume_id, name } => {
             let v = c.persist_volume(&volume_id, &name).await?;
@@ -327,4 +346,19 @@ async fn get(
         pb.finish_and_clear();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dashboard_urls_name_the_first_server() {
+        assert_eq!(
+            super::dashboard_url("https://a:7420/,http://b:7420", "vo-1"),
+            "https://a:7420/volumes/vo-1/files"
+        );
+        assert_eq!(
+            super::dashboard_url("127.0.0.1:7420", "vo-2"),
+            "http://127.0.0.1:7420/volumes/vo-2/files"
+        );
+    }
 }

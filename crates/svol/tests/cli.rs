@@ -308,3 +308,40 @@ fn get_never_writes_outside_its_target_and_drops_setuid() {
     let m = fs::metadata(kept.path().join("evil")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
 }
+
+#[test]
+fn logs_can_be_json_and_the_dashboard_url_names_the_volume() {
+    let s = Server::start();
+    let id = s.create_volume("browsed");
+    let url = s.ok(&["volume", "dashboard", "browsed"]);
+    assert_eq!(url.trim(), format!("http://{}/volumes/{id}/files", s.addr));
+
+    // With JSON logs, a server's first line (it serves) is one JSON object.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(svol_bin())
+        .args([
+            "--log-format",
+            "json",
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().expect("stderr")),
+        &mut line,
+    )
+    .expect("a log line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert!(v["fields"]["message"].is_string(), "{line}");
+}
