@@ -74,6 +74,8 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Deletes the volume and its whole tree (and stops its own app).
     fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+    /// Totals over the whole store (every workspace), for metrics.
+    fn stats(&self) -> Result<StoreStats>;
     /// Gives the space of deleted rows back to the file system (after a
     /// volume or app is deleted), so deleting really frees disk.
     fn compact(&self) -> Result<()>;

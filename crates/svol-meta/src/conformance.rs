@@ -1436,3 +1436,26 @@ pub fn changes_and_the_feed(s: &MetaStore) {
     assert_eq!(behind.entries.len(), 1);
     assert!(!s.feed_since(behind.head, 100).unwrap().gap);
 }
+
+/// The store's totals (the server's metrics) count what was written, once
+/// per block however many files share it.
+pub fn store_stats(s: &MetaStore) {
+    let before = s.stats().unwrap();
+    let (ws, vol) = setup(s, "stats");
+    let h = block(s, ws, 7);
+    for name in [&b"a"[..], b"b"] {
+        let f = s
+            .create(vol, vol, name, &file(0o644), true, &cx())
+            .unwrap()
+            .value;
+        s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+            .unwrap();
+    }
+    let after = s.stats().unwrap();
+    assert_eq!(after.volumes, before.volumes + 1);
+    assert_eq!(after.logical_bytes, before.logical_bytes + 200);
+    assert_eq!(after.blocks, before.blocks + 1);
+    assert_eq!(after.block_bytes, before.block_bytes + 100);
+    assert!(after.feed_head > before.feed_head);
+    assert_eq!(after.locks_held, before.locks_held);
+}

@@ -184,6 +184,7 @@ macro_rules! meta_conformance {
             sessions_leases_and_generations,
             locks_queue_and_fencing,
             changes_and_the_feed,
+            store_stats,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

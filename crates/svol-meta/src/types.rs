@@ -201,6 +201,23 @@ pub struct VolumeUsage {
     pub files: u64,
 }
 
+/// What the whole store holds now, for the server's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub volumes: u64,
+    /// Sizes of every regular file (what users wrote, before dedup).
+    pub logical_bytes: u64,
+    /// Blocks kept (referenced or waiting to be freed) and their bytes:
+    /// what is stored after dedup.
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub sessions: u64,
+    pub locks_held: u64,
+    pub lock_waiters: u64,
+    /// The newest change-feed sequence number.
+    pub feed_head: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     pub id: WorkspaceId,

@@ -93,7 +93,7 @@ impl State {
         }
         let meta = self.meta.clone();
         match tokio::task::spawn_blocking(move || meta.drop_block(&b, now)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => crate::metrics::block_freed(),
             Ok(Err(e)) => tracing::warn!("forgetting block {key}: {e}"),
             Err(e) => tracing::warn!("forgetting block {key}: {e}"),
         }

@@ -52,6 +52,12 @@ impl Feed {
         }
     }
 
+    /// Position up to which every entry has been pushed (metrics: the
+    /// store's head less this is the lag).
+    pub(crate) fn seen(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     pub(crate) fn ring(&self) {
         self.doorbell.notify_one();
     }

@@ -20,6 +20,7 @@ mod feed;
 mod limits;
 mod locks;
 mod memory;
+mod metrics;
 mod migrate;
 mod peek;
 mod recall;
@@ -202,12 +203,13 @@ pub async fn run(
         .max_decoding_message_size(svol_proto::MAX_MESSAGE)
         .max_encoding_message_size(svol_proto::MAX_MESSAGE);
     // The token is checked on the headers, before any body is read.
-    let svc = tonic::service::interceptor::InterceptedService::new(svc, auth::interceptor(state));
+    let svc =
+        tonic::service::interceptor::InterceptedService::new(svc, auth::interceptor(state.clone()));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.timeout(Duration::from_secs(10)))?;
     }
-    let mut builder = builder
+    let builder = builder
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
@@ -217,18 +219,33 @@ pub async fn run(
         .max_concurrent_streams(Some(1024))
         .concurrency_limit_per_connection(1024)
         .http2_max_header_list_size(Some(64 << 10))
+        .layer(metrics::RpcLayer)
         .layer(limits::DeadlineLayer(cfg.request_timeout));
-    let router = match cfg.web.clone() {
-        None => builder.add_service(svc),
-        Some(web) => {
-            let routes = tonic::service::Routes::new(svc)
-                .into_axum_router()
-                .merge(web);
-            builder
-                .accept_http1(true)
-                .add_routes(tonic::service::Routes::from(routes))
-        }
-    };
+    // Beside the service, on the same port: `GET /metrics` and the web
+    // routes the caller gave (the dashboard). The port then also speaks
+    // HTTP/1.1, which is what scrapers and browsers use.
+    let scrape = state.clone();
+    let mut web = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let s = scrape.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics::render(s).await,
+                )
+            }
+        }),
+    );
+    if let Some(extra) = cfg.web.clone() {
+        web = web.merge(extra);
+    }
+    let routes = tonic::service::Routes::new(svc)
+        .into_axum_router()
+        .merge(web);
+    let router = builder
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(routes));
     // Nagle's algorithm with delayed ACKs stalls small RPCs by 40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(%addr, tls = cfg.tls.is_some(), dashboard = cfg.web.is_some(), "serving");

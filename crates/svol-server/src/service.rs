@@ -53,11 +53,14 @@ pub(crate) fn run_meta<T>(
     meta: &MetaStore,
     f: impl FnOnce(&MetaStore) -> m::Result<T>,
 ) -> Result<T, Status> {
-    if meta.shared() {
-        tokio::task::block_in_place(|| f(meta)).map_err(status)
+    let start = std::time::Instant::now();
+    let r = if meta.shared() {
+        tokio::task::block_in_place(|| f(meta))
     } else {
-        f(meta).map_err(status)
-    }
+        f(meta)
+    };
+    crate::metrics::meta_transaction(start.elapsed().as_secs_f64());
+    r.map_err(status)
 }
 
 impl State {

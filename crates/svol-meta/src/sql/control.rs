@@ -308,6 +308,24 @@ pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<
     Ok(())
 }
 
+pub(crate) fn stats(c: &dyn Conn) -> Result<StoreStats> {
+    let count = |sql: &str| -> Result<u64> {
+        Ok(c.row(sql, args![], |r| r.int(0))?.unwrap_or(0).max(0) as u64)
+    };
+    Ok(StoreStats {
+        volumes: count("SELECT count(*) FROM volumes")?,
+        logical_bytes: count(
+            "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM inodes WHERE kind = 1",
+        )?,
+        blocks: count("SELECT count(*) FROM blocks")?,
+        block_bytes: count("SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blocks")?,
+        sessions: count("SELECT count(*) FROM sessions")?,
+        locks_held: count("SELECT count(*) FROM locks")?,
+        lock_waiters: count("SELECT count(*) FROM lock_waiters")?,
+        feed_head: count("SELECT coalesce(max(seq), 0) FROM feed")?,
+    })
+}
+
 pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
     let (files, bytes) = c
         .row(

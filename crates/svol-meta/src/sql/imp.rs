@@ -141,6 +141,9 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
         self.read(|c| control::volume_usage(c, vol))
     }
+    fn stats(&self) -> Result<StoreStats> {
+        self.read(control::stats)
+    }
 
     fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr> {
         self.read_tx(|t| tree::lookup(t, vol, parent, name))

@@ -1,0 +1,114 @@
+//! `GET /metrics` on the server's port: scraped before and after a real
+//! workload on a real mount, the counters and gauges move with it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+
+/// Every sample of the exposition, by its name and labels.
+fn scrape(addr: &str) -> HashMap<String, f64> {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
+    m.get(key).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn server_metrics_follow_a_workload() {
+    let s = Server::start();
+    let before = scrape(&s.addr);
+    assert_eq!(get(&before, "svol_sessions"), 0.0);
+    // Names follow Prometheus conventions; nothing names a volume.
+    for k in before.keys() {
+        assert!(k.starts_with("svol_"), "{k}");
+        assert!(!k.contains("vo-"), "{k}");
+    }
+
+    s.create_volume("measured");
+    let data = random_bytes(4 << 20, 7);
+    {
+        let m = s.mount("measured", &[]);
+        std::fs::write(m.p("a.bin"), &data).expect("write a");
+        std::fs::write(m.p("b.bin"), &data).expect("write b (same bytes)");
+        let f = std::fs::File::open(m.p("a.bin")).expect("open");
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) },
+            0
+        );
+        let during = scrape(&s.addr);
+        assert!(get(&during, "svol_sessions") >= 1.0);
+        assert_eq!(get(&during, "svol_locks_held"), 1.0);
+        assert_eq!(get(&during, "svol_stored_blocks"), 1.0);
+        assert_eq!(get(&during, "svol_logical_bytes"), (8 << 20) as f64);
+        assert_eq!(get(&during, "svol_dedup_ratio"), 2.0);
+        let commits = get(
+            &during,
+            "svol_rpc_requests_total{method=\"Commit\",code=\"OK\"}",
+        );
+        assert!(commits >= 2.0, "{commits} commits counted");
+        assert!(
+            get(
+                &during,
+                "svol_rpc_duration_seconds_count{method=\"Commit\"}"
+            ) >= commits,
+            "every call has its latency"
+        );
+        assert!(
+            get(&during, "svol_meta_transaction_seconds_count")
+                > get(&before, "svol_meta_transaction_seconds_count")
+        );
+        assert!(get(&during, "svol_feed_head") > get(&before, "svol_feed_head"));
+        drop(f);
+    }
+
+    // A refused call is counted with its status.
+    let foreign = s.run_as("sv-not-a-token", &["volume", "list"]);
+    assert!(!foreign.status.success());
+    assert!(
+        get(
+            &scrape(&s.addr),
+            "svol_rpc_requests_total{method=\"ListVolumes\",code=\"UNAUTHENTICATED\"}"
+        ) >= 1.0
+    );
+
+    s.ok(&["volume", "delete", "measured", "--yes"]);
+    eventually(
+        Duration::from_secs(30),
+        "the block is freed and the session gone",
+        || {
+            let m = scrape(&s.addr);
+            get(&m, "svol_blocks_freed_total") >= 1.0
+                && get(&m, "svol_stored_blocks") == 0.0
+                && get(&m, "svol_sessions") == 0.0
+        },
+    );
+}
