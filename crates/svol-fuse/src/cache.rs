@@ -129,8 +129,10 @@ impl BlockCache {
     /// The block named `h`, fetched once however many callers ask at once.
     pub async fn get(&self, h: Bytes) -> Result<Bytes> {
         if let Some(d) = self.mem_get(&h) {
+            crate::metrics::add(&crate::metrics::CACHE_HITS, 1);
             return Ok(d);
         }
+        crate::metrics::add(&crate::metrics::CACHE_MISSES, 1);
         let cell = {
             let mut inf = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             inf.entry(h.clone()).or_default().clone()

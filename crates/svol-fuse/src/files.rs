@@ -418,12 +418,29 @@ pub(crate) struct Io {
     pub(crate) ahead: Arc<crate::ahead::Ahead>,
 }
 
+/// Counts an upload in the mount's metrics while it runs.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        crate::metrics::UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::metrics::UPLOADS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn upload(
     io: Io,
     idx: u64,
     data: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
 ) -> Result<p::Chunk> {
+    let _in_flight = InFlight::start();
     let len = data.len() as u32;
     if data.len() <= p::INLINE_MAX {
         return Ok(p::Chunk {

@@ -207,7 +207,12 @@ impl SvolFs {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(f(self.inner.clone()));
+        let timer = crate::metrics::take();
+        let fut = f(self.inner.clone());
+        self.rt.spawn(async move {
+            fut.await;
+            drop(timer);
+        });
     }
 }
 
@@ -1021,6 +1026,7 @@ impl Filesystem for SvolFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _op = crate::metrics::enter("lookup");
         // What the listing answers costs no task (a name about to be
         // created; one that exists, if no open file here may have a size
         // of its own for it).
@@ -1042,6 +1048,7 @@ impl Filesystem for SvolFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _op = crate::metrics::enter("getattr");
         if let Some((fa, ttl)) = self.inner.listed_attr(self.inner.s(ino)) {
             return reply.attr(&ttl, &fa);
         }
@@ -1071,6 +1078,7 @@ impl Filesystem for SvolFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _op = crate::metrics::enter("setattr");
         let r = p::SetAttrRequest {
             mode: mode.map(|m| m & 0o7777),
             uid,
@@ -1089,6 +1097,7 @@ impl Filesystem for SvolFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _op = crate::metrics::enter("readlink");
         self.spawn(|i| async move {
             let r = match i.ahead.settle().await {
                 Ok(()) => i.vol.readlink(i.s(ino)).await,
@@ -1108,6 +1117,7 @@ impl Filesystem for SvolFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _op = crate::metrics::enter("mknod");
         let kind = kind_of_mode(mode);
         self.make_node(
             req,
@@ -1130,6 +1140,7 @@ impl Filesystem for SvolFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _op = crate::metrics::enter("mkdir");
         let kind = p::FileKind::Directory;
         self.make_node(
             req,
@@ -1144,11 +1155,13 @@ impl Filesystem for SvolFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _op = crate::metrics::enter("unlink");
         let name = name_bytes(name);
         self.spawn(|i| async move { reply.answer(i.remove(i.s(parent), &name, false).await) });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _op = crate::metrics::enter("rmdir");
         let name = name_bytes(name);
         self.spawn(|i| async move { reply.answer(i.remove(i.s(parent), &name, true).await) });
     }
@@ -1161,6 +1174,7 @@ impl Filesystem for SvolFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _op = crate::metrics::enter("symlink");
         let target = Bytes::copy_from_slice(target.as_os_str().as_bytes());
         self.make_node(
             req,
@@ -1184,6 +1198,7 @@ impl Filesystem for SvolFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("rename");
         let (name, newname) = (name_bytes(name), name_bytes(newname));
         let mut f = 0;
         if flags.contains(RenameFlags::RENAME_NOREPLACE) {
@@ -1215,6 +1230,7 @@ impl Filesystem for SvolFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _op = crate::metrics::enter("link");
         let newname = name_bytes(newname);
         self.spawn(|i| async move {
             match i.link(i.s(ino), i.s(newparent), &newname).await {
@@ -1225,6 +1241,7 @@ impl Filesystem for SvolFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _op = crate::metrics::enter("open");
         let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         self.spawn(|i| async move {
             if writes && i.read_only {
@@ -1248,6 +1265,7 @@ impl Filesystem for SvolFs {
         _lo: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _op = crate::metrics::enter("read");
         self.spawn(|i| async move {
             let ino = i.s(ino);
             if let Err(e) = i.handle(fh.0, "read") {
@@ -1286,6 +1304,9 @@ impl Filesystem for SvolFs {
                     Err(e) => Err(e),
                 };
             }
+            if let Ok(data) = &res {
+                crate::metrics::add(&crate::metrics::BYTES_READ, data.len() as u64);
+            }
             reply.answer(res)
         });
     }
@@ -1302,6 +1323,7 @@ impl Filesystem for SvolFs {
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _op = crate::metrics::enter("write");
         let data = data.to_vec();
         self.spawn(|i| async move {
             let ino = i.s(ino);
@@ -1311,7 +1333,10 @@ impl Filesystem for SvolFs {
             let epoch = i.handle_epoch(fh.0);
             let mut st = f.lock().await;
             match st.write(&i.io, epoch, offset, &data).await {
-                Ok(()) => reply.written(data.len() as u32),
+                Ok(()) => {
+                    crate::metrics::add(&crate::metrics::BYTES_WRITTEN, data.len() as u64);
+                    reply.written(data.len() as u32)
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -1325,6 +1350,7 @@ impl Filesystem for SvolFs {
         lo: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("flush");
         if let Some(r) = self.inner.flush_now(self.inner.s(ino), fh.0, lo.0) {
             return reply.answer(r);
         }
@@ -1352,6 +1378,7 @@ impl Filesystem for SvolFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("release");
         self.spawn(|i| async move {
             let ino = i.s(ino);
             // flock locks end with the last close of the open file.
@@ -1374,6 +1401,7 @@ impl Filesystem for SvolFs {
         pid: u32,
         reply: fuser::ReplyLock,
     ) {
+        let _op = crate::metrics::enter("getlk");
         self.spawn(|i| async move {
             let l = LockSpec {
                 ino: i.s(ino),
@@ -1403,6 +1431,7 @@ impl Filesystem for SvolFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("setlk");
         self.spawn(|i| async move {
             if i.handle(fh.0, "lock").is_err() {
                 // The session that held this file's locks is gone: they
@@ -1434,6 +1463,7 @@ impl Filesystem for SvolFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("fsync");
         self.spawn(|i| async move {
             let r = match i.handle(fh.0, "fsync") {
                 Ok(_) => i.flush(i.s(ino), true).await,
@@ -1451,10 +1481,12 @@ impl Filesystem for SvolFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("fsyncdir");
         self.spawn(|i| async move { reply.answer(i.sync_dir(i.s(ino)).await) });
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _op = crate::metrics::enter("opendir");
         reply.opened(FileHandle(0), FopenFlags::empty());
     }
 
@@ -1466,6 +1498,7 @@ impl Filesystem for SvolFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _op = crate::metrics::enter("readdir");
         self.spawn(|i| async move {
             if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
                 return reply.ok();
@@ -1496,6 +1529,7 @@ impl Filesystem for SvolFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _op = crate::metrics::enter("readdirplus");
         self.spawn(|i| async move {
             if offset < DOT_OFFSETS {
                 let a = match i.getattr(i.s(ino)).await {
@@ -1526,6 +1560,7 @@ impl Filesystem for SvolFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _op = crate::metrics::enter("statfs");
         self.spawn(|i| async move {
             match i.vol.statfs().await {
                 Ok(s) => {
@@ -1556,6 +1591,7 @@ impl Filesystem for SvolFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("setxattr");
         let (name, value) = (name_bytes(name), value.to_vec());
         let f = if flags & libc::XATTR_CREATE != 0 {
             1
@@ -1580,6 +1616,7 @@ impl Filesystem for SvolFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _op = crate::metrics::enter("getxattr");
         let name = name_bytes(name);
         // A node made ahead has no extended attributes until this mount
         // sets one (the kernel asks for security.capability before every
@@ -1599,6 +1636,7 @@ impl Filesystem for SvolFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _op = crate::metrics::enter("listxattr");
         self.spawn(|i| async move {
             let names = match i.ahead.settle().await {
                 Ok(()) => i.vol.list_xattr(i.s(ino)).await,
@@ -1625,6 +1663,7 @@ impl Filesystem for SvolFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _op = crate::metrics::enter("removexattr");
         let name = name_bytes(name);
         self.spawn(|i| async move {
             i.ahead.expose(i.s(ino));
@@ -1653,6 +1692,7 @@ impl Filesystem for SvolFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        let _op = crate::metrics::enter("ioctl");
         reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
@@ -1666,6 +1706,7 @@ impl Filesystem for SvolFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _op = crate::metrics::enter("fallocate");
         // Blocks are allocated on write, so reserving space is a no-op; only
         // growing the file (mode 0) has a visible effect. Hole punching and
         // the other modes are not supported.
@@ -1715,6 +1756,7 @@ impl Filesystem for SvolFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _op = crate::metrics::enter("create");
         let mode = (mode & !umask) & 0o7777;
         if let Some(a) = self
             .inner

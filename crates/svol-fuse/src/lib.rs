@@ -16,6 +16,7 @@ mod fs;
 mod lease;
 mod listings;
 mod locks;
+pub mod metrics;
 mod peeks;
 mod readahead;
 mod releases;

@@ -196,7 +196,10 @@ pub(crate) async fn start(
                 match down.message().await {
                     Ok(Some(msg)) => {
                         let inv = match msg.msg {
-                            Some(p::session_down::Msg::Invalidation(inv)) => inv,
+                            Some(p::session_down::Msg::Invalidation(inv)) => {
+                                crate::metrics::add(&crate::metrics::INVALIDATIONS, 1);
+                                inv
+                            }
                             Some(p::session_down::Msg::Lease(ack)) => {
                                 st.acked(ack.n, ack.lease_ms);
                                 continue;

@@ -42,6 +42,10 @@ pub(crate) struct MountArgs {
     /// Memory for fetched blocks (e.g. 512M)
     #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
     memory_cache: u64,
+    /// Serve Prometheus metrics of this mount at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9420)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 const READY_FD: &str = "SVOL_MOUNT_READY_FD";
@@ -134,7 +138,19 @@ pub(crate) async fn mount(
         dev: a.dev,
         max_dirty: a.max_dirty,
     };
+    // Bound before mounting, so a taken address fails the mount.
+    let metrics = match a.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics {addr}"))?,
+        ),
+        None => None,
+    };
     let mut m = Mount::new(vol, &mp, opts).await?;
+    if let Some(listener) = metrics {
+        tokio::spawn(serve_metrics(listener));
+    }
     let _ = std::fs::create_dir_all(run_dir());
     let pidf = pid_file(&mp);
     let _ = std::fs::write(&pidf, std::process::id().to_string());
@@ -163,6 +179,24 @@ pub(crate) async fn mount(
     // A clean end needs no log; after a failure it stays for the post-mortem.
     let _ = std::fs::remove_file(pidf.with_extension("log"));
     Ok(0)
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )],
+                svol_fuse::metrics::render(),
+            )
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!("metrics server: {e}");
+    }
 }
 
 /// Unmounts a svol mount: politely, then lazily if it is busy.

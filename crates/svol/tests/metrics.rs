@@ -112,3 +112,41 @@ fn server_metrics_follow_a_workload() {
         },
     );
 }
+
+#[test]
+fn mount_metrics_follow_a_workload() {
+    let s = Server::start();
+    s.create_volume("watched");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let a = s.mount("watched", &[]);
+    let b = s.mount("watched", &["--metrics", &addr]);
+    let before = scrape(&addr);
+
+    // A writes; B (measured) reads it cold, writes a file, and lists the
+    // root, then hears of A's next change.
+    let data = random_bytes(6 << 20, 9);
+    std::fs::write(a.p("big.bin"), &data).expect("write on a");
+    assert_eq!(std::fs::read(b.p("big.bin")).expect("read on b"), data);
+    std::fs::write(b.p("from-b.bin"), &data[..(1 << 20)]).expect("write on b");
+    let _ = std::fs::read_dir(b.path()).expect("list").count();
+    std::fs::write(a.p("from-a.txt"), b"a").expect("second write on a");
+
+    eventually(Duration::from_secs(20), "B hears of A's change", || {
+        get(&scrape(&addr), "svol_mount_invalidations_total")
+            > get(&before, "svol_mount_invalidations_total")
+    });
+    let after = scrape(&addr);
+    let moved = |k: &str| get(&after, k) - get(&before, k);
+    assert!(moved("svol_mount_read_bytes_total") >= data.len() as f64);
+    assert!(moved("svol_mount_written_bytes_total") >= (1 << 20) as f64);
+    assert!(moved("svol_mount_block_cache_misses_total") >= 1.0);
+    for op in ["read", "write", "create", "lookup"] {
+        let k = format!("svol_mount_fuse_operations_total{{op=\"{op}\"}}");
+        assert!(moved(&k) >= 1.0, "{k}");
+        let count = format!("svol_mount_fuse_operation_seconds_count{{op=\"{op}\"}}");
+        assert_eq!(get(&after, &count), get(&after, &k), "every {op} is timed");
+    }
+    assert_eq!(get(&after, "svol_mount_uploads_in_flight"), 0.0);
+    drop(b);
+    drop(a);
+}
