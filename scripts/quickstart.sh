@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-svol_need_apt fuse3 attr
+svol_need_apt fuse3 attr curl
 svol_check_fuse
 
 cargo build --release -p svol
@@ -51,6 +51,9 @@ SCRATCH=$("$SVOL" volume create --ephemeral --app "$APP")
 "$SVOL" run --app "$APP" -v /scratch="$SCRATCH" -- sh -c 'date > /scratch/stamp'
 "$SVOL" app stop "$APP"
 "$SVOL" app list
+# What the server measures (Prometheus) and where its dashboard shows the volume.
+curl -fsS http://127.0.0.1:7420/metrics | grep -E '^svol_(volumes|logical_bytes|stored_bytes|dedup_ratio) '
+echo "dashboard: $("$SVOL" volume dashboard model-cache) (sign in with the token in $SVOL_CONFIG)"
 if [ "${1:-}" = "--keep" ]; then
   echo "left running: server pid $SERVER, mounts $DEMO/a $DEMO/b (SVOL_CONFIG=$SVOL_CONFIG)"
 fi
