@@ -5,6 +5,7 @@ delete, the trash icon freeing space, tokens, and what must be refused
 (a wrong token, another workspace's volume, script in a file name, a form
 without its CSRF token)."""
 
+import json
 import os
 import subprocess
 import tempfile
@@ -13,7 +14,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import eventually, shot
+from conftest import SVOL, eventually, shot
 
 PAYLOAD = "<img src=x onerror=alert(document.domain)>.txt"
 
@@ -172,7 +173,7 @@ def test_tokens_are_shown_once_and_can_be_revoked(server, page):
     row = page.locator("tr", has_text="ci").first
     row.locator("button", has_text="Revoke").click()
     assert "revoked" in page.locator("tr", has_text="ci").first.inner_text()
-    out = subprocess.run([str(__import__("conftest").SVOL), "volume", "list"],
+    out = subprocess.run([str(SVOL), "volume", "list"],
                          env=dict(os.environ, SVOL_SERVER=server.url, SVOL_TOKEN=secret),
                          capture_output=True, text=True)
     assert out.returncode != 0
@@ -181,3 +182,32 @@ def test_tokens_are_shown_once_and_can_be_revoked(server, page):
     assert page.url.endswith("/signin")
     page.goto(f"{server.url}/tokens")
     assert page.url.endswith("/signin")
+
+
+def test_a_big_directory_is_paged_and_every_name_shown_once(server, page):
+    server.cli("volume", "create", "many")
+    mnt = Mount(server, "many")
+    try:
+        names = {f"f{i:04}" for i in range(450)}
+        for n in names:
+            (mnt.path / n).write_bytes(b"")
+        os.sync()
+        sign_in(page, server)
+        vol_id = json.loads(server.cli("volume", "info", "many", "--json"))["id"]
+        page.goto(f"{server.url}/volumes/{vol_id}/files")
+        seen = []
+        pages = 0
+        while True:
+            pages += 1
+            rows = page.locator("#files tr[data-name]")
+            assert rows.count() <= 200  # never one giant page
+            seen += [rows.nth(i).get_attribute("data-name") for i in range(rows.count())]
+            nxt = page.locator("#next-page")
+            if nxt.count() == 0:
+                break
+            nxt.click()
+        assert pages == 3
+        assert sorted(seen) == sorted(names)  # each exactly once
+        shot(page, "files-last-page")
+    finally:
+        mnt.close()
