@@ -276,19 +276,22 @@ impl Volume {
                 return Ok(vec![entry_tuple(root, &a)]);
             }
             let mut out = Vec::new();
-            let mut todo = vec![root];
-            while let Some(dir) = todo.pop() {
-                let at = if dir.is_empty() { "/" } else { dir.as_str() };
-                for e in sdk(v.listdir(at).await)? {
+            // Directories by inode: the path of each is known, so a
+            // listing costs its readdir pages and no path walk.
+            let mut todo = vec![(root, a.ino)];
+            while let Some((dir, ino)) = todo.pop() {
+                for e in sdk(v.readdir_all(ino).await)? {
+                    let name = String::from_utf8_lossy(&e.name);
                     let full = if dir.is_empty() {
-                        e.name.clone()
+                        name.into_owned()
                     } else {
-                        format!("{dir}/{}", e.name)
+                        format!("{dir}/{name}")
                     };
-                    if recursive && e.is_dir() {
-                        todo.push(full.clone());
+                    let attr = e.attr.unwrap_or_default();
+                    if recursive && attr.kind == p::FileKind::Directory as i32 {
+                        todo.push((full.clone(), attr.ino));
                     }
-                    out.push(entry_tuple(full, &e.attr));
+                    out.push(entry_tuple(full, &attr));
                 }
             }
             Ok(out)

@@ -36,7 +36,7 @@ pub(crate) struct Deadline<S> {
     limit: Duration,
 }
 
-type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+pub(crate) type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B, R> tower::Service<http::Request<B>> for Deadline<S>
 where

@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::limits::BoxFut;
 use crate::service::State;
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -70,11 +69,14 @@ impl Histogram {
     }
 }
 
+/// Per method: calls by status, and their latency.
 #[derive(Default)]
-struct Rpcs {
-    calls: BTreeMap<(String, String), u64>,
-    latency: BTreeMap<String, Histogram>,
+struct Method {
+    codes: BTreeMap<String, u64>,
+    latency: Histogram,
 }
+
+type Rpcs = BTreeMap<String, Method>;
 
 static RPCS: LazyLock<Mutex<Rpcs>> = LazyLock::new(Mutex::default);
 static META: LazyLock<Mutex<Histogram>> = LazyLock::new(Mutex::default);
@@ -82,18 +84,23 @@ static BLOCKS_FREED: AtomicU64 = AtomicU64::new(0);
 
 fn record_call(method: &str, code: &str, secs: f64) {
     let mut r = RPCS.lock().unwrap_or_else(|p| p.into_inner());
-    let method = if r.latency.contains_key(method) || r.latency.len() < MAX_METHODS {
+    // Known keys are found by reference: a call allocates nothing here.
+    let key = if r.contains_key(method) || r.len() < MAX_METHODS {
         method
     } else {
         "other"
     };
-    *r.calls
-        .entry((method.to_string(), code.to_string()))
-        .or_default() += 1;
-    r.latency
-        .entry(method.to_string())
-        .or_default()
-        .observe(secs);
+    if !r.contains_key(key) {
+        r.insert(key.to_string(), Method::default());
+    }
+    let Some(m) = r.get_mut(key) else { return };
+    match m.codes.get_mut(code) {
+        Some(n) => *n += 1,
+        None => {
+            m.codes.insert(code.to_string(), 1);
+        }
+    }
+    m.latency.observe(secs);
 }
 
 /// One metadata transaction took `secs`.
@@ -158,8 +165,6 @@ pub(crate) struct Counted<S> {
     inner: S,
 }
 
-type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
 impl<S, B, R> tower::Service<http::Request<B>> for Counted<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
@@ -184,13 +189,13 @@ where
             let secs = start.elapsed().as_secs_f64();
             // A failed call answers its status in the headers (trailers
             // only); a successful one in trailers after its body: OK.
-            let code = match &res {
-                Ok(r) if method == "http" => r.status().as_str().to_string(),
+            let code: std::borrow::Cow<'static, str> = match &res {
+                Ok(r) if method == "http" => r.status().as_str().to_string().into(),
                 Ok(r) => match r.headers().get("grpc-status").and_then(|v| v.to_str().ok()) {
-                    Some(c) => code_name(c).to_string(),
-                    None => "OK".to_string(),
+                    Some(c) => code_name(c).into(),
+                    None => "OK".into(),
                 },
-                Err(_) => "transport_error".to_string(),
+                Err(_) => "transport_error".into(),
             };
             record_call(&method, &code, secs);
             res
@@ -204,19 +209,20 @@ pub(crate) async fn render(state: Arc<State>) -> String {
     {
         let r = RPCS.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP svol_rpc_requests_total Calls answered, by method and status (method \"http\": the dashboard and /metrics).\n# TYPE svol_rpc_requests_total counter\n");
-        for ((m, c), n) in &r.calls {
-            let _ = writeln!(
-                out,
-                "svol_rpc_requests_total{{method=\"{m}\",code=\"{c}\"}} {n}"
-            );
+        for (m, method) in r.iter() {
+            for (c, n) in &method.codes {
+                let _ = writeln!(
+                    out,
+                    "svol_rpc_requests_total{{method=\"{m}\",code=\"{c}\"}} {n}"
+                );
+            }
         }
         out.push_str("# HELP svol_rpc_duration_seconds Time to answer a call (to its response headers).\n# TYPE svol_rpc_duration_seconds histogram\n");
-        for (m, h) in &r.latency {
-            h.render(
-                &mut out,
-                "svol_rpc_duration_seconds",
-                &format!("method=\"{m}\""),
-            );
+        for (m, method) in r.iter() {
+            let labels = format!("method=\"{m}\"");
+            method
+                .latency
+                .render(&mut out, "svol_rpc_duration_seconds", &labels);
         }
     }
     out.push_str("# HELP svol_meta_transaction_seconds Time of one metadata-store operation.\n# TYPE svol_meta_transaction_seconds histogram\n");
