@@ -20,18 +20,26 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 class Server:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: bool = False) -> None:
         self.root = root
         self.data = root / "data"
         self.log = open(root / "server.log", "w")
+        extra: list = []
+        if tls:
+            pki = root / "pki"
+            out = subprocess.run([str(SVOL), "server", "init-tls", "--host", "127.0.0.1", "--dir", str(pki)],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            extra = ["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
+                     "--tls-ca", str(pki / "ca.pem")]
         self.proc = subprocess.Popen(
-            [str(SVOL), "server", "--listen", "127.0.0.1:0", "--data-dir", str(self.data)],
+            [str(SVOL), "server", "--listen", "127.0.0.1:0", "--data-dir", str(self.data), *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "listening on " in line, (root / "server.log").read_text()
         self.addr = line.split("listening on ")[1].split()[0]
-        self.url = f"http://{self.addr}"
+        self.url = f"{'https' if tls else 'http'}://{self.addr}"
         self.config = self.data / "client.toml"
         self.token = re.search(r'token\s*=\s*"([^"]+)"', self.config.read_text()).group(1)  # type: ignore[union-attr]
 
@@ -66,6 +74,15 @@ class Server:
 def server() -> Iterator[Server]:
     root = Path(tempfile.mkdtemp(prefix="svol-browser-"))
     s = Server(root)
+    yield s
+    s.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_server() -> Iterator[Server]:
+    root = Path(tempfile.mkdtemp(prefix="svol-browser-tls-"))
+    s = Server(root, tls=True)
     yield s
     s.stop()
     shutil.rmtree(root, ignore_errors=True)

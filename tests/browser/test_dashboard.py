@@ -5,13 +5,17 @@ delete, the trash icon freeing space, tokens, and what must be refused
 (a wrong token, another workspace's volume, script in a file name, a form
 without its CSRF token)."""
 
+import http.client
 import json
 import os
+import re
+import socket
 import subprocess
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from html import unescape as html_unescape
 from pathlib import Path
 
 from conftest import SVOL, eventually, shot
@@ -211,3 +215,155 @@ def test_a_big_directory_is_paged_and_every_name_shown_once(server, page):
         shot(page, "files-last-page")
     finally:
         mnt.close()
+
+
+def test_live_clients_and_bytes_stored_after_dedup(server, page):
+    server.cli("volume", "create", "shared")
+    a, b = Mount(server, "shared"), Mount(server, "shared")
+    run = None
+    try:
+        block = os.urandom(1 << 20)
+        for n in ("one.bin", "two.bin", "three.bin"):  # one block, three files
+            (a.path / n).write_bytes(block)
+        (a.path / "small.txt").write_bytes(b"x" * 1000)  # kept inline
+        os.sync()
+        # A `svol run` holds a lease for the app it makes.
+        env = dict(os.environ, SVOL_CONFIG=str(server.config))
+        run = subprocess.Popen([str(SVOL), "run", "-v", "/mnt/svol-data=shared",
+                                "--", "sleep", "600"], env=env, stderr=subprocess.DEVNULL)
+        sign_in(page, server)
+        host = socket.gethostname()
+        app_id = json.loads(server.cli("volume", "info", "shared", "--json"))["app"]
+        app_row = page.locator(f"#apps tr[data-app='{app_id}']")
+
+        def mounts_listed():
+            page.reload()
+            return app_row.locator(".client").count() == 2
+        eventually("both mounts are listed as live clients", mounts_listed)
+        text = app_row.locator("td.clients").inner_text()
+        assert f"mount {a.path}" in text and f"mount {b.path}" in text and host in text
+        # Its app is named after the command; its client says what it runs.
+        eventually("the run is listed under its app", lambda: (page.reload() or True) and
+                   "run sleep 600" in page.locator("#apps tr", has_text="run sleep 600").first
+                   .locator("td.clients").inner_text())
+        shot(page, "apps-live-clients")
+
+        page.click("header >> text=Volumes")
+        row = page.locator("#volumes tr", has_text="shared")
+        assert int(row.locator("td.size").get_attribute("data-bytes")) == 3 * (1 << 20) + 1000
+        assert int(row.locator("td.stored").get_attribute("data-bytes")) == (1 << 20) + 1000
+        shot(page, "volumes-stored")
+        info = json.loads(server.cli("volume", "info", "shared", "--json"))
+        assert (info["bytes"], info["stored_bytes"]) == (3 * (1 << 20) + 1000, (1 << 20) + 1000)
+
+        # The stop confirmation names who would lose the volume.
+        page.goto(f"{server.url}/apps")
+        app_row.locator("a.trash").click()
+        assert "2 clients are using it" in page.inner_text("#clients")
+        assert "3.0 MiB (1.0 MiB stored after dedup)" in page.inner_text("#what")
+        shot(page, "stop-confirm-clients")
+    finally:
+        if run is not None:
+            run.terminate()
+            run.wait(timeout=30)
+        a.close()
+        b.close()
+    # Unmounted: the leases are given back and the clients leave the list.
+    page.goto(f"{server.url}/apps")
+    eventually("unmounted clients leave the list", lambda: (page.reload() or True) and
+               app_row.locator(".client").count() == 0)
+
+
+def test_the_admin_view_is_for_admin_tokens_only(server, page, browser):
+    server.cli("workspace", "create", "team-b")
+    other = server.cli("token", "create", "--workspace", "team-b").split()[-1]
+    server.cli("volume", "create", "b-data", token=other)
+    env = dict(os.environ, SVOL_CONFIG=str(server.config), SVOL_TOKEN=other)
+    mnt_path = Path(tempfile.mkdtemp(prefix="svol-mnt-"))
+    subprocess.run([str(SVOL), "mount", "b-data", str(mnt_path), "-d"], env=env, check=True, timeout=60)
+    try:
+        (mnt_path / "f.bin").write_bytes(os.urandom(100_000))
+        os.sync()
+        sign_in(page, server)  # the server's first token is an admin's
+        page.click("#nav-admin")
+        shot(page, "admin")
+        row = page.locator("#workspaces tr[data-workspace='team-b']")
+        eventually("team-b's file is counted", lambda: (page.reload() or True) and
+                   int(row.locator("td.size").get_attribute("data-bytes")) == 100_000)
+        assert page.locator("#workspaces tr[data-workspace='main']").count() == 1
+        clients = page.inner_text("#clients")
+        assert "b-data" in clients and f"mount {mnt_path}" in clients
+
+        # A workspace's own token sees no admin link, and the page is not there.
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        sign_in(pg, server, token=other)
+        assert pg.url.endswith("/apps")
+        assert pg.locator("#nav-admin").count() == 0
+        assert "team-b" in pg.inner_text("#me")
+        assert pg.goto(f"{server.url}/admin").status == 404
+        shot(pg, "admin-refused")
+        ctx.close()
+    finally:
+        subprocess.run([str(SVOL), "umount", str(mnt_path)], env=env, timeout=60)
+
+
+def test_a_directory_of_100000_names_is_paged(server, page):
+    server.cli("volume", "create", "huge")
+    mnt = Mount(server, "huge")
+    n = 100_000
+    try:
+        d = mnt.path / "d"
+        d.mkdir()
+        for i in range(n):
+            os.close(os.open(d / f"n{i:06}", os.O_CREAT | os.O_WRONLY, 0o644))
+        sign_in(page, server)
+        vol_id = json.loads(server.cli("volume", "info", "huge", "--json"))["id"]
+        page.goto(f"{server.url}/volumes/{vol_id}/files?path=d")
+        assert page.locator("#files tr[data-name]").count() == 200
+        shot(page, "files-100000-first-page")
+        # Every page, walked over HTTP with the session cookie: 200 names
+        # each, each name once, and each page a small document.
+        cookie = page.context.cookies()[0]
+        seen = set()
+        url = f"{server.url}/volumes/{vol_id}/files?path=d"
+        pages = 0
+        while url:
+            req = urllib.request.Request(url, headers={"Cookie": f"{cookie['name']}={cookie['value']}"})
+            html = urllib.request.urlopen(req, timeout=60).read().decode()
+            pages += 1
+            names = re.findall(r'data-name="(n\d{6})"', html)
+            assert 0 < len(names) <= 200 and len(html) < 200_000, html[:3000]
+            assert not seen.intersection(names)
+            seen.update(names)
+            m = re.search(r'id="next-page" href="([^"]+)"', html)
+            url = f"{server.url}{html_unescape(m.group(1))}" if m else None
+        assert pages == n // 200 and len(seen) == n
+        # Deleting it asks first, counting only so far.
+        page.goto(f"{server.url}/volumes/{vol_id}/delete?path=d")
+        assert "more than 1000 entries" in page.inner_text("#what")
+    finally:
+        mnt.close()
+
+
+def test_the_dashboard_under_tls(tls_server, browser):
+    server = tls_server
+    assert server.url.startswith("https://")
+    # Plain HTTP to the TLS port gets no page.
+    try:
+        urllib.request.urlopen(f"http://{server.addr}/signin", timeout=10)
+        raise AssertionError("plain HTTP was answered")
+    except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+        pass
+    # The test's browser does not know the test CA, so it is told to go on.
+    ctx = browser.new_context(ignore_https_errors=True)
+    pg = ctx.new_page()
+    server.cli("volume", "create", "secure-vol")
+    sign_in(pg, server)
+    assert pg.url == f"{server.url}/apps"
+    cookie = pg.context.cookies()[0]
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    pg.click("header >> text=Volumes")
+    assert "secure-vol" in pg.inner_text("#volumes")
+    shot(pg, "volumes-tls")
+    ctx.close()

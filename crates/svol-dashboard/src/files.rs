@@ -98,13 +98,16 @@ pub(crate) async fn browse(
         ))
         .into_response());
     }
-    let listing = v.readdir(attr.ino, at.after, PAGE).await?;
-    let next = match (listing.eof, listing.entries.last()) {
-        (false, Some(last)) => Some(last.cookie),
-        _ => None,
+    // One entry more than a page says whether a next page has any: a
+    // directory of exactly n pages ends on a full page, not an empty one.
+    let mut entries = v.readdir(attr.ino, at.after, PAGE + 1).await?.entries;
+    let next = if entries.len() > PAGE as usize {
+        entries.truncate(PAGE as usize);
+        entries.last().map(|e| e.cookie)
+    } else {
+        None
     };
-    let rows: Vec<Row> = listing
-        .entries
+    let rows: Vec<Row> = entries
         .into_iter()
         .map(|e| {
             let name = String::from_utf8_lossy(&e.name).into_owned();
@@ -127,9 +130,9 @@ pub(crate) async fn browse(
         &d,
         "files.html",
         context! {
-            nav => "volumes", csrf => s.csrf,
             volume => context! { id => info.id.clone(), name => info.name.clone() },
             path, crumbs => crumbs(&path), rows, next, first_page => at.after == 0,
+            ..s.base("volumes")
         },
     ))
 }
@@ -265,6 +268,9 @@ pub(crate) async fn upload(
     .into_response())
 }
 
+/// How many entries a delete confirmation counts before it says "more".
+const COUNT_UP_TO: u32 = 1_000;
+
 pub(crate) async fn delete_confirm(
     State(d): Shared,
     s: Signed,
@@ -279,19 +285,22 @@ pub(crate) async fn delete_confirm(
     }
     let a = v.stat(&path).await?;
     let is_dir = a.kind == p::FileKind::Directory as i32;
-    let entries = if is_dir {
-        v.readdir_all(a.ino).await?.len()
+    // Counted up to a bound: a page must not read 100,000 names to
+    // say that there are many.
+    let (entries, more) = if is_dir {
+        let n = v.readdir(a.ino, 0, COUNT_UP_TO + 1).await?.entries.len();
+        (n.min(COUNT_UP_TO as usize), n > COUNT_UP_TO as usize)
     } else {
-        0
+        (0, false)
     };
     let info = v.info();
     Ok(page(
         &d,
         "delete.html",
         context! {
-            nav => "volumes", csrf => s.csrf,
             volume => context! { id => info.id.clone(), name => info.name.clone() },
-            path, is_dir, entries, size => a.size,
+            path, is_dir, entries, more, size => a.size,
+            ..s.base("volumes")
         },
     ))
 }

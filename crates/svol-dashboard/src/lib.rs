@@ -67,6 +67,7 @@ pub fn router(cfg: DashboardConfig) -> Router {
             get(files::delete_confirm).post(files::delete),
         )
         .route("/tokens", get(pages::tokens).post(pages::create_token))
+        .route("/admin", get(pages::admin))
         .route("/tokens/{id}/revoke", post(pages::revoke_token))
         .with_state(state)
 }

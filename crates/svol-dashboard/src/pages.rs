@@ -25,6 +25,7 @@ struct VolumeRow {
     name: String,
     ephemeral: bool,
     bytes: u64,
+    stored_bytes: u64,
     files: u64,
     created: i64,
     app: String,
@@ -37,6 +38,7 @@ impl From<&p::VolumeInfo> for VolumeRow {
             name: v.name.clone(),
             ephemeral: v.ephemeral,
             bytes: v.bytes,
+            stored_bytes: v.stored_bytes,
             files: v.files,
             created: v.created_unix,
             app: v.app.clone(),
@@ -52,11 +54,48 @@ struct AppRow {
     state: String,
     created: i64,
     volumes: Vec<VolumeRow>,
+    clients: Vec<ClientRow>,
+}
+
+/// A live client: a mount or `svol run` holding a lease.
+#[derive(Serialize, Clone)]
+struct ClientRow {
+    session: String,
+    workspace: String,
+    volume: String,
+    volume_name: String,
+    host: String,
+    purpose: String,
+    peer: String,
+    since: i64,
+}
+
+impl From<&p::ClientInfo> for ClientRow {
+    fn from(c: &p::ClientInfo) -> Self {
+        ClientRow {
+            session: c.session.clone(),
+            workspace: c.workspace.clone(),
+            volume: c.volume.clone(),
+            volume_name: c.volume_name.clone(),
+            host: c.host.clone(),
+            purpose: c.purpose.clone(),
+            peer: c.peer.clone(),
+            since: c.since_unix,
+        }
+    }
 }
 
 async fn app_rows(s: &Signed) -> Result<Vec<AppRow>, PageError> {
-    let (apps, vols) = tokio::try_join!(s.client.list_apps(), s.client.list_volumes())?;
+    let (apps, vols, clients) = tokio::try_join!(
+        s.client.list_apps(),
+        s.client.list_volumes(),
+        s.client.list_sessions(false)
+    )?;
     let by_id: HashMap<&str, &p::VolumeInfo> = vols.iter().map(|v| (v.id.as_str(), v)).collect();
+    let mut by_app: HashMap<&str, Vec<ClientRow>> = HashMap::new();
+    for c in &clients {
+        by_app.entry(c.app.as_str()).or_default().push(c.into());
+    }
     let mut rows: Vec<AppRow> = apps
         .iter()
         .map(|a| AppRow {
@@ -70,6 +109,7 @@ async fn app_rows(s: &Signed) -> Result<Vec<AppRow>, PageError> {
                 .iter()
                 .filter_map(|id| by_id.get(id.as_str()).map(|v| VolumeRow::from(*v)))
                 .collect(),
+            clients: by_app.get(a.id.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
     // Running first, then newest first.
@@ -81,11 +121,7 @@ async fn app_rows(s: &Signed) -> Result<Vec<AppRow>, PageError> {
 
 pub(crate) async fn apps(State(d): Shared, s: Signed) -> PageResult {
     let apps = app_rows(&s).await?;
-    Ok(page(
-        &d,
-        "apps.html",
-        context! { nav => "apps", csrf => s.csrf, apps },
-    ))
+    Ok(page(&d, "apps.html", context! { apps, ..s.base("apps") }))
 }
 
 pub(crate) async fn stop_confirm(
@@ -99,11 +135,12 @@ pub(crate) async fn stop_confirm(
         .find(|a| a.id == id)
         .ok_or_else(|| PageError::NotFound(format!("app {id}: not found")))?;
     let bytes: u64 = app.volumes.iter().map(|v| v.bytes).sum();
+    let stored: u64 = app.volumes.iter().map(|v| v.stored_bytes).sum();
     let files: u64 = app.volumes.iter().map(|v| v.files).sum();
     Ok(page(
         &d,
         "stop.html",
-        context! { nav => "apps", csrf => s.csrf, app, bytes, files },
+        context! { app, bytes, stored, files, ..s.base("apps") },
     ))
 }
 
@@ -125,7 +162,7 @@ pub(crate) async fn volumes(State(d): Shared, s: Signed) -> PageResult {
     Ok(page(
         &d,
         "volumes.html",
-        context! { nav => "volumes", csrf => s.csrf, volumes => vols },
+        context! { volumes => vols, ..s.base("volumes") },
     ))
 }
 
@@ -162,7 +199,7 @@ async fn tokens_page(
     Ok(page(
         d,
         "tokens.html",
-        context! { nav => "tokens", csrf => s.csrf, tokens, new_id, new_secret },
+        context! { tokens, new_id, new_secret, ..s.base("tokens") },
     ))
 }
 
@@ -206,4 +243,45 @@ pub(crate) async fn revoke_token(
     }
     s.client.revoke_token(&id).await?;
     Ok(Redirect::to("/tokens").into_response())
+}
+
+#[derive(Serialize)]
+struct WorkspaceRow {
+    name: String,
+    volumes: u64,
+    running_apps: u64,
+    files: u64,
+    logical_bytes: u64,
+    stored_bytes: u64,
+    sessions: u64,
+    created: i64,
+}
+
+/// Every workspace and every live client: for admin tokens only. Others
+/// get the same 404 as any page that is not there.
+pub(crate) async fn admin(State(d): Shared, s: Signed) -> PageResult {
+    if !s.me.admin {
+        return Err(PageError::NotFound("no such page".into()));
+    }
+    let (workspaces, clients) =
+        tokio::try_join!(s.client.list_workspaces(), s.client.list_sessions(true))?;
+    let workspaces: Vec<WorkspaceRow> = workspaces
+        .into_iter()
+        .map(|w| WorkspaceRow {
+            name: w.name,
+            volumes: w.volumes,
+            running_apps: w.running_apps,
+            files: w.files,
+            logical_bytes: w.logical_bytes,
+            stored_bytes: w.stored_bytes,
+            sessions: w.sessions,
+            created: w.created_unix,
+        })
+        .collect();
+    let clients: Vec<ClientRow> = clients.iter().map(ClientRow::from).collect();
+    Ok(page(
+        &d,
+        "admin.html",
+        context! { workspaces, clients, ..s.base("admin") },
+    ))
 }

@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("files.html", include_str!("../templates/files.html")),
     ("delete.html", include_str!("../templates/delete.html")),
     ("tokens.html", include_str!("../templates/tokens.html")),
+    ("admin.html", include_str!("../templates/admin.html")),
     ("error.html", include_str!("../templates/error.html")),
 ];
 
@@ -223,12 +224,16 @@ mod tests {
     #[test]
     fn every_page_renders_with_data() {
         let t = Templates::new();
-        let vol = minijinja::context! { id => "vo-1", name => "v", ephemeral => false, bytes => 5, files => 1, created => 0, app => "ap-1" };
+        let vol = minijinja::context! { id => "vo-1", name => "v", ephemeral => false, bytes => 5, stored_bytes => 4, files => 1, created => 0, app => "ap-1" };
+        let client = minijinja::context! { session => "ab12", workspace => "main", volume => "vo-1", volume_name => "v", host => "h", purpose => "mount /m", peer => "127.0.0.1:1", since => 0 };
         let ctx = minijinja::context! {
             nav => "apps", csrf => "c", error => "e",
-            apps => vec![minijinja::context! { id => "ap-1", name => "a", kind => "app", state => "running", created => 0, volumes => vec![vol.clone()] }],
-            app => minijinja::context! { id => "ap-1", name => "a", kind => "app", volumes => vec![vol.clone()] },
-            bytes => 5, files => 1, volumes => vec![vol.clone()], volume => vol,
+            me => minijinja::context! { workspace => "main", label => "l", admin => true },
+            apps => vec![minijinja::context! { id => "ap-1", name => "a", kind => "app", state => "running", created => 0, volumes => vec![vol.clone()], clients => vec![client.clone()] }],
+            app => minijinja::context! { id => "ap-1", name => "a", kind => "app", volumes => vec![vol.clone()], clients => vec![client.clone()] },
+            clients => vec![client],
+            workspaces => vec![minijinja::context! { name => "main", volumes => 1, running_apps => 1, files => 1, logical_bytes => 5, stored_bytes => 4, sessions => 1, created => 0 }],
+            bytes => 5, stored => 4, files => 1, more => true, volumes => vec![vol.clone()], volume => vol,
             path => "a b", crumbs => vec![minijinja::context! { name => "a b", path => "a b" }],
             rows => vec![minijinja::context! { name => "n", path => "a b/n", kind => "dir", size => 1, mtime => 0 }],
             next => 7, first_page => false, is_dir => true, entries => 2, size => 1,

@@ -25,6 +25,7 @@ const MAX_SESSIONS: usize = 10_000;
 
 struct Session {
     client: Client,
+    me: Me,
     csrf: String,
     made: Instant,
     used: Instant,
@@ -35,13 +36,28 @@ pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Session>>,
 }
 
+/// Who signed in: shown in the header; `admin` opens the admin view.
+#[derive(Clone, serde::Serialize)]
+pub(crate) struct Me {
+    pub workspace: String,
+    pub label: String,
+    pub admin: bool,
+}
+
 /// A signed-in request: the SDK client of its token, and its CSRF token.
 pub(crate) struct Signed {
     pub client: Client,
+    pub me: Me,
     pub csrf: String,
 }
 
 impl Signed {
+    /// What every signed-in page's template needs: the navigation item,
+    /// the CSRF token of its forms and who is signed in.
+    pub fn base(&self, nav: &str) -> minijinja::Value {
+        minijinja::context! { nav, csrf => self.csrf.clone(), me => self.me.clone() }
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check(&self, csrf: &str) -> Result<(), PageError> {
         let a = self.csrf.as_bytes();
@@ -92,6 +108,7 @@ where
                 s.used = now;
                 Ok(Signed {
                     client: s.client.clone(),
+                    me: s.me.clone(),
                     csrf: s.csrf.clone(),
                 })
             }
@@ -140,12 +157,16 @@ pub(crate) async fn signin(State(d): Shared, Form(f): Form<SigninForm>) -> Respo
         Ok(c) => c,
         Err(e) => return PageError::from(e).into_response(),
     };
-    // Proves the token: any call it may make would do.
-    match client.list_apps().await {
-        Ok(_) => {}
+    // Proves the token, and says whose it is.
+    let me = match client.whoami().await {
+        Ok(i) => Me {
+            workspace: i.workspace,
+            label: i.token_label,
+            admin: i.admin,
+        },
         Err(ClientError::Unauthenticated(_)) => return refused("this token was refused"),
         Err(e) => return PageError::from(e).into_response(),
-    }
+    };
     let id = random_hex();
     let now = Instant::now();
     {
@@ -161,6 +182,7 @@ pub(crate) async fn signin(State(d): Shared, Form(f): Form<SigninForm>) -> Respo
             id.clone(),
             Session {
                 client,
+                me,
                 csrf: random_hex(),
                 made: now,
                 used: now,

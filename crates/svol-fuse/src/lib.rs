@@ -53,6 +53,9 @@ pub struct MountOptions {
     /// Bytes of written, uncommitted data the mount may buffer before
     /// writers wait for commits (0: 512 MiB).
     pub max_dirty: u64,
+    /// What this mount is for, as the server lists it among a volume's
+    /// live clients (`run python train.py`). Empty: `mount <mountpoint>`.
+    pub purpose: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +111,17 @@ impl Mount {
         let locks = std::sync::Arc::new(locks::LockState::default());
         let listings = std::sync::Arc::new(listings::Listings::default());
         let ahead_slot = std::sync::Arc::new(std::sync::OnceLock::new());
+        let purpose = if opts.purpose.is_empty() {
+            format!("mount {}", mountpoint.display())
+        } else {
+            opts.purpose.clone()
+        };
         let (session_id, lease, lease_state, invalidations) = session::start(
             vol.clone(),
-            opts.app.clone(),
+            session::Describe {
+                app: opts.app.clone(),
+                purpose,
+            },
             locks.applied_watch.subscribe(),
             listings.clone(),
             ahead_slot.clone(),

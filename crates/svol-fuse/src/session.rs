@@ -36,12 +36,50 @@ struct Upstream {
     recalled: watch::Receiver<u64>,
 }
 
+/// Who the session is for: the app its lease keeps running ("" = the
+/// volume's) and what the mount is for, as people will see it listed.
+#[derive(Clone)]
+pub(crate) struct Describe {
+    pub app: String,
+    pub purpose: String,
+}
+
+/// This host's name, as the server lists the client (truncated to what
+/// the server takes).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect()
+}
+
+/// `s` cut to at most 256 bytes on a character boundary, without control
+/// characters (the server refuses longer or unprintable descriptions).
+fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > 256 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Hello, then a heartbeat every `every_ms` until `bye` turns true, then
 /// Bye; acknowledgements of invalidations and recalls in between.
 fn stream_of(
     vol: &Volume,
     resume: String,
-    app: String,
+    who: Describe,
     up: Upstream,
 ) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
     let Upstream {
@@ -56,7 +94,9 @@ fn stream_of(
         msg: Some(p::session_up::Msg::Hello(p::Hello {
             volume: vol.info().id.clone(),
             resume_session: resume,
-            app,
+            app: who.app,
+            host: host_name(),
+            purpose: printable(&who.purpose),
         })),
     };
     // Acknowledges applied invalidations (coalesced: only the latest), so
@@ -136,7 +176,7 @@ impl Lease {
 /// mount works for ("" = the volume's).
 pub(crate) async fn start(
     vol: Volume,
-    app: String,
+    who: Describe,
     applied: watch::Receiver<u64>,
     listings: Arc<Listings>,
     ahead: AheadSlot,
@@ -169,7 +209,7 @@ pub(crate) async fn start(
         .session(stream_of(
             &vol,
             String::new(),
-            app.clone(),
+            who.clone(),
             upstream.clone(),
         ))
         .await?;
@@ -256,7 +296,7 @@ pub(crate) async fn start(
                 let epoch = v.client().epoch();
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let hello_at = Instant::now();
-                let up = stream_of(&v, id.clone(), app.clone(), upstream.clone());
+                let up = stream_of(&v, id.clone(), who.clone(), upstream.clone());
                 let mut s = match v.client().session(up).await {
                     Ok(s) => s,
                     Err(e) => {

@@ -74,6 +74,10 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Deletes the volume and its whole tree (and stops its own app).
     fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+    /// What workspace `ws` holds: volumes, apps, files, bytes, sessions.
+    fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage>;
+    /// The live token whose hash is `hash`.
+    fn token(&self, hash: &[u8; 32]) -> Result<TokenInfo>;
     /// Totals over the whole store (every workspace), for metrics.
     fn stats(&self) -> Result<StoreStats>;
     /// Gives the space of deleted rows back to the file system (after a
@@ -221,8 +225,12 @@ pub trait MetaBackend: Send + Sync + 'static {
         id: &str,
         vol: Ino,
         app: &str,
+        client: &SessionClient,
         expires_ms: i64,
     ) -> Result<Lease>;
+    /// Sessions whose lease runs at `now_ms`: of workspace `ws`, or of
+    /// every workspace with `None`. Oldest first.
+    fn live_sessions(&self, ws: Option<WorkspaceId>, now_ms: i64) -> Result<Vec<LiveSession>>;
     /// Takes up a live session again (a reconnect): a new generation, so a
     /// stream of the old one can no longer renew it. `NotFound` once its
     /// lease ran out (it is never revived), `PermissionDenied` if it is

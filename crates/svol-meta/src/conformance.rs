@@ -245,11 +245,25 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
     let idle = s.create_app(ws, "idle", 10_000).unwrap();
     let held = s.create_app(ws, "held", 10_000).unwrap();
     let hv = s.create_ephemeral_volume(ws, &held.id, now()).unwrap();
-    s.open_session(&owner(ws), "se-h", hv.root, "", 20_000)
-        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-h",
+        hv.root,
+        "",
+        &SessionClient::default(),
+        20_000,
+    )
+    .unwrap();
     // A session id is made once; a reconnect resumes it (same token only).
     assert!(matches!(
-        s.open_session(&owner(ws), "se-h", hv.root, "", 20_000),
+        s.open_session(
+            &owner(ws),
+            "se-h",
+            hv.root,
+            "",
+            &SessionClient::default(),
+            20_000
+        ),
         Err(MetaError::AlreadyExists(_))
     ));
     let thief = SessionOwner {
@@ -271,7 +285,14 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
     );
     assert!(matches!(s.session("se-none"), Err(MetaError::NotFound(_))));
     assert!(matches!(
-        s.open_session(&owner(other), "se-x", hv.root, &held.id, 20_000),
+        s.open_session(
+            &owner(other),
+            "se-x",
+            hv.root,
+            &held.id,
+            &SessionClient::default(),
+            20_000
+        ),
         Err(MetaError::NotFound(_))
     ));
     let early = s.stop_idle_apps(10_500, 1_000).unwrap();
@@ -291,7 +312,14 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
     assert_eq!(late.value[0].id, held.id);
     assert!(s.volume(ws, &hv.id).is_err());
     assert!(matches!(
-        s.open_session(&owner(ws), "se-y", hv.root, &held.id, 30_000),
+        s.open_session(
+            &owner(ws),
+            "se-y",
+            hv.root,
+            &held.id,
+            &SessionClient::default(),
+            30_000
+        ),
         Err(MetaError::Stale(_))
     ));
     let listed: Vec<_> = s.list_apps(ws).unwrap().into_iter().map(|a| a.id).collect();
@@ -441,8 +469,15 @@ pub fn unlink_rmdir_and_links(s: &MetaStore) {
 
 pub fn unlinked_but_open(s: &MetaStore) {
     let (ws, vol) = setup(s, "o");
-    s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)
-        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-1",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
     let f = s
         .create(vol, vol, b"f", &file(0o644), true, &cx())
         .unwrap()
@@ -463,7 +498,8 @@ pub fn unlinked_but_open(s: &MetaStore) {
         .create(vol, vol, b"g", &file(0o644), true, &cx())
         .unwrap()
         .value;
-    s.open_session(&owner(ws), "se-2", vol, "", 10).unwrap();
+    s.open_session(&owner(ws), "se-2", vol, "", &SessionClient::default(), 10)
+        .unwrap();
     s.open(vol, g.ino, &at_ms(5, "se-2")).unwrap();
     s.unlink(vol, vol, b"g", false, &cx()).unwrap();
     assert!(s.getattr(vol, g.ino).is_ok());
@@ -476,10 +512,24 @@ pub fn unlinked_but_open(s: &MetaStore) {
 /// each create's own refusal its own.
 pub fn queued_creates(s: &MetaStore) {
     let (ws, vol) = setup(s, "q");
-    s.open_session(&owner(ws), "se-q", vol, "", i64::MAX)
-        .unwrap();
-    s.open_session(&owner(ws), "se-r", vol, "", i64::MAX)
-        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-q",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-r",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
     let mine = s.reserve_inos("se-q", 4).unwrap();
     let theirs = s.reserve_inos("se-r", 2).unwrap();
     assert_eq!(mine.len(), 4);
@@ -659,8 +709,15 @@ pub fn queued_creates(s: &MetaStore) {
 
 pub fn create_open_and_batched_release(s: &MetaStore) {
     let (ws, vol) = setup(s, "co");
-    s.open_session(&owner(ws), "se-1", vol, "", i64::MAX)
-        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-1",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
     let by = Cx::by(now(), "se-1");
     let (f, chunks) = s
         .create_open(vol, vol, b"f", &file(0o644), true, &by)
@@ -1147,7 +1204,16 @@ fn granted(o: LockOutcome) -> u64 {
 
 pub fn sessions_leases_and_generations(s: &MetaStore) {
     let (ws, vol) = setup(s, "w");
-    let l = s.open_session(&owner(ws), "se-a", vol, "", 2_000).unwrap();
+    let l = s
+        .open_session(
+            &owner(ws),
+            "se-a",
+            vol,
+            "",
+            &SessionClient::default(),
+            2_000,
+        )
+        .unwrap();
     assert_eq!(l.generation, 1);
     // Renewed while alive; a resume makes a new generation and the old
     // stream's renewals are refused from then on.
@@ -1205,7 +1271,8 @@ pub fn sessions_leases_and_generations(s: &MetaStore) {
 pub fn locks_queue_and_fencing(s: &MetaStore) {
     let (ws, vol) = setup(s, "w");
     for id in ["se-a", "se-b", "se-c"] {
-        s.open_session(&owner(ws), id, vol, "", 10_000).unwrap();
+        s.open_session(&owner(ws), id, vol, "", &SessionClient::default(), 10_000)
+            .unwrap();
     }
     let f = s
         .create(vol, vol, b"f", &file(0o644), true, &cx())
@@ -1361,8 +1428,15 @@ pub fn locks_queue_and_fencing(s: &MetaStore) {
 
 pub fn changes_and_the_feed(s: &MetaStore) {
     let (ws, vol) = setup(s, "w");
-    s.open_session(&owner(ws), "se-a", vol, "", i64::MAX)
-        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-a",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
     let start = s.feed_head().unwrap();
     let by_a = Cx::by(now(), "se-a");
     let d = s.create(vol, vol, b"d", &dir(0o755), true, &by_a).unwrap();
@@ -1458,4 +1532,83 @@ pub fn store_stats(s: &MetaStore) {
     assert_eq!(after.block_bytes, before.block_bytes + 100);
     assert!(after.feed_head > before.feed_head);
     assert_eq!(after.locks_held, before.locks_held);
+}
+
+/// Usage after dedup (per volume and per workspace) and live sessions with
+/// what their clients said of themselves.
+pub fn usage_and_live_sessions(s: &MetaStore) {
+    let (ws, vol) = setup(s, "usage");
+    let other = s.create_volume(ws, "other", now()).unwrap();
+    let h = block(s, ws, 9);
+    // Three files of one block in `vol`, one in `other`, one inline file.
+    for (v, name) in [
+        (vol, &b"a"[..]),
+        (vol, b"b"),
+        (vol, b"c"),
+        (other.root, b"d"),
+    ] {
+        let f = s
+            .create(v, v, name, &file(0o644), true, &cx())
+            .unwrap()
+            .value;
+        s.commit(v, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+            .unwrap();
+    }
+    let small = s
+        .create(vol, vol, b"small", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let inline = Chunk {
+        index: 0,
+        len: 5,
+        data: ChunkData::Inline(b"hello".to_vec()),
+    };
+    s.commit(vol, small.ino, &[inline], 5, false, &cx())
+        .unwrap();
+    let u = s.volume_usage(vol).unwrap();
+    assert_eq!((u.files, u.bytes, u.stored_bytes), (4, 305, 105));
+    let u = s.volume_usage(other.root).unwrap();
+    assert_eq!((u.files, u.bytes, u.stored_bytes), (1, 100, 100));
+    let w = s.workspace_usage(ws).unwrap();
+    assert_eq!(
+        (w.volumes, w.files, w.logical_bytes, w.stored_bytes),
+        (2, 5, 405, 105)
+    );
+    assert_eq!(w.running_apps, 2, "each persisted volume is a running app");
+    let lone = s.create_workspace("lonely").unwrap();
+    assert_eq!(
+        s.workspace_usage(lone.id).unwrap(),
+        WorkspaceUsage::default()
+    );
+
+    let client = SessionClient {
+        host: "worker-7".into(),
+        purpose: "mount /mnt/data".into(),
+        peer: "10.0.0.7:5000".into(),
+        started_ms: 1_000,
+    };
+    s.open_session(&owner(ws), "se-live", vol, "", &client, 50_000)
+        .unwrap();
+    s.open_session(
+        &owner(ws),
+        "se-old",
+        vol,
+        "",
+        &SessionClient::default(),
+        5_000,
+    )
+    .unwrap();
+    let live = s.live_sessions(Some(ws), 10_000).unwrap();
+    assert_eq!(live.len(), 1, "a session past its lease is not live");
+    let l = &live[0];
+    let v = s.volume(ws, "vol").unwrap();
+    assert_eq!(
+        (&l.id[..], l.workspace, &l.volume, &l.volume_name, &l.app),
+        ("se-live", ws, &v.id, &v.name, &v.app)
+    );
+    assert_eq!((&l.client, l.expires_ms), (&client, 50_000));
+    assert!(s.live_sessions(Some(lone.id), 10_000).unwrap().is_empty());
+    let all = s.live_sessions(None, 0).unwrap();
+    assert!(all.iter().any(|x| x.id == "se-old") && all.iter().any(|x| x.id == "se-live"));
+    assert_eq!(s.workspace_usage(ws).unwrap().sessions, 2);
 }

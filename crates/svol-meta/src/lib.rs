@@ -40,6 +40,15 @@ pub use postgres::{Doorbell, Leadership};
 pub use sql::Copied;
 pub use types::*;
 
+static TRANSACTION_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Transactions this process ran again because they lost a race with a
+/// concurrent one (PostgreSQL's serialization failures; SQLite has one
+/// writer and never retries).
+pub fn transaction_retries() -> u64 {
+    TRANSACTION_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The metadata store. Cheap to clone; derefs to the backend's operations.
 #[derive(Clone)]
 pub struct MetaStore {
@@ -185,6 +194,7 @@ macro_rules! meta_conformance {
             locks_queue_and_fencing,
             changes_and_the_feed,
             store_stats,
+            usage_and_live_sessions,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

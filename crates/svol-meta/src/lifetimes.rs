@@ -30,6 +30,32 @@ pub struct SessionInfo {
     pub generation: u64,
 }
 
+/// What a client says of itself when it opens a session, and what the
+/// server saw: shown to people (the dashboard's live clients), never
+/// trusted for anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionClient {
+    pub host: String,
+    /// `mount /mnt/x`, `run python train.py`.
+    pub purpose: String,
+    /// The address the connection came from.
+    pub peer: String,
+    pub started_ms: i64,
+}
+
+/// A session whose lease still runs, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub id: String,
+    pub workspace: WorkspaceId,
+    /// Public ids of the volume it is on and the app its lease keeps.
+    pub volume: String,
+    pub volume_name: String,
+    pub app: String,
+    pub client: SessionClient,
+    pub expires_ms: i64,
+}
+
 /// A stored token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {

@@ -197,8 +197,24 @@ pub struct Volume {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VolumeUsage {
+    /// Sizes of the volume's regular files (what users wrote).
     pub bytes: u64,
     pub files: u64,
+    /// After dedup: each distinct block the volume references once (even
+    /// if other volumes share it), plus data held inline.
+    pub stored_bytes: u64,
+}
+
+/// One workspace's share of the store, for an admin's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkspaceUsage {
+    pub volumes: u64,
+    pub running_apps: u64,
+    pub files: u64,
+    pub logical_bytes: u64,
+    /// The workspace's blocks (each once) plus its inline data.
+    pub stored_bytes: u64,
+    pub sessions: u64,
 }
 
 /// What the whole store holds now, for the server's metrics.
@@ -222,6 +238,8 @@ pub struct StoreStats {
 pub struct Workspace {
     pub id: WorkspaceId,
     pub name: String,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// A block as the metadata store counts it: owned by the workspace that

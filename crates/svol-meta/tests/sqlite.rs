@@ -101,6 +101,18 @@ fn sqlite_upgrades_a_first_release_database() {
             hash: [5; 32]
         }]
     );
+    // Sessions now say who their client is.
+    let owner = SessionOwner {
+        workspace: g.workspace,
+        token: [1; 32],
+    };
+    let client = SessionClient {
+        host: "old-host".into(),
+        ..Default::default()
+    };
+    s.open_session(&owner, "se-new", 1, "", &client, i64::MAX)
+        .unwrap();
+    assert_eq!(s.live_sessions(None, 0).unwrap()[0].client.host, "old-host");
     drop(s);
     // and opening it again does not migrate twice
     MetaStore::sqlite(&p).unwrap();

@@ -173,6 +173,22 @@ impl Client {
         )
     }
 
+    /// The calling token: its workspace, id, label and whether it is admin.
+    pub async fn whoami(&self) -> Result<p::Identity> {
+        ctx(self.rpc().who_am_i(self.req(p::Empty {})).await, "whoami")
+    }
+
+    /// Live clients (mounts and runs holding a lease) of this workspace,
+    /// or of every workspace with `all_workspaces` (admin tokens only).
+    pub async fn list_sessions(&self, all_workspaces: bool) -> Result<Vec<p::ClientInfo>> {
+        let req = p::ListSessionsRequest { all_workspaces };
+        Ok(ctx(
+            self.rpc().list_sessions(self.req(req)).await,
+            "live clients",
+        )?
+        .clients)
+    }
+
     pub async fn list_apps(&self) -> Result<Vec<p::AppInfo>> {
         Ok(ctx(self.rpc().list_apps(self.req(p::Empty {})).await, "apps")?.apps)
     }

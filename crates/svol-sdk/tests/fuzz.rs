@@ -316,6 +316,7 @@ impl Rpc {
                             volume,
                             resume_session: resume,
                             app,
+                            ..Default::default()
                         })),
                     };
                     let beat = p::SessionUp {

@@ -206,6 +206,8 @@ async fn open_session(
             volume: vol.info().id.clone(),
             resume_session: resume.to_string(),
             app: String::new(),
+            host: "trust-test".into(),
+            purpose: "raw session".into(),
         })),
     };
     let up = futures::stream::iter(vec![hello]).chain(futures::stream::pending());
@@ -422,4 +424,71 @@ async fn peeks_reach_only_small_files_of_the_opened_volume() {
         mine.getattr(small.ino).await,
         Err(ClientError::NotFound(_))
     ));
+}
+
+/// Live clients are listed per workspace; every workspace's only for an
+/// admin token; ids only as tags; what a client says of itself is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_clients_are_listed_only_to_their_workspace() {
+    let s = server().await;
+    let admin = client(&s).await;
+    admin.create_workspace("w2").await.unwrap();
+    let t2 = admin.create_token("w2", Some("w2"), false).await.unwrap();
+    let w2 = client_with(&s, &t2.token).await;
+    w2.create_volume("v2").await.unwrap();
+    let v2 = w2.volume("v2").await.unwrap();
+    let (sid, _stream) = open_session(&v2, "").await.unwrap();
+
+    let mine = w2.list_sessions(false).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    let c = &mine[0];
+    assert_eq!(
+        (
+            &c.host[..],
+            &c.purpose[..],
+            &c.volume_name[..],
+            &c.workspace[..]
+        ),
+        ("trust-test", "raw session", "v2", "w2")
+    );
+    assert_eq!(c.volume, v2.info().id);
+    assert!(c.peer.starts_with("127.0.0.1:"), "peer {}", c.peer);
+    assert!(
+        !sid.contains(&c.session) && c.session.len() == 8,
+        "a tag, not the id"
+    );
+    assert!(c.lease_until_unix >= c.since_unix && c.since_unix > 1_700_000_000);
+
+    // Workspace main sees none of them; only its admin sees all.
+    assert!(admin.list_sessions(false).await.unwrap().is_empty());
+    let all = admin.list_sessions(true).await.unwrap();
+    assert!(all.iter().any(|x| x.volume == v2.info().id));
+    let err = w2.list_sessions(true).await.unwrap_err();
+    assert!(matches!(err, ClientError::PermissionDenied(_)), "{err:?}");
+    assert!(w2.whoami().await.unwrap().workspace == "w2" && !w2.whoami().await.unwrap().admin);
+    assert!(admin.whoami().await.unwrap().admin);
+
+    // A description with control characters, or too long, is refused.
+    for (host, purpose) in [("a\nb", ""), ("", &*"x".repeat(257))] {
+        let hello = p::SessionUp {
+            msg: Some(p::session_up::Msg::Hello(p::Hello {
+                volume: v2.info().id.clone(),
+                host: host.into(),
+                purpose: purpose.into(),
+                ..Default::default()
+            })),
+        };
+        let up = futures::stream::iter(vec![hello]).chain(futures::stream::pending());
+        let err = match v2.client().session(up).await {
+            Err(e) => e,
+            Ok(mut down) => down.message().await.unwrap_err().into(),
+        };
+        assert!(
+            matches!(err, ClientError::InvalidArgument(ref m) if m.contains("256 bytes")),
+            "{err:?}"
+        );
+    }
+    let counted = admin.list_workspaces().await.unwrap();
+    let w = counted.iter().find(|w| w.name == "w2").unwrap();
+    assert_eq!((w.volumes, w.sessions), (1, 1));
 }

@@ -68,6 +68,7 @@ impl State {
             created_unix: v.created,
             bytes: usage.bytes,
             files: usage.files,
+            stored_bytes: usage.stored_bytes,
             root_ino: v.root,
             app: v.app,
             ephemeral: v.ephemeral,
@@ -123,7 +124,11 @@ impl State {
         need_admin(&c, "creating a workspace")?;
         let name = req.into_inner().name;
         let w = self.meta(move |m| m.create_workspace(&name)).await?;
-        Ok(p::WorkspaceInfo { name: w.name })
+        Ok(p::WorkspaceInfo {
+            name: w.name,
+            created_unix: w.created,
+            ..Default::default()
+        })
     }
 
     pub(crate) async fn do_list_workspaces(
@@ -131,13 +136,82 @@ impl State {
         req: Request<p::Empty>,
     ) -> Result<p::ListWorkspacesResponse, Status> {
         let c = self.caller(&req, "").await?;
-        let all = self.meta(|m| m.list_workspaces()).await?;
-        let workspaces = all
-            .into_iter()
-            .filter(|w| c.admin || w.id == c.ws)
-            .map(|w| p::WorkspaceInfo { name: w.name })
-            .collect();
+        let workspaces = self
+            .meta(move |m| {
+                let mut out = Vec::new();
+                for w in m.list_workspaces()? {
+                    if !(c.admin || w.id == c.ws) {
+                        continue;
+                    }
+                    let u = m.workspace_usage(w.id)?;
+                    out.push(p::WorkspaceInfo {
+                        name: w.name,
+                        volumes: u.volumes,
+                        running_apps: u.running_apps,
+                        files: u.files,
+                        logical_bytes: u.logical_bytes,
+                        stored_bytes: u.stored_bytes,
+                        sessions: u.sessions,
+                        created_unix: w.created,
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
         Ok(p::ListWorkspacesResponse { workspaces })
+    }
+
+    pub(crate) async fn do_whoami(&self, req: Request<p::Empty>) -> Result<p::Identity, Status> {
+        let c = self.caller(&req, "").await?;
+        let token = c.token;
+        let t = self.meta(move |m| m.token(&token)).await?;
+        Ok(p::Identity {
+            workspace: self.workspace_name(c.ws).await?,
+            token_id: t.id,
+            token_label: t.label,
+            admin: t.admin,
+        })
+    }
+
+    /// Live clients: what each said of itself, the address it came from,
+    /// and since when; session ids only as tags.
+    pub(crate) async fn do_list_sessions(
+        &self,
+        req: Request<p::ListSessionsRequest>,
+    ) -> Result<p::ListSessionsResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let all = req.get_ref().all_workspaces;
+        if all {
+            need_admin(&c, "listing every workspace's clients")?;
+        }
+        let now = self.clock.now_ms();
+        let (live, names) = self
+            .meta(move |m| {
+                let live = m.live_sessions((!all).then_some(c.ws), now)?;
+                let names: std::collections::HashMap<m::WorkspaceId, String> = m
+                    .list_workspaces()?
+                    .into_iter()
+                    .map(|w| (w.id, w.name))
+                    .collect();
+                Ok((live, names))
+            })
+            .await?;
+        let clients = live
+            .into_iter()
+            .map(|s| p::ClientInfo {
+                session: crate::sessions::tag(&s.id),
+                workspace: names.get(&s.workspace).cloned().unwrap_or_default(),
+                volume: s.volume,
+                volume_name: s.volume_name,
+                app: s.app,
+                host: s.client.host,
+                purpose: s.client.purpose,
+                peer: s.client.peer,
+                since_unix: s.client.started_ms.div_euclid(1000),
+                lease_until_unix: s.expires_ms.div_euclid(1000),
+            })
+            .collect();
+        Ok(p::ListSessionsResponse { clients })
     }
 
     async fn workspace_name(&self, ws: m::WorkspaceId) -> Result<String, Status> {

@@ -243,6 +243,12 @@ pub(crate) async fn render(state: Arc<State>) -> String {
         "Blocks deleted because nothing referenced them any more.",
         BLOCKS_FREED.load(Ordering::Relaxed),
     );
+    counter(
+        &mut out,
+        "svol_meta_transaction_retries_total",
+        "Metadata transactions run again after losing a race (PostgreSQL serialization failures).",
+        svol_meta::transaction_retries(),
+    );
 
     let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

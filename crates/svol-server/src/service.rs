@@ -229,6 +229,17 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(self.do_list_workspaces(req).await?))
     }
 
+    async fn who_am_i(&self, req: Request<p::Empty>) -> Res<p::Identity> {
+        Ok(Response::new(self.do_whoami(req).await?))
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<p::ListSessionsRequest>,
+    ) -> Res<p::ListSessionsResponse> {
+        Ok(Response::new(self.do_list_sessions(req).await?))
+    }
+
     async fn create_token(
         &self,
         req: Request<p::CreateTokenRequest>,

@@ -20,6 +20,17 @@ mod holds;
 /// Listed entries one session may have watched at once.
 const MAX_WATCHED: usize = 1_000_000;
 
+/// What a client says of itself (`host`, `purpose`): shown on pages and
+/// in lists, so short and printable.
+fn described(field: &str, v: &str) -> Result<String, Status> {
+    if v.len() > 256 || v.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "Hello.{field} must be at most 256 bytes without control characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
 /// How a session shows in logs: a fingerprint, never the id itself.
 pub(crate) fn tag(id: &str) -> String {
     hex::encode(&blake3::hash(id.as_bytes()).as_bytes()[..4])
@@ -327,12 +338,19 @@ impl State {
         // No volume: the header's session (one being resumed, or one that
         // ended) is not checked here but by `resume_session`.
         let c = self.caller(&req, "").await?;
+        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut up = req.into_inner();
         let hello = match up.message().await? {
             Some(p::SessionUp {
                 msg: Some(p::session_up::Msg::Hello(h)),
             }) => h,
             _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        };
+        let client = m::SessionClient {
+            host: described("host", &hello.host)?,
+            purpose: described("purpose", &hello.purpose)?,
+            peer,
+            started_ms: self.clock.now_ms(),
         };
         let key = hello.volume.clone();
         let vol = self.meta(move |m| m.volume(c.ws, &key)).await?.root;
@@ -341,7 +359,7 @@ impl State {
             token: c.token,
         };
         let lease_ms = self.lease.as_millis() as i64;
-        let (id, lease, resumed) = self.take_session(&hello, owner, vol).await?;
+        let (id, lease, resumed) = self.take_session(&hello, owner, vol, client).await?;
         let generation = lease.generation;
         let (tx, rx) = self.sessions.channel();
         let welcome = p::Welcome {
@@ -423,6 +441,7 @@ impl State {
         hello: &p::Hello,
         owner: SessionOwner,
         vol: Ino,
+        client: m::SessionClient,
     ) -> Result<(String, m::Lease, bool), Status> {
         let lease_ms = self.lease.as_millis() as i64;
         if !hello.resume_session.is_empty() {
@@ -451,7 +470,7 @@ impl State {
             self.clock.now_ms() + lease_ms,
         );
         let l = self
-            .meta(move |m| m.open_session(&owner, &sid, vol, &app, until))
+            .meta(move |m| m.open_session(&owner, &sid, vol, &app, &client, until))
             .await?;
         Ok((id, l, false))
     }

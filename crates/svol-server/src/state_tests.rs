@@ -37,8 +37,15 @@ async fn a_lease_ends_on_the_clock_with_its_locks_and_then_its_app() {
         workspace: ws,
         token: [1; 32],
     };
-    m.open_session(&owner, "se-1", vol.root, &app.id, clock.now_ms() + 2_000)
-        .expect("session");
+    m.open_session(
+        &owner,
+        "se-1",
+        vol.root,
+        &app.id,
+        &svol_meta::SessionClient::default(),
+        clock.now_ms() + 2_000,
+    )
+    .expect("session");
     let cx = Cx::by(clock.now(), "se-1");
     let f = m
         .create(vol.root, vol.root, b"f", &file(), true, &cx)
@@ -114,8 +121,15 @@ async fn waiters_wake_on_release_and_an_abandoned_wait_leaves_the_queue() {
         token: [1; 32],
     };
     for id in ["se-a", "se-b", "se-c"] {
-        m.open_session(&owner, id, vol.root, "", clock.now_ms() + 60_000)
-            .expect("session");
+        m.open_session(
+            &owner,
+            id,
+            vol.root,
+            "",
+            &svol_meta::SessionClient::default(),
+            clock.now_ms() + 60_000,
+        )
+        .expect("session");
     }
     let f = m
         .create(

@@ -137,6 +137,7 @@ pub(crate) async fn mount(
         suid: a.suid,
         dev: a.dev,
         max_dirty: a.max_dirty,
+        purpose: String::new(),
     };
     // Bound before mounting, so a taken address fails the mount.
     let metrics = match a.metrics {

@@ -157,8 +157,8 @@ pub(crate) async fn run(
                 println!("{}", serde_json::to_string_pretty(&info_json(&v))?);
             } else {
                 println!(
-                    "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nfiles:     {}\ncreated:   {}",
-                    v.name, v.id, v.app, v.ephemeral, v.bytes, v.files, v.created_unix
+                    "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nstored:    {}\nfiles:     {}\ncreated:   {}",
+                    v.name, v.id, v.app, v.ephemeral, v.bytes, v.stored_bytes, v.files, v.created_unix
                 );
             }
         }
@@ -240,7 +240,7 @@ pub(crate) async fn run(
 }
 
 fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
-    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "files": v.files, "created": v.created_unix})
+    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix})
 }
 
 fn basename(path: &str) -> Result<String> {

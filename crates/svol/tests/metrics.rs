@@ -46,6 +46,11 @@ fn server_metrics_follow_a_workload() {
     let s = Server::start();
     let before = scrape(&s.addr);
     assert_eq!(get(&before, "svol_sessions"), 0.0);
+    // SQLite has one writer: nothing is ever retried, and that is shown.
+    assert_eq!(
+        before.get("svol_meta_transaction_retries_total"),
+        Some(&0.0)
+    );
     // Names follow Prometheus conventions; nothing names a volume.
     for k in before.keys() {
         assert!(k.starts_with("svol_"), "{k}");

@@ -209,6 +209,7 @@ impl Postgres {
                 Ok(v) => return Ok(v),
                 Err(Some(e)) => return Err(e),
                 Err(None) => {
+                    crate::TRANSACTION_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // Lost a race: wait a little (jittered, growing) so the
                     // winner finishes, then run again.
                     let jitter = rand::random::<u64>() % (backoff.as_micros() as u64 + 1);

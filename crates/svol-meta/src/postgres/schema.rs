@@ -62,7 +62,14 @@ CREATE TABLE IF NOT EXISTS xattrs(
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, volume BIGINT NOT NULL, expires BIGINT NOT NULL,
     app BIGINT NOT NULL DEFAULT 0, workspace BIGINT NOT NULL DEFAULT 0,
-    token BYTEA, generation BIGINT NOT NULL DEFAULT 1);
+    token BYTEA, generation BIGINT NOT NULL DEFAULT 1,
+    host TEXT NOT NULL DEFAULT '', purpose TEXT NOT NULL DEFAULT '',
+    peer TEXT NOT NULL DEFAULT '', started BIGINT NOT NULL DEFAULT 0);
+-- Who the client is (shown in the dashboard), added after the first release.
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS host TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS purpose TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS peer TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS sessions_app ON sessions(app);
 CREATE INDEX IF NOT EXISTS sessions_volume ON sessions(volume);
 CREATE TABLE IF NOT EXISTS opens(

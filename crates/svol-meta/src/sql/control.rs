@@ -26,33 +26,83 @@ pub(crate) fn create_workspace(c: &dyn Conn, name: &str) -> Result<Workspace> {
     if workspace(c, name).is_ok() {
         return Err(MetaError::AlreadyExists(format!("workspace {name}")));
     }
+    let created = Timespec::now().sec;
     let id = c
         .int(
             "INSERT INTO workspaces(name, created) VALUES (?1, ?2) RETURNING id",
-            args![name, Timespec::now().sec],
+            args![name, created],
         )?
         .ok_or_else(|| MetaError::Backend("insert returned no workspace".into()))?;
     Ok(Workspace {
         id,
         name: name.to_string(),
+        created,
+    })
+}
+
+fn workspace_row(r: &dyn Row) -> Result<Workspace> {
+    Ok(Workspace {
+        id: r.int(0)?,
+        name: r.text(1)?,
+        created: r.int(2)?,
     })
 }
 
 pub(crate) fn workspace(c: &dyn Conn, name: &str) -> Result<Workspace> {
-    c.int("SELECT id FROM workspaces WHERE name = ?1", args![name])?
-        .map(|id| Workspace {
-            id,
-            name: name.to_string(),
-        })
-        .ok_or_else(|| MetaError::NotFound(format!("workspace {name}")))
+    c.row(
+        "SELECT id, name, created FROM workspaces WHERE name = ?1",
+        args![name],
+        workspace_row,
+    )?
+    .ok_or_else(|| MetaError::NotFound(format!("workspace {name}")))
 }
 
 pub(crate) fn list_workspaces(c: &dyn Conn) -> Result<Vec<Workspace>> {
-    c.rows("SELECT id, name FROM workspaces ORDER BY name", &[], |r| {
-        Ok(Workspace {
-            id: r.int(0)?,
-            name: r.text(1)?,
-        })
+    c.rows(
+        "SELECT id, name, created FROM workspaces ORDER BY name",
+        &[],
+        workspace_row,
+    )
+}
+
+/// Bytes of data held inline in the chunks of the files of volume `vol`
+/// (or, with `vol` 0, of every volume of workspace `ws`).
+fn inline_bytes(c: &dyn Conn, ws: WorkspaceId, vol: Ino) -> Result<u64> {
+    Ok(c.row(
+        "SELECT CAST(coalesce(sum(length(c.data)), 0) AS BIGINT) FROM chunks c \
+         JOIN inodes i ON i.ino = c.ino WHERE c.data IS NOT NULL AND \
+         (i.volume = ?2 OR (?2 = 0 AND i.volume IN \
+         (SELECT root FROM volumes WHERE workspace = ?1)))",
+        args![ws, vol as i64],
+        |r| r.int(0),
+    )?
+    .unwrap_or(0)
+    .max(0) as u64)
+}
+
+pub(crate) fn workspace_usage(c: &dyn Conn, ws: WorkspaceId) -> Result<WorkspaceUsage> {
+    let count = |sql: &str| -> Result<u64> {
+        Ok(c.row(sql, args![ws], |r| r.int(0))?.unwrap_or(0).max(0) as u64)
+    };
+    Ok(WorkspaceUsage {
+        volumes: count("SELECT count(*) FROM volumes WHERE workspace = ?1")?,
+        running_apps: count(&format!(
+            "SELECT count(*) FROM apps WHERE workspace = ?1 AND state = {}",
+            AppState::Running as i64
+        ))?,
+        files: count(
+            "SELECT count(*) FROM inodes WHERE kind = 1 AND volume IN \
+             (SELECT root FROM volumes WHERE workspace = ?1)",
+        )?,
+        logical_bytes: count(
+            "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM inodes WHERE kind = 1 AND \
+             volume IN (SELECT root FROM volumes WHERE workspace = ?1)",
+        )?,
+        // Every block the workspace keeps, referenced or on its way out.
+        stored_bytes: count(
+            "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blocks WHERE workspace = ?1",
+        )? + inline_bytes(c, ws, 0)?,
+        sessions: count("SELECT count(*) FROM sessions WHERE workspace = ?1")?,
     })
 }
 
@@ -105,6 +155,15 @@ pub(crate) fn add_token(
         created: now,
         revoked: false,
     })
+}
+
+pub(crate) fn token(c: &dyn Conn, hash: &[u8; 32]) -> Result<TokenInfo> {
+    c.row(
+        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1 AND revoked = 0"),
+        args![&hash[..]],
+        token_row,
+    )?
+    .ok_or_else(|| MetaError::PermissionDenied("unknown or revoked token".into()))
 }
 
 pub(crate) fn list_tokens(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<TokenInfo>> {
@@ -335,8 +394,26 @@ pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
             |r| Ok((r.int(0)?, r.int(1)?)),
         )?
         .unwrap_or((0, 0));
+    let ws = c
+        .int(
+            "SELECT workspace FROM volumes WHERE root = ?1",
+            args![vol as i64],
+        )?
+        .unwrap_or(0);
+    // Each distinct block once, found through the chunks' hash index.
+    let blocks = c
+        .row(
+            "SELECT CAST(coalesce(sum(b.size), 0) AS BIGINT) FROM blocks b \
+             WHERE b.workspace = ?1 AND b.hash IN (SELECT c.hash FROM chunks c \
+             JOIN inodes i ON i.ino = c.ino WHERE i.volume = ?2 AND c.hash IS NOT NULL)",
+            args![ws, vol as i64],
+            |r| r.int(0),
+        )?
+        .unwrap_or(0)
+        .max(0) as u64;
     Ok(VolumeUsage {
         bytes: bytes as u64,
         files: files as u64,
+        stored_bytes: blocks + inline_bytes(c, ws, vol)?,
     })
 }

@@ -141,6 +141,12 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
         self.read(|c| control::volume_usage(c, vol))
     }
+    fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage> {
+        self.read(|c| control::workspace_usage(c, ws))
+    }
+    fn token(&self, hash: &[u8; 32]) -> Result<TokenInfo> {
+        self.read(|c| control::token(c, hash))
+    }
     fn stats(&self) -> Result<StoreStats> {
         self.read(control::stats)
     }
@@ -380,11 +386,15 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
         id: &str,
         vol: Ino,
         app: &str,
+        client: &SessionClient,
         expires_ms: i64,
     ) -> Result<Lease> {
         self.write(false, |c| {
-            sessions::open(c, owner, id, vol, app, expires_ms)
+            sessions::open(c, owner, id, vol, app, client, expires_ms)
         })
+    }
+    fn live_sessions(&self, ws: Option<WorkspaceId>, now_ms: i64) -> Result<Vec<LiveSession>> {
+        self.read(|c| sessions::live(c, ws, now_ms))
     }
     fn resume_session(
         &self,

@@ -17,19 +17,25 @@ pub(crate) fn open(
     id: &str,
     vol: Ino,
     app: &str,
+    client: &SessionClient,
     expires_ms: i64,
 ) -> Result<Lease> {
     let app = apps::session_app(c, owner.workspace, vol, app)?;
     let n = c.exec(
-        "INSERT INTO sessions(id, volume, expires, app, workspace, token, generation) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT(id) DO NOTHING",
+        "INSERT INTO sessions(id, volume, expires, app, workspace, token, generation, \
+         host, purpose, peer, started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO NOTHING",
         args![
             id,
             vol as i64,
             expires_ms,
             app,
             owner.workspace,
-            &owner.token[..]
+            &owner.token[..],
+            &client.host,
+            &client.purpose,
+            &client.peer,
+            client.started_ms
         ],
     )?;
     if n == 0 {
@@ -128,6 +134,36 @@ pub(crate) fn get(c: &dyn Conn, id: &str) -> Result<SessionInfo> {
         expires_ms,
         generation: generation as u64,
     })
+}
+
+/// Sessions whose lease runs at `now_ms`, of workspace `ws` (or of all),
+/// oldest first.
+pub(crate) fn live(c: &dyn Conn, ws: Option<WorkspaceId>, now_ms: i64) -> Result<Vec<LiveSession>> {
+    c.rows(
+        "SELECT s.id, s.workspace, v.public_id, v.name, coalesce(a.public_id, ''), \
+         s.host, s.purpose, s.peer, s.started, s.expires \
+         FROM sessions s JOIN volumes v ON v.root = s.volume \
+         LEFT JOIN apps a ON a.id = s.app \
+         WHERE s.expires >= ?1 AND (?2 < 0 OR s.workspace = ?2) \
+         ORDER BY s.started, s.id",
+        args![now_ms, ws.unwrap_or(-1)],
+        |r| {
+            Ok(LiveSession {
+                id: r.text(0)?,
+                workspace: r.int(1)?,
+                volume: r.text(2)?,
+                volume_name: r.text(3)?,
+                app: r.text(4)?,
+                client: SessionClient {
+                    host: r.text(5)?,
+                    purpose: r.text(6)?,
+                    peer: r.text(7)?,
+                    started_ms: r.int(8)?,
+                },
+                expires_ms: r.int(9)?,
+            })
+        },
+    )
 }
 
 /// Ends sessions whose lease ran out (or `only`): their open files are

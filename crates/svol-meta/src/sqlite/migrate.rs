@@ -43,7 +43,21 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let described: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'purpose'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_sessions && !described {
+        // What the client said of itself, for the dashboard's live clients.
+        tx.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN host TEXT NOT NULL DEFAULT '';
+             ALTER TABLE sessions ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
+             ALTER TABLE sessions ADD COLUMN peer TEXT NOT NULL DEFAULT '';
+             ALTER TABLE sessions ADD COLUMN started INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
     if has_sessions && !generations {
         tx.execute_batch("ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;")?;
     }

@@ -136,6 +136,7 @@ async fn run_in_app(client: &Client, app: &App, a: &RunArgs, plan: &Plan) -> Res
             };
             let opts = MountOptions {
                 app: app.id().to_string(),
+                purpose: format!("run {}", a.cmd.join(" ")),
                 ..Default::default()
             };
             let m = Mount::new(v, target, opts)
