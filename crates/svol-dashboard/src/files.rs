@@ -46,7 +46,7 @@ fn clean(path: &str) -> Result<String, PageError> {
 /// The volume a URL names (404 beyond the token's workspace) and the
 /// cleaned path within it.
 async fn open(s: &Signed, vol: &str, path: &str) -> Result<(Volume, String), PageError> {
-    svol_sdk::check_volume_name(vol)?;
+    svol_sdk::check_volume_ref(vol)?;
     let path = clean(path)?;
     Ok((s.client.volume(vol).await?, path))
 }

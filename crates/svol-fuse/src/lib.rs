@@ -89,6 +89,10 @@ impl Mount {
         mountpoint: &Path,
         opts: MountOptions,
     ) -> Result<Self, MountError> {
+        // A snapshot is read-only: the kernel refuses writes before they
+        // reach the server (which refuses them too).
+        let mut opts = opts;
+        opts.read_only |= !vol.info().snapshot_of.is_empty();
         let root = match &opts.sub_path {
             Some(p) if !p.trim_matches('/').is_empty() => {
                 let a = vol.resolve(p).await?;

@@ -74,6 +74,35 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Deletes the volume and its whole tree (and stops its own app).
     fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+    /// Snapshot `snap` of volume `key`: a read-only volume `key@snap`
+    /// holding its tree as of now, sharing its blocks (metadata only).
+    fn snapshot_volume(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        snap: &str,
+        now: Timespec,
+    ) -> Result<Volume>;
+    /// The snapshots of volume `key`, oldest first.
+    fn list_snapshots(&self, ws: WorkspaceId, key: &str) -> Result<Vec<Volume>>;
+    /// Puts snapshot `snap`'s tree in place of volume `key`'s; `Busy` while
+    /// a session (lease running at `now_ms`) is on the volume.
+    fn restore_volume(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        snap: &str,
+        now_ms: i64,
+    ) -> Result<Outcome<Volume>>;
+    /// A new persisted volume `name` with a copy of volume or snapshot
+    /// `from` (blocks shared).
+    fn clone_volume(
+        &self,
+        ws: WorkspaceId,
+        from: &str,
+        name: &str,
+        now: Timespec,
+    ) -> Result<Volume>;
     /// What workspace `ws` holds: volumes, apps, files, bytes, sessions.
     fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage>;
     /// The live token whose hash is `hash`.

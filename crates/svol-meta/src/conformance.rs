@@ -1612,3 +1612,138 @@ pub fn usage_and_live_sessions(s: &MetaStore) {
     assert!(all.iter().any(|x| x.id == "se-old") && all.iter().any(|x| x.id == "se-live"));
     assert_eq!(s.workspace_usage(ws).unwrap().sessions, 2);
 }
+
+/// Snapshots copy a tree in one transaction (names, hard links, xattrs,
+/// data by reference), are read-only, outlive changes to their volume,
+/// restore in place and clone to writable volumes; deleting the volume
+/// takes its snapshots and frees the blocks only then.
+pub fn snapshots_restore_and_clone(s: &MetaStore) {
+    let (ws, vol) = setup(s, "snaps");
+    let h = block(s, ws, 3);
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let f = s
+        .create(vol, d.ino, b"f", &file(0o600), true, &cx())
+        .unwrap()
+        .value;
+    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+        .unwrap();
+    s.link(vol, f.ino, vol, b"hard", &cx()).unwrap();
+    s.set_xattr(vol, f.ino, b"user.k", b"v", XattrMode::Create, &cx())
+        .unwrap();
+    let before = s.stats().unwrap();
+
+    let snap = s.snapshot_volume(ws, "vol", "one", now()).unwrap();
+    assert_eq!(
+        (&snap.name[..], &snap.snapshot_of),
+        ("vol@one", &s.volume(ws, "vol").unwrap().id)
+    );
+    assert!(matches!(
+        s.snapshot_volume(ws, "vol", "one", now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.snapshot_volume(ws, "vol@one", "two", now()),
+        Err(MetaError::InvalidArgument(_))
+    ));
+    // Metadata only: one more reference to the block, no new block.
+    let after = s.stats().unwrap();
+    assert_eq!(
+        (after.blocks, after.block_bytes),
+        (before.blocks, before.block_bytes)
+    );
+    let sr = snap.root;
+    let sd = s.lookup(sr, sr, b"d").unwrap();
+    let sf = s.lookup(sr, sd.ino, b"f").unwrap();
+    let hard = s.lookup(sr, sr, b"hard").unwrap();
+    assert_ne!(sf.ino, f.ino);
+    assert_eq!(
+        (sf.ino, sf.nlink, sf.size, sf.mode & 0o777),
+        (hard.ino, 2, 100, 0o600)
+    );
+    assert_eq!(s.chunks(sr, sf.ino).unwrap(), vec![chunk(0, h, 100)]);
+    assert_eq!(s.get_xattr(sr, sf.ino, b"user.k").unwrap(), b"v");
+    assert_eq!(
+        s.getattr(sr, sf.ino).unwrap().mtime,
+        s.getattr(vol, f.ino).unwrap().mtime
+    );
+    // Read-only, whatever the change.
+    assert!(matches!(
+        s.create(sr, sr, b"new", &file(0o644), true, &cx()),
+        Err(MetaError::ReadOnly(_))
+    ));
+    assert!(matches!(
+        s.unlink(sr, sd.ino, b"f", false, &cx()),
+        Err(MetaError::ReadOnly(_))
+    ));
+    assert!(matches!(
+        s.commit(sr, sf.ino, &[], 0, false, &cx()),
+        Err(MetaError::ReadOnly(_))
+    ));
+    // The volume changes on; the snapshot does not, and keeps the block.
+    s.unlink(vol, d.ino, b"f", false, &cx()).unwrap();
+    let gone = s.unlink(vol, vol, b"hard", false, &cx()).unwrap();
+    assert!(
+        gone.changes.freed.is_empty(),
+        "the snapshot still references the block"
+    );
+    s.create(vol, vol, b"later", &file(0o644), true, &cx())
+        .unwrap();
+    assert!(s.lookup(sr, sd.ino, b"f").is_ok());
+    assert_eq!(
+        s.list_snapshots(ws, "vol")
+            .unwrap()
+            .iter()
+            .map(|v| v.name.clone())
+            .collect::<Vec<_>>(),
+        vec!["vol@one".to_string()]
+    );
+    assert!(s
+        .list_volumes(ws)
+        .unwrap()
+        .iter()
+        .all(|v| v.snapshot_of.is_empty()));
+
+    // Restore: the snapshot's tree in place; refused while a lease runs.
+    s.open_session(
+        &owner(ws),
+        "se-snap",
+        vol,
+        "",
+        &SessionClient::default(),
+        50_000,
+    )
+    .unwrap();
+    assert!(matches!(
+        s.restore_volume(ws, "vol", "one", 10_000),
+        Err(MetaError::Busy(_))
+    ));
+    s.restore_volume(ws, "vol", "one", 60_000).unwrap();
+    assert!(s.lookup(vol, vol, b"later").is_err());
+    let rd = s.lookup(vol, vol, b"d").unwrap();
+    let rf = s.lookup(vol, rd.ino, b"f").unwrap();
+    assert_eq!((rf.size, rf.nlink), (100, 2));
+    s.create(vol, vol, b"writable", &file(0o644), true, &cx())
+        .unwrap();
+
+    // Clone: a writable volume of its own.
+    let c = s.clone_volume(ws, "vol@one", "copy", now()).unwrap();
+    assert!(c.snapshot_of.is_empty());
+    s.create(c.root, c.root, b"mine", &file(0o644), true, &cx())
+        .unwrap();
+    assert!(s.lookup(sr, sr, b"mine").is_err());
+
+    // Renaming the volume renames its snapshots; deleting it deletes them.
+    s.rename_volume(ws, "vol", "renamed").unwrap();
+    assert!(s.volume(ws, "renamed@one").is_ok());
+    let out = s.delete_volume(ws, "renamed").unwrap();
+    assert!(
+        out.changes.freed.is_empty(),
+        "the clone still holds the block"
+    );
+    assert!(s.volume(ws, "renamed@one").is_err());
+    let out = s.delete_volume(ws, "copy").unwrap();
+    assert_eq!(out.changes.freed, vec![bref(ws, h)]);
+}

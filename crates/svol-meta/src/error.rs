@@ -41,6 +41,12 @@ pub enum MetaError {
     NoLocks(String),
     #[error("block {} is not stored; upload it again", hex::encode(.0))]
     MissingBlock([u8; 32]),
+    /// A change to a snapshot (or another read-only volume).
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+    /// Refused while something uses it (a volume mounted, …).
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("metadata backend: {0}")]
     Backend(String),
 }

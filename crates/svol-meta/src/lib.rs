@@ -195,6 +195,7 @@ macro_rules! meta_conformance {
             changes_and_the_feed,
             store_stats,
             usage_and_live_sessions,
+            snapshots_restore_and_clone,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

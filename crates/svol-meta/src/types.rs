@@ -193,6 +193,8 @@ pub struct Volume {
     pub app: String,
     /// Deleted with its app unless persisted.
     pub ephemeral: bool,
+    /// For a snapshot (read-only), the public id of its volume; else "".
+    pub snapshot_of: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,7 +2,7 @@
 
 use svol_proto as p;
 
-use crate::{check_volume_name, Client, ClientError, Result, Volume};
+use crate::{check_volume_name, check_volume_ref, Client, ClientError, Result, Volume};
 
 fn ctx<T>(r: std::result::Result<tonic::Response<T>, tonic::Status>, what: &str) -> Result<T> {
     r.map(|r| r.into_inner())
@@ -74,7 +74,7 @@ impl Client {
     }
 
     pub async fn volume_info(&self, name: &str) -> Result<p::VolumeInfo> {
-        check_volume_name(name)?;
+        check_volume_ref(name)?;
         let req = p::GetVolumeRequest { name: name.into() };
         ctx(
             self.rpc().get_volume(self.req(req)).await,
@@ -83,7 +83,7 @@ impl Client {
     }
 
     pub async fn delete_volume(&self, name: &str) -> Result<()> {
-        check_volume_name(name)?;
+        check_volume_ref(name)?;
         let req = p::GetVolumeRequest { name: name.into() };
         ctx(
             self.rpc().delete_volume(self.req(req)).await,
@@ -102,6 +102,59 @@ impl Client {
         ctx(
             self.rpc().rename_volume(self.req(req)).await,
             &format!("volume {name}"),
+        )
+    }
+
+    /// Snapshot `snapshot` of volume `name` (read-only `name@snapshot`).
+    pub async fn snapshot_volume(&self, name: &str, snapshot: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        check_volume_name(snapshot)?;
+        let req = p::SnapshotRequest {
+            volume: name.into(),
+            snapshot: snapshot.into(),
+        };
+        ctx(
+            self.rpc().snapshot_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// The snapshots of volume `name`, oldest first.
+    pub async fn list_snapshots(&self, name: &str) -> Result<Vec<p::VolumeInfo>> {
+        check_volume_name(name)?;
+        let req = p::GetVolumeRequest { name: name.into() };
+        Ok(ctx(
+            self.rpc().list_snapshots(self.req(req)).await,
+            &format!("volume {name}"),
+        )?
+        .volumes)
+    }
+
+    /// Puts snapshot `snapshot`'s tree in place of volume `name`'s.
+    pub async fn restore_volume(&self, name: &str, snapshot: &str) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        check_volume_name(snapshot)?;
+        let req = p::RestoreRequest {
+            volume: name.into(),
+            snapshot: snapshot.into(),
+        };
+        ctx(
+            self.rpc().restore_volume(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// A new volume `name` with a copy of volume or snapshot `source`.
+    pub async fn clone_volume(&self, source: &str, name: &str) -> Result<p::VolumeInfo> {
+        check_volume_ref(source)?;
+        check_volume_name(name)?;
+        let req = p::CloneRequest {
+            source: source.into(),
+            name: name.into(),
+        };
+        ctx(
+            self.rpc().clone_volume(self.req(req)).await,
+            &format!("volume {source}"),
         )
     }
 

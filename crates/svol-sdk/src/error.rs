@@ -51,6 +51,10 @@ pub enum FsErrno {
     /// The mount's lease ran out (it was frozen or cut off past it), so
     /// its locks and open files are gone and the write was refused.
     Fenced,
+    /// A snapshot (read-only volume) was asked to change (EROFS).
+    ReadOnly,
+    /// Refused while in use, e.g. restoring a mounted volume (EBUSY).
+    Busy,
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -73,6 +77,8 @@ impl FsErrno {
             FsErrno::Io | FsErrno::Fenced => libc::EIO,
             FsErrno::Again => libc::EAGAIN,
             FsErrno::NoLocks => libc::ENOLCK,
+            FsErrno::ReadOnly => libc::EROFS,
+            FsErrno::Busy => libc::EBUSY,
         }
     }
 }
@@ -148,6 +154,8 @@ impl From<tonic::Status> for ClientError {
             "EIO" => return fs(FsErrno::Io),
             "ENOLCK" => return fs(FsErrno::NoLocks),
             "EFENCED" => return fs(FsErrno::Fenced),
+            "EROFS" => return fs(FsErrno::ReadOnly),
+            "EBUSY" => return fs(FsErrno::Busy),
             _ => {}
         }
         match s.code() {

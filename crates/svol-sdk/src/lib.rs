@@ -64,7 +64,7 @@ pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use paths::{kind_name, BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
-pub use volume::{check_remote_path, check_volume_name, Volume};
+pub use volume::{check_remote_path, check_volume_name, check_volume_ref, Volume};
 
 /// A connection to a server (one of several of a cluster, failing over
 /// between them) as one workspace. Cheap to clone.

@@ -5,6 +5,14 @@ use svol_proto as p;
 
 use crate::{Client, ClientError, Result};
 
+/// A volume, or a snapshot of one: `NAME` or `NAME@SNAPSHOT`.
+pub fn check_volume_ref(name: &str) -> Result<()> {
+    match name.split_once('@') {
+        Some((v, s)) => check_volume_name(v).and_then(|_| check_volume_name(s)),
+        None => check_volume_name(name),
+    }
+}
+
 pub fn check_volume_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -72,6 +72,7 @@ impl State {
             root_ino: v.root,
             app: v.app,
             ephemeral: v.ephemeral,
+            snapshot_of: v.snapshot_of,
         })
     }
 
@@ -159,6 +160,57 @@ impl State {
             })
             .await?;
         Ok(p::ListWorkspacesResponse { workspaces })
+    }
+
+    pub(crate) async fn do_snapshot_volume(
+        &self,
+        req: Request<p::SnapshotRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let (r, now) = (req.into_inner(), self.clock.now());
+        let v = self
+            .meta(move |m| m.snapshot_volume(c.ws, &r.volume, &r.snapshot, now))
+            .await?;
+        self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_list_snapshots(
+        &self,
+        req: Request<p::GetVolumeRequest>,
+    ) -> Result<p::ListVolumesResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let name = req.into_inner().name;
+        let vs = self.meta(move |m| m.list_snapshots(c.ws, &name)).await?;
+        let mut volumes = Vec::with_capacity(vs.len());
+        for v in vs {
+            volumes.push(self.volume_info(v).await?);
+        }
+        Ok(p::ListVolumesResponse { volumes })
+    }
+
+    pub(crate) async fn do_restore_volume(
+        &self,
+        req: Request<p::RestoreRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let (r, now) = (req.into_inner(), self.clock.now_ms());
+        let out = self
+            .meta(move |m| m.restore_volume(c.ws, &r.volume, &r.snapshot, now))
+            .await?;
+        self.volumes_gone(out.changes.freed);
+        self.volume_info(out.value).await
+    }
+
+    pub(crate) async fn do_clone_volume(
+        &self,
+        req: Request<p::CloneRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let (r, now) = (req.into_inner(), self.clock.now());
+        let v = self
+            .meta(move |m| m.clone_volume(c.ws, &r.source, &r.name, now))
+            .await?;
+        self.volume_info(v).await
     }
 
     pub(crate) async fn do_whoami(&self, req: Request<p::Empty>) -> Result<p::Identity, Status> {

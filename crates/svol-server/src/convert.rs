@@ -36,6 +36,8 @@ pub(crate) fn code_and_errno(e: &m::MetaError) -> (Code, &'static str) {
         Fenced(_) => (Code::FailedPrecondition, "EFENCED"),
         NoLocks(_) => (Code::ResourceExhausted, "ENOLCK"),
         MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
+        ReadOnly(_) => (Code::FailedPrecondition, "EROFS"),
+        Busy(_) => (Code::FailedPrecondition, "EBUSY"),
         Backend(_) => (Code::Internal, "EIO"),
     }
 }

@@ -229,6 +229,25 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(self.do_list_workspaces(req).await?))
     }
 
+    async fn snapshot_volume(&self, req: Request<p::SnapshotRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_snapshot_volume(req).await?))
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: Request<p::GetVolumeRequest>,
+    ) -> Res<p::ListVolumesResponse> {
+        Ok(Response::new(self.do_list_snapshots(req).await?))
+    }
+
+    async fn restore_volume(&self, req: Request<p::RestoreRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_restore_volume(req).await?))
+    }
+
+    async fn clone_volume(&self, req: Request<p::CloneRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_clone_volume(req).await?))
+    }
+
     async fn who_am_i(&self, req: Request<p::Empty>) -> Res<p::Identity> {
         Ok(Response::new(self.do_whoami(req).await?))
     }

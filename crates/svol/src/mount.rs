@@ -99,7 +99,7 @@ pub(crate) async fn mount(
     server: &Option<String>,
     token: &Option<String>,
 ) -> Result<i32> {
-    svol_sdk::check_volume_name(&a.volume)?;
+    svol_sdk::check_volume_ref(&a.volume)?;
     if let Some(p) = &a.sub_path {
         svol_sdk::check_remote_path(p)?;
     }

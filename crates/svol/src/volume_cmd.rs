@@ -80,7 +80,33 @@ pub(crate) enum VolumeCmd {
     Rename { old: String, new: String },
     /// Print the address of the volume's page in the server's dashboard
     Dashboard { name: String },
-    /// Delete a volume and all its data
+    /// Take a read-only snapshot of a volume, named NAME@SNAPSHOT (only
+    /// metadata is copied; blocks are shared). Mount it with
+    /// `svol mount NAME@SNAPSHOT DIR`
+    Snapshot {
+        name: String,
+        /// The snapshot's name (default: the UTC time, 20261204-073000)
+        #[arg(long = "as", value_name = "SNAPSHOT")]
+        snapshot: Option<String>,
+    },
+    /// List a volume's snapshots
+    Snapshots {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a snapshot's files in place of the volume's (the volume must not
+    /// be mounted; what was written since the snapshot is lost)
+    Restore {
+        name: String,
+        snapshot: String,
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Make a new, writable volume from a volume or a snapshot (NAME@SNAPSHOT)
+    Clone { source: String, name: String },
+    /// Delete a volume (with its snapshots) and all its data, or one
+    /// snapshot (NAME@SNAPSHOT)
     Delete {
         name: String,
         #[arg(short, long)]
@@ -160,6 +186,9 @@ pub(crate) async fn run(
                     "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nstored:    {}\nfiles:     {}\ncreated:   {}",
                     v.name, v.id, v.app, v.ephemeral, v.bytes, v.stored_bytes, v.files, v.created_unix
                 );
+                if !v.snapshot_of.is_empty() {
+                    println!("snapshot of: {} (read-only)", v.snapshot_of);
+                }
             }
         }
         VolumeCmd::Ls { name, path, json } => {
@@ -221,26 +250,93 @@ pub(crate) async fn run(
         }
         VolumeCmd::Delete { name, yes } => {
             c.volume_info(&name).await?;
-            if !yes {
-                if !std::io::stdin().is_terminal() {
-                    bail!("refusing to delete volume {name} without --yes (no terminal to ask)");
-                }
-                eprint!("Delete volume {name} and all its data? [y/N] ");
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                if !matches!(line.trim(), "y" | "Y" | "yes") {
-                    eprintln!("not deleted");
-                    return Ok(1);
-                }
+            if !yes && !confirm(&format!("Delete volume {name} and all its data?"))? {
+                eprintln!("not deleted");
+                return Ok(1);
             }
             c.delete_volume(&name).await?;
+        }
+        VolumeCmd::Snapshot { name, snapshot } => {
+            let snap = snapshot.unwrap_or_else(utc_stamp);
+            let v = c.snapshot_volume(&name, &snap).await?;
+            println!("{}", v.name);
+        }
+        VolumeCmd::Snapshots { name, json } => {
+            let snaps = c.list_snapshots(&name).await?;
+            if json {
+                let v: Vec<_> = snaps.iter().map(info_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for s in snaps {
+                    println!(
+                        "{}\t{}\t{}\t{} bytes\t{} files",
+                        s.name, s.id, s.created_unix, s.bytes, s.files
+                    );
+                }
+            }
+        }
+        VolumeCmd::Restore {
+            name,
+            snapshot,
+            yes,
+        } => {
+            let question = format!(
+                "Replace every file of volume {name} with snapshot {name}@{snapshot}? \
+                 What was written since is lost."
+            );
+            if !yes && !confirm(&question)? {
+                eprintln!("not restored");
+                return Ok(1);
+            }
+            c.restore_volume(&name, &snapshot).await?;
+        }
+        VolumeCmd::Clone { source, name } => {
+            let v = c.clone_volume(&source, &name).await?;
+            println!("{}", v.id);
         }
     }
     Ok(0)
 }
 
 fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
-    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix})
+    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of})
+}
+
+/// Asks `question` on the terminal; `y` or `yes` is yes. Without a
+/// terminal it refuses (pass --yes).
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing without --yes (no terminal to ask): {question}");
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+/// Now in UTC as `YYYYMMDD-HHMMSS`: a default snapshot name that sorts.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn basename(path: &str) -> Result<String> {

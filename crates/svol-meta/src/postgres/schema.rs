@@ -31,8 +31,15 @@ CREATE INDEX IF NOT EXISTS apps_workspace ON apps(workspace);
 CREATE TABLE IF NOT EXISTS volumes(
     root BIGINT PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace BIGINT NOT NULL,
     name TEXT NOT NULL, created BIGINT NOT NULL, app BIGINT NOT NULL DEFAULT 0,
-    ephemeral BIGINT NOT NULL DEFAULT 0, UNIQUE(workspace, name));
+    ephemeral BIGINT NOT NULL DEFAULT 0, snapshot_of BIGINT NOT NULL DEFAULT 0,
+    UNIQUE(workspace, name));
+-- Snapshots (read-only volumes) name the volume they were taken of.
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS snapshot_of BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
+CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
+-- Old to new inode numbers while one transaction copies a tree (empty
+-- outside it).
+CREATE TABLE IF NOT EXISTS ino_map(old BIGINT PRIMARY KEY, new BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS inodes(
     ino BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, kind BIGINT NOT NULL,
     mode BIGINT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, nlink BIGINT NOT NULL,

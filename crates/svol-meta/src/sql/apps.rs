@@ -112,9 +112,12 @@ pub(crate) fn list_apps(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<App>> {
 }
 
 fn stop_row(c: &dyn Conn, row: i64, freed: &mut Freed) -> Result<()> {
-    let roots = c.rows("SELECT root FROM volumes WHERE app = ?1", args![row], |r| {
-        r.int(0)
-    })?;
+    // Snapshots go with their volumes.
+    let roots = c.rows(
+        "SELECT root FROM volumes WHERE app = ?1 AND snapshot_of = 0",
+        args![row],
+        |r| r.int(0),
+    )?;
     for root in roots {
         drop_volume(c, root as u64, freed)?;
     }

@@ -218,11 +218,13 @@ fn volume_row(r: &dyn Row) -> Result<Volume> {
         created: r.int(4)?,
         app: r.opt_text(5)?.unwrap_or_default(),
         ephemeral: r.flag(6)?,
+        snapshot_of: r.opt_text(7)?.unwrap_or_default(),
     })
 }
 
 const VOLUME_COLS: &str = "v.root, v.public_id, v.workspace, v.name, v.created, \
-     (SELECT a.public_id FROM apps a WHERE a.id = v.app), v.ephemeral";
+     (SELECT a.public_id FROM apps a WHERE a.id = v.app), v.ephemeral, \
+     (SELECT s.public_id FROM volumes s WHERE s.root = v.snapshot_of)";
 
 pub(crate) fn volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<Volume> {
     c.row(
@@ -236,13 +238,21 @@ pub(crate) fn volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<Volume>
     .ok_or_else(|| MetaError::NotFound(format!("volume {key}")))
 }
 
+/// Volumes (not snapshots) of workspace `ws`.
 pub(crate) fn list_volumes(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<Volume>> {
+    volumes_where(c, ws, "v.snapshot_of = ?2 ORDER BY v.ephemeral, v.name", 0)
+}
+
+/// Volumes of workspace `ws` that `cond` (with `?2` bound to `arg`) picks.
+pub(crate) fn volumes_where(
+    c: &dyn Conn,
+    ws: WorkspaceId,
+    cond: &str,
+    arg: Ino,
+) -> Result<Vec<Volume>> {
     c.rows(
-        &format!(
-            "SELECT {VOLUME_COLS} FROM volumes v WHERE v.workspace = ?1 \
-             ORDER BY v.ephemeral, v.name"
-        ),
-        args![ws],
+        &format!("SELECT {VOLUME_COLS} FROM volumes v WHERE v.workspace = ?1 AND {cond}"),
+        args![ws, arg as i64],
         volume_row,
     )
 }
@@ -292,6 +302,12 @@ pub(crate) fn rename_volume(
 ) -> Result<Volume> {
     check_volume_name(new_name)?;
     let mut v = volume(c, ws, name)?;
+    if !v.snapshot_of.is_empty() {
+        return Err(MetaError::InvalidArgument(format!(
+            "{} is a snapshot, named after its volume; rename the volume",
+            v.name
+        )));
+    }
     if volume(c, ws, new_name).is_ok() {
         return Err(MetaError::AlreadyExists(format!("volume {new_name}")));
     }
@@ -303,6 +319,11 @@ pub(crate) fn rename_volume(
     c.exec(
         "UPDATE volumes SET name = ?2 WHERE root = ?1",
         args![v.root as i64, new_name],
+    )?;
+    // Its snapshots are `name@snap`: they follow.
+    c.exec(
+        "UPDATE volumes SET name = ?2 || substr(name, CAST(?3 AS INTEGER)) WHERE snapshot_of = ?1",
+        args![v.root as i64, new_name, v.name.len() as i64 + 1],
     )?;
     c.exec(
         "UPDATE apps SET name = ?2 WHERE public_id = ?1 AND kind = ?3",
@@ -316,6 +337,10 @@ pub(crate) fn delete_volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<
     let v = volume(c, ws, key)?;
     let mut freed = Vec::new();
     drop_volume(c, v.root, &mut freed)?;
+    if !v.snapshot_of.is_empty() {
+        // A snapshot's app is its volume's, which goes on.
+        return Ok(Outcome::new(v, freed));
+    }
     // A persisted volume's own app ends with it.
     c.exec(
         "UPDATE apps SET state = ?2 WHERE public_id = ?1 AND kind = ?3",
@@ -324,13 +349,46 @@ pub(crate) fn delete_volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<
     Ok(Outcome::new(v, freed))
 }
 
-/// Deletes a volume's whole tree and drops its block references.
+/// Deletes a volume (and its snapshots): its whole tree, its block
+/// references and its sessions.
 pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<()> {
     let vol = root as i64;
+    let snapshots = c.rows(
+        "SELECT root FROM volumes WHERE snapshot_of = ?1",
+        args![vol],
+        |r| r.int(0),
+    )?;
+    for s in snapshots {
+        drop_volume(c, s as Ino, freed)?;
+    }
     // What the feed says about the volume's files is moot now (and would
     // keep its space); every server ends its sessions of the volume when
     // the feed says it is gone.
     c.exec("DELETE FROM feed WHERE volume = ?1", args![vol])?;
+    clear_tree(c, root, freed)?;
+    for sql in [
+        "DELETE FROM sessions WHERE volume = ?1",
+        "DELETE FROM volumes WHERE root = ?1",
+    ] {
+        c.exec(sql, args![vol])?;
+    }
+    // Last: on PostgreSQL the feed append orders the commit.
+    super::feed::append(
+        c,
+        &FeedEntry {
+            volume: root,
+            volume_deleted: true,
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// Deletes every inode of volume `root` (the root's too) with its names,
+/// chunks (their block references dropped), xattrs, opens and locks; the
+/// volume's row and sessions stay.
+pub(crate) fn clear_tree(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<()> {
+    let vol = root as i64;
     let ws = rows::volume_workspace(c, root)?;
     let counts = c.rows(
         "SELECT hash, count(*) FROM chunks WHERE hash IS NOT NULL AND ino IN \
@@ -349,21 +407,10 @@ pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<
         "DELETE FROM locks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM lock_waiters WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM lock_fences WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
-        "DELETE FROM sessions WHERE volume = ?1",
         "DELETE FROM inodes WHERE volume = ?1",
-        "DELETE FROM volumes WHERE root = ?1",
     ] {
         c.exec(sql, args![vol])?;
     }
-    // Last: on PostgreSQL the feed append orders the commit.
-    super::feed::append(
-        c,
-        &FeedEntry {
-            volume: root,
-            volume_deleted: true,
-            ..Default::default()
-        },
-    )?;
     Ok(())
 }
 

@@ -61,6 +61,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created", Int),
             ("app", Int),
             ("ephemeral", Int),
+            ("snapshot_of", Int),
         ],
     ),
     (
@@ -120,6 +121,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("workspace", Int),
             ("token", Bytes),
             ("generation", Int),
+            ("host", Text),
+            ("purpose", Text),
+            ("peer", Text),
+            ("started", Int),
         ],
     ),
     ("opens", &[("session", Text), ("ino", Int), ("count", Int)]),

@@ -2,7 +2,7 @@
 //! the operation functions of the sibling modules.
 
 use super::tx::SqlTx;
-use super::{apps, args, control, feed, rows, sessions, Conn, ConnExt, Engine, SqlStore};
+use super::{apps, args, control, feed, rows, sessions, snapshot, Conn, ConnExt, Engine, SqlStore};
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
 use crate::types::*;
@@ -41,6 +41,7 @@ impl<E: Engine> SqlStore<E> {
         f: impl Fn(&SqlTx<'_>) -> Result<(Outcome<T>, Touch)>,
     ) -> Result<Outcome<T>> {
         self.write(durable, |c| {
+            snapshot::check_writable(c, vol)?;
             let t = SqlTx::new(c);
             tree::check_lease(&t, cx)?;
             let (out, touch) = f(&t)?;
@@ -140,6 +141,36 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     }
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage> {
         self.read(|c| control::volume_usage(c, vol))
+    }
+    fn snapshot_volume(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        snap: &str,
+        now: Timespec,
+    ) -> Result<Volume> {
+        self.write(true, |c| snapshot::snapshot(c, ws, key, snap, now))
+    }
+    fn list_snapshots(&self, ws: WorkspaceId, key: &str) -> Result<Vec<Volume>> {
+        self.read(|c| snapshot::list_snapshots(c, ws, key))
+    }
+    fn restore_volume(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        snap: &str,
+        now_ms: i64,
+    ) -> Result<Outcome<Volume>> {
+        self.write(true, |c| snapshot::restore(c, ws, key, snap, now_ms))
+    }
+    fn clone_volume(
+        &self,
+        ws: WorkspaceId,
+        from: &str,
+        name: &str,
+        now: Timespec,
+    ) -> Result<Volume> {
+        self.write(true, |c| snapshot::clone(c, ws, from, name, now))
     }
     fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage> {
         self.read(|c| control::workspace_usage(c, ws))

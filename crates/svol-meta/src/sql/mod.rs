@@ -18,6 +18,7 @@ mod feed;
 mod imp;
 mod rows;
 mod sessions;
+mod snapshot;
 mod tx;
 
 pub(crate) use copy::copy_all;

@@ -48,7 +48,15 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let snapshots: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('volumes') WHERE name = 'snapshot_of'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_volumes && !snapshots {
+        tx.execute_batch("ALTER TABLE volumes ADD COLUMN snapshot_of INTEGER NOT NULL DEFAULT 0;")?;
+    }
     if has_sessions && !described {
         // What the client said of itself, for the dashboard's live clients.
         tx.execute_batch(

@@ -35,8 +35,13 @@ CREATE INDEX IF NOT EXISTS apps_workspace ON apps(workspace);
 CREATE TABLE IF NOT EXISTS volumes(
     root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace INTEGER NOT NULL,
     name TEXT NOT NULL, created INTEGER NOT NULL, app INTEGER NOT NULL DEFAULT 0,
-    ephemeral INTEGER NOT NULL DEFAULT 0, UNIQUE(workspace, name));
+    ephemeral INTEGER NOT NULL DEFAULT 0, snapshot_of INTEGER NOT NULL DEFAULT 0,
+    UNIQUE(workspace, name));
 CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
+CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
+-- Old to new inode numbers while one transaction copies a tree (empty
+-- outside it).
+CREATE TABLE IF NOT EXISTS ino_map(old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inodes(
     ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, kind INTEGER NOT NULL,
     mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,

@@ -44,7 +44,7 @@ fn parse(a: &RunArgs) -> Result<Plan> {
     for spec in &a.volumes {
         let (path, vol) = match spec.split_once('=') {
             Some((p, v)) => {
-                svol_sdk::check_volume_name(v)?;
+                svol_sdk::check_volume_ref(v)?;
                 (p, Some(v.to_string()))
             }
             None => (spec.as_str(), None),
