@@ -41,7 +41,8 @@ def start_server(data: Path) -> Server:
     data.mkdir(parents=True, exist_ok=True)
     log = open(data.parent / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "svol", "server", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+        [sys.executable, "-m", "svol", "server", "--listen", "127.0.0.1:0", "--trash-retention", "0",
+         "--data-dir", str(data),
          "--app-grace", "3s", "--lease", "3s"],
         stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None

@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 class Server:
-    def __init__(self, root: Path, tls: bool = False) -> None:
+    def __init__(self, root: Path, tls: bool = False, retention: str = "0") -> None:
         self.root = root
         self.data = root / "data"
         self.log = open(root / "server.log", "w")
@@ -33,7 +33,8 @@ class Server:
             extra = ["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
                      "--tls-ca", str(pki / "ca.pem")]
         self.proc = subprocess.Popen(
-            [str(SVOL), "server", "--listen", "127.0.0.1:0", "--data-dir", str(self.data), *extra],
+            [str(SVOL), "server", "--listen", "127.0.0.1:0", "--data-dir", str(self.data),
+             "--trash-retention", retention, *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

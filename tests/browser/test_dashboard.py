@@ -367,3 +367,23 @@ def test_the_dashboard_under_tls(tls_server, browser):
     assert "secure-vol" in pg.inner_text("#volumes")
     shot(pg, "volumes-tls")
     ctx.close()
+
+
+def test_stopping_a_volumes_app_puts_it_in_the_trash(page, tmp_path):
+    from conftest import Server
+    server = Server(tmp_path, retention="24h")
+    try:
+        server.cli("volume", "create", "precious")
+        vol_id = json.loads(server.cli("volume", "info", "precious", "--json"))["id"]
+        sign_in(page, server)
+        page.locator("tr", has_text="precious").first.locator("a.trash").click()
+        what = page.inner_text("#what")
+        assert "trash for 24 h" in what and "cannot be undone" not in what
+        shot(page, "stop-confirm-trash")
+        page.click("#confirm-stop")
+        trashed = json.loads(server.cli("trash", "list", "--json"))
+        assert [t["id"] for t in trashed] == [vol_id]
+        server.cli("trash", "restore", vol_id)
+        assert "precious" in server.cli("volume", "list")
+    finally:
+        server.stop()

@@ -134,13 +134,14 @@ pub(crate) async fn stop_confirm(
         .into_iter()
         .find(|a| a.id == id)
         .ok_or_else(|| PageError::NotFound(format!("app {id}: not found")))?;
+    let retention = s.client.list_trash().await?.retention_seconds;
     let bytes: u64 = app.volumes.iter().map(|v| v.bytes).sum();
     let stored: u64 = app.volumes.iter().map(|v| v.stored_bytes).sum();
     let files: u64 = app.volumes.iter().map(|v| v.files).sum();
     Ok(page(
         &d,
         "stop.html",
-        context! { app, bytes, stored, files, ..s.base("apps") },
+        context! { app, bytes, stored, files, retention, ..s.base("apps") },
     ))
 }
 

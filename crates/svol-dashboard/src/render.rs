@@ -39,6 +39,7 @@ impl Templates {
         }
         env.add_filter("size", human_size);
         env.add_filter("time", utc_time);
+        env.add_filter("duration", human_duration);
         Templates { env }
     }
 
@@ -189,6 +190,16 @@ pub(crate) fn human_size(n: u64) -> String {
 }
 
 /// `2026-12-04 03:57 UTC` from seconds since the epoch.
+/// Seconds as people say them: `24 h`, `90 min`, `7 days`.
+pub(crate) fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 pub(crate) fn utc_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -233,7 +244,7 @@ mod tests {
             app => minijinja::context! { id => "ap-1", name => "a", kind => "app", volumes => vec![vol.clone()], clients => vec![client.clone()] },
             clients => vec![client],
             workspaces => vec![minijinja::context! { name => "main", volumes => 1, running_apps => 1, files => 1, logical_bytes => 5, stored_bytes => 4, sessions => 1, created => 0 }],
-            bytes => 5, stored => 4, files => 1, more => true, volumes => vec![vol.clone()], volume => vol,
+            bytes => 5, stored => 4, files => 1, more => true, retention => 86400, volumes => vec![vol.clone()], volume => vol,
             path => "a b", crumbs => vec![minijinja::context! { name => "a b", path => "a b" }],
             rows => vec![minijinja::context! { name => "n", path => "a b/n", kind => "dir", size => 1, mtime => 0 }],
             next => 7, first_page => false, is_dir => true, entries => 2, size => 1,
@@ -265,6 +276,9 @@ mod tests {
     fn sizes_and_times_read_well() {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(3 << 20), "3.0 MiB");
+        assert_eq!(human_duration(86_400), "24 h");
+        assert_eq!(human_duration(7 * 86_400), "7 days");
+        assert_eq!(human_duration(90 * 60), "90 min");
         assert_eq!(utc_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_time(1_796_357_820), "2026-12-04 04:17 UTC");
     }

@@ -47,12 +47,15 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn app(&self, ws: WorkspaceId, id: &str) -> Result<App>;
     /// Stops the app and deletes every volume it owns (for an app of kind
     /// `Volume`: its persisted volume). Stopping a stopped app is a no-op.
-    fn stop_app(&self, ws: WorkspaceId, id: &str, now: Timespec) -> Result<Outcome<App>>;
+    /// Its volumes go as `retire` says (to the trash, or at once).
+    fn stop_app(&self, ws: WorkspaceId, id: &str, retire: Retire) -> Result<Outcome<App>>;
     /// Stops every running app of kind `App` that no session holds (as its
     /// app or through one of its volumes) and
     /// whose last session ended (or that was created) before
-    /// `now_ms - grace_ms`.
-    fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64) -> Result<Outcome<Vec<App>>>;
+    /// `now_ms - grace_ms`. Their volumes go to the trash for `keep_ms`
+    /// (0: at once).
+    fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64, keep_ms: i64)
+        -> Result<Outcome<Vec<App>>>;
 
     // ---- volumes ----
     /// A persisted, named volume (shown as an app of kind `Volume`).
@@ -72,7 +75,26 @@ pub trait MetaBackend: Send + Sync + 'static {
     fn volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Volume>;
     fn rename_volume(&self, ws: WorkspaceId, name: &str, new_name: &str) -> Result<Volume>;
     /// Deletes the volume and its whole tree (and stops its own app).
-    fn delete_volume(&self, ws: WorkspaceId, name_or_id: &str) -> Result<Outcome<Volume>>;
+    /// Deletes a volume (with its snapshots): to the trash, or at once.
+    fn delete_volume(
+        &self,
+        ws: WorkspaceId,
+        name_or_id: &str,
+        retire: Retire,
+    ) -> Result<Outcome<Volume>>;
+    /// The workspace's trash, most recently deleted first.
+    fn list_trash(&self, ws: WorkspaceId) -> Result<Vec<Trashed>>;
+    /// Brings volume `id` back from the trash (with its snapshots) as a
+    /// persisted volume called `name` (default: the name it had).
+    fn restore_trashed(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        name: Option<&str>,
+        now: Timespec,
+    ) -> Result<Volume>;
+    /// Drops volumes from the trash now; returns their ids.
+    fn purge_trash(&self, which: Purge<'_>) -> Result<Outcome<Vec<String>>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
     /// Snapshot `snap` of volume `key`: a read-only volume `key@snap`
     /// holding its tree as of now, sharing its blocks (metadata only).

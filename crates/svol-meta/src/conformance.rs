@@ -165,7 +165,7 @@ pub fn tokens_and_volumes(s: &MetaStore) {
         s.getattr(v.root, v2.root),
         Err(MetaError::NotFound(_))
     ));
-    let gone = s.delete_volume(ws.id, "data2").unwrap();
+    let gone = s.delete_volume(ws.id, "data2", Retire::NOW).unwrap();
     assert_eq!(gone.value.root, v.root);
     assert!(s.volume(ws.id, "data2").is_err());
     s.create_volume(ws.id, "data2", now()).unwrap();
@@ -219,10 +219,10 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
 
     // stopping the app deletes its ephemeral volume and frees the blocks
     assert!(matches!(
-        s.stop_app(other, &app.id, now()),
+        s.stop_app(other, &app.id, Retire::NOW),
         Err(MetaError::NotFound(_))
     ));
-    let out = s.stop_app(ws, &app.id, now()).unwrap();
+    let out = s.stop_app(ws, &app.id, Retire::NOW).unwrap();
     assert_eq!(out.value.state, AppState::Stopped);
     assert!(out.value.volumes.is_empty());
     assert_eq!(out.changes.freed, vec![bref(ws, h)]);
@@ -232,12 +232,12 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
         s.create_ephemeral_volume(ws, &app.id, now()),
         Err(MetaError::Stale(_))
     ));
-    assert!(s.stop_app(ws, &app.id, now()).is_ok(), "idempotent");
+    assert!(s.stop_app(ws, &app.id, Retire::NOW).is_ok(), "idempotent");
 
     // stopping a volume's app deletes the volume, like volume delete
-    s.stop_app(ws, &kept.app, now()).unwrap();
+    s.stop_app(ws, &kept.app, Retire::NOW).unwrap();
     assert!(s.volume(ws, "kept").is_err());
-    s.delete_volume(ws, "named").unwrap();
+    s.delete_volume(ws, "named", Retire::NOW).unwrap();
     assert_eq!(s.app(ws, &named.app).unwrap().state, AppState::Stopped);
     s.create_volume(ws, "named", now()).unwrap();
 
@@ -295,9 +295,9 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
         ),
         Err(MetaError::NotFound(_))
     ));
-    let early = s.stop_idle_apps(10_500, 1_000).unwrap();
+    let early = s.stop_idle_apps(10_500, 1_000, 0).unwrap();
     assert!(early.value.is_empty());
-    let stopped = s.stop_idle_apps(15_000, 1_000).unwrap();
+    let stopped = s.stop_idle_apps(15_000, 1_000, 0).unwrap();
     let ids: Vec<_> = stopped.value.iter().map(|a| a.id.clone()).collect();
     assert_eq!(
         ids,
@@ -306,8 +306,8 @@ pub fn apps_and_lifetimes(s: &MetaStore) {
     );
     // the session ends at 21 000: the grace runs from then
     s.expire_sessions(21_000, None).unwrap();
-    assert!(s.stop_idle_apps(21_500, 1_000).unwrap().value.is_empty());
-    let late = s.stop_idle_apps(22_500, 1_000).unwrap();
+    assert!(s.stop_idle_apps(21_500, 1_000, 0).unwrap().value.is_empty());
+    let late = s.stop_idle_apps(22_500, 1_000, 0).unwrap();
     assert_eq!(late.value.len(), 1);
     assert_eq!(late.value[0].id, held.id);
     assert!(s.volume(ws, &hv.id).is_err());
@@ -937,7 +937,7 @@ pub fn contents_truncate_and_block_refs(s: &MetaStore) {
     let mut owners = s.block_owners(&h1).unwrap();
     owners.sort();
     assert_eq!(owners, vec![ws, other.id]);
-    let gone = s.delete_volume(other.id, "ov").unwrap();
+    let gone = s.delete_volume(other.id, "ov", Retire::NOW).unwrap();
     assert_eq!(gone.changes.freed, vec![bref(other.id, h1)]);
     assert!(reap(s, bref(other.id, h1), 1));
     assert!(
@@ -1009,7 +1009,7 @@ pub fn contents_truncate_and_block_refs(s: &MetaStore) {
         .commit(vol, f.ino, &[chunk(100, h3, 1)], 0, false, &cx())
         .unwrap();
     assert_eq!(a.value.size, 100 * CHUNK_SIZE + 1);
-    let v = s.delete_volume(ws, "vol").unwrap();
+    let v = s.delete_volume(ws, "vol", Retire::NOW).unwrap();
     assert_eq!(v.changes.freed, vec![bref(ws, h3)]);
     // pending uploads expire
     let h4 = bref(ws, [4u8; 32]);
@@ -1491,7 +1491,7 @@ pub fn changes_and_the_feed(s: &MetaStore) {
     let v2 = s.create_volume(ws, "v2", now()).unwrap();
     s.create(v2.root, v2.root, b"x", &file(0o644), true, &cx())
         .unwrap();
-    s.delete_volume(ws, "v2").unwrap();
+    s.delete_volume(ws, "v2", Retire::NOW).unwrap();
     let tail = s.feed_since(before, 100).unwrap();
     // Its own entries went with it (nobody can use them), which is no gap.
     assert!(!tail.gap);
@@ -1738,12 +1738,90 @@ pub fn snapshots_restore_and_clone(s: &MetaStore) {
     // Renaming the volume renames its snapshots; deleting it deletes them.
     s.rename_volume(ws, "vol", "renamed").unwrap();
     assert!(s.volume(ws, "renamed@one").is_ok());
-    let out = s.delete_volume(ws, "renamed").unwrap();
+    let out = s.delete_volume(ws, "renamed", Retire::NOW).unwrap();
     assert!(
         out.changes.freed.is_empty(),
         "the clone still holds the block"
     );
     assert!(s.volume(ws, "renamed@one").is_err());
-    let out = s.delete_volume(ws, "copy").unwrap();
+    let out = s.delete_volume(ws, "copy", Retire::NOW).unwrap();
     assert_eq!(out.changes.freed, vec![bref(ws, h)]);
+}
+
+/// The trash: a deleted volume (and its snapshots) leaves every listing
+/// and lookup but keeps its tree and block references until purged or
+/// restored; an app's volumes go there when it stops.
+pub fn trash_keeps_restores_and_purges(s: &MetaStore) {
+    let (ws, vol) = setup(s, "trash");
+    let h = block(s, ws, 4);
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+        .unwrap();
+    s.snapshot_volume(ws, "vol", "s", now()).unwrap();
+    let id = s.volume(ws, "vol").unwrap().id;
+    let keep = Retire {
+        now_ms: 1_000,
+        keep_ms: 5_000,
+    };
+    let out = s.delete_volume(ws, "vol", keep).unwrap();
+    assert!(out.changes.freed.is_empty());
+    assert!(s.volume(ws, "vol").is_err() && s.volume(ws, "vol@s").is_err());
+    assert!(s.list_volumes(ws).unwrap().is_empty());
+    let t = s.list_trash(ws).unwrap();
+    assert_eq!(t.len(), 2, "the volume and its snapshot");
+    let v = t.iter().find(|x| x.id == id).unwrap();
+    assert_eq!(
+        (v.deleted_ms, v.purge_ms, &v.name[..]),
+        (1_000, 6_000, "vol")
+    );
+    assert_eq!(s.volume_usage(v.root).unwrap().bytes, 100);
+    let other = s.create_workspace("elsewhere").unwrap();
+    assert!(s.list_trash(other.id).unwrap().is_empty());
+    assert!(matches!(
+        s.restore_trashed(other.id, &id, None, now()),
+        Err(MetaError::NotFound(_))
+    ));
+    // A new volume may take the name; restoring then needs another.
+    s.create_volume(ws, "vol", now()).unwrap();
+    assert!(matches!(
+        s.restore_trashed(ws, &id, None, now()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    let back = s.restore_trashed(ws, &id, Some("back"), now()).unwrap();
+    assert_eq!((back.id.clone(), &back.name[..]), (id.clone(), "back"));
+    assert!(s.lookup(back.root, back.root, b"f").is_ok());
+    assert!(s.volume(ws, "back@s").is_ok(), "its snapshot came back");
+    s.create(back.root, back.root, b"g", &file(0o644), true, &cx())
+        .unwrap();
+
+    // An app's ephemeral volumes go to the trash when it stops.
+    let app = s.create_app(ws, "job", 0).unwrap();
+    let eph = s.create_ephemeral_volume(ws, &app.id, now()).unwrap();
+    s.stop_app(ws, &app.id, keep).unwrap();
+    assert!(s
+        .list_trash(ws)
+        .unwrap()
+        .iter()
+        .any(|x| x.id == eph.id && x.ephemeral));
+
+    // Purge: only expired ones, or one by id; then the blocks are freed.
+    s.delete_volume(ws, "back", keep).unwrap();
+    assert!(s
+        .purge_trash(Purge::Expired(5_999))
+        .unwrap()
+        .value
+        .is_empty());
+    let gone = s.purge_trash(Purge::One(ws, &id)).unwrap();
+    assert_eq!(gone.value.len(), 2);
+    assert_eq!(gone.changes.freed, vec![bref(ws, h)]);
+    let rest = s.purge_trash(Purge::Expired(6_000)).unwrap();
+    assert_eq!(rest.value, vec![eph.id.clone()]);
+    assert!(s.list_trash(ws).unwrap().is_empty());
+    assert!(matches!(
+        s.purge_trash(Purge::One(ws, &id)),
+        Err(MetaError::NotFound(_))
+    ));
 }

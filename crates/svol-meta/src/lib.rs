@@ -196,6 +196,7 @@ macro_rules! meta_conformance {
             store_stats,
             usage_and_live_sessions,
             snapshots_restore_and_clone,
+            trash_keeps_restores_and_purges,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -207,6 +207,50 @@ pub struct VolumeUsage {
     pub stored_bytes: u64,
 }
 
+/// How a deleted volume goes: to the trash for `keep_ms` from `now_ms`,
+/// or (`keep_ms` 0) at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retire {
+    pub now_ms: i64,
+    pub keep_ms: i64,
+}
+
+impl Retire {
+    /// Deleted at once, nothing kept.
+    pub const NOW: Retire = Retire {
+        now_ms: 0,
+        keep_ms: 0,
+    };
+}
+
+/// A volume in its workspace's trash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trashed {
+    pub root: Ino,
+    pub id: String,
+    pub workspace: WorkspaceId,
+    /// The name it had (`vol@snap` for a snapshot).
+    pub name: String,
+    pub created: i64,
+    pub ephemeral: bool,
+    /// For a snapshot, the id of its volume; else "".
+    pub snapshot_of: String,
+    pub deleted_ms: i64,
+    /// When its retention ends and it is dropped.
+    pub purge_ms: i64,
+}
+
+/// What to drop from the trash.
+#[derive(Debug, Clone, Copy)]
+pub enum Purge<'a> {
+    /// One volume (by id) of a workspace, with its snapshots.
+    One(WorkspaceId, &'a str),
+    /// A workspace's whole trash.
+    Workspace(WorkspaceId),
+    /// Whatever's retention ended at this time (ms), a batch at a time.
+    Expired(i64),
+}
+
 /// One workspace's share of the store, for an admin's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WorkspaceUsage {

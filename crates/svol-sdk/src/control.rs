@@ -158,6 +158,40 @@ impl Client {
         )
     }
 
+    /// The workspace's trash, and the server's retention in seconds.
+    pub async fn list_trash(&self) -> Result<p::ListTrashResponse> {
+        ctx(self.rpc().list_trash(self.req(p::Empty {})).await, "trash")
+    }
+
+    /// Brings volume `id` back from the trash, as `name` (default: the
+    /// name it had).
+    pub async fn restore_trash(&self, id: &str, name: Option<&str>) -> Result<p::VolumeInfo> {
+        check_volume_name(id)?;
+        if let Some(n) = name {
+            check_volume_name(n)?;
+        }
+        let req = p::RestoreTrashRequest {
+            id: id.into(),
+            name: name.unwrap_or_default().into(),
+        };
+        ctx(
+            self.rpc().restore_trash(self.req(req)).await,
+            &format!("{id} in the trash"),
+        )
+    }
+
+    /// Drops volume `id` (or, with None, everything) from the trash now;
+    /// returns the ids dropped.
+    pub async fn purge_trash(&self, id: Option<&str>) -> Result<Vec<String>> {
+        if let Some(i) = id {
+            check_volume_name(i)?;
+        }
+        let req = p::PurgeTrashRequest {
+            id: id.unwrap_or_default().into(),
+        };
+        Ok(ctx(self.rpc().purge_trash(self.req(req)).await, "trash")?.purged)
+    }
+
     /// A handle on a volume for file operations (checks that it exists).
     pub async fn volume(&self, name: &str) -> Result<Volume> {
         let info = self.volume_info(name).await?;

@@ -111,7 +111,10 @@ impl State {
     ) -> Result<p::Empty, Status> {
         let c = self.caller(&req, "").await?;
         let name = req.into_inner().name;
-        let out = self.meta(move |m| m.delete_volume(c.ws, &name)).await?;
+        let retire = self.retire();
+        let out = self
+            .meta(move |m| m.delete_volume(c.ws, &name, retire))
+            .await?;
         self.sessions.end_volume(out.value.root);
         self.volumes_gone(out.changes.freed);
         Ok(p::Empty {})
@@ -211,6 +214,99 @@ impl State {
             .meta(move |m| m.clone_volume(c.ws, &r.source, &r.name, now))
             .await?;
         self.volume_info(v).await
+    }
+
+    /// How a volume deleted now goes: to the trash for the retention.
+    pub(crate) fn retire(&self) -> m::Retire {
+        m::Retire {
+            now_ms: self.clock.now_ms(),
+            keep_ms: self.trash_retention.as_millis() as i64,
+        }
+    }
+
+    pub(crate) async fn do_list_trash(
+        &self,
+        req: Request<p::Empty>,
+    ) -> Result<p::ListTrashResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let listed = self
+            .meta(move |m| {
+                let mut out = Vec::new();
+                for t in m.list_trash(c.ws)? {
+                    let u = m.volume_usage(t.root)?;
+                    out.push(p::TrashedVolume {
+                        id: t.id,
+                        name: t.name,
+                        ephemeral: t.ephemeral,
+                        snapshot_of: t.snapshot_of,
+                        deleted_unix: t.deleted_ms.div_euclid(1000),
+                        purge_unix: t.purge_ms.div_euclid(1000),
+                        bytes: u.bytes,
+                        files: u.files,
+                        stored_bytes: u.stored_bytes,
+                    });
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(p::ListTrashResponse {
+            volumes: listed,
+            retention_seconds: self.trash_retention.as_secs(),
+        })
+    }
+
+    pub(crate) async fn do_restore_trash(
+        &self,
+        req: Request<p::RestoreTrashRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let (r, now) = (req.into_inner(), self.clock.now());
+        let v = self
+            .meta(move |m| {
+                let name = (!r.name.is_empty()).then_some(r.name.as_str());
+                m.restore_trashed(c.ws, &r.id, name, now)
+            })
+            .await?;
+        self.auth.forget_volumes();
+        self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_purge_trash(
+        &self,
+        req: Request<p::PurgeTrashRequest>,
+    ) -> Result<p::PurgeTrashResponse, Status> {
+        let c = self.caller(&req, "").await?;
+        let id = req.into_inner().id;
+        let out = self
+            .meta(move |m| {
+                m.purge_trash(if id.is_empty() {
+                    m::Purge::Workspace(c.ws)
+                } else {
+                    m::Purge::One(c.ws, &id)
+                })
+            })
+            .await?;
+        self.volumes_gone(out.changes.freed);
+        Ok(p::PurgeTrashResponse { purged: out.value })
+    }
+
+    /// Drops what the trash kept past its retention (on the leader).
+    pub(crate) async fn purge_expired_trash(&self) {
+        let now = self.clock.now_ms();
+        match self
+            .meta(move |m| m.purge_trash(m::Purge::Expired(now)))
+            .await
+        {
+            Ok(out) => {
+                for id in &out.value {
+                    tracing::info!(volume = %id, "retention ended; dropped from the trash");
+                }
+                if !out.value.is_empty() {
+                    self.volumes_gone(out.changes.freed);
+                }
+            }
+            Err(e) => tracing::warn!("purging the trash: {e}"),
+        }
     }
 
     pub(crate) async fn do_whoami(&self, req: Request<p::Empty>) -> Result<p::Identity, Status> {
@@ -372,8 +468,8 @@ impl State {
             self.meta(move |m| m.app(c.ws, &id)).await?
         };
         let roots = self.volume_roots(c.ws, &before.volumes).await;
-        let now = self.clock.now();
-        let out = self.meta(move |m| m.stop_app(c.ws, &id, now)).await?;
+        let retire = self.retire();
+        let out = self.meta(move |m| m.stop_app(c.ws, &id, retire)).await?;
         for r in roots {
             self.sessions.end_volume(r);
         }
@@ -397,7 +493,8 @@ impl State {
     /// Stops apps nobody has held a lease on for the grace period.
     pub(crate) async fn stop_idle_apps(&self) {
         let (grace, now) = (self.app_grace.as_millis() as i64, self.clock.now_ms());
-        match self.meta(move |m| m.stop_idle_apps(now, grace)).await {
+        let keep = self.retire().keep_ms;
+        match self.meta(move |m| m.stop_idle_apps(now, grace, keep)).await {
             Ok(out) => {
                 for a in &out.value {
                     tracing::info!(app = %a.id, name = %a.name, "app idle past its grace period; stopped");

@@ -109,6 +109,9 @@ pub struct ServerConfig {
     /// the same TLS (the dashboard): every path but the service's. The
     /// port then also speaks HTTP/1.1, for browsers.
     pub web: Option<axum::Router>,
+    /// How long a deleted volume stays in its workspace's trash before it
+    /// is dropped and its space freed (0: dropped at once).
+    pub trash_retention: Duration,
 }
 
 impl ServerConfig {
@@ -128,6 +131,7 @@ impl ServerConfig {
             session_queue: 4096,
             meta: None,
             web: None,
+            trash_retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

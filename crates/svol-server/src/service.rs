@@ -37,6 +37,7 @@ pub(crate) struct State {
     unsynced: Arc<std::sync::Mutex<std::collections::HashSet<m::BlockRef>>>,
     pub(crate) lease: Duration,
     pub(crate) app_grace: Duration,
+    pub(crate) trash_retention: Duration,
     upload_grace: Duration,
     reserve: u64,
 }
@@ -81,6 +82,7 @@ impl State {
             unsynced: Arc::default(),
             lease: cfg.lease,
             app_grace: cfg.app_grace,
+            trash_retention: cfg.trash_retention,
             upload_grace: cfg.upload_grace,
             reserve: cfg.reserve,
         })
@@ -246,6 +248,18 @@ impl p::svol_server::Svol for State {
 
     async fn clone_volume(&self, req: Request<p::CloneRequest>) -> Res<p::VolumeInfo> {
         Ok(Response::new(self.do_clone_volume(req).await?))
+    }
+
+    async fn list_trash(&self, req: Request<p::Empty>) -> Res<p::ListTrashResponse> {
+        Ok(Response::new(self.do_list_trash(req).await?))
+    }
+
+    async fn restore_trash(&self, req: Request<p::RestoreTrashRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_restore_trash(req).await?))
+    }
+
+    async fn purge_trash(&self, req: Request<p::PurgeTrashRequest>) -> Res<p::PurgeTrashResponse> {
+        Ok(Response::new(self.do_purge_trash(req).await?))
     }
 
     async fn who_am_i(&self, req: Request<p::Empty>) -> Res<p::Identity> {

@@ -180,3 +180,122 @@ async fn waiters_wake_on_release_and_an_abandoned_wait_leaves_the_queue() {
         .expect("lock");
     assert!(matches!(got, LockOutcome::Granted { .. }), "{got:?}");
 }
+
+fn block_files(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    let mut todo = vec![dir.join("blocks")];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(_) => n += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// A deleted volume waits in the trash for the retention, measured on the
+/// server's clock: restorable until then, its block files on disk; once
+/// the clock passes it, the reaper drops it and the data dir shrinks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_volume_is_kept_for_the_retention_then_its_space_is_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let meta = MetaStore::sqlite(&dir.path().join("meta.db")).expect("meta");
+    let blocks = BlockStore::local(&dir.path().join("blocks")).expect("blocks");
+    let mut cfg = ServerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    cfg.clock = clock.clone();
+    cfg.trash_retention = Duration::from_secs(3600);
+    let st = State::new(meta, blocks, &cfg).expect("state");
+    let m = st.meta.clone();
+    let ws = m.create_workspace("w").expect("workspace").id;
+    let make = |name: &str, seed: u8| {
+        let vol = m.create_volume(ws, name, clock.now()).expect("volume");
+        let data = bytes::Bytes::from(vec![seed; 3 << 20]);
+        let hash = svol_blocks::BlockHash::of(&data);
+        (vol, data, hash)
+    };
+    let mut volumes = Vec::new();
+    for (name, seed) in [("kept", 1u8), ("purged", 2)] {
+        let (vol, data, hash) = make(name, seed);
+        st.blocks
+            .put(svol_blocks::BlockKey::new(ws as u64, hash), data)
+            .await
+            .expect("put");
+        let b = m::BlockRef {
+            workspace: ws,
+            hash: hash.0,
+        };
+        m.register_block(&b, 3 << 20, clock.now_ms() + 1_000)
+            .expect("register");
+        let cx = Cx::at(clock.now());
+        let f = m
+            .create(vol.root, vol.root, b"f", &file(), true, &cx)
+            .expect("create")
+            .value;
+        let chunk = m::Chunk {
+            index: 0,
+            len: 3 << 20,
+            data: m::ChunkData::Block(hash.0),
+        };
+        m.commit(vol.root, f.ino, &[chunk], 3 << 20, false, &cx)
+            .expect("commit");
+        volumes.push(vol);
+    }
+    let full = block_files(dir.path());
+    assert!(full >= 6 << 20);
+
+    for v in &volumes {
+        let out = m.delete_volume(ws, &v.name, st.retire()).expect("delete");
+        assert!(out.changes.freed.is_empty(), "kept, not freed");
+    }
+    assert!(m.volume(ws, "kept").is_err(), "gone from the volumes");
+    let trash = m.list_trash(ws).expect("trash");
+    assert_eq!(trash.len(), 2);
+    assert!(trash
+        .iter()
+        .all(|t| t.purge_ms == clock.now_ms() + 3_600_000));
+    // Purged early by hand: that one's space comes back at once.
+    let purged = volumes[1].id.clone();
+    let out = m.purge_trash(m::Purge::One(ws, &purged)).expect("purge");
+    assert_eq!(out.value, vec![purged]);
+    for b in out.changes.freed {
+        st.reap_one(b).await;
+    }
+    assert_eq!(block_files(dir.path()), full - (3 << 20));
+
+    // Just inside the retention: the reaper keeps it.
+    clock.advance(3_600_000 - 1);
+    st.purge_expired_trash().await;
+    assert_eq!(m.list_trash(ws).expect("trash").len(), 1);
+    // Restored, it is a volume again with its data; deleted again, it
+    // goes back to the trash for a new retention.
+    let back = m
+        .restore_trashed(ws, &volumes[0].id, Some("again"), clock.now())
+        .expect("restore");
+    assert_eq!(back.name, "again");
+    let f = m.lookup(back.root, back.root, b"f").expect("its file");
+    assert_eq!(f.size, 3 << 20);
+    m.delete_volume(ws, "again", st.retire())
+        .expect("delete again");
+    clock.advance(3_600_000 - 1);
+    st.purge_expired_trash().await;
+    assert_eq!(block_files(dir.path()), full - (3 << 20), "still kept");
+    // Past it: dropped, and the data dir shrinks.
+    clock.advance(2);
+    st.purge_expired_trash().await;
+    assert!(m.list_trash(ws).expect("trash").is_empty());
+    let t0 = std::time::Instant::now();
+    while block_files(dir.path()) > full - (6 << 20) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "block files not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -9,6 +9,7 @@ mod app_cmd;
 mod logging;
 mod mount;
 mod run;
+mod trash_cmd;
 mod volume_cmd;
 
 mod invocation;
@@ -65,6 +66,9 @@ enum Cmd {
     Umount { mountpoint: PathBuf },
     /// Run a command with volumes mounted at the paths it expects
     Run(run::RunArgs),
+    /// Deleted volumes: list, restore, purge
+    #[command(subcommand)]
+    Trash(trash_cmd::TrashCmd),
     /// Manage apps (which own ephemeral volumes)
     #[command(subcommand)]
     App(app_cmd::AppCmd),
@@ -96,6 +100,10 @@ struct ServerArgs {
     /// An app none of whose clients has held a lease for this long stops
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     app_grace: std::time::Duration,
+    /// A deleted volume stays in its workspace's trash this long (`svol
+    /// trash restore`) before its space is freed; 0 deletes at once
+    #[arg(long, default_value = "24h", value_parser = parse_retention)]
+    trash_retention: std::time::Duration,
     /// PEM certificate (chain) to serve TLS with
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -205,6 +213,28 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .filter(|v| *v > 0)
         .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// A retention: `0` (keep nothing), or a count of s, m, h or d up to a year.
+fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a retention like 0, 90m, 24h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if secs > 366 * 86_400 {
+        return Err(format!("{s:?} is out of range (0 to 366 days)"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -389,6 +419,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             let mut cfg = svol_server::ServerConfig::new(dir.clone(), args.listen);
             cfg.lease = args.lease;
             cfg.app_grace = args.app_grace;
+            cfg.trash_retention = args.trash_retention;
             cfg.session_queue = args.session_queue;
             cfg.blocks = args.blocks;
             cfg.meta = args.meta;
@@ -461,6 +492,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             None => anyhow::bail!("svol run: namespace not prepared"),
         },
         Cmd::App(a) => app_cmd::run(a, &cli.server, &cli.token).await,
+        Cmd::Trash(t) => trash_cmd::run(t, &cli.server, &cli.token).await,
         Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
         Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
         Cmd::Completion { shell } => {

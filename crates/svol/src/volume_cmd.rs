@@ -304,7 +304,7 @@ fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
 
 /// Asks `question` on the terminal; `y` or `yes` is yes. Without a
 /// terminal it refuses (pass --yes).
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("refusing without --yes (no terminal to ask): {question}");
     }

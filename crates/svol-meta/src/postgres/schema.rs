@@ -40,6 +40,14 @@ CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE sna
 -- Old to new inode numbers while one transaction copies a tree (empty
 -- outside it).
 CREATE TABLE IF NOT EXISTS ino_map(old BIGINT PRIMARY KEY, new BIGINT NOT NULL);
+-- Deleted volumes kept until `purge_at` (ms): their rows left `volumes`,
+-- their trees stay.
+CREATE TABLE IF NOT EXISTS trash(
+    root BIGINT PRIMARY KEY, public_id TEXT NOT NULL, workspace BIGINT NOT NULL,
+    name TEXT NOT NULL, created BIGINT NOT NULL, ephemeral BIGINT NOT NULL,
+    snapshot_of BIGINT NOT NULL, deleted BIGINT NOT NULL, purge_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS trash_purge ON trash(purge_at);
+CREATE INDEX IF NOT EXISTS trash_workspace ON trash(workspace);
 CREATE TABLE IF NOT EXISTS inodes(
     ino BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, kind BIGINT NOT NULL,
     mode BIGINT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, nlink BIGINT NOT NULL,

@@ -1,6 +1,6 @@
 //! Apps and the lifetimes of the volumes they own.
 
-use super::control::{self, check_volume_name, drop_volume};
+use super::control::{self, check_volume_name};
 use super::{args, Conn, ConnExt, Row};
 use crate::types::*;
 use crate::{App, AppKind, AppState, MetaError, Result};
@@ -111,7 +111,7 @@ pub(crate) fn list_apps(c: &dyn Conn, ws: WorkspaceId) -> Result<Vec<App>> {
     .collect()
 }
 
-fn stop_row(c: &dyn Conn, row: i64, freed: &mut Freed) -> Result<()> {
+fn stop_row(c: &dyn Conn, row: i64, retire: Retire, freed: &mut Freed) -> Result<()> {
     // Snapshots go with their volumes.
     let roots = c.rows(
         "SELECT root FROM volumes WHERE app = ?1 AND snapshot_of = 0",
@@ -119,7 +119,7 @@ fn stop_row(c: &dyn Conn, row: i64, freed: &mut Freed) -> Result<()> {
         |r| r.int(0),
     )?;
     for root in roots {
-        drop_volume(c, root as u64, freed)?;
+        super::trash::retire(c, root as u64, retire, freed)?;
     }
     c.exec(
         "UPDATE apps SET state = ?2 WHERE id = ?1",
@@ -128,10 +128,15 @@ fn stop_row(c: &dyn Conn, row: i64, freed: &mut Freed) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn stop_app(c: &dyn Conn, ws: WorkspaceId, id: &str) -> Result<Outcome<App>> {
+pub(crate) fn stop_app(
+    c: &dyn Conn,
+    ws: WorkspaceId,
+    id: &str,
+    retire: Retire,
+) -> Result<Outcome<App>> {
     let (row, _) = find(c, ws, id)?;
     let mut freed = Vec::new();
-    stop_row(c, row, &mut freed)?;
+    stop_row(c, row, retire, &mut freed)?;
     Ok(Outcome::new(app_by_row(c, row)?, freed))
 }
 
@@ -139,7 +144,9 @@ pub(crate) fn stop_idle_apps(
     c: &dyn Conn,
     now_ms: i64,
     grace_ms: i64,
+    keep_ms: i64,
 ) -> Result<Outcome<Vec<App>>> {
+    let retire = Retire { now_ms, keep_ms };
     let rows = c.rows(
         "SELECT id FROM apps a WHERE state = ?1 AND kind = ?2 AND last_active < ?3 \
          AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.app = a.id OR s.volume IN \
@@ -154,7 +161,7 @@ pub(crate) fn stop_idle_apps(
     let mut freed = Vec::new();
     let mut stopped = Vec::new();
     for row in rows {
-        stop_row(c, row, &mut freed)?;
+        stop_row(c, row, retire, &mut freed)?;
         stopped.push(app_by_row(c, row)?);
     }
     Ok(Outcome::new(stopped, freed))

@@ -333,10 +333,15 @@ pub(crate) fn rename_volume(
     Ok(v)
 }
 
-pub(crate) fn delete_volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<Outcome<Volume>> {
+pub(crate) fn delete_volume(
+    c: &dyn Conn,
+    ws: WorkspaceId,
+    key: &str,
+    retire: Retire,
+) -> Result<Outcome<Volume>> {
     let v = volume(c, ws, key)?;
     let mut freed = Vec::new();
-    drop_volume(c, v.root, &mut freed)?;
+    super::trash::retire(c, v.root, retire, &mut freed)?;
     if !v.snapshot_of.is_empty() {
         // A snapshot's app is its volume's, which goes on.
         return Ok(Outcome::new(v, freed));
@@ -365,7 +370,8 @@ pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<
     // keep its space); every server ends its sessions of the volume when
     // the feed says it is gone.
     c.exec("DELETE FROM feed WHERE volume = ?1", args![vol])?;
-    clear_tree(c, root, freed)?;
+    let ws = rows::volume_workspace(c, root)?;
+    clear_tree(c, ws, root, freed)?;
     for sql in [
         "DELETE FROM sessions WHERE volume = ?1",
         "DELETE FROM volumes WHERE root = ?1",
@@ -387,9 +393,14 @@ pub(crate) fn drop_volume(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<
 /// Deletes every inode of volume `root` (the root's too) with its names,
 /// chunks (their block references dropped), xattrs, opens and locks; the
 /// volume's row and sessions stay.
-pub(crate) fn clear_tree(c: &dyn Conn, root: Ino, freed: &mut Freed) -> Result<()> {
+pub(crate) fn clear_tree(
+    c: &dyn Conn,
+    ws: WorkspaceId,
+    root: Ino,
+    freed: &mut Freed,
+) -> Result<()> {
     let vol = root as i64;
-    let ws = rows::volume_workspace(c, root)?;
+    c.exec("DELETE FROM feed WHERE volume = ?1", args![vol])?;
     let counts = c.rows(
         "SELECT hash, count(*) FROM chunks WHERE hash IS NOT NULL AND ino IN \
          (SELECT ino FROM inodes WHERE volume = ?1) GROUP BY hash",
@@ -441,9 +452,11 @@ pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
             |r| Ok((r.int(0)?, r.int(1)?)),
         )?
         .unwrap_or((0, 0));
+    // A volume in the trash is counted too (what purging it would free).
     let ws = c
         .int(
-            "SELECT workspace FROM volumes WHERE root = ?1",
+            "SELECT coalesce((SELECT workspace FROM volumes WHERE root = ?1), \
+             (SELECT workspace FROM trash WHERE root = ?1), 0)",
             args![vol as i64],
         )?
         .unwrap_or(0);

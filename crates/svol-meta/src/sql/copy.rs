@@ -127,6 +127,20 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("started", Int),
         ],
     ),
+    (
+        "trash",
+        &[
+            ("root", Int),
+            ("public_id", Text),
+            ("workspace", Int),
+            ("name", Text),
+            ("created", Int),
+            ("ephemeral", Int),
+            ("snapshot_of", Int),
+            ("deleted", Int),
+            ("purge_at", Int),
+        ],
+    ),
     ("opens", &[("session", Text), ("ino", Int), ("count", Int)]),
     (
         "locks",

@@ -2,7 +2,9 @@
 //! the operation functions of the sibling modules.
 
 use super::tx::SqlTx;
-use super::{apps, args, control, feed, rows, sessions, snapshot, Conn, ConnExt, Engine, SqlStore};
+use super::{
+    apps, args, control, feed, rows, sessions, snapshot, trash, Conn, ConnExt, Engine, SqlStore,
+};
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
 use crate::types::*;
@@ -98,11 +100,16 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn app(&self, ws: WorkspaceId, id: &str) -> Result<App> {
         self.read(|c| apps::app(c, ws, id))
     }
-    fn stop_app(&self, ws: WorkspaceId, id: &str, _now: Timespec) -> Result<Outcome<App>> {
-        self.write(true, |c| apps::stop_app(c, ws, id))
+    fn stop_app(&self, ws: WorkspaceId, id: &str, retire: Retire) -> Result<Outcome<App>> {
+        self.write(true, |c| apps::stop_app(c, ws, id, retire))
     }
-    fn stop_idle_apps(&self, now_ms: i64, grace_ms: i64) -> Result<Outcome<Vec<App>>> {
-        self.write(true, |c| apps::stop_idle_apps(c, now_ms, grace_ms))
+    fn stop_idle_apps(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        keep_ms: i64,
+    ) -> Result<Outcome<Vec<App>>> {
+        self.write(true, |c| apps::stop_idle_apps(c, now_ms, grace_ms, keep_ms))
     }
 
     fn create_volume(&self, ws: WorkspaceId, name: &str, now: Timespec) -> Result<Volume> {
@@ -129,9 +136,28 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn rename_volume(&self, ws: WorkspaceId, name: &str, new_name: &str) -> Result<Volume> {
         self.write(true, |c| control::rename_volume(c, ws, name, new_name))
     }
-    fn delete_volume(&self, ws: WorkspaceId, key: &str) -> Result<Outcome<Volume>> {
+    fn list_trash(&self, ws: WorkspaceId) -> Result<Vec<Trashed>> {
+        self.read(|c| trash::list(c, ws))
+    }
+    fn restore_trashed(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        name: Option<&str>,
+        now: Timespec,
+    ) -> Result<Volume> {
+        self.write(true, |c| trash::restore(c, ws, id, name, now))
+    }
+    fn purge_trash(&self, which: Purge<'_>) -> Result<Outcome<Vec<String>>> {
         self.write(true, |c| {
-            let mut out = control::delete_volume(c, ws, key)?;
+            let mut freed = Vec::new();
+            let ids = trash::purge(c, which, &mut freed)?;
+            Ok(Outcome::new(ids, freed))
+        })
+    }
+    fn delete_volume(&self, ws: WorkspaceId, key: &str, retire: Retire) -> Result<Outcome<Volume>> {
+        self.write(true, |c| {
+            let mut out = control::delete_volume(c, ws, key, retire)?;
             out.changes.deleted_volumes.push(out.value.root);
             Ok(out)
         })

@@ -19,6 +19,7 @@ mod imp;
 mod rows;
 mod sessions;
 mod snapshot;
+mod trash;
 mod tx;
 
 pub(crate) use copy::copy_all;

@@ -132,7 +132,7 @@ pub(crate) fn snapshot(
         )?
         .unwrap_or(0);
     let snap_vol = control::insert_volume(c, ws, Some(&name), app, now)?;
-    clear_tree(c, snap_vol.root, &mut Vec::new())?;
+    clear_tree(c, ws, snap_vol.root, &mut Vec::new())?;
     copy_tree(c, ws, v.root, snap_vol.root)?;
     c.exec(
         "UPDATE volumes SET snapshot_of = ?2, ephemeral = 0 WHERE root = ?1",
@@ -183,7 +183,7 @@ pub(crate) fn restore(
         )));
     }
     let mut freed = Vec::new();
-    clear_tree(c, v.root, &mut freed)?;
+    clear_tree(c, ws, v.root, &mut freed)?;
     copy_tree(c, ws, s.root, v.root)?;
     Ok(Outcome::new(v, freed))
 }
@@ -199,7 +199,7 @@ pub(crate) fn clone(
 ) -> Result<Volume> {
     let src = volume(c, ws, from)?;
     let v = apps::create_volume(c, ws, name, now)?;
-    clear_tree(c, v.root, &mut Vec::new())?;
+    clear_tree(c, ws, v.root, &mut Vec::new())?;
     copy_tree(c, ws, src.root, v.root)?;
     Ok(v)
 }

@@ -42,6 +42,14 @@ CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE sna
 -- Old to new inode numbers while one transaction copies a tree (empty
 -- outside it).
 CREATE TABLE IF NOT EXISTS ino_map(old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+-- Deleted volumes kept until `purge_at` (ms): their rows left `volumes`,
+-- their trees stay.
+CREATE TABLE IF NOT EXISTS trash(
+    root INTEGER PRIMARY KEY, public_id TEXT NOT NULL, workspace INTEGER NOT NULL,
+    name TEXT NOT NULL, created INTEGER NOT NULL, ephemeral INTEGER NOT NULL,
+    snapshot_of INTEGER NOT NULL, deleted INTEGER NOT NULL, purge_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS trash_purge ON trash(purge_at);
+CREATE INDEX IF NOT EXISTS trash_workspace ON trash(workspace);
 CREATE TABLE IF NOT EXISTS inodes(
     ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, kind INTEGER NOT NULL,
     mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,

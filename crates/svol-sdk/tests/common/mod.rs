@@ -16,8 +16,10 @@ pub async fn server() -> TestServer {
 
 /// A server on `dir/data`, which the caller may have filled beforehand.
 pub async fn server_on(dir: tempfile::TempDir) -> TestServer {
-    let cfg =
+    let mut cfg =
         svol_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    // Deletes free their space at once here (the trash has its own tests).
+    cfg.trash_retention = std::time::Duration::ZERO;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         svol_server::run(

@@ -128,10 +128,18 @@ fn spawn_server_env(
     env: &[(&str, String)],
     log: std::fs::File,
 ) -> (Child, String) {
+    // Tests that delete expect the space back at once; the trash's own
+    // tests ask for a retention.
+    let trash: &[&str] = if extra.contains(&"--trash-retention") {
+        &[]
+    } else {
+        &["--trash-retention", "0"]
+    };
     let mut child = Command::new(svol_bin())
         .args(["server", "--listen", listen, "--data-dir"])
         .arg(data)
         .args(extra)
+        .args(trash)
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
