@@ -36,7 +36,8 @@ from .exceptions import (
     RemoteError,
 )
 from .functions import Function
-from .volume import BatchUpload, FileEntry, FileEntryType, FileReader, SharedVolume, Volume, VolumeInfo
+from .volume import (BatchUpload, FileEntry, FileEntryType, FileReader, SharedVolume, TrashedVolume,
+                     Volume, VolumeInfo)
 
 __all__ = [
     "__version__",
@@ -50,6 +51,7 @@ __all__ = [
     "SharedVolume",
     "Volume",
     "VolumeInfo",
+    "TrashedVolume",
     "AlreadyExistsError",
     "AuthenticationError",
     "ConnectionError",

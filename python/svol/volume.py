@@ -63,6 +63,21 @@ class VolumeInfo:
     files: int
     created: int
     """Creation time, seconds since the epoch."""
+    stored_bytes: int = 0
+    """After dedup: each distinct block once, plus small files inline."""
+    snapshot_of: str = ""
+    """For a (read-only) snapshot, the id of its volume."""
+
+
+@dataclass(frozen=True)
+class TrashedVolume:
+    """A deleted volume, kept in the workspace's trash until ``purge``."""
+    id: str
+    name: str
+    deleted: int
+    purge: int
+    bytes: int
+    files: int
 
 
 class Volume:
@@ -108,6 +123,53 @@ class Volume:
     def list(cls, *, client: "Optional[_client.Client]" = None) -> "List[VolumeInfo]":
         """Every volume of the workspace."""
         return [_info(d) for d in _client.resolve(client).list_volumes()]
+
+    @blocking_classmethod
+    def clone(cls, source: str, name: str, *, client: "Optional[_client.Client]" = None) -> "Volume":
+        """A new persisted volume ``name`` holding a copy of volume or
+        snapshot ``source`` (``"vol@snap"``); no data is copied."""
+        _check_name(source)
+        _check_name(name)
+        return cls(_native_volume=_client.resolve(client).clone_volume(source, name), _client=client)
+
+    @blocking_classmethod
+    def trash(cls, *, client: "Optional[_client.Client]" = None) -> "List[TrashedVolume]":
+        """Deleted volumes still in the workspace's trash."""
+        volumes, _retention = _client.resolve(client).list_trash()
+        return [TrashedVolume(**d) for d in volumes]
+
+    @blocking_classmethod
+    def restore_deleted(cls, volume_id: str, *, name: Optional[str] = None,
+                        client: "Optional[_client.Client]" = None) -> "Volume":
+        """Brings a deleted volume back from the trash (as ``name``)."""
+        _check_name(volume_id)
+        native = _client.resolve(client).restore_trash(volume_id, name)
+        return cls(_native_volume=native, _client=client)
+
+    @blocking_classmethod
+    def purge_deleted(cls, volume_id: Optional[str] = None, *,
+                      client: "Optional[_client.Client]" = None) -> "List[str]":
+        """Drops a deleted volume (or the whole trash) now, freeing its space."""
+        return _client.resolve(client).purge_trash(volume_id)
+
+    @blocking
+    def snapshot(self, name: str) -> "Volume":
+        """A read-only, point-in-time snapshot of this volume, the volume
+        ``"<name>@<snapshot>"``. Only metadata is copied."""
+        _check_name(name)
+        return Volume(_native_volume=self._hydrate().snapshot(name), _client=self._client)
+
+    @blocking
+    def snapshots(self) -> "List[VolumeInfo]":
+        """This volume's snapshots, oldest first."""
+        return [_info(d) for d in self._hydrate().snapshots()]
+
+    @blocking
+    def restore(self, snapshot: str) -> None:
+        """Puts snapshot ``snapshot``'s files in place of this volume's
+        (nobody may have it mounted)."""
+        _check_name(snapshot)
+        self._hydrate().restore(snapshot)
 
     def persist(self, name: str) -> "Volume":
         """Makes this volume the persisted volume ``name``: it outlives its
@@ -342,7 +404,8 @@ class BatchUpload:
 
 def _info(d: dict) -> VolumeInfo:
     return VolumeInfo(id=d["id"], name=d["name"], ephemeral=d["ephemeral"], app=d["app"],
-                      bytes=d["bytes"], files=d["files"], created=d["created"])
+                      bytes=d["bytes"], files=d["files"], created=d["created"],
+                      stored_bytes=d.get("stored_bytes", 0), snapshot_of=d.get("snapshot_of", ""))
 
 
 def _check_name(name: str) -> None:

@@ -287,3 +287,32 @@ def test_an_ephemeral_volume_persisted_after_use_outlives_its_app(server):
     kept = svol.Volume.from_name(name)
     assert not kept.info().ephemeral and kept.read_bytes("checkpoint.bin") == b"epoch 3"
     svol.Volume.delete(name)
+
+
+def test_snapshots_restore_and_clone(vol):
+    data = os.urandom(300_000)
+    vol.write_file("model.bin", data)
+    snap = vol.snapshot("v1")
+    assert snap.name == f"{vol.name}@v1"
+    assert snap.info().snapshot_of == vol.id
+    vol.write_file("model.bin", b"overwritten")
+    vol.write_file("extra.txt", b"new")
+    assert snap.read_bytes("model.bin") == data  # as of the snapshot
+    with pytest.raises(svol.FileSystemError) as e:  # read-only
+        snap.write_file("x", b"y")
+    assert e.value.errno == 30  # EROFS
+    assert [s.name for s in vol.snapshots()] == [f"{vol.name}@v1"]
+    assert svol.Volume.from_name(f"{vol.name}@v1").read_bytes("model.bin") == data
+
+    copy_name = unique("clone")
+    copy = svol.Volume.clone(f"{vol.name}@v1", copy_name)
+    copy.write_file("mine.txt", b"writable")
+    assert copy.read_bytes("model.bin") == data
+    assert not snap.exists("mine.txt")
+    svol.Volume.delete(copy_name)
+
+    vol.restore("v1")
+    assert vol.read_bytes("model.bin") == data
+    assert not vol.exists("extra.txt")
+    # This server keeps no trash: a delete is final.
+    assert svol.Volume.trash() == []

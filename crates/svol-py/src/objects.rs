@@ -116,6 +116,50 @@ impl Client {
         let vols = block_on(py, async move { sdk(c.list_volumes().await) })?;
         vols.iter().map(|v| volume_dict(py, v)).collect()
     }
+
+    /// A new volume `name` holding a copy of volume or snapshot `source`.
+    fn clone_volume(&self, py: Python<'_>, source: String, name: String) -> PyResult<Volume> {
+        let c = self.inner.clone();
+        let v = block_on(py, async move {
+            let info = sdk(c.clone_volume(&source, &name).await)?;
+            sdk(c.volume(&info.id).await)
+        })?;
+        Ok(Volume::wrap(v))
+    }
+
+    /// The workspace's trash: (volumes as dicts, retention in seconds).
+    fn list_trash<'py>(&self, py: Python<'py>) -> PyResult<(Vec<Bound<'py, PyDict>>, u64)> {
+        let c = self.inner.clone();
+        let t = block_on(py, async move { sdk(c.list_trash().await) })?;
+        let mut out = Vec::with_capacity(t.volumes.len());
+        for v in &t.volumes {
+            let d = PyDict::new(py);
+            d.set_item("id", &v.id)?;
+            d.set_item("name", &v.name)?;
+            d.set_item("deleted", v.deleted_unix)?;
+            d.set_item("purge", v.purge_unix)?;
+            d.set_item("bytes", v.bytes)?;
+            d.set_item("files", v.files)?;
+            out.push(d);
+        }
+        Ok((out, t.retention_seconds))
+    }
+
+    #[pyo3(signature = (id, name=None))]
+    fn restore_trash(&self, py: Python<'_>, id: String, name: Option<String>) -> PyResult<Volume> {
+        let c = self.inner.clone();
+        let v = block_on(py, async move {
+            let info = sdk(c.restore_trash(&id, name.as_deref()).await)?;
+            sdk(c.volume(&info.id).await)
+        })?;
+        Ok(Volume::wrap(v))
+    }
+
+    #[pyo3(signature = (id=None))]
+    fn purge_trash(&self, py: Python<'_>, id: Option<String>) -> PyResult<Vec<String>> {
+        let c = self.inner.clone();
+        block_on(py, async move { sdk(c.purge_trash(id.as_deref()).await) })
+    }
 }
 
 /// An app: owns ephemeral volumes, which are deleted when it stops.
@@ -188,6 +232,8 @@ fn volume_dict<'py>(py: Python<'py>, v: &p::VolumeInfo) -> PyResult<Bound<'py, P
     d.set_item("files", v.files)?;
     d.set_item("app", &v.app)?;
     d.set_item("ephemeral", v.ephemeral)?;
+    d.set_item("stored_bytes", v.stored_bytes)?;
+    d.set_item("snapshot_of", &v.snapshot_of)?;
     Ok(d)
 }
 
@@ -221,6 +267,33 @@ impl Volume {
         let id = v.info().id.clone();
         let info = block_on(py, async move { sdk(v.client().volume_info(&id).await) })?;
         volume_dict(py, &info)
+    }
+
+    /// A read-only snapshot `name@snapshot` of this volume.
+    fn snapshot(&self, py: Python<'_>, snapshot: String) -> PyResult<Volume> {
+        let v = self.get();
+        let s = block_on(py, async move {
+            let c = v.client().clone();
+            let info = sdk(c.snapshot_volume(&v.info().name, &snapshot).await)?;
+            sdk(c.volume(&info.id).await)
+        })?;
+        Ok(Volume::wrap(s))
+    }
+
+    fn snapshots<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let v = self.get();
+        let list = block_on(py, async move {
+            sdk(v.client().list_snapshots(&v.info().name).await)
+        })?;
+        list.iter().map(|s| volume_dict(py, s)).collect()
+    }
+
+    /// Puts snapshot `snapshot`'s files in place of this volume's.
+    fn restore(&self, py: Python<'_>, snapshot: String) -> PyResult<()> {
+        let v = self.get();
+        block_on(py, async move {
+            sdk(v.client().restore_volume(&v.info().name, &snapshot).await).map(|_| ())
+        })
     }
 
     /// Names this ephemeral volume and makes it outlive its app.
