@@ -125,6 +125,23 @@ pub trait MetaBackend: Send + Sync + 'static {
         name: &str,
         now: Timespec,
     ) -> Result<Volume>;
+    /// Quotas of volume `vol` and its workspace, with their usage.
+    fn quota_view(&self, vol: Ino) -> Result<QuotaView>;
+    /// Sets a volume's quotas (None: unchanged, 0: no limit).
+    fn set_volume_quota(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<Volume>;
+    /// Sets a workspace's quotas (None: unchanged, 0: no limit).
+    fn set_workspace_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<Workspace>;
     /// What workspace `ws` holds: volumes, apps, files, bytes, sessions.
     fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage>;
     /// The live token whose hash is `hash`.

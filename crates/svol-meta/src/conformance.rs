@@ -1825,3 +1825,120 @@ pub fn trash_keeps_restores_and_purges(s: &MetaStore) {
         Err(MetaError::NotFound(_))
     ));
 }
+
+/// Quotas on inodes and bytes after dedup, per volume and per workspace:
+/// counted with every change, refused (before anything is written) past
+/// the limit, freed by deletes, and shown by `quota_view`.
+pub fn quotas_count_and_refuse(s: &MetaStore) {
+    let (ws, vol) = setup(s, "quota");
+    let v = s.set_volume_quota(ws, "vol", None, Some(3)).unwrap();
+    assert_eq!((v.max_bytes, v.max_files), (0, 3));
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let a = s
+        .create(vol, d.ino, b"a", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    s.create(vol, vol, b"b", &file(0o644), true, &cx()).unwrap();
+    assert!(matches!(
+        s.create(vol, vol, b"c", &file(0o644), true, &cx()),
+        Err(MetaError::Quota(_))
+    ));
+    assert_eq!(s.quota_view(vol).unwrap().inodes, 3);
+    s.unlink(vol, vol, b"b", false, &cx()).unwrap();
+    s.create(vol, vol, b"c", &file(0o644), true, &cx()).unwrap();
+    s.set_volume_quota(ws, "vol", Some(250), Some(0)).unwrap();
+
+    // Bytes after dedup: a block counts once however many files use it.
+    let (h1, h2, h3) = (block(s, ws, 11), block(s, ws, 12), block(s, ws, 13));
+    let mut files = Vec::new();
+    for (i, h) in [h1, h1, h2].into_iter().enumerate() {
+        let f = s
+            .create(
+                vol,
+                vol,
+                format!("f{i}").as_bytes(),
+                &file(0o644),
+                true,
+                &cx(),
+            )
+            .unwrap()
+            .value;
+        s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+            .unwrap();
+        files.push(f.ino);
+    }
+    assert_eq!(s.quota_view(vol).unwrap().stored, 200);
+    let g = s
+        .create(vol, vol, b"g", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    assert!(matches!(
+        s.commit(vol, g.ino, &[chunk(0, h3, 100)], 100, false, &cx()),
+        Err(MetaError::Quota(_))
+    ));
+    assert_eq!(
+        s.getattr(vol, g.ino).unwrap().size,
+        0,
+        "a refused commit changes nothing"
+    );
+    // Inline bytes count too.
+    let inline = |n: usize| Chunk {
+        index: 0,
+        len: n as u32,
+        data: ChunkData::Inline(vec![7; n]),
+    };
+    s.commit(vol, g.ino, &[inline(40)], 40, false, &cx())
+        .unwrap();
+    assert!(matches!(
+        s.commit(vol, a.ino, &[inline(20)], 20, false, &cx()),
+        Err(MetaError::Quota(_))
+    ));
+    // Rewriting in place is not growth: the old block goes as the new comes.
+    s.commit(vol, files[2], &[chunk(0, h3, 100)], 100, false, &cx())
+        .unwrap();
+    assert_eq!(s.quota_view(vol).unwrap().stored, 240);
+    s.unlink(vol, vol, b"f0", false, &cx()).unwrap();
+    assert_eq!(s.quota_view(vol).unwrap().stored, 240, "f1 still uses h1");
+    s.unlink(vol, vol, b"f1", false, &cx()).unwrap();
+    assert_eq!(s.quota_view(vol).unwrap().stored, 140);
+    let q = s.quota_view(vol).unwrap();
+    assert_eq!((q.max_bytes, q.max_files), (250, 0));
+
+    // The workspace's quota counts every block it keeps, at upload.
+    let w = s.workspace_usage(ws).unwrap();
+    s.set_workspace_quota("quota", Some(w.stored_bytes + 150), Some(100))
+        .unwrap();
+    let more = bref(ws, [21; 32]);
+    s.register_block(&more, 100, 0).unwrap();
+    assert!(matches!(
+        s.register_block(&bref(ws, [22; 32]), 100, 0),
+        Err(MetaError::Quota(_))
+    ));
+    // An upload of a block it already has is not growth.
+    s.register_block(&more, 100, 0).unwrap();
+    let q = s.quota_view(vol).unwrap();
+    assert_eq!(
+        (q.ws_max_bytes, q.ws_max_files),
+        (w.stored_bytes + 150, 100)
+    );
+    assert_eq!(q.ws_inodes, s.workspace_usage(ws).unwrap().inodes);
+
+    // Counters survive a snapshot, the trash and a restore.
+    let snap = s.snapshot_volume(ws, "vol", "s", now()).unwrap();
+    let sq = s.quota_view(snap.root).unwrap();
+    let vq = s.quota_view(vol).unwrap();
+    assert_eq!((sq.inodes, sq.stored), (vq.inodes, vq.stored));
+    let id = s.volume(ws, "vol").unwrap().id;
+    let keep = Retire {
+        now_ms: 1,
+        keep_ms: 1_000,
+    };
+    s.set_workspace_quota("quota", Some(0), Some(0)).unwrap();
+    s.delete_volume(ws, "vol", keep).unwrap();
+    let back = s.restore_trashed(ws, &id, None, now()).unwrap();
+    let bq = s.quota_view(back.root).unwrap();
+    assert_eq!((bq.inodes, bq.stored), (vq.inodes, vq.stored));
+}

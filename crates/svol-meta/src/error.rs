@@ -44,6 +44,9 @@ pub enum MetaError {
     /// A change to a snapshot (or another read-only volume).
     #[error("read-only: {0}")]
     ReadOnly(String),
+    /// Past a volume's or workspace's byte or inode quota (EDQUOT).
+    #[error("quota exceeded: {0}")]
+    Quota(String),
     /// Refused while something uses it (a volume mounted, …).
     #[error("busy: {0}")]
     Busy(String),

@@ -195,6 +195,29 @@ pub struct Volume {
     pub ephemeral: bool,
     /// For a snapshot (read-only), the public id of its volume; else "".
     pub snapshot_of: String,
+    /// Quotas (0: none): bytes after dedup, inodes of every kind.
+    pub max_bytes: u64,
+    pub max_files: u64,
+}
+
+/// A volume's and its workspace's quotas (0: none) and usage (bytes after
+/// dedup, inodes of every kind), from counters kept with every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotaView {
+    pub inodes: u64,
+    pub stored: u64,
+    pub max_files: u64,
+    pub max_bytes: u64,
+    pub ws_inodes: u64,
+    pub ws_stored: u64,
+    pub ws_max_files: u64,
+    pub ws_max_bytes: u64,
+}
+
+impl QuotaView {
+    pub fn any(&self) -> bool {
+        self.max_files + self.max_bytes + self.ws_max_files + self.ws_max_bytes > 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -205,6 +228,8 @@ pub struct VolumeUsage {
     /// After dedup: each distinct block the volume references once (even
     /// if other volumes share it), plus data held inline.
     pub stored_bytes: u64,
+    /// Inodes of every kind but the root (what an inode quota limits).
+    pub inodes: u64,
 }
 
 /// How a deleted volume goes: to the trash for `keep_ms` from `now_ms`,
@@ -261,6 +286,10 @@ pub struct WorkspaceUsage {
     /// The workspace's blocks (each once) plus its inline data.
     pub stored_bytes: u64,
     pub sessions: u64,
+    /// Inodes of its volumes (what `max_files` limits) and its quotas.
+    pub inodes: u64,
+    pub max_bytes: u64,
+    pub max_files: u64,
 }
 
 /// What the whole store holds now, for the server's metrics.

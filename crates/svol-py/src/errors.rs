@@ -25,6 +25,7 @@ fn class_of(e: &ClientError) -> (&'static str, i32) {
                 FsErrno::NotDirectory => ("NotADirectoryError", errno),
                 FsErrno::NameTooLong => ("InvalidArgumentError", errno),
                 FsErrno::Perm => ("PermissionDeniedError", errno),
+                FsErrno::Quota => ("NoSpaceError", errno),
                 _ => ("FileSystemError", errno),
             }
         }

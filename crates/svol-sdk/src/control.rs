@@ -158,6 +158,44 @@ impl Client {
         )
     }
 
+    /// Sets volume `name`'s quotas: bytes after dedup and inodes (None:
+    /// unchanged, 0: no limit).
+    pub async fn set_volume_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        let req = p::VolumeQuotaRequest {
+            volume: name.into(),
+            max_bytes,
+            max_files,
+        };
+        ctx(
+            self.rpc().set_volume_quota(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// Sets workspace `name`'s quotas (admin tokens only).
+    pub async fn set_workspace_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<p::WorkspaceInfo> {
+        let req = p::WorkspaceQuotaRequest {
+            workspace: name.into(),
+            max_bytes,
+            max_files,
+        };
+        ctx(
+            self.rpc().set_workspace_quota(self.req(req)).await,
+            &format!("workspace {name}"),
+        )
+    }
+
     /// The workspace's trash, and the server's retention in seconds.
     pub async fn list_trash(&self) -> Result<p::ListTrashResponse> {
         ctx(self.rpc().list_trash(self.req(p::Empty {})).await, "trash")

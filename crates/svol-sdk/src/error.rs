@@ -55,6 +55,8 @@ pub enum FsErrno {
     ReadOnly,
     /// Refused while in use, e.g. restoring a mounted volume (EBUSY).
     Busy,
+    /// Past a volume's or workspace's byte or inode quota (EDQUOT).
+    Quota,
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -79,6 +81,7 @@ impl FsErrno {
             FsErrno::NoLocks => libc::ENOLCK,
             FsErrno::ReadOnly => libc::EROFS,
             FsErrno::Busy => libc::EBUSY,
+            FsErrno::Quota => libc::EDQUOT,
         }
     }
 }
@@ -156,6 +159,7 @@ impl From<tonic::Status> for ClientError {
             "EFENCED" => return fs(FsErrno::Fenced),
             "EROFS" => return fs(FsErrno::ReadOnly),
             "EBUSY" => return fs(FsErrno::Busy),
+            "EDQUOT" => return fs(FsErrno::Quota),
             _ => {}
         }
         match s.code() {

@@ -39,6 +39,12 @@ impl State {
         if c.session.is_empty() || self.meta.shared() {
             return Ok(p::HoldReply::default());
         }
+        // Under a quota every create and commit is checked when it is
+        // made, so that the writer gets EDQUOT from that call: none ahead.
+        let vol = c.vol;
+        if self.meta(move |m| m.quota_view(vol)).await?.any() {
+            return Ok(p::HoldReply::default());
+        }
         if r.inos > MAX_RESERVE {
             return Err(Status::invalid_argument(format!(
                 "{} inode numbers asked for; at most {MAX_RESERVE}",

@@ -68,6 +68,15 @@ impl State {
             let size = data.len() as u64;
             match self.meta(move |m| m.register_block(&b, size, until)).await {
                 Ok(()) => return Ok(written),
+                Err(e) if written && e.code() == tonic::Code::ResourceExhausted => {
+                    // Past the workspace's quota: the block was new (or the
+                    // quota would not have counted it), so nothing refers
+                    // to the bytes just written.
+                    if let Err(d) = self.blocks.delete(block_key(&b)).await {
+                        tracing::warn!("removing a block refused by the quota: {d}");
+                    }
+                    return Err(e);
+                }
                 Err(e) if being_deleted(&e) && start.elapsed() <= WAIT_FOR_DELETION => {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }

@@ -73,6 +73,9 @@ impl State {
             app: v.app,
             ephemeral: v.ephemeral,
             snapshot_of: v.snapshot_of,
+            max_bytes: v.max_bytes,
+            max_files: v.max_files,
+            inodes: usage.inodes,
         })
     }
 
@@ -157,6 +160,9 @@ impl State {
                         stored_bytes: u.stored_bytes,
                         sessions: u.sessions,
                         created_unix: w.created,
+                        max_bytes: u.max_bytes,
+                        max_files: u.max_files,
+                        inodes: u.inodes,
                     });
                 }
                 Ok(out)
@@ -214,6 +220,45 @@ impl State {
             .meta(move |m| m.clone_volume(c.ws, &r.source, &r.name, now))
             .await?;
         self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_set_volume_quota(
+        &self,
+        req: Request<p::VolumeQuotaRequest>,
+    ) -> Result<p::VolumeInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        let r = req.into_inner();
+        let v = self
+            .meta(move |m| m.set_volume_quota(c.ws, &r.volume, r.max_bytes, r.max_files))
+            .await?;
+        self.volume_info(v).await
+    }
+
+    pub(crate) async fn do_set_workspace_quota(
+        &self,
+        req: Request<p::WorkspaceQuotaRequest>,
+    ) -> Result<p::WorkspaceInfo, Status> {
+        let c = self.caller(&req, "").await?;
+        need_admin(&c, "setting a workspace's quota")?;
+        let r = req.into_inner();
+        let w = self
+            .meta(move |m| m.set_workspace_quota(&r.workspace, r.max_bytes, r.max_files))
+            .await?;
+        let id = w.id;
+        let u = self.meta(move |m| m.workspace_usage(id)).await?;
+        Ok(p::WorkspaceInfo {
+            name: w.name,
+            volumes: u.volumes,
+            running_apps: u.running_apps,
+            files: u.files,
+            logical_bytes: u.logical_bytes,
+            stored_bytes: u.stored_bytes,
+            sessions: u.sessions,
+            created_unix: w.created,
+            max_bytes: u.max_bytes,
+            max_files: u.max_files,
+            inodes: u.inodes,
+        })
     }
 
     /// How a volume deleted now goes: to the trash for the retention.

@@ -38,6 +38,7 @@ pub(crate) fn code_and_errno(e: &m::MetaError) -> (Code, &'static str) {
         MissingBlock(_) => (Code::FailedPrecondition, "EMISSINGBLOCK"),
         ReadOnly(_) => (Code::FailedPrecondition, "EROFS"),
         Busy(_) => (Code::FailedPrecondition, "EBUSY"),
+        Quota(_) => (Code::ResourceExhausted, "EDQUOT"),
         Backend(_) => (Code::Internal, "EIO"),
     }
 }

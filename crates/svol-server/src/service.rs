@@ -250,6 +250,17 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(self.do_clone_volume(req).await?))
     }
 
+    async fn set_volume_quota(&self, req: Request<p::VolumeQuotaRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_set_volume_quota(req).await?))
+    }
+
+    async fn set_workspace_quota(
+        &self,
+        req: Request<p::WorkspaceQuotaRequest>,
+    ) -> Res<p::WorkspaceInfo> {
+        Ok(Response::new(self.do_set_workspace_quota(req).await?))
+    }
+
     async fn list_trash(&self, req: Request<p::Empty>) -> Res<p::ListTrashResponse> {
         Ok(Response::new(self.do_list_trash(req).await?))
     }
@@ -620,19 +631,17 @@ impl p::svol_server::Svol for State {
 
     async fn stat_fs(&self, req: Request<p::VolumeRef>) -> Res<p::StatFsResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
-        let usage = self.meta(move |m| m.volume_usage(c.vol)).await?;
-        let (total, free) = self
+        let q = self.meta(move |m| m.quota_view(c.vol)).await?;
+        let (disk, disk_free) = self
             .blocks
             .capacity()
             .await
             .map_err(convert::blocks_status)?;
-        Ok(Response::new(p::StatFsResponse {
-            total_bytes: total,
-            free_bytes: self.usable(total, free),
-            used_bytes: usage.bytes,
-            files: usage.files,
-            free_files: 1 << 40,
-        }))
+        Ok(Response::new(statfs(
+            &q,
+            disk,
+            self.usable(disk, disk_free),
+        )))
     }
 
     async fn resolve(&self, req: Request<p::ResolveRequest>) -> Res<p::Attr> {
@@ -737,5 +746,38 @@ impl p::svol_server::Svol for State {
         });
         let data = self.blocks.get(key).await.map_err(convert::blocks_status)?;
         Ok(Response::new(p::GetBlockResponse { data }))
+    }
+}
+
+/// What `df` shows for a volume: with a byte quota (the volume's, or its
+/// workspace's), the quota as the size and the usage after dedup as used,
+/// never more free than the disk has; without, the disk. Likewise inodes.
+pub(crate) fn statfs(q: &svol_meta::QuotaView, disk: u64, disk_free: u64) -> p::StatFsResponse {
+    // The tightest limit: (size, used) of the volume or the workspace.
+    let tightest = |own: (u64, u64), ws: (u64, u64)| -> Option<(u64, u64)> {
+        let room =
+            |(max, used): (u64, u64)| (max > 0).then(|| (max, used, max.saturating_sub(used)));
+        match (room(own), room(ws)) {
+            (Some(a), Some(b)) => Some(if a.2 <= b.2 { (a.0, a.1) } else { (b.0, b.1) }),
+            (Some(a), None) | (None, Some(a)) => Some((a.0, a.1)),
+            (None, None) => None,
+        }
+    };
+    let (total_bytes, free_bytes) =
+        match tightest((q.max_bytes, q.stored), (q.ws_max_bytes, q.ws_stored)) {
+            Some((max, used)) => (max, max.saturating_sub(used).min(disk_free)),
+            None => (disk, disk_free),
+        };
+    let (files, free_files) = match tightest((q.max_files, q.inodes), (q.ws_max_files, q.ws_inodes))
+    {
+        Some((max, used)) => (used.min(max), max.saturating_sub(used)),
+        None => (q.inodes, 1 << 40),
+    };
+    p::StatFsResponse {
+        total_bytes,
+        free_bytes,
+        used_bytes: q.stored,
+        files,
+        free_files,
     }
 }

@@ -12,6 +12,15 @@ pub(crate) enum WorkspaceCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Set a workspace's quotas (admin token only): bytes after dedup over
+    /// all its volumes and their trash, and inodes; 0 removes a limit
+    Set {
+        name: String,
+        #[arg(long, value_parser = crate::parse_quota_bytes)]
+        max_bytes: Option<u64>,
+        #[arg(long, value_parser = crate::parse_count)]
+        max_files: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,7 +64,7 @@ pub(crate) async fn workspace(
             if json {
                 let v: Vec<_> = ws
                     .iter()
-                    .map(|w| serde_json::json!({"name": w.name}))
+                    .map(|w| serde_json::json!({"name": w.name, "volumes": w.volumes, "stored_bytes": w.stored_bytes, "inodes": w.inodes, "max_bytes": w.max_bytes, "max_files": w.max_files}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -63,6 +72,22 @@ pub(crate) async fn workspace(
                     println!("{}", w.name);
                 }
             }
+        }
+        WorkspaceCmd::Set {
+            name,
+            max_bytes,
+            max_files,
+        } => {
+            if max_bytes.is_none() && max_files.is_none() {
+                anyhow::bail!("nothing to set: give --max-bytes and/or --max-files");
+            }
+            let w = c.set_workspace_quota(&name, max_bytes, max_files).await?;
+            eprintln!(
+                "workspace {}: max bytes {}, max files {}",
+                w.name,
+                crate::volume_cmd::limit(w.max_bytes),
+                crate::volume_cmd::limit(w.max_files)
+            );
         }
     }
     Ok(0)

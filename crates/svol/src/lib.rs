@@ -215,6 +215,33 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
+/// A quota in bytes: a size like `parse_size`'s, or `0` for no limit.
+pub(crate) fn parse_quota_bytes(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(s)
+}
+
+/// A count: `1000`, `100k`, `1M` (powers of 1000).
+pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a count like 100000 or 1M"))?;
+    let by = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return Err(format!("{s:?}: unit must be K, M or G")),
+    };
+    n.checked_mul(by)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// A retention: `0` (keep nothing), or a count of s, m, h or d up to a year.
 fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
     if s.trim() == "0" {

@@ -103,6 +103,16 @@ pub(crate) enum VolumeCmd {
         #[arg(short, long)]
         yes: bool,
     },
+    /// Set a volume's quotas: bytes after dedup (10G, 500M, …) and inodes
+    /// (files, directories and links; 1M = a million); 0 removes a limit.
+    /// Writers past one get EDQUOT; `df` on a mount shows it
+    Set {
+        name: String,
+        #[arg(long, value_parser = crate::parse_quota_bytes)]
+        max_bytes: Option<u64>,
+        #[arg(long, value_parser = crate::parse_count)]
+        max_files: Option<u64>,
+    },
     /// Make a new, writable volume from a volume or a snapshot (NAME@SNAPSHOT)
     Clone { source: String, name: String },
     /// Delete a volume (with its snapshots) and all its data, or one
@@ -185,6 +195,12 @@ pub(crate) async fn run(
                 println!(
                     "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nstored:    {}\nfiles:     {}\ncreated:   {}",
                     v.name, v.id, v.app, v.ephemeral, v.bytes, v.stored_bytes, v.files, v.created_unix
+                );
+                println!(
+                    "inodes:    {}\nmax bytes: {}\nmax files: {}",
+                    v.inodes,
+                    limit(v.max_bytes),
+                    limit(v.max_files)
                 );
                 if !v.snapshot_of.is_empty() {
                     println!("snapshot of: {} (read-only)", v.snapshot_of);
@@ -290,6 +306,22 @@ pub(crate) async fn run(
             }
             c.restore_volume(&name, &snapshot).await?;
         }
+        VolumeCmd::Set {
+            name,
+            max_bytes,
+            max_files,
+        } => {
+            if max_bytes.is_none() && max_files.is_none() {
+                bail!("nothing to set: give --max-bytes and/or --max-files");
+            }
+            let v = c.set_volume_quota(&name, max_bytes, max_files).await?;
+            eprintln!(
+                "volume {}: max bytes {}, max files {}",
+                v.name,
+                limit(v.max_bytes),
+                limit(v.max_files)
+            );
+        }
         VolumeCmd::Clone { source, name } => {
             let v = c.clone_volume(&source, &name).await?;
             println!("{}", v.id);
@@ -299,7 +331,16 @@ pub(crate) async fn run(
 }
 
 fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
-    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of})
+    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of, "inodes": v.inodes, "max_bytes": v.max_bytes, "max_files": v.max_files})
+}
+
+/// A quota as people read it (0: none).
+pub(crate) fn limit(v: u64) -> String {
+    if v == 0 {
+        "none".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// Asks `question` on the terminal; `y` or `yes` is yes. Without a

@@ -8,7 +8,7 @@ use super::conn;
 use crate::{MetaError, Result};
 
 /// Version of the schema below; a database with a newer one is refused.
-const VERSION: i64 = 5;
+const VERSION: i64 = 6;
 
 /// Advisory lock key serialising schema creation by servers starting
 /// together ("svolsche").
@@ -18,7 +18,9 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS svol_schema(
     id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS workspaces(
-    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, created BIGINT NOT NULL,
+    stored BIGINT NOT NULL DEFAULT 0, max_bytes BIGINT NOT NULL DEFAULT 0,
+    max_files BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tokens(
     hash BYTEA PRIMARY KEY, workspace BIGINT NOT NULL, label TEXT NOT NULL,
     revoked BIGINT NOT NULL DEFAULT 0, public_id TEXT, admin BIGINT NOT NULL DEFAULT 0,
@@ -32,11 +34,13 @@ CREATE TABLE IF NOT EXISTS volumes(
     root BIGINT PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace BIGINT NOT NULL,
     name TEXT NOT NULL, created BIGINT NOT NULL, app BIGINT NOT NULL DEFAULT 0,
     ephemeral BIGINT NOT NULL DEFAULT 0, snapshot_of BIGINT NOT NULL DEFAULT 0,
+    files BIGINT NOT NULL DEFAULT 0, stored BIGINT NOT NULL DEFAULT 0,
+    max_bytes BIGINT NOT NULL DEFAULT 0, max_files BIGINT NOT NULL DEFAULT 0,
     UNIQUE(workspace, name));
--- Snapshots (read-only volumes) name the volume they were taken of.
-ALTER TABLE volumes ADD COLUMN IF NOT EXISTS snapshot_of BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS volume_blocks(
+    volume BIGINT NOT NULL, hash BYTEA NOT NULL, refs BIGINT NOT NULL,
+    PRIMARY KEY(volume, hash));
 CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
-CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
 -- Old to new inode numbers while one transaction copies a tree (empty
 -- outside it).
 CREATE TABLE IF NOT EXISTS ino_map(old BIGINT PRIMARY KEY, new BIGINT NOT NULL);
@@ -80,11 +84,6 @@ CREATE TABLE IF NOT EXISTS sessions(
     token BYTEA, generation BIGINT NOT NULL DEFAULT 1,
     host TEXT NOT NULL DEFAULT '', purpose TEXT NOT NULL DEFAULT '',
     peer TEXT NOT NULL DEFAULT '', started BIGINT NOT NULL DEFAULT 0);
--- Who the client is (shown in the dashboard), added after the first release.
-ALTER TABLE sessions ADD COLUMN IF NOT EXISTS host TEXT NOT NULL DEFAULT '';
-ALTER TABLE sessions ADD COLUMN IF NOT EXISTS purpose TEXT NOT NULL DEFAULT '';
-ALTER TABLE sessions ADD COLUMN IF NOT EXISTS peer TEXT NOT NULL DEFAULT '';
-ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS sessions_app ON sessions(app);
 CREATE INDEX IF NOT EXISTS sessions_volume ON sessions(volume);
 CREATE TABLE IF NOT EXISTS opens(
@@ -114,6 +113,26 @@ CREATE TABLE IF NOT EXISTS feed_trim(id BIGINT PRIMARY KEY CHECK (id = 1), below
 INSERT INTO feed_trim(id, below) VALUES (1, 0) ON CONFLICT DO NOTHING;
 "#;
 
+/// What schema 6 added to tables an older svol made: who a session's
+/// client is, snapshots, quotas and their counters. Run only on such a
+/// database: `ALTER TABLE` locks the table even when the column is there,
+/// and would deadlock with other servers' transactions on every start.
+const UPGRADE_6: &str = r#"
+ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS stored BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS max_bytes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS max_files BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS files BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS stored BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS max_bytes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS max_files BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS snapshot_of BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS host TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS purpose TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS peer TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
+"#;
+
 /// Creates the schema in a new database, or checks an existing one's
 /// version, in one transaction under an advisory lock (servers that start
 /// together do this one after the other).
@@ -131,6 +150,9 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
         .map(|r| r.get(0));
     match found {
         None => {
+            // A new database: its tables have schema 6's columns already
+            // (the ALTERs find them, cheaply: nobody else uses it yet).
+            tx.batch_execute(UPGRADE_6).map_err(conn::error)?;
             tx.execute(
                 "INSERT INTO svol_schema(id, version) VALUES (1, $1)",
                 &[&VERSION],
@@ -143,7 +165,21 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
                  upgrade svol"
             )))
         }
-        Some(_) => {}
+        Some(v) => {
+            if v < 6 {
+                // The usage counters of schema 6 start from the rows.
+                tx.batch_execute(UPGRADE_6).map_err(conn::error)?;
+                tx.batch_execute(crate::sql::RECOUNT_ALL)
+                    .map_err(conn::error)?;
+            }
+            if v < VERSION {
+                tx.execute(
+                    "UPDATE svol_schema SET version = $1 WHERE id = 1",
+                    &[&VERSION],
+                )
+                .map_err(conn::error)?;
+            }
+        }
     }
     tx.commit().map_err(conn::error)
 }

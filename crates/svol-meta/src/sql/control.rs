@@ -103,6 +103,11 @@ pub(crate) fn workspace_usage(c: &dyn Conn, ws: WorkspaceId) -> Result<Workspace
             "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM blocks WHERE workspace = ?1",
         )? + inline_bytes(c, ws, 0)?,
         sessions: count("SELECT count(*) FROM sessions WHERE workspace = ?1")?,
+        inodes: count(
+            "SELECT CAST(coalesce(sum(files), 0) AS BIGINT) FROM volumes WHERE workspace = ?1",
+        )?,
+        max_bytes: count("SELECT max_bytes FROM workspaces WHERE id = ?1")?,
+        max_files: count("SELECT max_files FROM workspaces WHERE id = ?1")?,
     })
 }
 
@@ -219,12 +224,14 @@ fn volume_row(r: &dyn Row) -> Result<Volume> {
         app: r.opt_text(5)?.unwrap_or_default(),
         ephemeral: r.flag(6)?,
         snapshot_of: r.opt_text(7)?.unwrap_or_default(),
+        max_bytes: r.int(8)?.max(0) as u64,
+        max_files: r.int(9)?.max(0) as u64,
     })
 }
 
 const VOLUME_COLS: &str = "v.root, v.public_id, v.workspace, v.name, v.created, \
      (SELECT a.public_id FROM apps a WHERE a.id = v.app), v.ephemeral, \
-     (SELECT s.public_id FROM volumes s WHERE s.root = v.snapshot_of)";
+     (SELECT s.public_id FROM volumes s WHERE s.root = v.snapshot_of), v.max_bytes, v.max_files";
 
 pub(crate) fn volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<Volume> {
     c.row(
@@ -401,6 +408,24 @@ pub(crate) fn clear_tree(
 ) -> Result<()> {
     let vol = root as i64;
     c.exec("DELETE FROM feed WHERE volume = ?1", args![vol])?;
+    // Its inline bytes leave the workspace's count now, its blocks when
+    // they are reaped; the volume's own counters start again from zero.
+    let inline = c
+        .int(
+            "SELECT CAST(coalesce(sum(length(k.data)), 0) AS BIGINT) FROM chunks k \
+             JOIN inodes i ON i.ino = k.ino WHERE i.volume = ?1 AND k.data IS NOT NULL",
+            args![vol],
+        )?
+        .unwrap_or(0);
+    c.exec(
+        "UPDATE workspaces SET stored = stored - ?2 WHERE id = ?1",
+        args![ws, inline],
+    )?;
+    c.exec("DELETE FROM volume_blocks WHERE volume = ?1", args![vol])?;
+    c.exec(
+        "UPDATE volumes SET files = 0, stored = 0 WHERE root = ?1",
+        args![vol],
+    )?;
     let counts = c.rows(
         "SELECT hash, count(*) FROM chunks WHERE hash IS NOT NULL AND ino IN \
          (SELECT ino FROM inodes WHERE volume = ?1) GROUP BY hash",
@@ -475,5 +500,12 @@ pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
         bytes: bytes as u64,
         files: files as u64,
         stored_bytes: blocks + inline_bytes(c, ws, vol)?,
+        inodes: c
+            .int(
+                "SELECT count(*) - 1 FROM inodes WHERE volume = ?1",
+                args![vol as i64],
+            )?
+            .unwrap_or(0)
+            .max(0) as u64,
     })
 }

@@ -24,7 +24,14 @@ use Kind::*;
 const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "workspaces",
-        &[("id", Int), ("name", Text), ("created", Int)],
+        &[
+            ("id", Int),
+            ("name", Text),
+            ("created", Int),
+            ("stored", Int),
+            ("max_bytes", Int),
+            ("max_files", Int),
+        ],
     ),
     (
         "tokens",
@@ -62,7 +69,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("app", Int),
             ("ephemeral", Int),
             ("snapshot_of", Int),
+            ("files", Int),
+            ("stored", Int),
+            ("max_bytes", Int),
+            ("max_files", Int),
         ],
+    ),
+    (
+        "volume_blocks",
+        &[("volume", Int), ("hash", Bytes), ("refs", Int)],
     ),
     (
         "inodes",

@@ -3,7 +3,8 @@
 
 use super::tx::SqlTx;
 use super::{
-    apps, args, control, feed, rows, sessions, snapshot, trash, Conn, ConnExt, Engine, SqlStore,
+    apps, args, control, feed, quota, rows, sessions, snapshot, trash, Conn, ConnExt, Engine,
+    SqlStore,
 };
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
@@ -197,6 +198,30 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
         now: Timespec,
     ) -> Result<Volume> {
         self.write(true, |c| snapshot::clone(c, ws, from, name, now))
+    }
+    fn quota_view(&self, vol: Ino) -> Result<QuotaView> {
+        self.read(|c| quota::view(c, vol))
+    }
+    fn set_volume_quota(
+        &self,
+        ws: WorkspaceId,
+        key: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<Volume> {
+        self.write(true, |c| {
+            quota::set_volume(c, ws, key, max_bytes, max_files)
+        })
+    }
+    fn set_workspace_quota(
+        &self,
+        name: &str,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> Result<Workspace> {
+        self.write(true, |c| {
+            quota::set_workspace(c, name, max_bytes, max_files)
+        })
     }
     fn workspace_usage(&self, ws: WorkspaceId) -> Result<WorkspaceUsage> {
         self.read(|c| control::workspace_usage(c, ws))
@@ -598,6 +623,16 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     }
     fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {
+            let known = c
+                .int(
+                    "SELECT count(*) FROM blocks WHERE workspace = ?1 AND hash = ?2",
+                    args![b.workspace, &b.hash[..]],
+                )?
+                .unwrap_or(0)
+                > 0;
+            if !known {
+                quota::add_block(c, b.workspace, size as i64)?;
+            }
             let p = c.int(
                 "INSERT INTO blocks(workspace, hash, size, refs, pending_until) \
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT(workspace, hash) DO UPDATE \
@@ -635,11 +670,14 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     }
     fn drop_block(&self, b: &BlockRef, marked_ms: i64) -> Result<()> {
         self.write(false, |c| {
-            c.exec(
+            let size = c.int(
                 "DELETE FROM blocks WHERE workspace = ?1 AND hash = ?2 AND refs <= 0 \
-                 AND pending_until = ?3",
+                 AND pending_until = ?3 RETURNING size",
                 args![b.workspace, &b.hash[..], mark_of(marked_ms)],
             )?;
+            if let Some(size) = size {
+                quota::drop_block(c, b.workspace, size)?;
+            }
             Ok(())
         })
     }

@@ -48,6 +48,7 @@ fn retire_one(c: &dyn Conn, root: Ino, retire: Retire) -> Result<()> {
         "DELETE FROM locks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM lock_waiters WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM sessions WHERE volume = ?1",
+        "DELETE FROM volume_blocks WHERE volume = ?1",
         "DELETE FROM volumes WHERE root = ?1",
     ] {
         c.exec(sql, args![vol])?;
@@ -169,7 +170,7 @@ fn put_back(c: &dyn Conn, t: &Trashed, name: &str, app: i64, snapshot_of: Ino) -
         args![t.root as i64, &t.id, t.workspace, name, t.created, app, snapshot_of as i64],
     )?;
     c.exec("DELETE FROM trash WHERE root = ?1", args![t.root as i64])?;
-    Ok(())
+    super::quota::recount_volume(c, t.root)
 }
 
 /// Drops from the trash what `which` picks: one volume (with its

@@ -104,6 +104,8 @@ impl Tx for SqlTx<'_> {
             0
         };
         let target: Option<&[u8]> = (n.kind == FileKind::Symlink).then_some(&n.target[..]);
+        // Counted (and refused past a quota) before anything is written.
+        super::quota::add_inode(self.c, vol)?;
         let a = args![
             vol as i64,
             n.kind as i64,
@@ -233,6 +235,12 @@ impl Tx for SqlTx<'_> {
 
     fn delete_inode(&self, ino: Ino) -> Result<()> {
         self.written.borrow_mut().remove(&ino);
+        if let Some(vol) = self.c.int(
+            "SELECT volume FROM inodes WHERE ino = ?1",
+            args![ino as i64],
+        )? {
+            super::quota::drop_inode(self.c, vol as Ino)?;
+        }
         for sql in [
             "DELETE FROM xattrs WHERE ino = ?1",
             "DELETE FROM lock_fences WHERE ino = ?1",
@@ -384,25 +392,68 @@ impl Tx for SqlTx<'_> {
             ChunkData::Block(h) => (Some(&h[..]), None),
             ChunkData::Inline(d) => (None, Some(&d[..])),
         };
+        let owner = super::quota::owner(self.c, ino)?;
+        let old = match owner {
+            Some(_) => self.c.row(
+                "SELECT hash, length(data) FROM chunks WHERE ino = ?1 AND idx = ?2",
+                args![ino as i64, c.index as i64],
+                |r| Ok((r.opt_bytes(0)?, r.opt_int(1)?.unwrap_or(0))),
+            )?,
+            None => None,
+        };
         self.c.exec(
             "INSERT INTO chunks(ino, idx, len, hash, data) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(ino, idx) DO UPDATE SET len = excluded.len, hash = excluded.hash, \
              data = excluded.data",
             args![ino as i64, c.index as i64, c.len as i64, hash, data],
         )?;
+        if let Some(owner) = owner {
+            let (old_hash, old_len) = old.unwrap_or((None, 0));
+            let new_len = data.map(|d| d.len() as i64).unwrap_or(0);
+            super::quota::chunk_changed(
+                self.c,
+                owner,
+                (old_hash.as_deref(), old_len),
+                (hash, new_len),
+            )?;
+        }
         Ok(())
     }
 
+    fn check_commit_quota(&self, vol: Ino, ino: Ino, new: &[Chunk]) -> Result<()> {
+        super::quota::check_commit(self.c, vol, ino, new)
+    }
+
     fn remove_chunks_from(&self, ino: Ino, first: u64) -> Result<Vec<BlockId>> {
-        let hashes = self.c.rows(
-            "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2 RETURNING hash",
+        let owner = super::quota::owner(self.c, ino)?;
+        let gone = self.c.rows(
+            "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2 RETURNING hash, length(data)",
             args![ino as i64, first as i64],
-            |r| r.opt_bytes(0),
+            |r| Ok((r.opt_bytes(0)?, r.opt_int(1)?.unwrap_or(0))),
         )?;
-        hashes.into_iter().flatten().map(rows::to_hash).collect()
+        if let Some(owner) = owner {
+            for (h, len) in &gone {
+                super::quota::chunk_changed(self.c, owner, (h.as_deref(), *len), (None, 0))?;
+            }
+        }
+        gone.into_iter()
+            .filter_map(|(h, _)| h)
+            .map(rows::to_hash)
+            .collect()
     }
 
     fn shorten_chunk(&self, ino: Ino, index: u64, len: u32) -> Result<()> {
+        if let Some(owner) = super::quota::owner(self.c, ino)? {
+            let old = self
+                .c
+                .int(
+                    "SELECT length(data) FROM chunks WHERE ino = ?1 AND idx = ?2",
+                    args![ino as i64, index as i64],
+                )?
+                .unwrap_or(0);
+            let new = old.min(len as i64);
+            super::quota::chunk_changed(self.c, owner, (None, old), (None, new))?;
+        }
         self.c.exec(
             "UPDATE chunks SET len = CASE WHEN len < ?3 THEN len ELSE ?3 END, \
              data = CASE WHEN data IS NULL THEN NULL ELSE substr(data, 1, ?4) END \

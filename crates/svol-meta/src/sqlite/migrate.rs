@@ -53,7 +53,25 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let counted: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('volumes') WHERE name = 'max_bytes'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_volumes && !counted {
+        // Quotas, and the usage counters they are checked against (filled
+        // from the rows below, once the schema is complete).
+        tx.execute_batch(
+            "ALTER TABLE volumes ADD COLUMN files INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE volumes ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE volumes ADD COLUMN max_bytes INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE volumes ADD COLUMN max_files INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE workspaces ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE workspaces ADD COLUMN max_bytes INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE workspaces ADD COLUMN max_files INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
     if has_volumes && !snapshots {
         tx.execute_batch("ALTER TABLE volumes ADD COLUMN snapshot_of INTEGER NOT NULL DEFAULT 0;")?;
     }
@@ -124,6 +142,9 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
                  WHERE c.hash IS NOT NULL GROUP BY v.workspace, c.hash;
              DROP TABLE blocks_shared;",
         )?;
+    }
+    if has_volumes && !counted {
+        tx.execute_batch(crate::sql::RECOUNT_ALL)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

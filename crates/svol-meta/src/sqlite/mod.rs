@@ -22,7 +22,9 @@ use crate::{MetaError, Result};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS workspaces(
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL,
+    stored INTEGER NOT NULL DEFAULT 0, max_bytes INTEGER NOT NULL DEFAULT 0,
+    max_files INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tokens(
     hash BLOB PRIMARY KEY, workspace INTEGER NOT NULL, label TEXT NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0, public_id TEXT, admin INTEGER NOT NULL DEFAULT 0,
@@ -36,7 +38,14 @@ CREATE TABLE IF NOT EXISTS volumes(
     root INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, workspace INTEGER NOT NULL,
     name TEXT NOT NULL, created INTEGER NOT NULL, app INTEGER NOT NULL DEFAULT 0,
     ephemeral INTEGER NOT NULL DEFAULT 0, snapshot_of INTEGER NOT NULL DEFAULT 0,
+    files INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,
+    max_bytes INTEGER NOT NULL DEFAULT 0, max_files INTEGER NOT NULL DEFAULT 0,
     UNIQUE(workspace, name));
+-- References from a volume's chunks to each block: a volume's bytes after
+-- dedup count a block once, while any of its files uses it.
+CREATE TABLE IF NOT EXISTS volume_blocks(
+    volume INTEGER NOT NULL, hash BLOB NOT NULL, refs INTEGER NOT NULL,
+    PRIMARY KEY(volume, hash)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS volumes_app ON volumes(app);
 CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
 -- Old to new inode numbers while one transaction copies a tree (empty

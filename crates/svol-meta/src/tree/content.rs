@@ -61,6 +61,7 @@ pub(crate) fn commit(
         )));
     }
     let ws = t.volume_workspace(vol)?;
+    t.check_commit_quota(vol, ino, new)?;
     let mut freed = Vec::new();
     let mut end = write_end;
     for ch in new {

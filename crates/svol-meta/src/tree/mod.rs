@@ -107,6 +107,9 @@ pub(crate) trait Tx {
     fn chunk(&self, ino: Ino, index: u64) -> Result<Option<Chunk>>;
     /// Inserts or replaces chunk `c.index`.
     fn put_chunk(&self, ino: Ino, c: &Chunk) -> Result<()>;
+    /// Refuses `new` chunks for `ino` of `vol` past a byte quota (before
+    /// any of them is written).
+    fn check_commit_quota(&self, vol: Ino, ino: Ino, new: &[Chunk]) -> Result<()>;
     /// Deletes chunks `first..`; returns the blocks they referenced.
     fn remove_chunks_from(&self, ino: Ino, first: u64) -> Result<Vec<BlockId>>;
     /// Shortens chunk `index` to `len` bytes (inline data is cut too).
