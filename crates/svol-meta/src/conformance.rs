@@ -1941,4 +1941,22 @@ pub fn quotas_count_and_refuse(s: &MetaStore) {
     let back = s.restore_trashed(ws, &id, None, now()).unwrap();
     let bq = s.quota_view(back.root).unwrap();
     assert_eq!((bq.inodes, bq.stored), (vq.inodes, vq.stored));
+
+    // A quota set on a volume that has data counts what is there.
+    let later = s.create_volume(ws, "later", now()).unwrap();
+    for n in [&b"x"[..], b"y"] {
+        let f = s
+            .create(later.root, later.root, n, &file(0o644), true, &cx())
+            .unwrap()
+            .value;
+        s.commit(later.root, f.ino, &[chunk(0, h1, 100)], 100, false, &cx())
+            .unwrap();
+    }
+    s.set_volume_quota(ws, "later", Some(150), Some(2)).unwrap();
+    let lq = s.quota_view(later.root).unwrap();
+    assert_eq!((lq.inodes, lq.stored), (2, 100));
+    assert!(matches!(
+        s.create(later.root, later.root, b"z", &file(0o644), true, &cx()),
+        Err(MetaError::Quota(_))
+    ));
 }

@@ -167,10 +167,8 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
         }
         Some(v) => {
             if v < 6 {
-                // The usage counters of schema 6 start from the rows.
+                // No quota is set yet, so no counter needs filling.
                 tx.batch_execute(UPGRADE_6).map_err(conn::error)?;
-                tx.batch_execute(crate::sql::RECOUNT_ALL)
-                    .map_err(conn::error)?;
             }
             if v < VERSION {
                 tx.execute(

@@ -104,7 +104,8 @@ pub(crate) fn workspace_usage(c: &dyn Conn, ws: WorkspaceId) -> Result<Workspace
         )? + inline_bytes(c, ws, 0)?,
         sessions: count("SELECT count(*) FROM sessions WHERE workspace = ?1")?,
         inodes: count(
-            "SELECT CAST(coalesce(sum(files), 0) AS BIGINT) FROM volumes WHERE workspace = ?1",
+            "SELECT count(*) FROM inodes i JOIN volumes v ON v.root = i.volume \
+             WHERE v.workspace = ?1 AND i.ino <> v.root",
         )?,
         max_bytes: count("SELECT max_bytes FROM workspaces WHERE id = ?1")?,
         max_files: count("SELECT max_files FROM workspaces WHERE id = ?1")?,
@@ -408,24 +409,7 @@ pub(crate) fn clear_tree(
 ) -> Result<()> {
     let vol = root as i64;
     c.exec("DELETE FROM feed WHERE volume = ?1", args![vol])?;
-    // Its inline bytes leave the workspace's count now, its blocks when
-    // they are reaped; the volume's own counters start again from zero.
-    let inline = c
-        .int(
-            "SELECT CAST(coalesce(sum(length(k.data)), 0) AS BIGINT) FROM chunks k \
-             JOIN inodes i ON i.ino = k.ino WHERE i.volume = ?1 AND k.data IS NOT NULL",
-            args![vol],
-        )?
-        .unwrap_or(0);
-    c.exec(
-        "UPDATE workspaces SET stored = stored - ?2 WHERE id = ?1",
-        args![ws, inline],
-    )?;
-    c.exec("DELETE FROM volume_blocks WHERE volume = ?1", args![vol])?;
-    c.exec(
-        "UPDATE volumes SET files = 0, stored = 0 WHERE root = ?1",
-        args![vol],
-    )?;
+    super::quota::tree_cleared(c, ws, root)?;
     let counts = c.rows(
         "SELECT hash, count(*) FROM chunks WHERE hash IS NOT NULL AND ino IN \
          (SELECT ino FROM inodes WHERE volume = ?1) GROUP BY hash",

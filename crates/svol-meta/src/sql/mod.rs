@@ -18,7 +18,6 @@ mod feed;
 mod imp;
 mod quota;
 mod rows;
-pub(crate) use quota::RECOUNT_ALL;
 mod sessions;
 mod snapshot;
 mod trash;

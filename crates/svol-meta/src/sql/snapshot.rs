@@ -98,9 +98,7 @@ fn copy_tree(c: &dyn Conn, ws: WorkspaceId, from: Ino, to: Ino) -> Result<()> {
         }
     }
     c.exec("DELETE FROM ino_map", args![])?;
-    super::quota::recount_volume(c, to)?;
-    super::quota::recount_workspace(c, ws)?;
-    super::quota::check_workspace(c, ws)
+    super::quota::recount(c, to)
 }
 
 /// The full name of snapshot `snap` of volume `vol`: `vol@snap`.

@@ -170,7 +170,7 @@ fn put_back(c: &dyn Conn, t: &Trashed, name: &str, app: i64, snapshot_of: Ino) -
         args![t.root as i64, &t.id, t.workspace, name, t.created, app, snapshot_of as i64],
     )?;
     c.exec("DELETE FROM trash WHERE root = ?1", args![t.root as i64])?;
-    super::quota::recount_volume(c, t.root)
+    super::quota::recount(c, t.root)
 }
 
 /// Drops from the trash what `which` picks: one volume (with its

@@ -235,12 +235,7 @@ impl Tx for SqlTx<'_> {
 
     fn delete_inode(&self, ino: Ino) -> Result<()> {
         self.written.borrow_mut().remove(&ino);
-        if let Some(vol) = self.c.int(
-            "SELECT volume FROM inodes WHERE ino = ?1",
-            args![ino as i64],
-        )? {
-            super::quota::drop_inode(self.c, vol as Ino)?;
-        }
+        super::quota::drop_inode(self.c, ino)?;
         for sql in [
             "DELETE FROM xattrs WHERE ino = ?1",
             "DELETE FROM lock_fences WHERE ino = ?1",
@@ -392,8 +387,8 @@ impl Tx for SqlTx<'_> {
             ChunkData::Block(h) => (Some(&h[..]), None),
             ChunkData::Inline(d) => (None, Some(&d[..])),
         };
-        let owner = super::quota::owner(self.c, ino)?;
-        let old = match owner {
+        let scope = super::quota::chunk_scope(self.c, ino)?;
+        let old = match scope {
             Some(_) => self.c.row(
                 "SELECT hash, length(data) FROM chunks WHERE ino = ?1 AND idx = ?2",
                 args![ino as i64, c.index as i64],
@@ -407,12 +402,12 @@ impl Tx for SqlTx<'_> {
              data = excluded.data",
             args![ino as i64, c.index as i64, c.len as i64, hash, data],
         )?;
-        if let Some(owner) = owner {
+        if let Some(s) = scope {
             let (old_hash, old_len) = old.unwrap_or((None, 0));
             let new_len = data.map(|d| d.len() as i64).unwrap_or(0);
             super::quota::chunk_changed(
                 self.c,
-                owner,
+                &s,
                 (old_hash.as_deref(), old_len),
                 (hash, new_len),
             )?;
@@ -425,15 +420,15 @@ impl Tx for SqlTx<'_> {
     }
 
     fn remove_chunks_from(&self, ino: Ino, first: u64) -> Result<Vec<BlockId>> {
-        let owner = super::quota::owner(self.c, ino)?;
+        let scope = super::quota::chunk_scope(self.c, ino)?;
         let gone = self.c.rows(
             "DELETE FROM chunks WHERE ino = ?1 AND idx >= ?2 RETURNING hash, length(data)",
             args![ino as i64, first as i64],
             |r| Ok((r.opt_bytes(0)?, r.opt_int(1)?.unwrap_or(0))),
         )?;
-        if let Some(owner) = owner {
+        if let Some(s) = scope {
             for (h, len) in &gone {
-                super::quota::chunk_changed(self.c, owner, (h.as_deref(), *len), (None, 0))?;
+                super::quota::chunk_changed(self.c, &s, (h.as_deref(), *len), (None, 0))?;
             }
         }
         gone.into_iter()
@@ -443,7 +438,7 @@ impl Tx for SqlTx<'_> {
     }
 
     fn shorten_chunk(&self, ino: Ino, index: u64, len: u32) -> Result<()> {
-        if let Some(owner) = super::quota::owner(self.c, ino)? {
+        if let Some(s) = super::quota::chunk_scope(self.c, ino)? {
             let old = self
                 .c
                 .int(
@@ -452,7 +447,7 @@ impl Tx for SqlTx<'_> {
                 )?
                 .unwrap_or(0);
             let new = old.min(len as i64);
-            super::quota::chunk_changed(self.c, owner, (None, old), (None, new))?;
+            super::quota::chunk_changed(self.c, &s, (None, old), (None, new))?;
         }
         self.c.exec(
             "UPDATE chunks SET len = CASE WHEN len < ?3 THEN len ELSE ?3 END, \

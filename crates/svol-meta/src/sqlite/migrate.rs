@@ -143,9 +143,6 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
              DROP TABLE blocks_shared;",
         )?;
     }
-    if has_volumes && !counted {
-        tx.execute_batch(crate::sql::RECOUNT_ALL)?;
-    }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     let vacuum: i64 = c.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
