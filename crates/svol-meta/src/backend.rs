@@ -389,6 +389,10 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// they are written again). `Stale` while the block is being deleted:
     /// wait until it is gone, then upload.
     fn claim_block(&self, block: &BlockRef, until_ms: i64) -> Result<()>;
+    /// `Quota` if `block` is new to its workspace and `size` more bytes
+    /// would take the workspace past its byte quota (a read: the check
+    /// that counts is `register_block`'s).
+    fn check_block_quota(&self, block: &BlockRef, size: u64) -> Result<()>;
     /// Last step of an upload, once its bytes are stored: records the block;
     /// it is kept unreferenced until `pending_until_ms` to give the
     /// uploader time to commit. `Stale` if it is being deleted.

@@ -60,23 +60,20 @@ impl State {
                 tokio::time::sleep(Duration::from_millis(25)).await;
                 continue;
             }
+            // A new block past the workspace's byte quota is refused before
+            // its bytes are written. (The check that counts is the one in
+            // `register_block`; should a race make that one refuse, the
+            // bytes stay unreferenced on disk, as after a crash between
+            // write and register.)
+            let size = data.len() as u64;
+            self.meta(move |m| m.check_block_quota(&b, size)).await?;
             let written = self
                 .blocks
                 .put(block_key(&b), data.clone())
                 .await
                 .map_err(crate::convert::blocks_status)?;
-            let size = data.len() as u64;
             match self.meta(move |m| m.register_block(&b, size, until)).await {
                 Ok(()) => return Ok(written),
-                Err(e) if written && e.code() == tonic::Code::ResourceExhausted => {
-                    // Past the workspace's quota: the block was new (or the
-                    // quota would not have counted it), so nothing refers
-                    // to the bytes just written.
-                    if let Err(d) = self.blocks.delete(block_key(&b)).await {
-                        tracing::warn!("removing a block refused by the quota: {d}");
-                    }
-                    return Err(e);
-                }
                 Err(e) if being_deleted(&e) && start.elapsed() <= WAIT_FOR_DELETION => {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }

@@ -621,6 +621,21 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
             }
         })
     }
+    fn check_block_quota(&self, b: &BlockRef, size: u64) -> Result<()> {
+        self.read(|c| {
+            let known = c
+                .int(
+                    "SELECT count(*) FROM blocks WHERE workspace = ?1 AND hash = ?2",
+                    args![b.workspace, &b.hash[..]],
+                )?
+                .unwrap_or(0)
+                > 0;
+            if known {
+                return Ok(());
+            }
+            quota::check_block(c, b.workspace, size as i64)
+        })
+    }
     fn register_block(&self, b: &BlockRef, size: u64, pending_until_ms: i64) -> Result<()> {
         self.write(false, |c| {
             let known = c

@@ -270,6 +270,16 @@ pub(crate) fn check_commit(c: &dyn Conn, vol: Ino, ino: Ino, new: &[Chunk]) -> R
     Ok(())
 }
 
+/// Would a new block of `size` bytes take workspace `ws` past its byte
+/// quota?
+pub(crate) fn check_block(c: &dyn Conn, ws: WorkspaceId, size: i64) -> Result<()> {
+    let (stored, _, max_bytes) = workspace_limits(c, ws)?;
+    if max_bytes > 0 && stored + size > max_bytes {
+        return Err(over("the workspace", max_bytes, "bytes"));
+    }
+    Ok(())
+}
+
 /// A new block of `size` bytes for workspace `ws`: refused past its byte
 /// quota, counted under one. Called in the transaction that records it.
 pub(crate) fn add_block(c: &dyn Conn, ws: WorkspaceId, size: i64) -> Result<()> {
