@@ -36,7 +36,7 @@ from .exceptions import (
     RemoteError,
 )
 from .functions import Function
-from .volume import (BatchUpload, FileEntry, FileEntryType, FileReader, SharedVolume, TrashedVolume,
+from .volume import (BatchUpload, DeletedFile, FileEntry, FileEntryType, FileReader, SharedVolume, TrashedVolume,
                      Volume, VolumeInfo)
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "Volume",
     "VolumeInfo",
     "TrashedVolume",
+    "DeletedFile",
     "AlreadyExistsError",
     "AuthenticationError",
     "ConnectionError",

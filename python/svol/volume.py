@@ -12,7 +12,7 @@ import io
 import os
 import threading
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, AsyncIterator, Iterator, List, Optional, Sequence, Union
+from typing import IO, TYPE_CHECKING, AsyncIterator, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _client, _native
 from ._aio import blocking, blocking_classmethod
@@ -67,6 +67,25 @@ class VolumeInfo:
     """After dedup: each distinct block once, plus small files inline."""
     snapshot_of: str = ""
     """For a (read-only) snapshot, the id of its volume."""
+    max_bytes: int = 0
+    """Quota on stored bytes (0: none)."""
+    max_files: int = 0
+    """Quota on inodes (0: none)."""
+    file_trash_seconds: int = 0
+    """How long removed files are kept in the volume's trash (0: not kept)."""
+    trash_files: int = 0
+    """Removed files in the trash now (not counted in ``files``)."""
+
+
+@dataclass(frozen=True)
+class DeletedFile:
+    """A removed file the volume's trash keeps, restorable with
+    ``Volume.undelete`` until ``purge`` (seconds since the epoch)."""
+    id: int
+    path: str
+    size: int
+    deleted: float
+    purge: float
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,46 @@ class Volume:
     def snapshots(self) -> "List[VolumeInfo]":
         """This volume's snapshots, oldest first."""
         return [_info(d) for d in self._hydrate().snapshots()]
+
+    @blocking
+    def set_quota(self, *, max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> "VolumeInfo":
+        """Caps this volume's stored bytes (after dedup) and inodes; 0
+        removes a limit, None leaves it. Writers past one get EDQUOT."""
+        return _info(self._hydrate().set_quota(max_bytes, max_files))
+
+    @blocking
+    def set_file_trash(self, seconds: int) -> "VolumeInfo":
+        """Keeps files removed from this volume (unlink, or a rename over
+        them) in its trash for ``seconds`` (0: not at all)."""
+        return _info(self._hydrate().set_file_trash(int(seconds)))
+
+    @blocking
+    def deleted_files(self, path: str = "/", *, since: Optional[float] = None) -> "List[DeletedFile]":
+        """Removed files the trash keeps at ``path`` or below it, removed
+        within the last ``since`` seconds; newest first."""
+        path = _check_path(path)
+        return [DeletedFile(id=i, path=p, size=n, deleted=d / 1000, purge=e / 1000)
+                for (i, p, n, d, e) in self._hydrate().deleted_files(path, since)]
+
+    @blocking
+    def undelete(self, path: str = "", *, id: Optional[int] = None, since: Optional[float] = None,
+                 to: Optional[str] = None) -> "List[Tuple[str, str]]":
+        """Brings removed files back: ``path`` (a file, or everything
+        removed below a directory), each as of its last removal, or the one
+        entry ``id``; to where it was, or with ``path`` replaced by ``to``.
+        All or nothing: a taken path raises ``AlreadyExistsError``. Returns
+        (from, to) pairs."""
+        if not path and id is None:
+            raise ValueError("give the path to bring back, or id=")
+        path = _check_path(path) if path else ""
+        to = _check_path(to) if to is not None else None
+        return self._hydrate().undelete(path, since, id, to)
+
+    @blocking
+    def purge_deleted_files(self, path: str = "/", *, since: Optional[float] = None) -> int:
+        """Drops removed files at ``path`` or below from the trash now,
+        freeing their space; returns how many."""
+        return self._hydrate().purge_deleted_files(_check_path(path), since)
 
     @blocking
     def restore(self, snapshot: str) -> None:
@@ -405,7 +464,10 @@ class BatchUpload:
 def _info(d: dict) -> VolumeInfo:
     return VolumeInfo(id=d["id"], name=d["name"], ephemeral=d["ephemeral"], app=d["app"],
                       bytes=d["bytes"], files=d["files"], created=d["created"],
-                      stored_bytes=d.get("stored_bytes", 0), snapshot_of=d.get("snapshot_of", ""))
+                      stored_bytes=d.get("stored_bytes", 0), snapshot_of=d.get("snapshot_of", ""),
+                      max_bytes=d.get("max_bytes", 0), max_files=d.get("max_files", 0),
+                      file_trash_seconds=d.get("file_trash_seconds", 0),
+                      trash_files=d.get("trash_files", 0))
 
 
 def _check_name(name: str) -> None:

@@ -316,3 +316,36 @@ def test_snapshots_restore_and_clone(vol):
     assert not vol.exists("extra.txt")
     # This server keeps no trash: a delete is final.
     assert svol.Volume.trash() == []
+
+
+def test_removed_files_wait_in_the_volume_trash(vol):
+    assert vol.info().file_trash_seconds == 0
+    assert vol.set_file_trash(3600).file_trash_seconds == 3600
+    data = os.urandom(200_000)
+    vol.write_file("runs/a/model.bin", data)
+    vol.write_file("runs/a/log.txt", b"epoch 1")
+    vol.remove_file("runs", recursive=True)
+    assert not vol.exists("runs")
+    kept = vol.deleted_files()
+    assert sorted(f.path for f in kept) == ["runs/a/log.txt", "runs/a/model.bin"]
+    assert {f.path: f.size for f in kept}["runs/a/model.bin"] == len(data)
+    assert vol.info().trash_files == 2
+    assert [f.path for f in vol.deleted_files("runs/a/model.bin")] == ["runs/a/model.bin"]
+
+    vol.write_file("runs/a/log.txt", b"epoch 2")
+    with pytest.raises(svol.AlreadyExistsError):
+        vol.undelete("runs")  # all or nothing: log.txt is taken
+    assert not vol.exists("runs/a/model.bin")
+    moved = vol.undelete("runs", to="old-runs")
+    assert sorted(moved) == [("runs/a/log.txt", "old-runs/a/log.txt"),
+                             ("runs/a/model.bin", "old-runs/a/model.bin")]
+    assert vol.read_bytes("old-runs/a/model.bin") == data
+    assert vol.read_bytes("old-runs/a/log.txt") == b"epoch 1"
+
+    vol.remove_file("old-runs/a/log.txt")
+    assert vol.purge_deleted_files() == 1
+    assert vol.deleted_files() == []
+    with pytest.raises(svol.NotFoundError):
+        vol.undelete("old-runs/a/log.txt")
+    info = vol.set_quota(max_files=1000)
+    assert (info.max_files, info.max_bytes) == (1000, 0)

@@ -96,6 +96,27 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Drops volumes from the trash now; returns their ids.
     fn purge_trash(&self, which: Purge<'_>) -> Result<Outcome<Vec<String>>>;
     fn volume_usage(&self, vol: Ino) -> Result<VolumeUsage>;
+    /// How long volume `key` keeps files whose last name is removed, in
+    /// ms (0: it does not).
+    fn set_file_trash(&self, ws: WorkspaceId, key: &str, keep_ms: i64) -> Result<Volume>;
+    /// The files of volume `vol`'s trash that `sel` picks, newest first.
+    fn list_deleted_files(&self, vol: Ino, sel: &DeletedSelection<'_>) -> Result<Vec<DeletedFile>>;
+    /// Gives files of volume `vol`'s trash their names back (of each path
+    /// the newest deletion), at the paths they had or with `sel.path`
+    /// replaced by `to`; missing directories are made. All or nothing:
+    /// `AlreadyExists` if a path is taken. Returns (from, to) paths.
+    fn restore_deleted_files(
+        &self,
+        vol: Ino,
+        sel: &DeletedSelection<'_>,
+        to: Option<&[u8]>,
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Restored>>;
+    /// Drops files from volume `vol`'s trash now; returns how many.
+    fn purge_deleted_files(&self, vol: Ino, sel: &DeletedSelection<'_>) -> Result<Outcome<usize>>;
+    /// Drops a batch of files, of any volume, whose retention ended by
+    /// `now_ms`; returns how many.
+    fn purge_expired_files(&self, now_ms: i64) -> Result<Outcome<usize>>;
     /// Snapshot `snap` of volume `key`: a read-only volume `key@snap`
     /// holding its tree as of now, sharing its blocks (metadata only).
     fn snapshot_volume(

@@ -1826,6 +1826,124 @@ pub fn trash_keeps_restores_and_purges(s: &MetaStore) {
     ));
 }
 
+/// A volume's file trash: with a retention set, the last name of a file
+/// going (unlink, or a rename over it) keeps the file under its path until
+/// it is restored, purged or its retention ends; without one, nothing is
+/// kept.
+pub fn file_trash_keeps_removed_files(s: &MetaStore) {
+    let (ws, vol) = setup(s, "ftrash");
+    let (h1, h2, h3) = (block(s, ws, 11), block(s, ws, 12), block(s, ws, 13));
+    let v = s.set_file_trash(ws, "vol", 10_000).unwrap();
+    assert_eq!(v.file_trash_ms, 10_000);
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let mut made = Vec::new();
+    for (parent, name, h) in [(d.ino, &b"f"[..], h1), (vol, b"g", h2), (vol, b"g2", h3)] {
+        let f = s
+            .create(vol, parent, name, &file(0o640), true, &cx())
+            .unwrap()
+            .value;
+        s.commit(vol, f.ino, &[chunk(0, h, 100)], 100, false, &cx())
+            .unwrap();
+        made.push(f.ino);
+    }
+    let out = s
+        .unlink(vol, d.ino, b"f", false, &at_ms(1_000, ""))
+        .unwrap();
+    assert!(out.changes.freed.is_empty(), "kept, with its block");
+    assert_eq!(s.getattr(vol, made[0]).unwrap().nlink, 0);
+    s.unlink(vol, vol, b"d", true, &cx()).unwrap();
+    let out = s
+        .rename(
+            vol,
+            vol,
+            b"g2",
+            vol,
+            b"g",
+            RenameFlags::default(),
+            &at_ms(2_000, ""),
+        )
+        .unwrap();
+    assert!(out.changes.freed.is_empty(), "the replaced g is kept");
+
+    let all = s
+        .list_deleted_files(vol, &DeletedSelection::default())
+        .unwrap();
+    let paths: Vec<&[u8]> = all.iter().map(|f| &f.path[..]).collect();
+    assert_eq!(paths, vec![&b"g"[..], b"d/f"], "newest first");
+    assert_eq!(
+        (all[0].size, all[0].deleted_ms, all[0].purge_ms),
+        (100, 2_000, 12_000)
+    );
+    assert_eq!(all[1].ino, made[0]);
+    let under_d = DeletedSelection {
+        path: b"d",
+        ..Default::default()
+    };
+    assert_eq!(s.list_deleted_files(vol, &under_d).unwrap().len(), 1);
+    let since = DeletedSelection {
+        since_ms: 1_500,
+        ..Default::default()
+    };
+    assert_eq!(s.list_deleted_files(vol, &since).unwrap().len(), 1);
+    let (other_ws, other) = setup(s, "ftrash-other");
+    let _ = other_ws;
+    assert!(s
+        .list_deleted_files(other, &DeletedSelection::default())
+        .unwrap()
+        .is_empty());
+
+    // "g" is taken (by the renamed g2): restoring it needs another path.
+    let g = DeletedSelection {
+        path: b"g",
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.restore_deleted_files(vol, &g, None, &cx()),
+        Err(MetaError::AlreadyExists(_))
+    ));
+    let back = s
+        .restore_deleted_files(vol, &g, Some(b"old/g"), &cx())
+        .unwrap();
+    assert_eq!(back.value, vec![(b"g".to_vec(), b"old/g".to_vec())]);
+    let old = s.lookup(vol, vol, b"old").unwrap();
+    let g_back = s.lookup(vol, old.ino, b"g").unwrap();
+    assert_eq!((g_back.ino, g_back.nlink, g_back.size), (made[1], 1, 100));
+    assert!(back.changes.entries.contains(&(vol, b"old".to_vec())));
+    // The directory the file was in is made again.
+    s.restore_deleted_files(vol, &under_d, None, &cx()).unwrap();
+    let d2 = s.lookup(vol, vol, b"d").unwrap();
+    assert_eq!(s.lookup(vol, d2.ino, b"f").unwrap().ino, made[0]);
+    assert!(s
+        .list_deleted_files(vol, &DeletedSelection::default())
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        s.restore_deleted_files(vol, &under_d, None, &cx()),
+        Err(MetaError::NotFound(_))
+    ));
+
+    // Purged by hand: the block goes.
+    s.unlink(vol, d2.ino, b"f", false, &at_ms(3_000, ""))
+        .unwrap();
+    let gone = s.purge_deleted_files(vol, &under_d).unwrap();
+    assert_eq!((gone.value, gone.changes.freed), (1, vec![bref(ws, h1)]));
+    assert!(s.getattr(vol, made[0]).is_err());
+    // Past the retention: dropped by the reaper's call, not before.
+    s.unlink(vol, old.ino, b"g", false, &at_ms(4_000, ""))
+        .unwrap();
+    assert_eq!(s.purge_expired_files(13_999).unwrap().value, 0);
+    let gone = s.purge_expired_files(14_000).unwrap();
+    assert_eq!((gone.value, gone.changes.freed), (1, vec![bref(ws, h2)]));
+
+    // Without a trash, a removed file goes at once.
+    s.set_file_trash(ws, "vol", 0).unwrap();
+    let out = s.unlink(vol, vol, b"g", false, &cx()).unwrap();
+    assert_eq!(out.changes.freed, vec![bref(ws, h3)]);
+}
+
 /// Quotas on inodes and bytes after dedup, per volume and per workspace:
 /// counted with every change, refused (before anything is written) past
 /// the limit, freed by deletes, and shown by `quota_view`.

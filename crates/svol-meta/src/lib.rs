@@ -197,6 +197,7 @@ macro_rules! meta_conformance {
             usage_and_live_sessions,
             snapshots_restore_and_clone,
             trash_keeps_restores_and_purges,
+            file_trash_keeps_removed_files,
             quotas_count_and_refuse,
         );
     };

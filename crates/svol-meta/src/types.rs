@@ -198,6 +198,8 @@ pub struct Volume {
     /// Quotas (0: none): bytes after dedup, inodes of every kind.
     pub max_bytes: u64,
     pub max_files: u64,
+    /// How long removed files are kept in its trash, in ms (0: not kept).
+    pub file_trash_ms: i64,
 }
 
 /// A volume's and its workspace's quotas (0: none) and usage (bytes after
@@ -222,9 +224,14 @@ impl QuotaView {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VolumeUsage {
-    /// Sizes of the volume's regular files (what users wrote).
+    /// Sizes of the volume's regular files (what users wrote), not
+    /// counting those in its file trash.
     pub bytes: u64,
     pub files: u64,
+    /// Regular files in the volume's file trash, and their sizes (their
+    /// blocks are in `stored_bytes` until they are purged).
+    pub trash_files: u64,
+    pub trash_bytes: u64,
     /// After dedup: each distinct block the volume references once (even
     /// if other volumes share it), plus data held inline.
     pub stored_bytes: u64,
@@ -246,6 +253,48 @@ impl Retire {
         now_ms: 0,
         keep_ms: 0,
     };
+}
+
+/// A file in a volume's file trash: it lost its last name at `deleted_ms`
+/// and is dropped at `purge_ms` unless restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedFile {
+    pub id: i64,
+    pub ino: Ino,
+    /// The path it had, from the volume's root, without a leading slash.
+    pub path: Vec<u8>,
+    pub kind: FileKind,
+    pub size: u64,
+    pub deleted_ms: i64,
+    pub purge_ms: i64,
+}
+
+/// Files restored from a volume's trash: (the path each had, the path it
+/// has now).
+pub type Restored = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Which files of a volume's trash: the one entry `id`, or every one at
+/// `path` or below it (empty: all) deleted at or after `since_ms`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeletedSelection<'a> {
+    pub path: &'a [u8],
+    pub since_ms: i64,
+    pub id: Option<i64>,
+}
+
+impl DeletedSelection<'_> {
+    pub fn picks(&self, f: &DeletedFile) -> bool {
+        if let Some(id) = self.id {
+            return f.id == id;
+        }
+        f.deleted_ms >= self.since_ms && under(&f.path, self.path)
+    }
+}
+
+/// Is `path` the path `top` or below it (every path is below "")?
+pub fn under(path: &[u8], top: &[u8]) -> bool {
+    let top = top.strip_suffix(b"/").unwrap_or(top);
+    top.is_empty() || path == top || (path.starts_with(top) && path.get(top.len()) == Some(&b'/'))
 }
 
 /// A volume in its workspace's trash.

@@ -223,6 +223,23 @@ impl Volume {
     }
 }
 
+fn deleted_pick(
+    path: String,
+    since: Option<f64>,
+    id: Option<i64>,
+) -> PyResult<svol_sdk::DeletedPick> {
+    let since = match since {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(to_py(ClientError::InvalidArgument(format!(
+                "since must be a positive number of seconds, not {s}"
+            ))))
+        }
+        Some(s) => Some(std::time::Duration::from_secs_f64(s.ceil())),
+        None => None,
+    };
+    Ok(svol_sdk::DeletedPick { path, since, id })
+}
+
 fn volume_dict<'py>(py: Python<'py>, v: &p::VolumeInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", &v.id)?;
@@ -234,8 +251,17 @@ fn volume_dict<'py>(py: Python<'py>, v: &p::VolumeInfo) -> PyResult<Bound<'py, P
     d.set_item("ephemeral", v.ephemeral)?;
     d.set_item("stored_bytes", v.stored_bytes)?;
     d.set_item("snapshot_of", &v.snapshot_of)?;
+    d.set_item("max_bytes", v.max_bytes)?;
+    d.set_item("max_files", v.max_files)?;
+    d.set_item("inodes", v.inodes)?;
+    d.set_item("file_trash_seconds", v.file_trash_seconds)?;
+    d.set_item("trash_files", v.trash_files)?;
+    d.set_item("trash_bytes", v.trash_bytes)?;
     Ok(d)
 }
+
+/// (id, path, size, deleted_ms, purge_ms) of a file in a volume's trash.
+type DeletedTuple = (i64, String, u64, i64, i64);
 
 /// (name, kind, size, mtime, mode) of an entry.
 type EntryTuple = (String, &'static str, u64, f64, u32);
@@ -286,6 +312,92 @@ impl Volume {
             sdk(v.client().list_snapshots(&v.info().name).await)
         })?;
         list.iter().map(|s| volume_dict(py, s)).collect()
+    }
+
+    /// Sets this volume's quotas (None: unchanged, 0: no limit).
+    #[pyo3(signature = (max_bytes=None, max_files=None))]
+    fn set_quota<'py>(
+        &self,
+        py: Python<'py>,
+        max_bytes: Option<u64>,
+        max_files: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let v = self.get();
+        let info = block_on(py, async move {
+            sdk(v
+                .client()
+                .set_volume_quota(&v.info().name, max_bytes, max_files)
+                .await)
+        })?;
+        volume_dict(py, &info)
+    }
+
+    /// Keeps files removed from this volume for `seconds` (0: not at all).
+    fn set_file_trash<'py>(&self, py: Python<'py>, seconds: u64) -> PyResult<Bound<'py, PyDict>> {
+        let v = self.get();
+        let keep = std::time::Duration::from_secs(seconds);
+        let info = block_on(py, async move {
+            sdk(v.client().set_file_trash(&v.info().name, keep).await)
+        })?;
+        volume_dict(py, &info)
+    }
+
+    /// (id, path, size, deleted_ms, purge_ms) of the removed files this
+    /// volume's trash keeps at `path` or below, newest first.
+    #[pyo3(signature = (path, since=None))]
+    fn deleted_files(
+        &self,
+        py: Python<'_>,
+        path: String,
+        since: Option<f64>,
+    ) -> PyResult<Vec<DeletedTuple>> {
+        let v = self.get();
+        let pick = deleted_pick(path, since, None)?;
+        let files = block_on(py, async move {
+            sdk(v.client().list_deleted_files(&v.info().name, &pick).await)
+        })?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let path = String::from_utf8_lossy(&f.path).into_owned();
+                (f.id, path, f.size, f.deleted_unix_ms, f.purge_unix_ms)
+            })
+            .collect())
+    }
+
+    /// Restores removed files; returns (from, to) paths.
+    #[pyo3(signature = (path, since=None, id=None, to=None))]
+    fn undelete(
+        &self,
+        py: Python<'_>,
+        path: String,
+        since: Option<f64>,
+        id: Option<i64>,
+        to: Option<String>,
+    ) -> PyResult<Vec<(String, String)>> {
+        let v = self.get();
+        let pick = deleted_pick(path, since, id)?;
+        block_on(py, async move {
+            let c = v.client();
+            sdk(c
+                .restore_deleted_files(&v.info().name, &pick, to.as_deref())
+                .await)
+        })
+    }
+
+    /// Drops removed files from this volume's trash now; returns how many.
+    #[pyo3(signature = (path, since=None))]
+    fn purge_deleted_files(
+        &self,
+        py: Python<'_>,
+        path: String,
+        since: Option<f64>,
+    ) -> PyResult<u64> {
+        let v = self.get();
+        let pick = deleted_pick(path, since, None)?;
+        block_on(py, async move {
+            sdk(v.client().purge_deleted_files(&v.info().name, &pick).await)
+        })
     }
 
     /// Puts snapshot `snapshot`'s files in place of this volume's.

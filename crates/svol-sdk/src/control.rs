@@ -2,7 +2,11 @@
 
 use svol_proto as p;
 
-use crate::{check_volume_name, check_volume_ref, Client, ClientError, Result, Volume};
+use std::time::Duration;
+
+use crate::{
+    check_remote_path, check_volume_name, check_volume_ref, Client, ClientError, Result, Volume,
+};
 
 fn ctx<T>(r: std::result::Result<tonic::Response<T>, tonic::Status>, what: &str) -> Result<T> {
     r.map(|r| r.into_inner())
@@ -178,6 +182,86 @@ impl Client {
         )
     }
 
+    /// Keeps files removed from volume `name` (unlink, or a rename over
+    /// them) in its trash for `keep` (zero: not at all).
+    pub async fn set_file_trash(&self, name: &str, keep: Duration) -> Result<p::VolumeInfo> {
+        check_volume_name(name)?;
+        let req = p::FileTrashRequest {
+            volume: name.into(),
+            retention_seconds: keep.as_secs(),
+        };
+        ctx(
+            self.rpc().set_file_trash(self.req(req)).await,
+            &format!("volume {name}"),
+        )
+    }
+
+    /// The files of volume `name`'s trash that `pick` selects, newest
+    /// first.
+    pub async fn list_deleted_files(
+        &self,
+        name: &str,
+        pick: &DeletedPick,
+    ) -> Result<Vec<p::DeletedFile>> {
+        let req = pick.selection(name)?;
+        Ok(ctx(
+            self.rpc().list_deleted_files(self.req(req)).await,
+            &format!("the trash of volume {name}"),
+        )?
+        .files)
+    }
+
+    /// Restores what `pick` selects (of each path its newest deletion) to
+    /// where it was, or with the picked path replaced by `to`. All or
+    /// nothing; returns (from, to) paths.
+    pub async fn restore_deleted_files(
+        &self,
+        name: &str,
+        pick: &DeletedPick,
+        to: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
+        let req = p::RestoreDeletedFilesRequest {
+            selection: Some(pick.selection(name)?),
+            to: match to {
+                Some(t) => {
+                    check_remote_path(t)?;
+                    t.as_bytes().to_vec().into()
+                }
+                None => Default::default(),
+            },
+        };
+        let r = match self.rpc().restore_deleted_files(self.req(req)).await {
+            Ok(r) => r.into_inner(),
+            // The server names the path that is taken.
+            Err(e) => match ClientError::from(e) {
+                ClientError::AlreadyExists(m) => {
+                    return Err(ClientError::AlreadyExists(format!("volume {name}: {m}")))
+                }
+                e => return Err(e.context(&format!("the trash of volume {name}"))),
+            },
+        };
+        Ok(r.restored
+            .into_iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(&f.from).into_owned(),
+                    String::from_utf8_lossy(&f.to).into_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// Drops what `pick` selects from volume `name`'s trash now; returns
+    /// how many files.
+    pub async fn purge_deleted_files(&self, name: &str, pick: &DeletedPick) -> Result<u64> {
+        let req = pick.selection(name)?;
+        Ok(ctx(
+            self.rpc().purge_deleted_files(self.req(req)).await,
+            &format!("the trash of volume {name}"),
+        )?
+        .purged)
+    }
+
     /// Sets workspace `name`'s quotas (admin tokens only).
     pub async fn set_workspace_quota(
         &self,
@@ -325,5 +409,32 @@ impl Client {
             self.rpc().stop_app(self.req(req)).await,
             &format!("app {id}"),
         )
+    }
+}
+
+/// Which files of a volume's trash: entry `id`, or every one at `path`
+/// or below it ("/" or "": all) deleted within `since` of now.
+#[derive(Debug, Clone, Default)]
+pub struct DeletedPick {
+    pub path: String,
+    pub since: Option<Duration>,
+    pub id: Option<i64>,
+}
+
+impl DeletedPick {
+    fn selection(&self, volume: &str) -> Result<p::DeletedFilesSelection> {
+        check_volume_name(volume)?;
+        check_remote_path(&self.path)?;
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        Ok(p::DeletedFilesSelection {
+            volume: volume.into(),
+            path: path.as_bytes().to_vec().into(),
+            since_seconds: self.since.map(|d| d.as_secs().max(1)).unwrap_or(0),
+            id: self.id.unwrap_or(0),
+        })
     }
 }

@@ -60,6 +60,7 @@ pub(crate) use servers::Retry;
 
 pub use app::App;
 pub use config::{default_data_dir, ClientConfig, TlsConfig};
+pub use control::DeletedPick;
 pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use paths::{kind_name, BatchUpload, Entry};

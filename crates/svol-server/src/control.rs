@@ -76,6 +76,9 @@ impl State {
             max_bytes: v.max_bytes,
             max_files: v.max_files,
             inodes: usage.inodes,
+            file_trash_seconds: (v.file_trash_ms.max(0) / 1000) as u64,
+            trash_files: usage.trash_files,
+            trash_bytes: usage.trash_bytes,
         })
     }
 

@@ -17,6 +17,7 @@ mod clock;
 mod control;
 mod convert;
 mod feed;
+mod file_trash;
 mod limits;
 mod locks;
 mod memory;

@@ -99,7 +99,7 @@ impl State {
     /// caller's reply carries them.
     /// Waits for the recalls of other mounts' listings the change makes
     /// (see `recall.rs`).
-    async fn changed(&self, c: &Caller, ch: &m::ChangeSet) -> Vec<p::Attr> {
+    pub(crate) async fn changed(&self, c: &Caller, ch: &m::ChangeSet) -> Vec<p::Attr> {
         self.reap(ch.freed.clone());
         let recalls = self.publish(&c.session, ch);
         crate::recall::wait(recalls, self.lease).await;
@@ -259,6 +259,31 @@ impl p::svol_server::Svol for State {
         req: Request<p::WorkspaceQuotaRequest>,
     ) -> Res<p::WorkspaceInfo> {
         Ok(Response::new(self.do_set_workspace_quota(req).await?))
+    }
+
+    async fn set_file_trash(&self, req: Request<p::FileTrashRequest>) -> Res<p::VolumeInfo> {
+        Ok(Response::new(self.do_set_file_trash(req).await?))
+    }
+
+    async fn list_deleted_files(
+        &self,
+        req: Request<p::DeletedFilesSelection>,
+    ) -> Res<p::ListDeletedFilesResponse> {
+        Ok(Response::new(self.do_list_deleted_files(req).await?))
+    }
+
+    async fn restore_deleted_files(
+        &self,
+        req: Request<p::RestoreDeletedFilesRequest>,
+    ) -> Res<p::RestoreDeletedFilesResponse> {
+        Ok(Response::new(self.do_restore_deleted_files(req).await?))
+    }
+
+    async fn purge_deleted_files(
+        &self,
+        req: Request<p::DeletedFilesSelection>,
+    ) -> Res<p::PurgeDeletedFilesResponse> {
+        Ok(Response::new(self.do_purge_deleted_files(req).await?))
     }
 
     async fn list_trash(&self, req: Request<p::Empty>) -> Res<p::ListTrashResponse> {

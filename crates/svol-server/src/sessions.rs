@@ -547,6 +547,7 @@ pub(crate) fn spawn_reaper(state: Arc<State>) {
             state.expire_sessions().await;
             state.stop_idle_apps().await;
             state.purge_expired_trash().await;
+            state.purge_expired_files().await;
             let meta = state.meta.clone();
             if let Err(e) = tokio::task::block_in_place(|| meta.trim_feed(crate::feed::KEEP)) {
                 tracing::warn!("trimming the change feed: {e}");

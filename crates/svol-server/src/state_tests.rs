@@ -299,3 +299,74 @@ async fn a_deleted_volume_is_kept_for_the_retention_then_its_space_is_freed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A file removed from a volume with a file trash keeps its blocks for the
+/// volume's retention, on the server's clock; once the clock passes it,
+/// the leader's purge drops it and its block file goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_file_is_kept_for_its_volumes_retention_then_freed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let meta = MetaStore::sqlite(&dir.path().join("meta.db")).expect("meta");
+    let blocks = BlockStore::local(&dir.path().join("blocks")).expect("blocks");
+    let mut cfg = ServerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    cfg.clock = clock.clone();
+    let st = State::new(meta, blocks, &cfg).expect("state");
+    let m = st.meta.clone();
+    let ws = m.create_workspace("w").expect("workspace").id;
+    let vol = m.create_volume(ws, "v", clock.now()).expect("volume");
+    m.set_file_trash(ws, "v", 3_600_000).expect("trash");
+    let data = bytes::Bytes::from(vec![7u8; 3 << 20]);
+    let hash = svol_blocks::BlockHash::of(&data);
+    st.blocks
+        .put(svol_blocks::BlockKey::new(ws as u64, hash), data)
+        .await
+        .expect("put");
+    let b = m::BlockRef {
+        workspace: ws,
+        hash: hash.0,
+    };
+    m.register_block(&b, 3 << 20, clock.now_ms() + 1_000)
+        .expect("register");
+    let cx = Cx::at(clock.now());
+    let f = m
+        .create(vol.root, vol.root, b"f", &file(), true, &cx)
+        .expect("create")
+        .value;
+    let chunk = m::Chunk {
+        index: 0,
+        len: 3 << 20,
+        data: m::ChunkData::Block(hash.0),
+    };
+    m.commit(vol.root, f.ino, &[chunk], 3 << 20, false, &cx)
+        .expect("commit");
+    let full = block_files(dir.path());
+    assert!(full >= 3 << 20);
+
+    let out = m
+        .unlink(vol.root, vol.root, b"f", false, &Cx::at(clock.now()))
+        .expect("unlink");
+    assert!(out.changes.freed.is_empty(), "kept, not freed");
+    clock.advance(3_600_000 - 1);
+    st.purge_expired_files().await;
+    let all = m::DeletedSelection::default();
+    assert_eq!(m.list_deleted_files(vol.root, &all).expect("list").len(), 1);
+    assert_eq!(block_files(dir.path()), full, "still kept");
+    clock.advance(1);
+    st.purge_expired_files().await;
+    assert!(m
+        .list_deleted_files(vol.root, &all)
+        .expect("list")
+        .is_empty());
+    let t0 = std::time::Instant::now();
+    while block_files(dir.path()) > full - (3 << 20) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "block file not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

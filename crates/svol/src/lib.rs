@@ -6,6 +6,7 @@
 
 mod access_cmd;
 mod app_cmd;
+mod file_trash_cmd;
 mod logging;
 mod mount;
 mod run;
@@ -243,7 +244,7 @@ pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
 }
 
 /// A retention: `0` (keep nothing), or a count of s, m, h or d up to a year.
-fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
     if s.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
     }

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -22,6 +23,10 @@ pub(crate) enum VolumeCmd {
         /// The app that owns the ephemeral volume
         #[arg(long)]
         app: Option<String>,
+        /// Keep removed files in the volume's trash this long (90m, 24h,
+        /// 7d), restorable with `svol volume undelete`
+        #[arg(long, value_name = "RETENTION", value_parser = crate::parse_retention)]
+        trash: Option<Duration>,
     },
     /// Name an ephemeral volume and make it outlive its app
     Persist { volume_id: String, name: String },
@@ -112,6 +117,42 @@ pub(crate) enum VolumeCmd {
         max_bytes: Option<u64>,
         #[arg(long, value_parser = crate::parse_count)]
         max_files: Option<u64>,
+        /// Keep removed files in the volume's trash this long (0: do not)
+        #[arg(long, value_name = "RETENTION", value_parser = crate::parse_retention)]
+        trash: Option<Duration>,
+    },
+    /// List the removed files a volume's trash keeps (at PATH or below it),
+    /// newest first, or with --purge drop them now
+    Trash {
+        name: String,
+        path: Option<String>,
+        /// Only files removed within this long (90m, 2h, 7d)
+        #[arg(long, value_parser = crate::parse_retention)]
+        since: Option<Duration>,
+        /// Drop them from the trash now and free their space
+        #[arg(long)]
+        purge: bool,
+        #[arg(short, long, requires = "purge")]
+        yes: bool,
+        #[arg(long, conflicts_with = "purge")]
+        json: bool,
+    },
+    /// Bring removed files back from a volume's trash: PATH (a file, or
+    /// every file removed below a directory), each as of its last removal,
+    /// to where it was or under --as
+    Undelete {
+        name: String,
+        #[arg(required_unless_present = "id")]
+        path: Option<String>,
+        /// One entry of `svol volume trash` (an older version of a path)
+        #[arg(long, conflicts_with = "path")]
+        id: Option<i64>,
+        /// Only files removed within this long (undo the last hour: 1h)
+        #[arg(long, value_parser = crate::parse_retention)]
+        since: Option<Duration>,
+        /// Restore to this path instead (PATH is replaced by it)
+        #[arg(long = "as", value_name = "PATH")]
+        to: Option<String>,
     },
     /// Make a new, writable volume from a volume or a snapshot (NAME@SNAPSHOT)
     Clone { source: String, name: String },
@@ -151,12 +192,16 @@ pub(crate) async fn run(
             name,
             ephemeral,
             app,
+            trash,
         } => {
-            let v = match (ephemeral, app, name) {
+            let mut v = match (ephemeral, app, name) {
                 (true, Some(app), _) => c.create_ephemeral_volume(&app).await?,
                 (false, None, Some(name)) => c.create_volume(&name).await?,
                 _ => bail!("give a NAME, or --ephemeral --app APP_ID"),
             };
+            if let Some(keep) = trash {
+                v = c.set_file_trash(&v.id, keep).await?;
+            }
             println!("{}", v.id);
         }
         VolumeCmd::Dashboard { name } => {
@@ -197,11 +242,18 @@ pub(crate) async fn run(
                     v.name, v.id, v.app, v.ephemeral, v.bytes, v.stored_bytes, v.files, v.created_unix
                 );
                 println!(
-                    "inodes:    {}\nmax bytes: {}\nmax files: {}",
+                    "inodes:    {}\nmax bytes: {}\nmax files: {}\ntrash:     {}",
                     v.inodes,
                     limit(v.max_bytes),
-                    limit(v.max_files)
+                    limit(v.max_files),
+                    retention(v.file_trash_seconds)
                 );
+                if v.trash_files > 0 {
+                    println!(
+                        "in trash:  {} files, {} bytes",
+                        v.trash_files, v.trash_bytes
+                    );
+                }
                 if !v.snapshot_of.is_empty() {
                     println!("snapshot of: {} (read-only)", v.snapshot_of);
                 }
@@ -310,17 +362,52 @@ pub(crate) async fn run(
             name,
             max_bytes,
             max_files,
+            trash,
         } => {
-            if max_bytes.is_none() && max_files.is_none() {
-                bail!("nothing to set: give --max-bytes and/or --max-files");
+            if max_bytes.is_none() && max_files.is_none() && trash.is_none() {
+                bail!("nothing to set: give --max-bytes, --max-files or --trash");
             }
-            let v = c.set_volume_quota(&name, max_bytes, max_files).await?;
+            let mut v = c.volume_info(&name).await?;
+            if max_bytes.is_some() || max_files.is_some() {
+                v = c.set_volume_quota(&name, max_bytes, max_files).await?;
+            }
+            if let Some(keep) = trash {
+                v = c.set_file_trash(&name, keep).await?;
+            }
             eprintln!(
-                "volume {}: max bytes {}, max files {}",
+                "volume {}: max bytes {}, max files {}, trash {}",
                 v.name,
                 limit(v.max_bytes),
-                limit(v.max_files)
+                limit(v.max_files),
+                retention(v.file_trash_seconds)
             );
+        }
+        VolumeCmd::Trash {
+            name,
+            path,
+            since,
+            purge,
+            yes,
+            json,
+        } => {
+            let a = crate::file_trash_cmd::TrashArgs {
+                name,
+                path,
+                since,
+                purge,
+                yes,
+                json,
+            };
+            return crate::file_trash_cmd::trash(&c, a).await;
+        }
+        VolumeCmd::Undelete {
+            name,
+            path,
+            id,
+            since,
+            to,
+        } => {
+            return crate::file_trash_cmd::undelete(&c, &name, path, id, since, to).await;
         }
         VolumeCmd::Clone { source, name } => {
             let v = c.clone_volume(&source, &name).await?;
@@ -331,7 +418,18 @@ pub(crate) async fn run(
 }
 
 fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
-    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of, "inodes": v.inodes, "max_bytes": v.max_bytes, "max_files": v.max_files})
+    serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of, "inodes": v.inodes, "max_bytes": v.max_bytes, "max_files": v.max_files, "file_trash_seconds": v.file_trash_seconds, "trash_files": v.trash_files, "trash_bytes": v.trash_bytes})
+}
+
+/// A file trash retention as people read it.
+fn retention(secs: u64) -> String {
+    match secs {
+        0 => "off (removed files are gone at once)".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A quota as people read it (0: none).

@@ -8,7 +8,7 @@ use super::conn;
 use crate::{MetaError, Result};
 
 /// Version of the schema below; a database with a newer one is refused.
-const VERSION: i64 = 6;
+const VERSION: i64 = 7;
 
 /// Advisory lock key serialising schema creation by servers starting
 /// together ("svolsche").
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS volumes(
     ephemeral BIGINT NOT NULL DEFAULT 0, snapshot_of BIGINT NOT NULL DEFAULT 0,
     files BIGINT NOT NULL DEFAULT 0, stored BIGINT NOT NULL DEFAULT 0,
     max_bytes BIGINT NOT NULL DEFAULT 0, max_files BIGINT NOT NULL DEFAULT 0,
-    UNIQUE(workspace, name));
+    file_trash BIGINT NOT NULL DEFAULT 0, UNIQUE(workspace, name));
 CREATE TABLE IF NOT EXISTS volume_blocks(
     volume BIGINT NOT NULL, hash BYTEA NOT NULL, refs BIGINT NOT NULL,
     PRIMARY KEY(volume, hash));
@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS trash(
     snapshot_of BIGINT NOT NULL, deleted BIGINT NOT NULL, purge_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS trash_purge ON trash(purge_at);
 CREATE INDEX IF NOT EXISTS trash_workspace ON trash(workspace);
+-- Files a volume with a file trash kept after their last name went:
+-- inode `ino` (nlink 0) under the `path` it had, until `purge_at` (ms).
+CREATE TABLE IF NOT EXISTS file_trash(
+    id BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, ino BIGINT NOT NULL UNIQUE,
+    path BYTEA NOT NULL, deleted BIGINT NOT NULL, purge_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS file_trash_volume ON file_trash(volume, path);
+CREATE INDEX IF NOT EXISTS file_trash_purge ON file_trash(purge_at);
 CREATE TABLE IF NOT EXISTS inodes(
     ino BIGSERIAL PRIMARY KEY, volume BIGINT NOT NULL, kind BIGINT NOT NULL,
     mode BIGINT NOT NULL, uid BIGINT NOT NULL, gid BIGINT NOT NULL, nlink BIGINT NOT NULL,
@@ -133,6 +140,11 @@ ALTER TABLE sessions ADD COLUMN IF NOT EXISTS started BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS volumes_snapshot_of ON volumes(snapshot_of) WHERE snapshot_of <> 0;
 "#;
 
+/// What schema 7 added: each volume's file trash retention.
+const UPGRADE_7: &str = r#"
+ALTER TABLE volumes ADD COLUMN IF NOT EXISTS file_trash BIGINT NOT NULL DEFAULT 0;
+"#;
+
 /// Creates the schema in a new database, or checks an existing one's
 /// version, in one transaction under an advisory lock (servers that start
 /// together do this one after the other).
@@ -153,6 +165,7 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
             // A new database: its tables have schema 6's columns already
             // (the ALTERs find them, cheaply: nobody else uses it yet).
             tx.batch_execute(UPGRADE_6).map_err(conn::error)?;
+            tx.batch_execute(UPGRADE_7).map_err(conn::error)?;
             tx.execute(
                 "INSERT INTO svol_schema(id, version) VALUES (1, $1)",
                 &[&VERSION],
@@ -169,6 +182,9 @@ pub(crate) fn create(c: &mut Client) -> Result<()> {
             if v < 6 {
                 // No quota is set yet, so no counter needs filling.
                 tx.batch_execute(UPGRADE_6).map_err(conn::error)?;
+            }
+            if v < 7 {
+                tx.batch_execute(UPGRADE_7).map_err(conn::error)?;
             }
             if v < VERSION {
                 tx.execute(

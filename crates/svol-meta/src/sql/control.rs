@@ -227,12 +227,14 @@ fn volume_row(r: &dyn Row) -> Result<Volume> {
         snapshot_of: r.opt_text(7)?.unwrap_or_default(),
         max_bytes: r.int(8)?.max(0) as u64,
         max_files: r.int(9)?.max(0) as u64,
+        file_trash_ms: r.int(10)?,
     })
 }
 
 const VOLUME_COLS: &str = "v.root, v.public_id, v.workspace, v.name, v.created, \
      (SELECT a.public_id FROM apps a WHERE a.id = v.app), v.ephemeral, \
-     (SELECT s.public_id FROM volumes s WHERE s.root = v.snapshot_of), v.max_bytes, v.max_files";
+     (SELECT s.public_id FROM volumes s WHERE s.root = v.snapshot_of), v.max_bytes, v.max_files, \
+     v.file_trash";
 
 pub(crate) fn volume(c: &dyn Conn, ws: WorkspaceId, key: &str) -> Result<Volume> {
     c.row(
@@ -427,6 +429,7 @@ pub(crate) fn clear_tree(
         "DELETE FROM locks WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM lock_waiters WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
         "DELETE FROM lock_fences WHERE ino IN (SELECT ino FROM inodes WHERE volume = ?1)",
+        "DELETE FROM file_trash WHERE volume = ?1",
         "DELETE FROM inodes WHERE volume = ?1",
     ] {
         c.exec(sql, args![vol])?;
@@ -461,6 +464,14 @@ pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
             |r| Ok((r.int(0)?, r.int(1)?)),
         )?
         .unwrap_or((0, 0));
+    let (trash_files, trash_bytes) = c
+        .row(
+            "SELECT count(*), CAST(coalesce(sum(i.size), 0) AS BIGINT) FROM file_trash f \
+             JOIN inodes i ON i.ino = f.ino WHERE f.volume = ?1 AND i.kind = 1",
+            args![vol as i64],
+            |r| Ok((r.int(0)?.max(0) as u64, r.int(1)?.max(0) as u64)),
+        )?
+        .unwrap_or((0, 0));
     // A volume in the trash is counted too (what purging it would free).
     let ws = c
         .int(
@@ -481,8 +492,10 @@ pub(crate) fn volume_usage(c: &dyn Conn, vol: Ino) -> Result<VolumeUsage> {
         .unwrap_or(0)
         .max(0) as u64;
     Ok(VolumeUsage {
-        bytes: bytes as u64,
-        files: files as u64,
+        bytes: (bytes.max(0) as u64).saturating_sub(trash_bytes),
+        files: (files.max(0) as u64).saturating_sub(trash_files),
+        trash_files,
+        trash_bytes,
         stored_bytes: blocks + inline_bytes(c, ws, vol)?,
         inodes: c
             .int(

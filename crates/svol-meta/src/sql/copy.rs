@@ -73,6 +73,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("stored", Int),
             ("max_bytes", Int),
             ("max_files", Int),
+            ("file_trash", Int),
         ],
     ),
     (
@@ -156,6 +157,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("purge_at", Int),
         ],
     ),
+    (
+        "file_trash",
+        &[
+            ("id", Int),
+            ("volume", Int),
+            ("ino", Int),
+            ("path", Bytes),
+            ("deleted", Int),
+            ("purge_at", Int),
+        ],
+    ),
     ("opens", &[("session", Text), ("ino", Int), ("count", Int)]),
     (
         "locks",
@@ -181,6 +193,7 @@ const SERIALS: &[(&str, &str)] = &[
     ("apps", "id"),
     ("inodes", "ino"),
     ("dentries", "id"),
+    ("file_trash", "id"),
     ("locks", "id"),
     ("lock_waiters", "ticket"),
     ("feed", "seq"),

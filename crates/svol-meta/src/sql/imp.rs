@@ -3,8 +3,8 @@
 
 use super::tx::SqlTx;
 use super::{
-    apps, args, control, feed, quota, rows, sessions, snapshot, trash, Conn, ConnExt, Engine,
-    SqlStore,
+    apps, args, control, feed, file_trash, quota, rows, sessions, snapshot, trash, Conn, ConnExt,
+    Engine, SqlStore,
 };
 use crate::lifetimes::*;
 use crate::tree::{self, Touch};
@@ -148,6 +148,38 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
         now: Timespec,
     ) -> Result<Volume> {
         self.write(true, |c| trash::restore(c, ws, id, name, now))
+    }
+    fn set_file_trash(&self, ws: WorkspaceId, key: &str, keep_ms: i64) -> Result<Volume> {
+        self.write(true, |c| file_trash::set_retention(c, ws, key, keep_ms))
+    }
+    fn list_deleted_files(&self, vol: Ino, sel: &DeletedSelection<'_>) -> Result<Vec<DeletedFile>> {
+        self.read(|c| file_trash::list(c, vol, sel))
+    }
+    fn restore_deleted_files(
+        &self,
+        vol: Ino,
+        sel: &DeletedSelection<'_>,
+        to: Option<&[u8]>,
+        cx: &Cx<'_>,
+    ) -> Result<Outcome<Restored>> {
+        self.change(true, vol, cx, |t| {
+            let (done, touch) = file_trash::restore(t, vol, sel, to, cx.now)?;
+            Ok((Outcome::new(done, Vec::new()), touch))
+        })
+    }
+    fn purge_deleted_files(&self, vol: Ino, sel: &DeletedSelection<'_>) -> Result<Outcome<usize>> {
+        self.write_tx(|t| {
+            let mut freed = Vec::new();
+            let n = file_trash::purge(t, vol, sel, &mut freed)?;
+            Ok(Outcome::new(n, freed))
+        })
+    }
+    fn purge_expired_files(&self, now_ms: i64) -> Result<Outcome<usize>> {
+        self.write_tx(|t| {
+            let mut freed = Vec::new();
+            let n = file_trash::purge_expired(t, now_ms, 1000, &mut freed)?;
+            Ok(Outcome::new(n, freed))
+        })
     }
     fn purge_trash(&self, which: Purge<'_>) -> Result<Outcome<Vec<String>>> {
         self.write(true, |c| {

@@ -15,6 +15,7 @@ mod apps;
 mod control;
 mod copy;
 mod feed;
+mod file_trash;
 mod imp;
 mod quota;
 mod rows;

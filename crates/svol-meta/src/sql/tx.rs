@@ -21,6 +21,11 @@ pub(crate) struct SqlTx<'a> {
 }
 
 impl<'a> SqlTx<'a> {
+    /// The connection under the primitives, for a query they lack.
+    pub(crate) fn conn(&self) -> &'a dyn Conn {
+        self.c
+    }
+
     pub(crate) fn new(c: &'a dyn Conn) -> Self {
         Self {
             c,
@@ -328,6 +333,14 @@ impl Tx for SqlTx<'_> {
         self.c.any(
             "SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1",
             args![dir as i64],
+        )
+    }
+
+    fn entry_of(&self, ino: Ino) -> Result<Option<(Ino, Vec<u8>)>> {
+        self.c.row(
+            "SELECT parent, name FROM dentries WHERE ino = ?1 LIMIT 1",
+            args![ino as i64],
+            |r| Ok((r.int(0)? as Ino, r.bytes(1)?)),
         )
     }
 
@@ -668,6 +681,43 @@ impl Tx for SqlTx<'_> {
         inos.sort_unstable();
         inos.dedup();
         Ok(inos.into_iter().map(|i| i as u64).collect())
+    }
+
+    fn file_trash_retention(&self, vol: Ino) -> Result<i64> {
+        Ok(self
+            .c
+            .int(
+                "SELECT file_trash FROM volumes WHERE root = ?1",
+                args![vol as i64],
+            )?
+            .unwrap_or(0))
+    }
+
+    fn insert_trashed(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        path: &[u8],
+        at_ms: i64,
+        purge_ms: i64,
+    ) -> Result<()> {
+        self.c.exec(
+            "INSERT INTO file_trash(volume, ino, path, deleted, purge_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![vol as i64, ino as i64, path, at_ms, purge_ms],
+        )?;
+        Ok(())
+    }
+
+    fn is_trashed(&self, ino: Ino) -> Result<bool> {
+        self.c
+            .any("SELECT 1 FROM file_trash WHERE ino = ?1", args![ino as i64])
+    }
+
+    fn delete_trashed(&self, ino: Ino) -> Result<()> {
+        self.c
+            .exec("DELETE FROM file_trash WHERE ino = ?1", args![ino as i64])?;
+        Ok(())
     }
 
     fn append_feed(&self, e: &FeedEntry) -> Result<u64> {

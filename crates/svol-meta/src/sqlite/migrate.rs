@@ -58,7 +58,16 @@ pub(crate) fn upgrade(c: &mut Connection, schema: &str) -> Result<()> {
         [],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
+    let file_trash: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('volumes') WHERE name = 'file_trash'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
     let tx = c.transaction()?;
+    if has_volumes && !file_trash {
+        // Per-volume retention of removed files (0: none, as before).
+        tx.execute_batch("ALTER TABLE volumes ADD COLUMN file_trash INTEGER NOT NULL DEFAULT 0;")?;
+    }
     if has_volumes && !counted {
         // Quotas, and the usage counters they are checked against (filled
         // from the rows below, once the schema is complete).

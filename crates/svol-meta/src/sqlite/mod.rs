@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS volumes(
     ephemeral INTEGER NOT NULL DEFAULT 0, snapshot_of INTEGER NOT NULL DEFAULT 0,
     files INTEGER NOT NULL DEFAULT 0, stored INTEGER NOT NULL DEFAULT 0,
     max_bytes INTEGER NOT NULL DEFAULT 0, max_files INTEGER NOT NULL DEFAULT 0,
-    UNIQUE(workspace, name));
+    file_trash INTEGER NOT NULL DEFAULT 0, UNIQUE(workspace, name));
 -- References from a volume's chunks to each block: a volume's bytes after
 -- dedup count a block once, while any of its files uses it.
 CREATE TABLE IF NOT EXISTS volume_blocks(
@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS trash(
     snapshot_of INTEGER NOT NULL, deleted INTEGER NOT NULL, purge_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS trash_purge ON trash(purge_at);
 CREATE INDEX IF NOT EXISTS trash_workspace ON trash(workspace);
+-- Files a volume with a file trash kept after their last name went:
+-- inode `ino` (nlink 0) under the `path` it had, until `purge_at` (ms).
+CREATE TABLE IF NOT EXISTS file_trash(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, ino INTEGER NOT NULL UNIQUE,
+    path BLOB NOT NULL, deleted INTEGER NOT NULL, purge_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS file_trash_volume ON file_trash(volume, path);
+CREATE INDEX IF NOT EXISTS file_trash_purge ON file_trash(purge_at);
 CREATE TABLE IF NOT EXISTS inodes(
     ino INTEGER PRIMARY KEY AUTOINCREMENT, volume INTEGER NOT NULL, kind INTEGER NOT NULL,
     mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,

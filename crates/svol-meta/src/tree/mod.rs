@@ -12,6 +12,7 @@ mod locks;
 mod names;
 mod queued;
 mod refs;
+mod trash;
 
 pub(crate) use attrs::*;
 pub(crate) use changes::*;
@@ -20,6 +21,7 @@ pub(crate) use locks::*;
 pub(crate) use names::*;
 pub(crate) use queued::*;
 pub(crate) use refs::*;
+pub(crate) use trash::*;
 
 use crate::types::*;
 use crate::Result;
@@ -99,6 +101,8 @@ pub(crate) trait Tx {
     fn has_entries(&self, dir: Ino) -> Result<bool>;
     /// The directory holding directory `dir` (None for a root).
     fn parent_of(&self, dir: Ino) -> Result<Option<Ino>>;
+    /// The directory and name of one entry naming `ino`.
+    fn entry_of(&self, ino: Ino) -> Result<Option<(Ino, Vec<u8>)>>;
     /// Entries after cookie `after`, in cookie order, with their attributes.
     fn entries(&self, dir: Ino, after: u64, limit: usize) -> Result<Vec<DirEntry>>;
 
@@ -154,6 +158,20 @@ pub(crate) trait Tx {
     /// Drops every lock and waiter of a session; returns the files.
     fn drop_session_locks(&self, session: &str) -> Result<Vec<Ino>>;
     /// Appends an entry to the change feed; returns its position.
+    // ---- file trash ----
+    /// How long volume `vol` keeps removed files, in ms (0: not at all).
+    fn file_trash_retention(&self, vol: Ino) -> Result<i64>;
+    fn insert_trashed(
+        &self,
+        vol: Ino,
+        ino: Ino,
+        path: &[u8],
+        at_ms: i64,
+        purge_ms: i64,
+    ) -> Result<()>;
+    fn is_trashed(&self, ino: Ino) -> Result<bool>;
+    fn delete_trashed(&self, ino: Ino) -> Result<()>;
+
     fn append_feed(&self, e: &FeedEntry) -> Result<u64>;
     /// The newest feed position.
     fn feed_head(&self) -> Result<u64>;

@@ -205,6 +205,7 @@ pub(crate) fn unlink(
                     ..Default::default()
                 },
             )?;
+            super::keep_if_trashed(t, vol, parent, name, ino, now)?;
         }
     }
     touch_dir(t, parent, now)?;
@@ -311,6 +312,8 @@ pub(crate) fn rename(
                         ..Default::default()
                     },
                 )?;
+                // Its path, read before the entry is repointed.
+                super::keep_if_trashed(t, vol, new_parent, new_name, d, now)?;
             }
         }
         t.delete_entry(new_parent, new_name)?;

@@ -41,10 +41,10 @@ pub(crate) fn drop_chunks_from(t: &impl Tx, ino: Ino, first: u64, freed: &mut Fr
     Ok(())
 }
 
-/// Deletes `ino` with its chunks and xattrs if no name and no open file
-/// refers to it any more.
+/// Deletes `ino` with its chunks and xattrs if no name, no open file and
+/// no volume trash refers to it any more.
 pub(crate) fn destroy_if_unreachable(t: &impl Tx, ino: Ino, freed: &mut Freed) -> Result<()> {
-    if t.nlink(ino)? != Some(0) || t.is_open(ino)? {
+    if t.nlink(ino)? != Some(0) || t.is_open(ino)? || t.is_trashed(ino)? {
         return Ok(());
     }
     drop_chunks_from(t, ino, 0, freed)?;
