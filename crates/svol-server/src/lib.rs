@@ -16,6 +16,7 @@ mod blocks;
 mod clock;
 mod control;
 mod convert;
+mod daemon;
 mod feed;
 mod file_trash;
 mod limits;
@@ -61,6 +62,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    DataDirInUse(String),
     /// Plain HTTP/2 beyond loopback would put tokens and data on the wire
     /// in clear.
     #[error("refusing to listen on {0} without TLS: pass --tls-cert and --tls-key (make them with `svol server init-tls`), or --insecure on a network you trust")]
@@ -156,6 +159,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     make_private(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
+    // Before anything in it is touched: a second server would rewrite
+    // client.toml and serve the same SQLite file.
+    let _lock = daemon::lock_data_dir(&cfg.data_dir)?;
     // The metadata store is synchronous (and PostgreSQL's client runs its
     // own little runtime): every call leaves the async workers.
     let meta = tokio::task::block_in_place(|| match &cfg.meta {
@@ -255,9 +261,25 @@ pub async fn run(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(%addr, tls = cfg.tls.is_some(), dashboard = cfg.web.is_some(), "serving");
     ready(addr);
-    router
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+    // Graceful, but bounded: every mount holds a connection open (its
+    // watch stream) for as long as it lives, so waiting for all of them
+    // would never end.
+    let (stopping, stopped) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(
+            "stopping: no new connections; open calls get {:?}",
+            daemon::SHUTDOWN_GRACE
+        );
+        let _ = stopping.send(());
+    };
+    let serve = router.serve_with_incoming_shutdown(incoming, signal);
+    tokio::select! {
+        r = serve => r?,
+        () = daemon::deadline_after(stopped, daemon::SHUTDOWN_GRACE) => {
+            tracing::info!("stopped; connections still open were closed");
+        }
+    }
     Ok(())
 }
 

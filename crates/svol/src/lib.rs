@@ -307,6 +307,18 @@ pub fn main(inv: Invocation) -> ! {
         },
         _ => None,
     };
+    // Commands that print and end die quietly when their reader goes
+    // (`svol completion bash | head -1`), as other command-line tools do;
+    // Rust ignores SIGPIPE, which turns a closed pipe into a panic. The
+    // daemons (server, mount, run) keep ignoring it: their sockets and
+    // children must not kill them.
+    if !matches!(cli.cmd, Cmd::Server { .. } | Cmd::Mount(_) | Cmd::Run(_)) {
+        // SAFETY: restoring a signal's default disposition, before any
+        // thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let default = if matches!(cli.cmd, Cmd::Server { .. }) {
         "info"
     } else {

@@ -46,6 +46,64 @@ pub(crate) struct MountArgs {
     /// (e.g. 127.0.0.1:9420)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Mount over a directory that has files (they are hidden until the
+    /// volume is unmounted)
+    #[arg(long)]
+    nonempty: bool,
+}
+
+/// What is mounted at `mp`, as /proc/self/mountinfo says: (file system
+/// type, source) of the topmost mount there, or None for a plain
+/// directory.
+fn mounted_at(mp: &Path) -> Option<(String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // Spaces and other bytes in paths are written as octal escapes.
+    let want = mp
+        .to_string_lossy()
+        .replace('\\', "\\134")
+        .replace(' ', "\\040")
+        .replace('\t', "\\011")
+        .replace('\n', "\\012");
+    info.lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let point = head.split(' ').nth(4)?;
+            let mut t = tail.split(' ');
+            Some((point == want).then(|| {
+                let fstype = t.next().unwrap_or("").to_string();
+                let source = t.next().unwrap_or("").to_string();
+                (fstype, source)
+            }))
+        })
+        .flatten()
+        .last()
+}
+
+/// Refuses a mountpoint that would hide something: another mount, or
+/// files (unless asked to).
+fn check_mountpoint(mp: &Path, nonempty: bool) -> Result<()> {
+    if let Some((fstype, source)) = mounted_at(mp) {
+        bail!(
+            "{} is already a mount point ({source}, {fstype}); unmount it first \
+             (`svol umount {}`) or choose another directory",
+            mp.display(),
+            mp.display()
+        );
+    }
+    if !nonempty {
+        let entries = std::fs::read_dir(mp)
+            .with_context(|| format!("mountpoint {}", mp.display()))?
+            .count();
+        if entries > 0 {
+            bail!(
+                "{} is not empty ({entries} entr{}): the mount would hide them; \
+                 use an empty directory, or --nonempty to mount over them",
+                mp.display(),
+                if entries == 1 { "y" } else { "ies" }
+            );
+        }
+    }
+    Ok(())
 }
 
 const READY_FD: &str = "SVOL_MOUNT_READY_FD";
@@ -107,6 +165,11 @@ pub(crate) async fn mount(
         .with_context(|| format!("mountpoint {}", a.mountpoint.display()))?;
     if !mp.is_dir() {
         bail!("mountpoint {} is not a directory", mp.display());
+    }
+    // The detached child was checked by its parent, and finds the
+    // directory as the parent left it.
+    if std::env::var(READY_FD).is_err() {
+        check_mountpoint(&mp, a.nonempty)?;
     }
     if a.detach {
         let token = token.clone().or_else(|| std::env::var("SVOL_TOKEN").ok());
@@ -281,6 +344,14 @@ fn detach(mp: &Path, token: Option<String>) -> Result<i32> {
 
 pub(crate) async fn umount(mp: &Path) -> Result<i32> {
     let mp = std::fs::canonicalize(mp).with_context(|| format!("mountpoint {}", mp.display()))?;
+    match mounted_at(&mp) {
+        None => bail!("{} is not a mount point: nothing to unmount", mp.display()),
+        Some((fstype, source)) if !fstype.starts_with("fuse") => bail!(
+            "{} is a {fstype} mount of {source}, not a svol mount: use umount(8)",
+            mp.display()
+        ),
+        Some(_) => {}
+    }
     let out = Command::new("fusermount3")
         .arg("-u")
         .arg(&mp)

@@ -334,6 +334,26 @@ impl Restartable {
         self.child = Some(child);
     }
 
+    /// SIGTERM, as a service manager stops it; returns how long the
+    /// server took to exit (panics past `limit`).
+    pub fn terminate(&mut self, limit: Duration) -> Duration {
+        let mut c = self.child.take().expect("running");
+        let start = Instant::now();
+        // SAFETY: sends a signal to our own child, which we have not reaped.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        loop {
+            if c.try_wait().expect("wait").is_some() {
+                return start.elapsed();
+            }
+            if start.elapsed() > limit {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("the server did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
