@@ -108,7 +108,7 @@ impl Client {
 
     fn delete_volume(&self, py: Python<'_>, name: String) -> PyResult<()> {
         let c = self.inner.clone();
-        block_on(py, async move { sdk(c.delete_volume(&name).await) })
+        block_on(py, async move { sdk(c.delete_volume(&name, false).await) })
     }
 
     fn list_volumes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {

@@ -86,9 +86,15 @@ impl Client {
         )
     }
 
-    pub async fn delete_volume(&self, name: &str) -> Result<()> {
+    /// Deletes volume `name` (to the server's trash, with its snapshots).
+    /// Refused while a client has it mounted unless `force`: then their
+    /// calls fail from now on.
+    pub async fn delete_volume(&self, name: &str, force: bool) -> Result<()> {
         check_volume_ref(name)?;
-        let req = p::GetVolumeRequest { name: name.into() };
+        let req = p::DeleteVolumeRequest {
+            name: name.into(),
+            force,
+        };
         ctx(
             self.rpc().delete_volume(self.req(req)).await,
             &format!("volume {name}"),

@@ -278,7 +278,7 @@ impl Rpc {
                     .await
                     .map(|_| ()),
                 Call::DeleteVolume(name) => c
-                    .delete_volume(self.req(p::GetVolumeRequest { name }))
+                    .delete_volume(self.req(p::DeleteVolumeRequest { name, force: false }))
                     .await
                     .map(|_| ()),
                 Call::RenameVolume(name, new_name) => c

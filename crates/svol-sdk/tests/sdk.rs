@@ -148,7 +148,7 @@ async fn batch_upload_sends_only_missing_blocks() {
     assert_eq!(std::fs::read(out.path().join("got/a.bin")).unwrap(), a);
 
     // deleting the volume frees its blocks
-    c.delete_volume("uploads").await.unwrap();
+    c.delete_volume("uploads", false).await.unwrap();
     let start = std::time::Instant::now();
     while blocks_bytes(&s) != 0 {
         assert!(

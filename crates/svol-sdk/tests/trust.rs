@@ -98,7 +98,7 @@ async fn a_workspace_cannot_use_or_probe_another_workspaces_blocks() {
     // when W1 deletes it.
     req.name = Bytes::from_static(b"same");
     mine.write_file("/same.bin", data.clone()).await.unwrap();
-    admin.delete_volume("mine").await.unwrap();
+    admin.delete_volume("mine", false).await.unwrap();
     assert_eq!(secret.read_file("/weights.bin").await.unwrap(), data);
 
     // Dedup within W2 still stores nothing new.

@@ -113,10 +113,13 @@ impl State {
 
     pub(crate) async fn do_delete_volume(
         &self,
-        req: Request<p::GetVolumeRequest>,
+        req: Request<p::DeleteVolumeRequest>,
     ) -> Result<p::Empty, Status> {
         let c = self.caller(&req, "").await?;
-        let name = req.into_inner().name;
+        let p::DeleteVolumeRequest { name, force } = req.into_inner();
+        if !force {
+            self.refuse_if_mounted(c.ws, &name).await?;
+        }
         let retire = self.retire();
         let out = self
             .meta(move |m| m.delete_volume(c.ws, &name, retire))
@@ -124,6 +127,64 @@ impl State {
         self.sessions.end_volume(out.value.root);
         self.volumes_gone(out.changes.freed);
         Ok(p::Empty {})
+    }
+
+    /// `Busy` naming who has volume `name` (or a snapshot of it) in use:
+    /// deleting it under them would turn every call of theirs into an
+    /// error. (A client that connects after this check loses its session
+    /// with the delete, as with --force.)
+    async fn refuse_if_mounted(&self, ws: m::WorkspaceId, name: &str) -> Result<(), Status> {
+        let (key, now) = (name.to_string(), self.clock.now_ms());
+        let users = self
+            .meta(move |m| {
+                let v = m.volume(ws, &key)?;
+                let mut ids = vec![v.id.clone()];
+                if v.snapshot_of.is_empty() {
+                    ids.extend(m.list_snapshots(ws, &key)?.into_iter().map(|s| s.id));
+                }
+                Ok(m.live_sessions(Some(ws), now)?
+                    .into_iter()
+                    .filter(|s| ids.contains(&s.volume))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        let who: Vec<String> = users
+            .iter()
+            .take(5)
+            .map(|s| {
+                let what = if s.client.purpose.is_empty() {
+                    "a client".to_string()
+                } else {
+                    s.client.purpose.clone()
+                };
+                let on = match s.client.host.as_str() {
+                    "" => String::new(),
+                    h => format!(" on {h}"),
+                };
+                // Say which snapshot, when it is one.
+                if s.volume_name == name {
+                    format!("{what}{on}")
+                } else {
+                    format!("{what}{on} (of {})", s.volume_name)
+                }
+            })
+            .collect();
+        let more = users.len().saturating_sub(who.len());
+        Err(crate::convert::status(m::MetaError::Busy(format!(
+            "in use by {} client{}: {}{}; unmount first, or delete anyway with --force \
+             (their calls then fail)",
+            users.len(),
+            if users.len() == 1 { "" } else { "s" },
+            who.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ))))
     }
 
     pub(crate) async fn do_create_workspace(

@@ -202,7 +202,7 @@ impl p::svol_server::Svol for State {
         Ok(Response::new(self.volume_info(v).await?))
     }
 
-    async fn delete_volume(&self, req: Request<p::GetVolumeRequest>) -> Res<p::Empty> {
+    async fn delete_volume(&self, req: Request<p::DeleteVolumeRequest>) -> Res<p::Empty> {
         Ok(Response::new(self.do_delete_volume(req).await?))
     }
 

@@ -162,6 +162,9 @@ pub(crate) enum VolumeCmd {
         name: String,
         #[arg(short, long)]
         yes: bool,
+        /// Delete even while clients have it mounted (their calls then fail)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -316,13 +319,13 @@ pub(crate) async fn run(
         VolumeCmd::Rename { old, new } => {
             c.rename_volume(&old, &new).await?;
         }
-        VolumeCmd::Delete { name, yes } => {
+        VolumeCmd::Delete { name, yes, force } => {
             c.volume_info(&name).await?;
             if !yes && !confirm(&format!("Delete volume {name} and all its data?"))? {
                 eprintln!("not deleted");
                 return Ok(1);
             }
-            c.delete_volume(&name).await?;
+            c.delete_volume(&name, force).await?;
         }
         VolumeCmd::Snapshot { name, snapshot } => {
             let snap = snapshot.unwrap_or_else(utc_stamp);

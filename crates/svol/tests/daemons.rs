@@ -137,3 +137,38 @@ fn a_closed_pipe_ends_a_printing_command_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(done.status.code(), Some(101), "exit 101 is a panic");
 }
+
+#[test]
+fn deleting_a_mounted_volume_is_refused_unless_forced() {
+    let s = Server::start();
+    s.create_volume("busy");
+    let m = s.mount("busy", &[]);
+    std::fs::write(m.p("f"), b"data").expect("write");
+    let out = s.run(&["volume", "delete", "busy", "--yes"]);
+    assert!(!out.status.success(), "deleted under a live mount");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let mp = m.path().display().to_string();
+    assert!(
+        err.contains("in use by 1 client") && err.contains(&mp) && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(m.p("f")).expect("still there"), b"data");
+
+    // Forced: once the mount learns (its session ends with the volume),
+    // its calls fail cleanly with ENOENT; none hangs.
+    s.ok(&["volume", "delete", "busy", "--yes", "--force"]);
+    eventually(
+        Duration::from_secs(10),
+        "the mount sees the volume gone",
+        || {
+            let read = std::fs::read(m.p("f"));
+            let write = std::fs::write(m.p("g"), b"x");
+            matches!((read, write), (Err(r), Err(w))
+            if r.raw_os_error() == Some(libc::ENOENT) && w.raw_os_error() == Some(libc::ENOENT))
+        },
+    );
+    drop(m);
+    // Once unmounted, nothing holds it: a new volume of that name is free.
+    s.create_volume("busy");
+    s.ok(&["volume", "delete", "busy", "--yes"]);
+}
