@@ -1,7 +1,7 @@
 //! `svol app …`: apps own ephemeral volumes; a persisted volume is listed
 //! as an app of kind `volume`.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Subcommand;
 use svol_sdk::App;
 
@@ -12,14 +12,51 @@ pub(crate) enum AppCmd {
         #[arg(long, default_value = "")]
         name: String,
     },
-    /// List apps: id, name, kind, state, volumes, created
+    /// List running apps: id, name, kind, state, volumes, created
     List {
+        /// Stopped apps too
+        #[arg(short, long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
-    /// Stop an app: its ephemeral volumes are deleted (for an app of kind
-    /// volume: the volume itself)
-    Stop { app_id: String },
+    /// Stop an app, by id or by name: its ephemeral volumes are deleted
+    /// (for an app of kind volume: the volume itself)
+    Stop {
+        /// The app's id (ap-…) or the name of one running app
+        app: String,
+    },
+}
+
+/// The id of the app `key` names: an id as it is, or the one running app
+/// of that name.
+async fn resolve(c: &svol_sdk::Client, key: &str) -> Result<String> {
+    if key.starts_with("ap-") {
+        return Ok(key.to_string());
+    }
+    let apps = c.list_apps().await?;
+    let named: Vec<_> = apps
+        .iter()
+        .filter(|a| a.name == key && a.state == "running")
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => {
+            let stopped = apps.iter().any(|a| a.name == key);
+            if stopped {
+                bail!("app {key:?} is already stopped");
+            }
+            bail!("no running app is named {key:?} (`svol app list` shows them)");
+        }
+        many => bail!(
+            "{} running apps are named {key:?}; stop one by id: {}",
+            many.len(),
+            many.iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 pub(crate) async fn run(
@@ -30,8 +67,11 @@ pub(crate) async fn run(
     let c = crate::connect(server, token).await?;
     match cmd {
         AppCmd::Create { name } => println!("{}", App::create(&c, &name).await?.id()),
-        AppCmd::List { json } => {
-            let apps = c.list_apps().await?;
+        AppCmd::List { all, json } => {
+            let mut apps = c.list_apps().await?;
+            if !all {
+                apps.retain(|a| a.state != "stopped");
+            }
             if json {
                 let v: Vec<_> = apps
                     .iter()
@@ -53,8 +93,9 @@ pub(crate) async fn run(
                 }
             }
         }
-        AppCmd::Stop { app_id } => {
-            let a = c.stop_app(&app_id).await?;
+        AppCmd::Stop { app } => {
+            let id = resolve(&c, &app).await?;
+            let a = c.stop_app(&id).await?;
             eprintln!("app {} stopped", a.id);
         }
     }

@@ -65,6 +65,9 @@ pub(crate) enum VolumeCmd {
         /// Keep set-user-id, set-group-id and sticky bits (dropped by default)
         #[arg(long)]
         keep_special_bits: bool,
+        /// Overwrite a local file or directory of the same name
+        #[arg(short, long)]
+        force: bool,
     },
     /// Remove a file (or a directory with -r)
     Rm {
@@ -296,10 +299,11 @@ pub(crate) async fn run(
             remote,
             local,
             keep_special_bits,
+            force,
         } => {
             let vol = c.volume(&name).await?;
             let opts = svol_sdk::DownloadOptions { keep_special_bits };
-            get(&vol, &remote, local.as_deref().unwrap_or("."), opts).await?;
+            get(&vol, &remote, local.as_deref().unwrap_or("."), opts, force).await?;
         }
         VolumeCmd::Rm {
             name,
@@ -550,6 +554,7 @@ async fn get(
     remote: &str,
     local: &str,
     opts: svol_sdk::DownloadOptions,
+    force: bool,
 ) -> Result<()> {
     let a = vol.resolve(remote).await?;
     if local == "-" {
@@ -578,6 +583,11 @@ async fn get(
     } else {
         lp
     };
+    // As `put` refuses to replace a remote file: nothing local is
+    // overwritten unless asked.
+    if !force && std::fs::symlink_metadata(&target).is_ok() {
+        bail!("{} exists; pass --force to overwrite it", target.display());
+    }
     let (progress, pb) = progress_bar(a.size);
     vol.download_with(remote, &target, opts, &progress).await?;
     if let Some(pb) = pb {

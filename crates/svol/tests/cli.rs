@@ -176,7 +176,8 @@ fn bad_input_gets_a_clear_error() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach svol server"));
-    let o = s.run(&["mount", "missing", "/tmp", "-d"]);
+    let empty = tempfile::tempdir().unwrap();
+    let o = s.run(&["mount", "missing", empty.path().to_str().unwrap(), "-d"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
     // a volume name that is valid but the file name too long
@@ -286,13 +287,26 @@ fn get_never_writes_outside_its_target_and_drops_setuid() {
         fs::read(target.path().join("already-here")).unwrap(),
         b"mine"
     );
-    // A second get over the first replaces files in place, still safely.
+    // A second get over the first is refused; forced, it replaces files
+    // in place, still safely.
+    fails_with(
+        &s,
+        &[
+            "volume",
+            "get",
+            "evil",
+            "/d",
+            target.path().to_str().unwrap(),
+        ],
+        "--force",
+    );
     s.ok(&[
         "volume",
         "get",
         "evil",
         "/d",
         target.path().to_str().unwrap(),
+        "--force",
     ]);
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
 
@@ -344,4 +358,43 @@ fn logs_can_be_json_and_the_dashboard_url_names_the_volume() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
     assert_eq!(v["level"], "INFO", "{line}");
     assert!(v["fields"]["message"].is_string(), "{line}");
+}
+
+#[test]
+fn get_refuses_to_overwrite_a_local_file_unless_forced() {
+    let s = Server::start();
+    s.create_volume("g");
+    let local = tempfile::tempdir().expect("tempdir");
+    let src = local.path().join("new.txt");
+    std::fs::write(&src, b"from the volume").expect("write");
+    s.ok(&["volume", "put", "g", src.to_str().expect("utf8"), "/f.txt"]);
+    let dst = local.path().join("mine.txt");
+    std::fs::write(&dst, b"precious").expect("write");
+    let d = dst.to_str().expect("utf8");
+    fails_with(&s, &["volume", "get", "g", "/f.txt", d], "--force");
+    assert_eq!(std::fs::read(&dst).expect("read"), b"precious");
+    s.ok(&["volume", "get", "g", "/f.txt", d, "--force"]);
+    assert_eq!(std::fs::read(&dst).expect("read"), b"from the volume");
+}
+
+#[test]
+fn apps_stop_by_name_and_stopped_ones_leave_the_list() {
+    let s = Server::start();
+    let id = s
+        .ok(&["app", "create", "--name", "counter"])
+        .trim()
+        .to_string();
+    let twin = s
+        .ok(&["app", "create", "--name", "twin"])
+        .trim()
+        .to_string();
+    s.ok(&["app", "create", "--name", "twin"]);
+    fails_with(&s, &["app", "stop", "twin"], &twin);
+    fails_with(&s, &["app", "stop", "nobody"], "no running app");
+    s.ok(&["app", "stop", "counter"]);
+    assert_eq!(s.app_state(&id), "stopped");
+    fails_with(&s, &["app", "stop", "counter"], "already stopped");
+    let listed = s.ok(&["app", "list"]);
+    assert!(!listed.contains(&id), "a stopped app listed: {listed}");
+    assert!(s.ok(&["app", "list", "--all"]).contains(&id));
 }

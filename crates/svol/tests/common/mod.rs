@@ -98,7 +98,7 @@ impl Server {
 
     /// `svol app list --json`, parsed.
     pub fn apps(&self) -> Vec<serde_json::Value> {
-        serde_json::from_str(&self.ok(&["app", "list", "--json"])).expect("app list json")
+        serde_json::from_str(&self.ok(&["app", "list", "--all", "--json"])).expect("app list json")
     }
 
     pub fn app_state(&self, id: &str) -> String {
