@@ -152,6 +152,7 @@ pub(crate) async fn signin(State(d): Shared, Form(f): Form<SigninForm>) -> Respo
             cert: None,
             key: None,
         },
+        token_source: "the sign-in form".into(),
     };
     let client = match Client::connect(&cfg).await {
         Ok(c) => c,

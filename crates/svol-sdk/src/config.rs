@@ -19,6 +19,10 @@ pub struct ClientConfig {
     pub token: String,
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Where `token` came from (`--token`, `SVOL_TOKEN`, a file's path),
+    /// so that an authentication failure can say which one was wrong.
+    #[serde(skip)]
+    pub token_source: String,
 }
 
 /// How a client checks the server (and proves itself) over TLS.
@@ -72,6 +76,11 @@ impl ClientConfig {
     pub fn resolve(server: Option<String>, token: Option<String>) -> Result<Self> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut server = server.or_else(|| env("SVOL_SERVER"));
+        let mut token_source = String::from(if token.is_some() {
+            "--token"
+        } else {
+            "SVOL_TOKEN"
+        });
         let mut token = token.or_else(|| env("SVOL_TOKEN"));
         let mut tls = TlsConfig {
             ca: env("SVOL_CA").map(PathBuf::from),
@@ -99,6 +108,9 @@ impl ClientConfig {
                 server = server
                     .or(fc.server)
                     .or(fc.servers.filter(|l| !l.is_empty()).map(|l| l.join(",")));
+                if token.is_none() && fc.token.is_some() {
+                    token_source = f.display().to_string();
+                }
                 token = token.or(fc.token);
                 let base = f.parent().unwrap_or(Path::new("."));
                 let rel = |p: Option<PathBuf>| p.map(|p| base.join(p));
@@ -108,7 +120,12 @@ impl ClientConfig {
             }
         }
         match (server, token) {
-            (Some(server), Some(token)) => Ok(Self { server, token, tls }),
+            (Some(server), Some(token)) => Ok(Self {
+                server,
+                token,
+                tls,
+                token_source,
+            }),
             (None, _) => Err(ClientError::InvalidArgument(
                 "no server configured: start `svol server`, or set SVOL_SERVER / --server".into(),
             )),

@@ -212,7 +212,7 @@ impl Client {
         let req = pick.selection(name)?;
         Ok(ctx(
             self.rpc().list_deleted_files(self.req(req)).await,
-            &format!("the trash of volume {name}"),
+            &format!("volume {name}"),
         )?
         .files)
     }
@@ -243,7 +243,12 @@ impl Client {
                 ClientError::AlreadyExists(m) => {
                     return Err(ClientError::AlreadyExists(format!("volume {name}: {m}")))
                 }
-                e => return Err(e.context(&format!("the trash of volume {name}"))),
+                // Nothing there to restore: the server says what it looked for.
+                ClientError::NotFound(m) if m.contains("in the volume's trash") => {
+                    let m = m.strip_prefix("not found: ").unwrap_or(&m);
+                    return Err(ClientError::NotFound(format!("volume {name}: {m}")));
+                }
+                e => return Err(e.context(&format!("volume {name}"))),
             },
         };
         Ok(r.restored
@@ -263,7 +268,7 @@ impl Client {
         let req = pick.selection(name)?;
         Ok(ctx(
             self.rpc().purge_deleted_files(self.req(req)).await,
-            &format!("the trash of volume {name}"),
+            &format!("volume {name}"),
         )?
         .purged)
     }

@@ -90,7 +90,13 @@ impl ClientError {
     /// Prefixes the message with what was being worked on.
     pub fn context(self, what: &str) -> Self {
         use ClientError::*;
+        // Said already (a lower layer named the same thing): once is enough.
+        let said = |m: &str| !what.is_empty() && m.starts_with(what);
         match self {
+            NotFound(m) if said(&m) => NotFound(m),
+            Fs(k, m) if said(&m) => Fs(k, m),
+            PermissionDenied(m) if said(&m) => PermissionDenied(m),
+            InvalidArgument(m) if said(&m) => InvalidArgument(m),
             NotFound(m) if m.is_empty() || m.starts_with("not found") => NotFound(what.into()),
             NotFound(m) => NotFound(format!("{what}: {m}")),
             AlreadyExists(m) => {

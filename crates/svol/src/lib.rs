@@ -10,6 +10,7 @@ mod file_trash_cmd;
 mod logging;
 mod mount;
 mod run;
+mod suggest;
 mod trash_cmd;
 mod volume_cmd;
 
@@ -183,6 +184,16 @@ fn describe(e: &anyhow::Error) -> String {
             }
             out.push_str(&text);
         }
+    }
+    // Which of the places a token can come from held the wrong one.
+    let refused = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<svol_sdk::ClientError>(),
+            Some(svol_sdk::ClientError::Unauthenticated(_))
+        )
+    });
+    if let (true, Some(src)) = (refused, TOKEN_SOURCE.get()) {
+        out.push_str(&format!(" (the token came from {src})"));
     }
     out
 }
@@ -407,8 +418,12 @@ fn init_tls(dir: &std::path::Path, mut hosts: Vec<String>, clients: &[String]) -
     Ok(0)
 }
 
+/// Where the token of this command came from, for its errors.
+static TOKEN_SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 pub(crate) async fn connect(server: &Option<String>, token: &Option<String>) -> Result<Client> {
     let cfg = ClientConfig::resolve(server.clone(), token.clone())?;
+    let _ = TOKEN_SOURCE.set(cfg.token_source.clone());
     Ok(Client::connect(&cfg).await?)
 }
 
@@ -524,8 +539,14 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             .context("server")?;
             Ok(0)
         }
-        Cmd::Volume(v) => volume_cmd::run(v, &cli.server, &cli.token).await,
-        Cmd::Mount(m) => mount::mount(m, &cli.server, &cli.token).await,
+        Cmd::Volume(v) => {
+            let r = volume_cmd::run(v, &cli.server, &cli.token).await;
+            suggest::volume_typo(r, &cli.server, &cli.token).await
+        }
+        Cmd::Mount(m) => {
+            let r = mount::mount(m, &cli.server, &cli.token).await;
+            suggest::volume_typo(r, &cli.server, &cli.token).await
+        }
         Cmd::Umount { mountpoint } => mount::umount(&mountpoint).await,
         Cmd::Run(a) => match run_plan {
             Some(plan) => run::run(a, plan, &cli.server, &cli.token).await,

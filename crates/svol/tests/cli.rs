@@ -398,3 +398,59 @@ fn apps_stop_by_name_and_stopped_ones_leave_the_list() {
     assert!(!listed.contains(&id), "a stopped app listed: {listed}");
     assert!(s.ok(&["app", "list", "--all"]).contains(&id));
 }
+
+#[test]
+fn errors_name_things_once_say_which_token_and_suggest_close_names() {
+    let s = Server::start();
+    s.create_volume("model-cache");
+    let o = s.run(&["volume", "ls", "model-cache", "/nope"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success());
+    assert_eq!(err.matches("model-cache:/nope").count(), 1, "{err}");
+    let o = s.run(&["volume", "cp", "model-cache", "/nope", "/x"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(err.matches("model-cache:/nope").count(), 1, "{err}");
+
+    fails_with(
+        &s,
+        &["volume", "info", "modle-cache"],
+        "did you mean model-cache?",
+    );
+    let o = s.run(&["volume", "info", "weights"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("did you mean"));
+
+    fails_with(
+        &s,
+        &["--token", "sv-wrong", "volume", "list"],
+        "the token came from --token",
+    );
+    let o = s
+        .cmd()
+        .env("SVOL_TOKEN", "sv-wrong")
+        .args(["volume", "list"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the token came from SVOL_TOKEN"), "{err}");
+    // A config file with a revoked token: the file is named.
+    let bad = s.dir.path().join("bad.toml");
+    let cfg = std::fs::read_to_string(s.config()).expect("config");
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("token") {
+                "token = \"sv-wrong\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, cfg).expect("write");
+    let o = cli(&bad).args(["volume", "list"]).output().expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("the token came from {}", bad.display())),
+        "{err}"
+    );
+}
