@@ -6,18 +6,25 @@ use clap::Subcommand;
 #[derive(Subcommand)]
 pub(crate) enum WorkspaceCmd {
     /// Create a workspace (admin token only); prints its name
-    Create { name: String },
+    Create {
+        /// The new workspace's name
+        name: String,
+    },
     /// List workspaces (an admin sees all, others their own)
     List {
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Set a workspace's quotas (admin token only): bytes after dedup over
     /// all its volumes and their trash, and inodes; 0 removes a limit
     Set {
+        /// The workspace's name
         name: String,
+        /// Bytes after dedup (10G, 500M, …; 0: no limit)
         #[arg(long, value_parser = crate::parse_quota_bytes)]
         max_bytes: Option<u64>,
+        /// Inodes: files, directories, links (1M = a million; 0: no limit)
         #[arg(long, value_parser = crate::parse_count)]
         max_files: Option<u64>,
     },
@@ -41,11 +48,13 @@ pub(crate) enum TokenCmd {
     },
     /// List the tokens of your workspace (ids, never secrets)
     List {
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id (tk-…) or by the token itself; refused at once
     Revoke {
+        /// The token's id (tk-…, as `token list` shows) or its secret
         #[arg(value_name = "TOKEN_OR_ID")]
         target: String,
     },

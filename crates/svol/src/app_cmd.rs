@@ -9,6 +9,7 @@ use svol_sdk::App;
 pub(crate) enum AppCmd {
     /// Create a running app and print its id alone on stdout
     Create {
+        /// A name to find it by (`app stop NAME`)
         #[arg(long, default_value = "")]
         name: String,
     },
@@ -17,6 +18,7 @@ pub(crate) enum AppCmd {
         /// Stopped apps too
         #[arg(short, long)]
         all: bool,
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },

@@ -65,7 +65,10 @@ enum Cmd {
     /// Mount a volume with FUSE
     Mount(mount::MountArgs),
     /// Unmount a svol mount and end its client
-    Umount { mountpoint: PathBuf },
+    Umount {
+        /// Where the volume is mounted
+        mountpoint: PathBuf,
+    },
     /// Run a command with volumes mounted at the paths it expects
     Run(run::RunArgs),
     /// Deleted volumes: list, restore, purge

@@ -13,7 +13,9 @@ use svol_fuse::{Mount, MountOptions};
 
 #[derive(clap::Args)]
 pub(crate) struct MountArgs {
+    /// The volume (name or id; NAME@SNAPSHOT mounts a snapshot read-only)
     volume: String,
+    /// An empty directory to mount it on
     mountpoint: PathBuf,
     /// Detach: return once the mount is ready
     #[arg(short = 'd', long)]
@@ -21,6 +23,7 @@ pub(crate) struct MountArgs {
     /// Keep fetched blocks in this directory too
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Refuse every change through this mount (EROFS)
     #[arg(long)]
     read_only: bool,
     /// Mount this directory of the volume instead of its root

@@ -8,6 +8,7 @@ use clap::Subcommand;
 pub(crate) enum TrashCmd {
     /// List deleted volumes still in the trash, and when each is purged
     List {
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -21,7 +22,9 @@ pub(crate) enum TrashCmd {
     },
     /// Drop a volume (or, with no id, the whole trash) now and free its space
     Purge {
+        /// The volume's id (vo-…); none: the whole trash
         id: Option<String>,
+        /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
     },

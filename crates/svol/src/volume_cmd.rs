@@ -15,6 +15,7 @@ pub(crate) enum VolumeCmd {
     /// Create a volume and print its id: persisted and named, or with
     /// --ephemeral --app APP_ID one that is deleted when the app stops
     Create {
+        /// The volume's name
         #[arg(required_unless_present = "ephemeral")]
         name: Option<String>,
         /// Make an unnamed volume owned by --app
@@ -29,29 +30,42 @@ pub(crate) enum VolumeCmd {
         trash: Option<Duration>,
     },
     /// Name an ephemeral volume and make it outlive its app
-    Persist { volume_id: String, name: String },
+    Persist {
+        /// The ephemeral volume's id (vo-…)
+        volume_id: String,
+        /// The name it takes
+        name: String,
+    },
     /// List volumes
     List {
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show a volume's size, file count and creation time
     Info {
+        /// The volume (name or id)
         name: String,
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// List a directory of a volume
     Ls {
+        /// The volume (name or id)
         name: String,
         path: Option<String>,
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Upload files or directories: put NAME LOCAL... [REMOTE]
     Put {
+        /// The volume (name or id)
         name: String,
-        #[arg(required = true, num_args = 1..)]
+        /// Local files or directories, then (if more than one, or to
+        /// rename) the path in the volume to put them at
+        #[arg(required = true, num_args = 1.., value_name = "PATH")]
         paths: Vec<String>,
         /// Overwrite existing files
         #[arg(short, long)]
@@ -59,8 +73,11 @@ pub(crate) enum VolumeCmd {
     },
     /// Download a file or directory (LOCAL `-` writes a file to stdout)
     Get {
+        /// The volume (name or id)
         name: String,
+        /// The file or directory in the volume
         remote: String,
+        /// Where to write it (default: the current directory; `-`: stdout)
         local: Option<String>,
         /// Keep set-user-id, set-group-id and sticky bits (dropped by default)
         #[arg(long)]
@@ -71,27 +88,42 @@ pub(crate) enum VolumeCmd {
     },
     /// Remove a file (or a directory with -r)
     Rm {
+        /// The volume (name or id)
         name: String,
+        /// A path in the volume
         path: String,
+        /// Act on a directory and everything below it
         #[arg(short, long)]
         recursive: bool,
     },
     /// Copy within a volume on the server (no data is copied)
     Cp {
+        /// The volume (name or id)
         name: String,
-        #[arg(required = true, num_args = 2..)]
+        /// Paths in the volume: sources, then the destination
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
         paths: Vec<String>,
+        /// Act on a directory and everything below it
         #[arg(short, long)]
         recursive: bool,
     },
     /// Rename a volume
-    Rename { old: String, new: String },
+    Rename {
+        /// The volume's current name
+        old: String,
+        /// Its new name
+        new: String,
+    },
     /// Print the address of the volume's page in the server's dashboard
-    Dashboard { name: String },
+    Dashboard {
+        /// The volume (name or id)
+        name: String,
+    },
     /// Take a read-only snapshot of a volume, named NAME@SNAPSHOT (only
     /// metadata is copied; blocks are shared). Mount it with
     /// `svol mount NAME@SNAPSHOT DIR`
     Snapshot {
+        /// The volume (name or id)
         name: String,
         /// The snapshot's name (default: the UTC time, 20261204-073000)
         #[arg(long = "as", value_name = "SNAPSHOT")]
@@ -99,15 +131,20 @@ pub(crate) enum VolumeCmd {
     },
     /// List a volume's snapshots
     Snapshots {
+        /// The volume (name or id)
         name: String,
+        /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Put a snapshot's files in place of the volume's (the volume must not
     /// be mounted; what was written since the snapshot is lost)
     Restore {
+        /// The volume (name or id)
         name: String,
+        /// The snapshot's name (the part after @)
         snapshot: String,
+        /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
     },
@@ -115,9 +152,12 @@ pub(crate) enum VolumeCmd {
     /// (files, directories and links; 1M = a million); 0 removes a limit.
     /// Writers past one get EDQUOT; `df` on a mount shows it
     Set {
+        /// The volume (name or id)
         name: String,
+        /// Bytes after dedup (10G, 500M, …; 0: no limit)
         #[arg(long, value_parser = crate::parse_quota_bytes)]
         max_bytes: Option<u64>,
+        /// Inodes: files, directories, links (1M = a million; 0: no limit)
         #[arg(long, value_parser = crate::parse_count)]
         max_files: Option<u64>,
         /// Keep removed files in the volume's trash this long (0: do not)
@@ -127,6 +167,7 @@ pub(crate) enum VolumeCmd {
     /// List the removed files a volume's trash keeps (at PATH or below it),
     /// newest first, or with --purge drop them now
     Trash {
+        /// The volume (name or id)
         name: String,
         path: Option<String>,
         /// Only files removed within this long (90m, 2h, 7d)
@@ -135,8 +176,10 @@ pub(crate) enum VolumeCmd {
         /// Drop them from the trash now and free their space
         #[arg(long)]
         purge: bool,
+        /// Do not ask for confirmation
         #[arg(short, long, requires = "purge")]
         yes: bool,
+        /// Print JSON (exact values) instead of a table
         #[arg(long, conflicts_with = "purge")]
         json: bool,
     },
@@ -144,6 +187,7 @@ pub(crate) enum VolumeCmd {
     /// every file removed below a directory), each as of its last removal,
     /// to where it was or under --as
     Undelete {
+        /// The volume (name or id)
         name: String,
         #[arg(required_unless_present = "id")]
         path: Option<String>,
@@ -158,11 +202,18 @@ pub(crate) enum VolumeCmd {
         to: Option<String>,
     },
     /// Make a new, writable volume from a volume or a snapshot (NAME@SNAPSHOT)
-    Clone { source: String, name: String },
+    Clone {
+        /// The volume or snapshot (NAME@SNAPSHOT) to copy
+        source: String,
+        /// The new volume's name
+        name: String,
+    },
     /// Delete a volume (with its snapshots) and all its data, or one
     /// snapshot (NAME@SNAPSHOT)
     Delete {
+        /// The volume (name or id)
         name: String,
+        /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
         /// Delete even while clients have it mounted (their calls then fail)

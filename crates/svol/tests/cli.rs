@@ -454,3 +454,54 @@ fn errors_name_things_once_say_which_token_and_suggest_close_names() {
         "{err}"
     );
 }
+
+/// Every argument and option of every command says what it is in
+/// `--help` (a bare `<NAME>` or `--json` helps nobody).
+#[test]
+fn every_argument_has_help() {
+    fn walk(path: &mut Vec<String>, bare: &mut Vec<String>) {
+        let out = std::process::Command::new(svol_bin())
+            .args(path.iter())
+            .arg("--help")
+            .output()
+            .expect("help");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            let is_item = (t.starts_with('<') || t.starts_with('-')) && l.starts_with("  ");
+            if !is_item {
+                continue;
+            }
+            // The help is on the same line after two spaces, or on the
+            // next, indented further.
+            let (head, help) = match t.split_once("  ") {
+                Some((h, rest)) => (h, rest.trim()),
+                None => (t, ""),
+            };
+            let next_is_help = lines
+                .get(i + 1)
+                .is_some_and(|n| n.starts_with("          ") && !n.trim().is_empty());
+            if help.is_empty() && !next_is_help {
+                bare.push(format!("svol {} {}", path.join(" "), head.trim()));
+            }
+        }
+        let commands: Vec<String> = text
+            .split("Commands:")
+            .nth(1)
+            .map(|c| c.split("\n\n").next().unwrap_or(""))
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect();
+        for c in commands {
+            path.push(c);
+            walk(path, bare);
+            path.pop();
+        }
+    }
+    let mut bare = Vec::new();
+    walk(&mut Vec::new(), &mut bare);
+    assert!(bare.is_empty(), "no help for: {bare:#?}");
+}
