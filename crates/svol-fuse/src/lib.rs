@@ -28,6 +28,7 @@ use fuser::{Config, MountOption, SessionACL};
 use svol_sdk::{ClientError, Volume};
 
 pub use cache::BlockCache;
+pub use session::host_name;
 
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {

@@ -46,7 +46,7 @@ pub(crate) struct Describe {
 
 /// This host's name, as the server lists the client (truncated to what
 /// the server takes).
-fn host_name() -> String {
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

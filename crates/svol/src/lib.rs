@@ -6,11 +6,14 @@
 
 mod access_cmd;
 mod app_cmd;
+mod du_cmd;
 mod file_trash_cmd;
 mod logging;
 mod mount;
 mod run;
+mod status_cmd;
 mod suggest;
+mod table;
 mod trash_cmd;
 mod volume_cmd;
 
@@ -83,6 +86,18 @@ enum Cmd {
     /// Manage tokens
     #[command(subcommand)]
     Token(access_cmd::TokenCmd),
+    /// Which workspace and token this shell acts as, on which server
+    Whoami {
+        /// Print JSON (exact values) instead of lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// This host's svol mounts: volume, client pid, session, log
+    Status {
+        /// Print JSON (exact values) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (e.g. `svol completion bash >
     /// /etc/bash_completion.d/svol`)
     Completion {
@@ -559,6 +574,8 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
         Cmd::Trash(t) => trash_cmd::run(t, &cli.server, &cli.token).await,
         Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
         Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
+        Cmd::Whoami { json } => status_cmd::whoami(&cli.server, &cli.token, json).await,
+        Cmd::Status { json } => status_cmd::status(&cli.server, &cli.token, json).await,
         Cmd::Completion { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

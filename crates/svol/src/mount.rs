@@ -118,7 +118,7 @@ fn run_dir() -> PathBuf {
     PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run".into())).join("svol")
 }
 
-fn pid_file(mp: &Path) -> PathBuf {
+pub(crate) fn pid_file(mp: &Path) -> PathBuf {
     let key: String = mp
         .to_string_lossy()
         .chars()

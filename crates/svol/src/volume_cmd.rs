@@ -59,6 +59,17 @@ pub(crate) enum VolumeCmd {
         #[arg(long)]
         json: bool,
     },
+    /// What a directory's entries hold: bytes and files below each,
+    /// largest first, and the total
+    Du {
+        /// The volume (name or id)
+        name: String,
+        /// A directory (or file) in the volume (default: its root)
+        path: Option<String>,
+        /// Print JSON (exact values) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Upload files or directories: put NAME LOCAL... [REMOTE]
     Put {
         /// The volume (name or id)
@@ -330,6 +341,10 @@ pub(crate) async fn run(
                     println!("{}{}", e.name, if e.is_dir() { "/" } else { "" });
                 }
             }
+        }
+        VolumeCmd::Du { name, path, json } => {
+            let vol = c.volume(&name).await?;
+            return crate::du_cmd::du(&vol, path.as_deref().unwrap_or("/"), json).await;
         }
         VolumeCmd::Put {
             name,
