@@ -1,27 +1,22 @@
 //! The local block cache. Blocks are immutable and named by their hash, so
 //! an entry is never stale: the cache only has to bound its size. Memory is
-//! an LRU; the optional disk tier keeps evicted-from-memory blocks across
-//! reads of large files without holding them in RAM.
+//! an LRU; the optional disk tier (`disk_cache`) keeps blocks across reads
+//! of large files without holding them in RAM, and across mounts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use svol_sdk::{ClientError, Result, Volume};
+use svol_sdk::{Result, Volume};
+
+use crate::disk_cache::{verified, DiskCache};
 use tokio::sync::OnceCell;
 
 struct Lru {
     map: HashMap<Bytes, (Bytes, u64)>,
     bytes: u64,
     tick: u64,
-}
-
-struct Disk {
-    dir: PathBuf,
-    order: VecDeque<(Bytes, u64)>,
-    bytes: u64,
-    limit: u64,
 }
 
 type Pending = Arc<OnceCell<Result<Bytes>>>;
@@ -32,28 +27,19 @@ pub struct BlockCache {
     limit: u64,
     mem: Arc<Mutex<Lru>>,
     inflight: Arc<Mutex<HashMap<Bytes, Pending>>>,
-    disk: Option<Arc<Mutex<Disk>>>,
-}
-
-fn hex(h: &[u8]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    disk: Option<Arc<Mutex<DiskCache>>>,
 }
 
 impl BlockCache {
-    pub fn new(vol: Volume, limit: u64, dir: Option<PathBuf>) -> Result<Self> {
+    /// `limit` bytes in memory; with `dir`, up to `disk_limit` more on
+    /// disk (kept across mounts).
+    pub fn new(vol: Volume, limit: u64, dir: Option<PathBuf>, disk_limit: u64) -> Result<Self> {
         let disk = match dir {
-            Some(dir) => {
-                let dir = dir.join(&vol.info().id);
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| ClientError::Io(format!("cache dir {}: {e}", dir.display())))?;
-                Some(Arc::new(Mutex::new(Disk {
-                    dir,
-                    order: VecDeque::new(),
-                    bytes: 0,
-                    limit: 10 << 30,
-                })))
-            }
+            Some(dir) => Some(Arc::new(Mutex::new(DiskCache::open(
+                &dir,
+                &vol.info().id,
+                disk_limit,
+            )?))),
             None => None,
         };
         Ok(Self {
@@ -99,25 +85,24 @@ impl BlockCache {
 
     fn disk_get(&self, h: &Bytes) -> Option<Bytes> {
         let d = self.disk.as_ref()?;
-        let path = d.lock().unwrap_or_else(|p| p.into_inner()).dir.join(hex(h));
-        let data = std::fs::read(path).ok()?;
-        (blake3::hash(&data).as_bytes()[..] == h[..]).then(|| Bytes::from(data))
+        let path = d.lock().unwrap_or_else(|p| p.into_inner()).path_of(h)?;
+        match verified(&path, h) {
+            Some(data) => Some(Bytes::from(data)),
+            None => {
+                // Damaged or planted: dropped, and fetched again.
+                tracing::warn!(
+                    "cached block {} failed its check; fetching it again",
+                    path.display()
+                );
+                d.lock().unwrap_or_else(|p| p.into_inner()).forget(h);
+                None
+            }
+        }
     }
 
     fn disk_put(&self, h: &Bytes, data: &Bytes) {
-        let Some(d) = &self.disk else { return };
-        let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
-        if std::fs::write(d.dir.join(hex(h)), data).is_err() {
-            return;
-        }
-        d.bytes += data.len() as u64;
-        d.order.push_back((h.clone(), data.len() as u64));
-        while d.bytes > d.limit {
-            let Some((old, n)) = d.order.pop_front() else {
-                break;
-            };
-            let _ = std::fs::remove_file(d.dir.join(hex(&old)));
-            d.bytes -= n;
+        if let Some(d) = &self.disk {
+            d.lock().unwrap_or_else(|p| p.into_inner()).put(h, data);
         }
     }
 

@@ -10,6 +10,7 @@ mod ahead;
 mod attr;
 mod budget;
 mod cache;
+pub mod disk_cache;
 mod errno;
 mod files;
 mod fs;
@@ -28,6 +29,7 @@ use fuser::{Config, MountOption, SessionACL};
 use svol_sdk::{ClientError, Volume};
 
 pub use cache::BlockCache;
+pub use disk_cache::{DiskCache, DEFAULT_CACHE_SIZE};
 pub use session::host_name;
 
 #[derive(Debug, Clone, Default)]
@@ -35,8 +37,10 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Serve this directory of the volume as the mount's root.
     pub sub_path: Option<String>,
-    /// Keep fetched blocks here too (in addition to memory).
+    /// Keep fetched blocks here too (in addition to memory), across mounts.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes the cache directory may hold for the volume (0: 10 GiB).
+    pub cache_size: u64,
     /// Bytes of blocks kept in memory.
     pub memory_cache: u64,
     /// The app this mount works for: its lease keeps that app running.
@@ -112,6 +116,11 @@ impl Mount {
                 opts.memory_cache
             },
             opts.cache_dir.clone(),
+            if opts.cache_size == 0 {
+                DEFAULT_CACHE_SIZE
+            } else {
+                opts.cache_size
+            },
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
         let listings = std::sync::Arc::new(listings::Listings::default());

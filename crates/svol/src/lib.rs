@@ -16,6 +16,7 @@ mod suggest;
 mod table;
 mod trash_cmd;
 mod volume_cmd;
+mod warmup_cmd;
 
 mod invocation;
 pub use invocation::Invocation;

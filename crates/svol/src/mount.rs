@@ -20,9 +20,14 @@ pub(crate) struct MountArgs {
     /// Detach: return once the mount is ready
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Keep fetched blocks in this directory too
+    /// Keep fetched blocks in this directory too, across mounts (each is
+    /// checked against its hash before it is served); `svol volume
+    /// warmup` fills it ahead
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Most the cache directory may hold for this volume (e.g. 50G)
+    #[arg(long, default_value = "10G", value_parser = crate::parse_size, requires = "cache_dir")]
+    cache_size: u64,
     /// Refuse every change through this mount (EROFS)
     #[arg(long)]
     read_only: bool,
@@ -197,6 +202,7 @@ pub(crate) async fn mount(
         read_only: a.read_only,
         sub_path: a.sub_path.clone(),
         cache_dir: a.cache_dir.clone(),
+        cache_size: a.cache_size,
         memory_cache: a.memory_cache,
         app: String::new(),
         allow_other: a.allow_other,

@@ -70,6 +70,22 @@ pub(crate) enum VolumeCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch the blocks of files (or of everything below directories) into
+    /// a cache directory, for a mount with --cache-dir on it to read
+    /// locally
+    Warmup {
+        /// The volume (name or id)
+        name: String,
+        /// Files or directories in the volume
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// The cache directory the mounts will use
+        #[arg(long)]
+        cache_dir: PathBuf,
+        /// Most the cache directory may hold for this volume
+        #[arg(long, default_value = "10G", value_parser = crate::parse_size)]
+        cache_size: u64,
+    },
     /// Upload files or directories: put NAME LOCAL... [REMOTE]
     Put {
         /// The volume (name or id)
@@ -341,6 +357,15 @@ pub(crate) async fn run(
                     println!("{}{}", e.name, if e.is_dir() { "/" } else { "" });
                 }
             }
+        }
+        VolumeCmd::Warmup {
+            name,
+            paths,
+            cache_dir,
+            cache_size,
+        } => {
+            let vol = c.volume(&name).await?;
+            return crate::warmup_cmd::warmup(&vol, &paths, &cache_dir, cache_size).await;
         }
         VolumeCmd::Du { name, path, json } => {
             let vol = c.volume(&name).await?;

@@ -3,49 +3,15 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
-
-/// Every sample of the exposition, by its name and labels.
-fn scrape(addr: &str) -> HashMap<String, f64> {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain"),
-        "{head}"
-    );
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
-
-fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
-    m.get(key).copied().unwrap_or(0.0)
-}
 
 #[test]
 fn server_metrics_follow_a_workload() {
     let s = Server::start();
     let before = scrape(&s.addr);
-    assert_eq!(get(&before, "svol_sessions"), 0.0);
+    assert_eq!(sample(&before, "svol_sessions"), 0.0);
     // SQLite has one writer: nothing is ever retried, and that is shown.
     assert_eq!(
         before.get("svol_meta_transaction_retries_total"),
@@ -70,28 +36,28 @@ fn server_metrics_follow_a_workload() {
             0
         );
         let during = scrape(&s.addr);
-        assert!(get(&during, "svol_sessions") >= 1.0);
-        assert_eq!(get(&during, "svol_locks_held"), 1.0);
-        assert_eq!(get(&during, "svol_stored_blocks"), 1.0);
-        assert_eq!(get(&during, "svol_logical_bytes"), (8 << 20) as f64);
-        assert_eq!(get(&during, "svol_dedup_ratio"), 2.0);
-        let commits = get(
+        assert!(sample(&during, "svol_sessions") >= 1.0);
+        assert_eq!(sample(&during, "svol_locks_held"), 1.0);
+        assert_eq!(sample(&during, "svol_stored_blocks"), 1.0);
+        assert_eq!(sample(&during, "svol_logical_bytes"), (8 << 20) as f64);
+        assert_eq!(sample(&during, "svol_dedup_ratio"), 2.0);
+        let commits = sample(
             &during,
             "svol_rpc_requests_total{method=\"Commit\",code=\"OK\"}",
         );
         assert!(commits >= 2.0, "{commits} commits counted");
         assert!(
-            get(
+            sample(
                 &during,
                 "svol_rpc_duration_seconds_count{method=\"Commit\"}"
             ) >= commits,
             "every call has its latency"
         );
         assert!(
-            get(&during, "svol_meta_transaction_seconds_count")
-                > get(&before, "svol_meta_transaction_seconds_count")
+            sample(&during, "svol_meta_transaction_seconds_count")
+                > sample(&before, "svol_meta_transaction_seconds_count")
         );
-        assert!(get(&during, "svol_feed_head") > get(&before, "svol_feed_head"));
+        assert!(sample(&during, "svol_feed_head") > sample(&before, "svol_feed_head"));
         drop(f);
     }
 
@@ -99,7 +65,7 @@ fn server_metrics_follow_a_workload() {
     let foreign = s.run_as("sv-not-a-token", &["volume", "list"]);
     assert!(!foreign.status.success());
     assert!(
-        get(
+        sample(
             &scrape(&s.addr),
             "svol_rpc_requests_total{method=\"ListVolumes\",code=\"UNAUTHENTICATED\"}"
         ) >= 1.0
@@ -111,9 +77,9 @@ fn server_metrics_follow_a_workload() {
         "the block is freed and the session gone",
         || {
             let m = scrape(&s.addr);
-            get(&m, "svol_blocks_freed_total") >= 1.0
-                && get(&m, "svol_stored_blocks") == 0.0
-                && get(&m, "svol_sessions") == 0.0
+            sample(&m, "svol_blocks_freed_total") >= 1.0
+                && sample(&m, "svol_stored_blocks") == 0.0
+                && sample(&m, "svol_sessions") == 0.0
         },
     );
 }
@@ -137,11 +103,11 @@ fn mount_metrics_follow_a_workload() {
     std::fs::write(a.p("from-a.txt"), b"a").expect("second write on a");
 
     eventually(Duration::from_secs(20), "B hears of A's change", || {
-        get(&scrape(&addr), "svol_mount_invalidations_total")
-            > get(&before, "svol_mount_invalidations_total")
+        sample(&scrape(&addr), "svol_mount_invalidations_total")
+            > sample(&before, "svol_mount_invalidations_total")
     });
     let after = scrape(&addr);
-    let moved = |k: &str| get(&after, k) - get(&before, k);
+    let moved = |k: &str| sample(&after, k) - sample(&before, k);
     assert!(moved("svol_mount_read_bytes_total") >= data.len() as f64);
     assert!(moved("svol_mount_written_bytes_total") >= (1 << 20) as f64);
     assert!(moved("svol_mount_block_cache_misses_total") >= 1.0);
@@ -149,9 +115,13 @@ fn mount_metrics_follow_a_workload() {
         let k = format!("svol_mount_fuse_operations_total{{op=\"{op}\"}}");
         assert!(moved(&k) >= 1.0, "{k}");
         let count = format!("svol_mount_fuse_operation_seconds_count{{op=\"{op}\"}}");
-        assert_eq!(get(&after, &count), get(&after, &k), "every {op} is timed");
+        assert_eq!(
+            sample(&after, &count),
+            sample(&after, &k),
+            "every {op} is timed"
+        );
     }
-    assert_eq!(get(&after, "svol_mount_uploads_in_flight"), 0.0);
+    assert_eq!(sample(&after, "svol_mount_uploads_in_flight"), 0.0);
     drop(b);
     drop(a);
 }
