@@ -77,9 +77,18 @@ pub(crate) async fn workspace(
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for w in ws {
-                    println!("{}", w.name);
-                }
+                let rows: Vec<[String; 4]> = ws
+                    .iter()
+                    .map(|w| {
+                        [
+                            w.name.clone(),
+                            w.volumes.to_string(),
+                            crate::table::size(w.stored_bytes),
+                            w.inodes.to_string(),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["NAME", "VOLUMES", "STORED", "INODES"], &rows);
             }
         }
         WorkspaceCmd::Set {
@@ -127,11 +136,19 @@ pub(crate) async fn token(
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for t in ts {
-                    let state = if t.revoked { "revoked" } else { "active" };
-                    let admin = if t.admin { "admin" } else { "" };
-                    println!("{}\t{}\t{state}\t{admin}", t.id, t.label);
-                }
+                let rows: Vec<[String; 5]> = ts
+                    .iter()
+                    .map(|t| {
+                        [
+                            t.id.clone(),
+                            t.label.clone(),
+                            if t.revoked { "revoked" } else { "active" }.into(),
+                            if t.admin { "yes" } else { "no" }.into(),
+                            crate::table::ago(t.created_unix),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["ID", "NAME", "STATE", "ADMIN", "CREATED"], &rows);
             }
         }
         TokenCmd::Revoke { target } => {

@@ -81,18 +81,27 @@ pub(crate) async fn run(
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("ID\tNAME\tKIND\tSTATE\tVOLUMES\tCREATED");
-                for a in apps {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        a.id,
-                        a.name,
-                        a.kind,
-                        a.state,
-                        a.volumes.join(","),
-                        a.created_unix
-                    );
-                }
+                let rows: Vec<[String; 6]> = apps
+                    .iter()
+                    .map(|a| {
+                        [
+                            a.id.clone(),
+                            crate::table::clip(&a.name, 40),
+                            a.kind.clone(),
+                            a.state.clone(),
+                            if a.volumes.is_empty() {
+                                "-".into()
+                            } else {
+                                a.volumes.join(",")
+                            },
+                            crate::table::ago(a.created_unix),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(
+                    &["ID", "NAME", "KIND", "STATE", "VOLUMES", "CREATED"],
+                    &rows,
+                );
             }
         }
         AppCmd::Stop { app } => {

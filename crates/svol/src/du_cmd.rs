@@ -52,10 +52,10 @@ pub(crate) async fn du(vol: &Volume, path: &str, json: bool) -> Result<i32> {
     }
     let mut table: Vec<[String; 3]> = rows
         .iter()
-        .map(|(p, b, f)| [crate::file_trash_cmd::size(*b), f.to_string(), p.clone()])
+        .map(|(p, b, f)| [crate::table::size(*b), f.to_string(), p.clone()])
         .collect();
     table.push([
-        crate::file_trash_cmd::size(bytes),
+        crate::table::size(bytes),
         files.to_string(),
         format!("{} (total)", if base.is_empty() { "/" } else { base }),
     ]);

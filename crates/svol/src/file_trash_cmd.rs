@@ -2,11 +2,13 @@
 //! trash keeps after they were removed (`svol volume create --trash 7d`),
 //! listed, restored by path (and time) or purged early.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use svol_proto as p;
 use svol_sdk::{Client, DeletedPick};
+
+use crate::table::{relative_ms, size};
 
 /// What `svol volume trash` was asked.
 pub(crate) struct TrashArgs {
@@ -16,44 +18,6 @@ pub(crate) struct TrashArgs {
     pub purge: bool,
     pub yes: bool,
     pub json: bool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// "3m ago", "in 6d 23h": a time next to now, as people read it.
-fn relative(ms: i64, now: i64) -> String {
-    let d = (ms - now).unsigned_abs() / 1000;
-    let span = match d {
-        0..=59 => format!("{d}s"),
-        60..=3599 => format!("{}m", d / 60),
-        3600..=86_399 => format!("{}h {}m", d / 3600, d % 3600 / 60),
-        _ => format!("{}d {}h", d / 86_400, d % 86_400 / 3600),
-    };
-    if ms <= now {
-        format!("{span} ago")
-    } else {
-        format!("in {span}")
-    }
-}
-
-/// 1.5 MiB, 200 B.
-pub(crate) fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
 }
 
 fn kind(k: i32) -> &'static str {
@@ -108,44 +72,19 @@ pub(crate) async fn trash(c: &Client, a: TrashArgs) -> Result<i32> {
             a.name, a.name
         );
     }
-    let now = now_ms();
     let rows: Vec<[String; 5]> = files
         .iter()
         .map(|f| {
             [
                 f.id.to_string(),
-                relative(f.deleted_unix_ms, now),
+                relative_ms(f.deleted_unix_ms),
                 size(f.size),
-                relative(f.purge_unix_ms, now),
+                relative_ms(f.purge_unix_ms),
                 String::from_utf8_lossy(&f.path).into_owned(),
             ]
         })
         .collect();
-    let head = ["ID", "REMOVED", "SIZE", "PURGED", "PATH"];
-    let mut width = head.map(str::len);
-    for r in &rows {
-        for (w, cell) in width.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        format!(
-            "{:<w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2],
-            w3 = width[3]
-        )
-    };
-    println!("{}", line(head));
-    for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
-    }
+    crate::table::print(&["ID", "REMOVED", "SIZE", "PURGED", "PATH"], &rows);
     Ok(0)
 }
 

@@ -50,13 +50,21 @@ pub(crate) async fn run(
                 if t.retention_seconds == 0 {
                     eprintln!("the server keeps no trash (--trash-retention 0): deletes are final");
                 }
-                println!("ID\tNAME\tBYTES\tFILES\tDELETED\tPURGED AT");
-                for v in t.volumes {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        v.id, v.name, v.bytes, v.files, v.deleted_unix, v.purge_unix
-                    );
-                }
+                let rows: Vec<[String; 6]> = t
+                    .volumes
+                    .iter()
+                    .map(|v| {
+                        [
+                            v.id.clone(),
+                            v.name.clone(),
+                            crate::table::size(v.bytes),
+                            v.files.to_string(),
+                            crate::table::ago(v.deleted_unix),
+                            crate::table::ago(v.purge_unix),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["ID", "NAME", "SIZE", "FILES", "DELETED", "PURGED"], &rows);
             }
         }
         TrashCmd::Restore { id, name } => {

@@ -10,6 +10,8 @@ use clap::Subcommand;
 use svol_proto as p;
 use svol_sdk::{check_remote_path, Progress, Volume};
 
+use crate::table::{ago, size};
+
 #[derive(Subcommand)]
 pub(crate) enum VolumeCmd {
     /// Create a volume and print its id: persisted and named, or with
@@ -54,7 +56,11 @@ pub(crate) enum VolumeCmd {
     Ls {
         /// The volume (name or id)
         name: String,
+        /// A directory in the volume (default: its root)
         path: Option<String>,
+        /// A table with each entry's type, size and modification time
+        #[arg(short, long)]
+        long: bool,
         /// Print JSON (exact values) instead of a table
         #[arg(long)]
         json: bool,
@@ -196,6 +202,7 @@ pub(crate) enum VolumeCmd {
     Trash {
         /// The volume (name or id)
         name: String,
+        /// Only files that were at this path or below it
         path: Option<String>,
         /// Only files removed within this long (90m, 2h, 7d)
         #[arg(long, value_parser = crate::parse_retention)]
@@ -216,6 +223,7 @@ pub(crate) enum VolumeCmd {
     Undelete {
         /// The volume (name or id)
         name: String,
+        /// The file, or the directory whose removed files to bring back
         #[arg(required_unless_present = "id")]
         path: Option<String>,
         /// One entry of `svol volume trash` (an older version of a path)
@@ -303,17 +311,29 @@ pub(crate) async fn run(
                 let v: Vec<_> = vs.iter().map(info_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for v in vs {
-                    let kind = if v.ephemeral {
-                        "ephemeral"
-                    } else {
-                        "persisted"
-                    };
-                    println!(
-                        "{}\t{}\t{kind}\t{}\t{} bytes\t{} files",
-                        v.name, v.id, v.app, v.bytes, v.files
-                    );
-                }
+                let rows: Vec<[String; 7]> = vs
+                    .iter()
+                    .map(|v| {
+                        [
+                            v.name.clone(),
+                            v.id.clone(),
+                            if v.ephemeral {
+                                "ephemeral"
+                            } else {
+                                "persisted"
+                            }
+                            .into(),
+                            size(v.bytes),
+                            size(v.stored_bytes),
+                            v.files.to_string(),
+                            ago(v.created_unix),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(
+                    &["NAME", "ID", "KIND", "SIZE", "STORED", "FILES", "CREATED"],
+                    &rows,
+                );
             }
         }
         VolumeCmd::Info { name, json } => {
@@ -321,21 +341,39 @@ pub(crate) async fn run(
             if json {
                 println!("{}", serde_json::to_string_pretty(&info_json(&v))?);
             } else {
+                let kind = if v.ephemeral {
+                    "ephemeral (deleted with its app)"
+                } else {
+                    "persisted"
+                };
+                let dedup = if v.stored_bytes > 0 && v.bytes > v.stored_bytes {
+                    format!(" ({:.1}x dedup)", v.bytes as f64 / v.stored_bytes as f64)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "name:      {}\nid:        {}\napp:       {}\nephemeral: {}\nbytes:     {}\nstored:    {}\nfiles:     {}\ncreated:   {}",
-                    v.name, v.id, v.app, v.ephemeral, v.bytes, v.stored_bytes, v.files, v.created_unix
+                    "name:      {}\nid:        {}\napp:       {}",
+                    v.name, v.id, v.app
                 );
+                println!("kind:      {kind}\ncreated:   {}", ago(v.created_unix));
+                println!("size:      {} in {} files", size(v.bytes), v.files);
+                println!("stored:    {}{dedup}", size(v.stored_bytes));
                 println!(
                     "inodes:    {}\nmax bytes: {}\nmax files: {}\ntrash:     {}",
                     v.inodes,
-                    limit(v.max_bytes),
+                    if v.max_bytes == 0 {
+                        "none".into()
+                    } else {
+                        size(v.max_bytes)
+                    },
                     limit(v.max_files),
                     retention(v.file_trash_seconds)
                 );
                 if v.trash_files > 0 {
                     println!(
-                        "in trash:  {} files, {} bytes",
-                        v.trash_files, v.trash_bytes
+                        "in trash:  {} files, {}",
+                        v.trash_files,
+                        size(v.trash_bytes)
                     );
                 }
                 if !v.snapshot_of.is_empty() {
@@ -343,7 +381,12 @@ pub(crate) async fn run(
                 }
             }
         }
-        VolumeCmd::Ls { name, path, json } => {
+        VolumeCmd::Ls {
+            name,
+            path,
+            long,
+            json,
+        } => {
             let vol = c.volume(&name).await?;
             let entries = vol.listdir(path.as_deref().unwrap_or("/")).await?;
             if json {
@@ -352,6 +395,23 @@ pub(crate) async fn run(
                     .map(|e| serde_json::json!({"name": e.name, "kind": e.kind(), "size": e.attr.size, "mtime": e.attr.mtime.map(|t| t.sec).unwrap_or(0)}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
+            } else if long {
+                let rows: Vec<[String; 4]> = entries
+                    .iter()
+                    .map(|e| {
+                        [
+                            e.kind().to_string(),
+                            if e.is_dir() {
+                                "-".into()
+                            } else {
+                                size(e.attr.size)
+                            },
+                            ago(e.attr.mtime.map(|t| t.sec).unwrap_or(0)),
+                            format!("{}{}", e.name, if e.is_dir() { "/" } else { "" }),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["TYPE", "SIZE", "MODIFIED", "NAME"], &rows);
             } else {
                 for e in entries {
                     println!("{}{}", e.name, if e.is_dir() { "/" } else { "" });
@@ -400,7 +460,18 @@ pub(crate) async fn run(
             name,
             path,
             recursive,
-        } => c.volume(&name).await?.remove_file(&path, recursive).await?,
+        } => {
+            let vol = c.volume(&name).await?;
+            vol.remove_file(&path, recursive).await?;
+            let kept = match vol.info().file_trash_seconds {
+                0 => String::new(),
+                s => format!(
+                    " (kept in its trash for {}: `svol volume undelete`)",
+                    retention(s)
+                ),
+            };
+            eprintln!("removed {name}:{path}{kept}");
+        }
         VolumeCmd::Cp {
             name,
             mut paths,
@@ -421,6 +492,14 @@ pub(crate) async fn run(
                 return Ok(1);
             }
             c.delete_volume(&name, force).await?;
+            let kept = match c.list_trash().await.map(|t| t.retention_seconds) {
+                Ok(0) | Err(_) => String::new(),
+                Ok(s) => format!(
+                    "; it stays in the trash for {} (`svol trash list`, `svol trash restore`)",
+                    retention(s)
+                ),
+            };
+            eprintln!("deleted volume {name}{kept}");
         }
         VolumeCmd::Snapshot { name, snapshot } => {
             let snap = snapshot.unwrap_or_else(utc_stamp);
@@ -433,12 +512,19 @@ pub(crate) async fn run(
                 let v: Vec<_> = snaps.iter().map(info_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                for s in snaps {
-                    println!(
-                        "{}\t{}\t{}\t{} bytes\t{} files",
-                        s.name, s.id, s.created_unix, s.bytes, s.files
-                    );
-                }
+                let rows: Vec<[String; 5]> = snaps
+                    .iter()
+                    .map(|s| {
+                        [
+                            s.name.clone(),
+                            s.id.clone(),
+                            size(s.bytes),
+                            s.files.to_string(),
+                            ago(s.created_unix),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["NAME", "ID", "SIZE", "FILES", "TAKEN"], &rows);
             }
         }
         VolumeCmd::Restore {
@@ -633,10 +719,17 @@ async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Resu
             };
         batch = batch.put_file(lp, &target);
     }
+    let started = std::time::Instant::now();
     batch.commit().await?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
+    eprintln!(
+        "uploaded {} to {}:{remote} in {:.1}s",
+        size(total),
+        vol.info().name,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -680,10 +773,17 @@ async fn get(
         bail!("{} exists; pass --force to overwrite it", target.display());
     }
     let (progress, pb) = progress_bar(a.size);
+    let started = std::time::Instant::now();
     vol.download_with(remote, &target, opts, &progress).await?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
+    eprintln!(
+        "downloaded {}:{remote} to {} in {:.1}s",
+        vol.info().name,
+        target.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

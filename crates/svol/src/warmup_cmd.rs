@@ -84,9 +84,9 @@ pub(crate) async fn warmup(vol: &Volume, paths: &[String], dir: &Path, size: u64
     eprintln!(
         "{nfiles} files: {} blocks fetched ({}), {already} already cached; {} holds {held} blocks ({})",
         wanted - already,
-        crate::file_trash_cmd::size(bytes),
+        crate::table::size(bytes),
         dir.display(),
-        crate::file_trash_cmd::size(held_bytes)
+        crate::table::size(held_bytes)
     );
     if held < wanted {
         eprintln!("note: --cache-size is too small to hold them all; the oldest went first");

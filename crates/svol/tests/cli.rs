@@ -469,7 +469,8 @@ fn every_argument_has_help() {
         let lines: Vec<&str> = text.lines().collect();
         for (i, l) in lines.iter().enumerate() {
             let t = l.trim_start();
-            let is_item = (t.starts_with('<') || t.starts_with('-')) && l.starts_with("  ");
+            let is_item = (t.starts_with('<') || t.starts_with('[') || t.starts_with('-'))
+                && l.starts_with("  ");
             if !is_item {
                 continue;
             }
@@ -504,4 +505,59 @@ fn every_argument_has_help() {
     let mut bare = Vec::new();
     walk(&mut Vec::new(), &mut bare);
     assert!(bare.is_empty(), "no help for: {bare:#?}");
+}
+
+/// Tables have headers and human units; `--json` keeps exact values;
+/// results go to stdout and summaries to stderr (docs/cli.md).
+#[test]
+fn tables_have_headers_human_units_and_summaries_go_to_stderr() {
+    let s = Server::start();
+    s.create_volume("t");
+    let local = tempfile::tempdir().expect("tempdir");
+    let f = local.path().join("data.bin");
+    std::fs::write(&f, random_bytes(3 << 20, 7)).expect("write");
+    let put = s.run(&["volume", "put", "t", f.to_str().expect("utf8"), "/data.bin"]);
+    assert!(put.status.success());
+    assert!(put.stdout.is_empty(), "a summary on stdout");
+    assert!(String::from_utf8_lossy(&put.stderr).contains("uploaded 3.0 MiB to t:/data.bin"));
+
+    let list = s.ok(&["volume", "list"]);
+    let mut lines = list.lines();
+    let head = lines.next().expect("header");
+    assert!(
+        head.starts_with("NAME") && head.contains("SIZE") && head.contains("CREATED"),
+        "{head}"
+    );
+    let row = lines.next().expect("a row");
+    assert!(
+        row.starts_with("t ") && row.contains("3.0 MiB") && row.contains("ago"),
+        "{row}"
+    );
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&s.ok(&["volume", "list", "--json"])).expect("json");
+    assert_eq!(json[0]["bytes"], 3 << 20, "exact in JSON");
+
+    let ls = s.ok(&["volume", "ls", "t", "-l"]);
+    assert!(
+        ls.starts_with("TYPE") && ls.contains("file") && ls.contains("data.bin"),
+        "{ls}"
+    );
+    let info = s.ok(&["volume", "info", "t"]);
+    assert!(info.contains("size:      3.0 MiB in 1 files"), "{info}");
+    for cmd in [
+        &["app", "list"][..],
+        &["token", "list"],
+        &["workspace", "list"],
+        &["volume", "snapshots", "t"],
+    ] {
+        let out = s.ok(cmd);
+        let head = out.lines().next().unwrap_or("");
+        assert!(
+            head.chars().all(|c| c.is_ascii_uppercase() || c == ' '),
+            "svol {cmd:?} has no header: {out}"
+        );
+    }
+    let rm = s.run(&["volume", "rm", "t", "/data.bin"]);
+    assert!(rm.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&rm.stderr).contains("removed t:/data.bin"));
 }
