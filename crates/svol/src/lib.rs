@@ -6,6 +6,7 @@
 
 mod access_cmd;
 mod app_cmd;
+mod doctor_cmd;
 mod du_cmd;
 mod file_trash_cmd;
 mod logging;
@@ -93,6 +94,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Check this host: FUSE, the configuration, the server, the token
+    /// and the clock; says what to fix
+    Doctor,
     /// This host's svol mounts: volume, client pid, session, log
     Status {
         /// Print JSON (exact values) instead of a table
@@ -575,6 +579,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
         Cmd::Trash(t) => trash_cmd::run(t, &cli.server, &cli.token).await,
         Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
         Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
+        Cmd::Doctor => doctor_cmd::doctor(&cli.server, &cli.token).await,
         Cmd::Whoami { json } => status_cmd::whoami(&cli.server, &cli.token, json).await,
         Cmd::Status { json } => status_cmd::status(&cli.server, &cli.token, json).await,
         Cmd::Completion { shell } => {

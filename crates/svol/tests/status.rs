@@ -68,3 +68,30 @@ fn whoami_status_and_du_describe_what_is_there() {
         "unmounted, still listed"
     );
 }
+
+#[test]
+fn doctor_passes_a_good_host_and_names_what_is_wrong() {
+    let s = Server::start();
+    let out = s.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    for check in ["FUSE device", "FUSE helper", "server", "token", "clock"] {
+        assert!(text.contains(&format!("ok    {check}")), "{check}: {text}");
+    }
+    let out = s.run(&["--token", "sv-wrong", "doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  token") && text.contains("came from --token"),
+        "{text}"
+    );
+
+    let keep = tempfile::tempdir().expect("tempdir");
+    let config = keep.path().join("client.toml");
+    std::fs::copy(s.config(), &config).expect("copy config");
+    drop(s);
+    let out = cli(&config).arg("doctor").output().expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  server: cannot reach"), "{text}");
+}
