@@ -17,4 +17,8 @@ pub trait BlockBackend: Send + Sync + 'static {
     async fn size(&self, key: BlockKey) -> Result<Option<u64>>;
     async fn delete(&self, key: BlockKey) -> Result<()>;
     async fn capacity(&self) -> Result<(u64, u64)>;
+    /// Every block stored, of every owner: a scan of the whole store, for
+    /// a consistency check against the metadata (never for deciding what
+    /// to delete while uploads run).
+    async fn list(&self) -> Result<Vec<BlockKey>>;
 }

@@ -21,6 +21,12 @@ impl BlockHash {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// The hash written as 64 hex digits (a block's file or object name).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let b = hex::decode(s).ok()?;
+        Self::from_slice(&b).ok()
+    }
 }
 
 impl fmt::Display for BlockHash {
@@ -47,6 +53,18 @@ pub struct BlockKey {
 impl BlockKey {
     pub fn new(owner: u64, hash: BlockHash) -> Self {
         Self { owner, hash }
+    }
+
+    /// The key a block's name says, `w<owner>/ab/cdef…` (both stores name
+    /// blocks so).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let mut parts = name.split('/');
+        let owner = parts.next()?.strip_prefix('w')?.parse().ok()?;
+        let (a, b) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() || a.len() != 2 {
+            return None;
+        }
+        Some(Self::new(owner, BlockHash::from_hex(&format!("{a}{b}"))?))
     }
 }
 

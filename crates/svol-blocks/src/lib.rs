@@ -136,6 +136,11 @@ impl BlockStore {
     pub async fn capacity(&self) -> Result<(u64, u64)> {
         self.backend.capacity().await
     }
+
+    /// Every block stored (see `BlockBackend::list`).
+    pub async fn list(&self) -> Result<Vec<BlockKey>> {
+        self.backend.list().await
+    }
 }
 
 /// BLAKE3 of a block, off the async threads (a 4 MiB block takes a few ms).

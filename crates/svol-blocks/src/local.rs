@@ -236,4 +236,34 @@ impl BlockBackend for LocalDir {
         })
         .await
     }
+
+    async fn list(&self) -> Result<Vec<BlockKey>> {
+        let root = self.root.clone();
+        blocking(move || {
+            let names = |d: &Path| -> Result<Vec<String>> {
+                let mut out = Vec::new();
+                for e in fs::read_dir(d)? {
+                    out.push(e?.file_name().to_string_lossy().into_owned());
+                }
+                Ok(out)
+            };
+            let mut keys = Vec::new();
+            for owner in names(&root)?.into_iter().filter(|n| n.starts_with('w')) {
+                let od = root.join(&owner);
+                if !od.is_dir() {
+                    continue;
+                }
+                for sub in names(&od)?.into_iter().filter(|n| n.len() == 2) {
+                    for f in names(&od.join(&sub))? {
+                        // Temporary files of writes in flight are not blocks.
+                        if let Some(k) = BlockKey::from_name(&format!("{owner}/{sub}/{f}")) {
+                            keys.push(k);
+                        }
+                    }
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
 }

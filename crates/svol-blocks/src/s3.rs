@@ -137,6 +137,26 @@ impl BlockBackend for S3Blocks {
         }
     }
 
+    async fn list(&self) -> Result<Vec<BlockKey>> {
+        use futures::TryStreamExt;
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let objects: Vec<_> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let skip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        Ok(objects
+            .iter()
+            .filter_map(|o| BlockKey::from_name(o.location.as_ref().get(skip..)?))
+            .collect())
+    }
+
     /// An object store has no fixed size: it reports all space as free.
     async fn capacity(&self) -> Result<(u64, u64)> {
         Ok((u64::MAX, u64::MAX))

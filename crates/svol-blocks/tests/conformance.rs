@@ -99,6 +99,18 @@ async fn conformance(store: BlockStore) {
     );
     store.delete(a).await.unwrap();
     assert_eq!(store.get(b).await.unwrap(), d);
+
+    // The listing names every block stored, with its owner, and no other.
+    let listed = store.list().await.unwrap();
+    assert!(
+        listed.contains(&b) && listed.contains(&key(mh)),
+        "{listed:?}"
+    );
+    assert!(
+        !listed.contains(&a) && !listed.contains(&key(h)),
+        "deleted ones listed"
+    );
+    assert_eq!(listed.len(), 35, "32 + largest + empty + b: {listed:?}");
 }
 
 #[tokio::test]

@@ -438,4 +438,10 @@ pub trait MetaBackend: Send + Sync + 'static {
     /// Workspaces that hold a block of this hash (to move the blocks of the
     /// first on-disk layout, which was shared by all workspaces).
     fn block_owners(&self, hash: &BlockId) -> Result<Vec<WorkspaceId>>;
+    /// Every block row: the block and how many chunks refer to it (0 or
+    /// less: unreferenced, waiting for the reaper).
+    fn all_blocks(&self) -> Result<Vec<(BlockRef, i64)>>;
+    /// The files whose chunks name `block`: (volume name, path), at most
+    /// `limit` of them (a file in a trash shows the path it had).
+    fn block_users(&self, block: &BlockRef, limit: usize) -> Result<Vec<(String, String)>>;
 }

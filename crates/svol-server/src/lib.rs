@@ -19,6 +19,7 @@ mod convert;
 mod daemon;
 mod feed;
 mod file_trash;
+mod fsck;
 mod limits;
 mod locks;
 mod memory;
@@ -44,6 +45,7 @@ use tokio::net::TcpListener;
 
 pub use auth::hash_token;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use fsck::{fsck, FsckReport, MissingBlock};
 pub use migrate::{migrate, Migrated};
 pub use tls::{init_tls, TlsBundle, TlsFiles};
 

@@ -5,6 +5,7 @@
 //! the run guard) asks [`Invocation`] how it was started.
 
 mod access_cmd;
+mod admin_cmd;
 mod app_cmd;
 mod doctor_cmd;
 mod du_cmd;
@@ -94,6 +95,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Maintenance of a server's data directory (server stopped)
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCmd),
     /// Check this host: FUSE, the configuration, the server, the token
     /// and the clock; says what to fix
     Doctor,
@@ -580,6 +584,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
         Cmd::Workspace(w) => access_cmd::workspace(w, &cli.server, &cli.token).await,
         Cmd::Token(t) => access_cmd::token(t, &cli.server, &cli.token).await,
         Cmd::Doctor => doctor_cmd::doctor(&cli.server, &cli.token).await,
+        Cmd::Admin(a) => admin_cmd::run(a).await,
         Cmd::Whoami { json } => status_cmd::whoami(&cli.server, &cli.token, json).await,
         Cmd::Status { json } => status_cmd::status(&cli.server, &cli.token, json).await,
         Cmd::Completion { shell } => {

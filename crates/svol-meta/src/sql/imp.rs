@@ -770,4 +770,44 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
             )
         })
     }
+    fn all_blocks(&self) -> Result<Vec<(BlockRef, i64)>> {
+        self.read(|c| {
+            c.rows("SELECT workspace, hash, refs FROM blocks", args![], |r| {
+                let b = BlockRef {
+                    workspace: r.int(0)?,
+                    hash: rows::to_hash(r.bytes(1)?)?,
+                };
+                Ok((b, r.int(2)?))
+            })
+        })
+    }
+    fn block_users(&self, b: &BlockRef, limit: usize) -> Result<Vec<(String, String)>> {
+        self.read_tx(|t| {
+            let found = t.conn().rows(
+                "SELECT i.ino, i.volume, coalesce(v.name, tr.name, '?') FROM chunks c \
+                 JOIN inodes i ON i.ino = c.ino \
+                 LEFT JOIN volumes v ON v.root = i.volume \
+                 LEFT JOIN trash tr ON tr.root = i.volume \
+                 WHERE c.hash = ?1 AND coalesce(v.workspace, tr.workspace) = ?2 LIMIT ?3",
+                args![&b.hash[..], b.workspace, limit as i64],
+                |r| Ok((r.int(0)? as Ino, r.int(1)? as Ino, r.text(2)?)),
+            )?;
+            let mut out = Vec::new();
+            for (ino, vol, name) in found {
+                let path = match tree::Tx::entry_of(t, ino)? {
+                    Some((parent, n)) => tree::path_of(t, vol, parent, &n)?,
+                    None => t
+                        .conn()
+                        .row(
+                            "SELECT path FROM file_trash WHERE ino = ?1",
+                            args![ino as i64],
+                            |r| r.bytes(0),
+                        )?
+                        .unwrap_or_else(|| format!("(inode {ino}, unlinked)").into_bytes()),
+                };
+                out.push((name, format!("/{}", String::from_utf8_lossy(&path))));
+            }
+            Ok(out)
+        })
+    }
 }
