@@ -5,7 +5,7 @@ use anyhow::Result;
 use svol_sdk::Volume;
 
 /// Bytes and regular files at `path` and below it.
-async fn total(vol: &Volume, path: &str) -> Result<(u64, u64)> {
+pub(crate) async fn total(vol: &Volume, path: &str) -> Result<(u64, u64)> {
     let (mut bytes, mut files) = (0u64, 0u64);
     let mut todo = vec![path.to_string()];
     while let Some(dir) = todo.pop() {

@@ -128,6 +128,9 @@ pub(crate) enum VolumeCmd {
         /// Act on a directory and everything below it
         #[arg(short, long)]
         recursive: bool,
+        /// Say what would be removed, and remove nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Copy within a volume on the server (no data is copied)
     Cp {
@@ -254,6 +257,9 @@ pub(crate) enum VolumeCmd {
         /// Delete even while clients have it mounted (their calls then fail)
         #[arg(long)]
         force: bool,
+        /// Say what would be deleted, and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -460,8 +466,21 @@ pub(crate) async fn run(
             name,
             path,
             recursive,
+            dry_run,
         } => {
             let vol = c.volume(&name).await?;
+            if dry_run {
+                let a = vol.stat(&path).await?;
+                if is_dir(&a) && !recursive {
+                    bail!("{name}:{path} is a directory; rm -r removes it with what it holds");
+                }
+                let (bytes, files) = crate::du_cmd::total(&vol, &path).await?;
+                eprintln!(
+                    "would remove {name}:{path}: {files} files, {} (nothing removed)",
+                    size(bytes)
+                );
+                return Ok(0);
+            }
             vol.remove_file(&path, recursive).await?;
             let kept = match vol.info().file_trash_seconds {
                 0 => String::new(),
@@ -485,8 +504,32 @@ pub(crate) async fn run(
         VolumeCmd::Rename { old, new } => {
             c.rename_volume(&old, &new).await?;
         }
-        VolumeCmd::Delete { name, yes, force } => {
-            c.volume_info(&name).await?;
+        VolumeCmd::Delete {
+            name,
+            yes,
+            force,
+            dry_run,
+        } => {
+            let v = c.volume_info(&name).await?;
+            if dry_run {
+                let snaps = c.list_snapshots(&name).await.map(|s| s.len()).unwrap_or(0);
+                let users = c
+                    .list_sessions(false)
+                    .await
+                    .map(|l| l.into_iter().filter(|s| s.volume == v.id).count())
+                    .unwrap_or(0);
+                eprintln!(
+                    "would delete volume {}: {} files, {} ({} stored), {snaps} snapshot{}; \
+                     {users} client{} have it mounted (nothing deleted)",
+                    v.name,
+                    v.files,
+                    size(v.bytes),
+                    size(v.stored_bytes),
+                    if snaps == 1 { "" } else { "s" },
+                    if users == 1 { "" } else { "s" },
+                );
+                return Ok(0);
+            }
             if !yes && !confirm(&format!("Delete volume {name} and all its data?"))? {
                 eprintln!("not deleted");
                 return Ok(1);

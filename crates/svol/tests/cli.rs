@@ -561,3 +561,39 @@ fn tables_have_headers_human_units_and_summaries_go_to_stderr() {
     assert!(rm.stdout.is_empty());
     assert!(String::from_utf8_lossy(&rm.stderr).contains("removed t:/data.bin"));
 }
+
+#[test]
+fn dry_runs_say_what_would_go_and_change_nothing() {
+    let s = Server::start();
+    s.create_volume("dry");
+    let local = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(local.path().join("d")).expect("mkdir");
+    std::fs::write(local.path().join("d/a"), random_bytes(2 << 20, 3)).expect("write");
+    std::fs::write(local.path().join("d/b"), b"bee").expect("write");
+    s.ok(&[
+        "volume",
+        "put",
+        "dry",
+        local.path().join("d").to_str().expect("utf8"),
+        "/d",
+    ]);
+
+    let o = s.run(&["volume", "rm", "dry", "/d", "-r", "--dry-run"]);
+    assert!(o.status.success());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("would remove dry:/d: 2 files, 2.0 MiB"),
+        "{said}"
+    );
+    fails_with(&s, &["volume", "rm", "dry", "/d", "--dry-run"], "rm -r");
+    assert_eq!(s.ok(&["volume", "ls", "dry", "/d"]).lines().count(), 2);
+
+    let o = s.run(&["volume", "delete", "dry", "--dry-run"]);
+    assert!(o.status.success());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("would delete volume dry: 2 files") && said.contains("0 clients"),
+        "{said}"
+    );
+    assert!(s.ok(&["volume", "list"]).contains("dry"));
+}
