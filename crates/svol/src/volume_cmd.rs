@@ -103,6 +103,9 @@ pub(crate) enum VolumeCmd {
         /// Overwrite existing files
         #[arg(short, long)]
         force: bool,
+        /// Say what would be uploaded where, and upload nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Download a file or directory (LOCAL `-` writes a file to stdout)
     Get {
@@ -441,6 +444,7 @@ pub(crate) async fn run(
             name,
             mut paths,
             force,
+            dry_run,
         } => {
             let vol = c.volume(&name).await?;
             let remote = if paths.len() > 1 {
@@ -449,6 +453,9 @@ pub(crate) async fn run(
                 "/".into()
             };
             check_remote_path(&remote)?;
+            if dry_run {
+                return put_dry_run(&vol, &paths, &remote, force).await;
+            }
             put(&vol, &paths, &remote, force).await?;
         }
         VolumeCmd::Get {
@@ -737,13 +744,12 @@ fn local_size(p: &Path) -> u64 {
     }
 }
 
-async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Result<()> {
-    let total = locals.iter().map(|l| local_size(Path::new(l))).sum();
-    let (progress, pb) = progress_bar(total);
-    let mut batch = vol.batch_upload(force);
-    if let Some(p) = progress {
-        batch = batch.progress(p);
-    }
+/// Where each local path of a `put` goes in the volume.
+async fn put_targets(
+    vol: &Volume,
+    locals: &[String],
+    remote: &str,
+) -> Result<Vec<(PathBuf, String)>> {
     let remote_is_dir = remote.ends_with('/')
         || locals.len() > 1
         || vol
@@ -751,6 +757,7 @@ async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Resu
             .await
             .map(|a| is_dir(&a))
             .unwrap_or(false);
+    let mut out = Vec::new();
     for l in locals {
         let lp = PathBuf::from(l);
         let meta = std::fs::symlink_metadata(&lp).with_context(|| format!("local path {l}"))?;
@@ -760,6 +767,40 @@ async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Resu
             } else {
                 remote.to_string()
             };
+        out.push((lp, target));
+    }
+    Ok(out)
+}
+
+async fn put_dry_run(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Result<i32> {
+    let name = &vol.info().name;
+    let mut taken = 0;
+    for (lp, target) in put_targets(vol, locals, remote).await? {
+        let exists = vol.resolve(&target).await.is_ok();
+        let note = match (exists, force) {
+            (true, true) => " (exists: would be overwritten)",
+            (true, false) => " (exists: refused without --force)",
+            _ => "",
+        };
+        taken += usize::from(exists && !force);
+        eprintln!(
+            "would upload {} ({}) to {name}:{target}{note}",
+            lp.display(),
+            size(local_size(&lp))
+        );
+    }
+    eprintln!("nothing uploaded");
+    Ok(if taken > 0 { 1 } else { 0 })
+}
+
+async fn put(vol: &Volume, locals: &[String], remote: &str, force: bool) -> Result<()> {
+    let total = locals.iter().map(|l| local_size(Path::new(l))).sum();
+    let (progress, pb) = progress_bar(total);
+    let mut batch = vol.batch_upload(force);
+    if let Some(p) = progress {
+        batch = batch.progress(p);
+    }
+    for (lp, target) in put_targets(vol, locals, remote).await? {
         batch = batch.put_file(lp, &target);
     }
     let started = std::time::Instant::now();

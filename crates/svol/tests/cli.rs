@@ -588,6 +588,39 @@ fn dry_runs_say_what_would_go_and_change_nothing() {
     fails_with(&s, &["volume", "rm", "dry", "/d", "--dry-run"], "rm -r");
     assert_eq!(s.ok(&["volume", "ls", "dry", "/d"]).lines().count(), 2);
 
+    let d = local.path().join("d");
+    let o = s.run(&[
+        "volume",
+        "put",
+        "dry",
+        d.to_str().expect("utf8"),
+        "/d",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("to dry:/d (exists: refused without --force)"),
+        "{said}"
+    );
+    let o = s.run(&[
+        "volume",
+        "put",
+        "dry",
+        d.to_str().expect("utf8"),
+        "/new",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && said.contains("(2.0 MiB) to dry:/new"),
+        "{said}"
+    );
+    assert!(
+        !s.ok(&["volume", "ls", "dry"]).contains("new"),
+        "a dry run uploaded"
+    );
+
     let o = s.run(&["volume", "delete", "dry", "--dry-run"]);
     assert!(o.status.success());
     let said = String::from_utf8_lossy(&o.stderr);
