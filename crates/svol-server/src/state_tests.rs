@@ -196,6 +196,44 @@ fn block_files(dir: &std::path::Path) -> u64 {
     n
 }
 
+/// Stores `data` as a block of workspace `ws` and makes it the one chunk
+/// of a new file `f` at the root of `vol`, as an upload and commit would.
+async fn write_file_f(
+    st: &State,
+    clock: &ManualClock,
+    ws: m::WorkspaceId,
+    vol: &m::Volume,
+    data: bytes::Bytes,
+    hash: svol_blocks::BlockHash,
+) {
+    let len = data.len() as u32;
+    st.blocks
+        .put(svol_blocks::BlockKey::new(ws as u64, hash), data)
+        .await
+        .expect("put");
+    let b = m::BlockRef {
+        workspace: ws,
+        hash: hash.0,
+    };
+    st.meta
+        .register_block(&b, u64::from(len), clock.now_ms() + 1_000)
+        .expect("register");
+    let cx = Cx::at(clock.now());
+    let f = st
+        .meta
+        .create(vol.root, vol.root, b"f", &file(), true, &cx)
+        .expect("create")
+        .value;
+    let chunk = m::Chunk {
+        index: 0,
+        len,
+        data: m::ChunkData::Block(hash.0),
+    };
+    st.meta
+        .commit(vol.root, f.ino, &[chunk], u64::from(len), false, &cx)
+        .expect("commit");
+}
+
 /// A deleted volume waits in the trash for the retention, measured on the
 /// server's clock: restorable until then, its block files on disk; once
 /// the clock passes it, the reaper drops it and the data dir shrinks.
@@ -223,28 +261,7 @@ async fn a_deleted_volume_is_kept_for_the_retention_then_its_space_is_freed() {
     let mut volumes = Vec::new();
     for (name, seed) in [("kept", 1u8), ("purged", 2)] {
         let (vol, data, hash) = make(name, seed);
-        st.blocks
-            .put(svol_blocks::BlockKey::new(ws as u64, hash), data)
-            .await
-            .expect("put");
-        let b = m::BlockRef {
-            workspace: ws,
-            hash: hash.0,
-        };
-        m.register_block(&b, 3 << 20, clock.now_ms() + 1_000)
-            .expect("register");
-        let cx = Cx::at(clock.now());
-        let f = m
-            .create(vol.root, vol.root, b"f", &file(), true, &cx)
-            .expect("create")
-            .value;
-        let chunk = m::Chunk {
-            index: 0,
-            len: 3 << 20,
-            data: m::ChunkData::Block(hash.0),
-        };
-        m.commit(vol.root, f.ino, &[chunk], 3 << 20, false, &cx)
-            .expect("commit");
+        write_file_f(&st, clock.as_ref(), ws, &vol, data, hash).await;
         volumes.push(vol);
     }
     let full = block_files(dir.path());
@@ -321,28 +338,7 @@ async fn a_removed_file_is_kept_for_its_volumes_retention_then_freed() {
     m.set_file_trash(ws, "v", 3_600_000).expect("trash");
     let data = bytes::Bytes::from(vec![7u8; 3 << 20]);
     let hash = svol_blocks::BlockHash::of(&data);
-    st.blocks
-        .put(svol_blocks::BlockKey::new(ws as u64, hash), data)
-        .await
-        .expect("put");
-    let b = m::BlockRef {
-        workspace: ws,
-        hash: hash.0,
-    };
-    m.register_block(&b, 3 << 20, clock.now_ms() + 1_000)
-        .expect("register");
-    let cx = Cx::at(clock.now());
-    let f = m
-        .create(vol.root, vol.root, b"f", &file(), true, &cx)
-        .expect("create")
-        .value;
-    let chunk = m::Chunk {
-        index: 0,
-        len: 3 << 20,
-        data: m::ChunkData::Block(hash.0),
-    };
-    m.commit(vol.root, f.ino, &[chunk], 3 << 20, false, &cx)
-        .expect("commit");
+    write_file_f(&st, clock.as_ref(), ws, &vol, data, hash).await;
     let full = block_files(dir.path());
     assert!(full >= 3 << 20);
 
