@@ -17,6 +17,7 @@ mod clock;
 mod control;
 mod convert;
 mod daemon;
+mod dump;
 mod feed;
 mod file_trash;
 mod fsck;
@@ -45,6 +46,7 @@ use tokio::net::TcpListener;
 
 pub use auth::hash_token;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dump::{dump, load, DumpManifest};
 pub use fsck::{fsck, FsckReport, MissingBlock};
 pub use migrate::{migrate, Migrated};
 pub use tls::{init_tls, TlsBundle, TlsFiles};
@@ -66,6 +68,9 @@ pub enum ServerError {
     Tls(String),
     #[error("{0}")]
     DataDirInUse(String),
+    /// A dump that cannot be written or loaded, and why.
+    #[error("{0}")]
+    BadDump(String),
     /// Plain HTTP/2 beyond loopback would put tokens and data on the wire
     /// in clear.
     #[error("refusing to listen on {0} without TLS: pass --tls-cert and --tls-key (make them with `svol server init-tls`), or --insecure on a network you trust")]
@@ -345,7 +350,7 @@ fn bootstrap(meta: &MetaStore, cfg: &ServerConfig, addr: SocketAddr) -> Result<(
 /// files the database file's mode, so it is created 0600 before SQLite
 /// opens it). Applied on every start, so an older, looser directory is
 /// tightened too.
-fn make_private(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -1,10 +1,11 @@
 //! `svol admin …`: maintenance of a server's data directory, with the
-//! server stopped: `fsck` (metadata against block files) and `gc` (delete
-//! the block files nothing names).
+//! server stopped: `fsck` (metadata against block files), `gc` (delete
+//! the block files nothing names), and `dump`/`load` (the whole directory
+//! as one tar stream, and back into a new one).
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -30,10 +31,98 @@ pub(crate) enum AdminCmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Write the whole data directory (metadata and every block a file
+    /// reads) as one tar stream; the server must be stopped
+    Dump {
+        /// The server's data directory (default: ~/.local/share/svol)
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Write the dump to this file (default: standard output)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Make a new data directory from a dump; every volume, token and
+    /// snapshot comes back (start `svol server --data-dir DIR` on it)
+    Load {
+        /// The new data directory: absent or empty
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Read the dump from this file (default: standard input)
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+}
+
+fn say_summary(verb: &str, m: &svol_server::DumpManifest) {
+    eprintln!(
+        "{verb} {} metadata rows and {} blocks ({})",
+        m.metadata_rows,
+        m.blocks,
+        crate::table::size(m.block_bytes)
+    );
+}
+
+async fn dump(data_dir: Option<PathBuf>, output: Option<PathBuf>) -> Result<i32> {
+    use std::io::IsTerminal;
+    let dir = data_dir.unwrap_or_else(svol_sdk::default_data_dir);
+    let m = match output {
+        Some(path) => {
+            // Written beside the target and renamed: a failed dump never
+            // leaves a file that looks whole.
+            let tmp = path.with_extension("partial");
+            let f = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let out = std::io::BufWriter::new(f);
+            match svol_server::dump(&dir, out).await {
+                Ok(m) => {
+                    std::fs::File::open(&tmp)
+                        .and_then(|f| f.sync_all())
+                        .with_context(|| format!("syncing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, &path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    m
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                anyhow::bail!(
+                    "refusing to write a dump to a terminal: pass -o FILE or redirect standard output"
+                );
+            }
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            svol_server::dump(&dir, out).await?
+        }
+    };
+    say_summary("dumped", &m);
+    Ok(0)
+}
+
+async fn load(data_dir: PathBuf, input: Option<PathBuf>) -> Result<i32> {
+    let m = match input {
+        Some(path) => {
+            let f = std::fs::File::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            svol_server::load(&data_dir, std::io::BufReader::new(f)).await?
+        }
+        None => svol_server::load(&data_dir, std::io::stdin().lock()).await?,
+    };
+    say_summary("loaded", &m);
+    eprintln!(
+        "start it with: svol server --data-dir {}",
+        data_dir.display()
+    );
+    Ok(0)
 }
 
 pub(crate) async fn run(cmd: AdminCmd) -> Result<i32> {
     let (dir, repair, json, gc) = match cmd {
+        AdminCmd::Dump { data_dir, output } => return dump(data_dir, output).await,
+        AdminCmd::Load { data_dir, input } => return load(data_dir, input).await,
         AdminCmd::Fsck {
             data_dir,
             repair,

@@ -324,6 +324,56 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// Commands that never talk to a server as a client: `--server` and
+/// `--token` are hidden from their help and refused on their command line.
+const OFFLINE: [&str; 4] = ["server", "completion", "admin", "umount"];
+
+/// The command line's grammar, with the global client flags taken off the
+/// commands they mean nothing to: those get hidden flags of the same names
+/// of their own, which clap then does not replace with the global ones.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    for name in OFFLINE {
+        cmd = cmd.mut_subcommand(name, |c| {
+            c.arg(
+                clap::Arg::new("server")
+                    .long("server")
+                    .hide(true)
+                    .global(true),
+            )
+            .arg(
+                clap::Arg::new("token")
+                    .long("token")
+                    .hide(true)
+                    .global(true),
+            )
+        });
+    }
+    cmd
+}
+
+fn parse(args: impl Iterator<Item = String>) -> Cli {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.clone().get_matches_from(args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((name, _)) = matches.subcommand() {
+        if OFFLINE.contains(&name) {
+            for (flag, given) in [("--server", &cli.server), ("--token", &cli.token)] {
+                if given.is_some() {
+                    cmd.error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("{flag} means nothing to `svol {name}`: it does not connect to a server as a client"),
+                    )
+                    .exit();
+                }
+            }
+        }
+    }
+    cli
+}
+
 /// Runs the command line `inv` describes and exits the process with its
 /// status. `svol run` must be started this way while the process has one
 /// thread (it enters a mount namespace before its runtime starts).
@@ -332,7 +382,7 @@ pub fn main(inv: Invocation) -> ! {
     if args.first().map(String::as_str) == Some("__guard") {
         run::guard(&args[1..]);
     }
-    let cli = Cli::parse_from(std::iter::once(String::from("svol")).chain(args));
+    let cli = parse(std::iter::once(String::from("svol")).chain(args));
     invocation::set(inv);
     // `svol run` must enter its mount namespace while single-threaded.
     let run_plan = match &cli.cmd {
@@ -588,8 +638,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
         Cmd::Whoami { json } => status_cmd::whoami(&cli.server, &cli.token, json).await,
         Cmd::Status { json } => status_cmd::status(&cli.server, &cli.token, json).await,
         Cmd::Completion { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
+            let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "svol", &mut std::io::stdout());
             Ok(0)
         }

@@ -220,6 +220,12 @@ pub(crate) async fn mount(
         ),
         None => None,
     };
+    // What `svol status` shows of this mount's caches.
+    let cache_note = serde_json::json!({
+        "cache_dir": a.cache_dir.as_ref().map(|d| d.join(&vol.info().id)),
+        "cache_limit": a.cache_dir.as_ref().map(|_| a.cache_size),
+        "memory_cache": a.memory_cache,
+    });
     let mut m = Mount::new(vol, &mp, opts).await?;
     if let Some(listener) = metrics {
         tokio::spawn(serve_metrics(listener));
@@ -227,6 +233,7 @@ pub(crate) async fn mount(
     let _ = std::fs::create_dir_all(run_dir());
     let pidf = pid_file(&mp);
     let _ = std::fs::write(&pidf, std::process::id().to_string());
+    let _ = std::fs::write(pidf.with_extension("cache"), cache_note.to_string());
     if let Some(fd) = ready_fd {
         // SAFETY: the parent passed us this fd for exactly this message.
         let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -248,6 +255,7 @@ pub(crate) async fn mount(
     });
     let res = tokio::task::spawn_blocking(move || m.run()).await?;
     let _ = std::fs::remove_file(&pidf);
+    let _ = std::fs::remove_file(pidf.with_extension("cache"));
     res.with_context(|| format!("serving {}", mp.display()))?;
     // A clean end needs no log; after a failure it stays for the post-mortem.
     let _ = std::fs::remove_file(pidf.with_extension("log"));

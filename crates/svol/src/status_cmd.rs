@@ -96,7 +96,9 @@ pub(crate) async fn status(
         let session = sessions
             .as_ref()
             .and_then(|all| all.iter().find(|s| s.purpose == purpose && s.host == host));
+        let cache = cache_use(&pidf.with_extension("cache"));
         rows.push(serde_json::json!({
+            "cache": cache,
             "mountpoint": m.point.display().to_string(),
             "volume": m.volume,
             "pid": pid,
@@ -122,7 +124,7 @@ pub(crate) async fn status(
         serde_json::Value::Null => "-".into(),
         v => v.to_string(),
     };
-    let table: Vec<[String; 5]> = rows
+    let table: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             [
@@ -130,15 +132,60 @@ pub(crate) async fn status(
                 cell(&r["volume"]),
                 cell(&r["pid"]),
                 cell(&r["session"]),
+                cache_cell(&r["cache"]),
                 cell(&r["log"]),
             ]
         })
         .collect();
-    crate::table::print(&["MOUNTPOINT", "VOLUME", "PID", "SESSION", "LOG"], &table);
+    crate::table::print(
+        &["MOUNTPOINT", "VOLUME", "PID", "SESSION", "CACHE", "LOG"],
+        &table,
+    );
     if rows.iter().any(|r| r["session"].is_null()) {
         eprintln!(
             "(SESSION -: no live session on the configured server; the mount may use another)"
         );
     }
     Ok(0)
+}
+
+/// A mount's caches, from the note its process left beside its pid file:
+/// the memory cache's bound and, with `--cache-dir`, the directory with
+/// the bytes it holds now and its bound.
+fn cache_use(note: &std::path::Path) -> serde_json::Value {
+    let Some(v) = std::fs::read_to_string(note)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return serde_json::Value::Null;
+    };
+    let dir = v["cache_dir"].as_str().map(PathBuf::from);
+    let used = dir.as_ref().map(|d| {
+        std::fs::read_dir(d)
+            .map(|it| {
+                it.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    });
+    serde_json::json!({
+        "memory_limit_bytes": v["memory_cache"],
+        "dir": dir.map(|d| d.display().to_string()),
+        "dir_bytes": used,
+        "dir_limit_bytes": v["cache_limit"],
+    })
+}
+
+fn cache_cell(v: &serde_json::Value) -> String {
+    let size = |x: &serde_json::Value| x.as_u64().map(crate::table::size);
+    match (size(&v["dir_bytes"]), size(&v["dir_limit_bytes"])) {
+        (Some(used), Some(limit)) => format!("{used} of {limit} on disk"),
+        _ => match size(&v["memory_limit_bytes"]) {
+            Some(m) => format!("memory ≤ {m}"),
+            None => "-".into(),
+        },
+    }
 }

@@ -456,7 +456,9 @@ fn errors_name_things_once_say_which_token_and_suggest_close_names() {
 }
 
 /// Every argument and option of every command says what it is in
-/// `--help` (a bare `<NAME>` or `--json` helps nobody).
+/// `--help` (a bare `<NAME>` or `--json` helps nobody), and the client's
+/// `--server`/`--token` are offered only where a server is reached as a
+/// client (and refused where they would do nothing).
 #[test]
 fn every_argument_has_help() {
     fn walk(path: &mut Vec<String>, bare: &mut Vec<String>) {
@@ -466,6 +468,17 @@ fn every_argument_has_help() {
             .output()
             .expect("help");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let offline = path
+            .first()
+            .is_some_and(|c| ["server", "completion", "admin", "umount"].contains(&c.as_str()));
+        let offers = text.contains("--server") || text.contains("--token");
+        if !path.is_empty() && offline == offers {
+            bare.push(format!(
+                "svol {}: --server/--token {}",
+                path.join(" "),
+                if offers { "offered" } else { "missing" }
+            ));
+        }
         let lines: Vec<&str> = text.lines().collect();
         for (i, l) in lines.iter().enumerate() {
             let t = l.trim_start();
@@ -505,6 +518,15 @@ fn every_argument_has_help() {
     let mut bare = Vec::new();
     walk(&mut Vec::new(), &mut bare);
     assert!(bare.is_empty(), "no help for: {bare:#?}");
+
+    let out = std::process::Command::new(svol_bin())
+        .args(["completion", "bash", "--token", "x"])
+        .output()
+        .expect("completion");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--token means nothing to `svol completion`")
+    );
 }
 
 /// Tables have headers and human units; `--json` keeps exact values;

@@ -55,11 +55,47 @@ fn whoami_status_and_du_describe_what_is_there() {
         mine["session"].as_str().is_some_and(|t| t.len() == 8),
         "{mine}"
     );
+    assert!(mine["cache"]["memory_limit_bytes"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    assert!(mine["cache"]["dir"].is_null(), "{mine}");
+
+    // A second mount with a cache directory: status shows what it holds.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_arg = cache.path().to_str().expect("utf8");
+    let m2 = s.mount("v", &["--cache-dir", cache_arg, "--cache-size", "1G"]);
+    assert_eq!(
+        std::fs::read(m2.p("a/b/x")).expect("read"),
+        random_bytes(3 << 20, 1)
+    );
+    let mp2 = m2.path().display().to_string();
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&s.ok(&["status", "--json"])).expect("json");
+    let second = all
+        .iter()
+        .find(|r| r["mountpoint"] == mp2.as_str())
+        .unwrap_or_else(|| panic!("{mp2} not in {all:?}"));
+    assert_eq!(second["cache"]["dir_limit_bytes"].as_u64(), Some(1 << 30));
+    assert!(
+        second["cache"]["dir"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(cache_arg)),
+        "{second}"
+    );
+    assert!(
+        second["cache"]["dir_bytes"]
+            .as_u64()
+            .is_some_and(|n| n >= 3 << 20),
+        "the 3 MiB read is in the cache: {second}"
+    );
     let table = s.ok(&["status"]);
     assert!(
-        table.starts_with("MOUNTPOINT") && table.contains(&mp),
+        table.starts_with("MOUNTPOINT")
+            && table.contains(&mp)
+            && table.contains("of 1.0 GiB on disk"),
         "{table}"
     );
+    drop(m2);
     drop(m);
     let all: Vec<serde_json::Value> =
         serde_json::from_str(&s.ok(&["status", "--json"])).expect("json");
