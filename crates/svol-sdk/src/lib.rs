@@ -49,6 +49,7 @@ mod error;
 mod paths;
 mod servers;
 mod transfer;
+mod utc;
 mod volume;
 
 use std::sync::{Arc, RwLock};
@@ -65,6 +66,7 @@ pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use paths::{kind_name, BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
+pub use utc::UtcTime;
 pub use volume::{check_remote_path, check_volume_name, check_volume_ref, Volume};
 
 /// A connection to a server (one of several of a cluster, failing over
