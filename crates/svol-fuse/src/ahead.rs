@@ -47,6 +47,14 @@ const LOW: usize = 2048;
 const REFUSED_FOR: Duration = Duration::from_secs(1);
 
 const S_ISGID: u32 = 0o2000;
+const S_ISUID: u32 = 0o4000;
+const S_IXGRP: u32 = 0o010;
+
+/// `mode` without the set-ID bits a writer without CAP_FSETID may not
+/// keep (as the server's commit clears them).
+fn without_suidgid(mode: u32) -> u32 {
+    mode & !(S_ISUID | if mode & S_IXGRP != 0 { S_ISGID } else { 0 })
+}
 /// How long the sender lets a batch fill, unless it has this many.
 const LINGER: Duration = Duration::from_millis(2);
 const LINGER_OPS: usize = 256;
@@ -459,6 +467,7 @@ impl Ahead {
         ino: u64,
         chunks: Vec<p::Chunk>,
         write_end: u64,
+        kill_suidgid: bool,
     ) -> Option<p::Attr> {
         if !self.lease.holds() {
             return None;
@@ -473,10 +482,14 @@ impl Ahead {
             chunks,
             write_end,
             time: Some(now),
+            kill_suidgid,
         });
         let a = self.q().change(ino, op, |a| {
             // As the server's commit: never shrinks, a new version.
             a.size = a.size.max(end);
+            if kill_suidgid {
+                a.mode = without_suidgid(a.mode);
+            }
             a.mtime = Some(now);
             a.ctime = Some(now);
             a.version += 1;
@@ -491,6 +504,15 @@ impl Ahead {
     pub(crate) fn set_attr(&self, ino: u64, r: &p::SetAttrRequest) -> Option<p::Attr> {
         if !self.lease.holds() || r.size.is_some() {
             return None;
+        }
+        // Set-ID bits to clear (rare): the usual way, the server does it.
+        if r.kill_suidgid {
+            let mode = r
+                .mode
+                .or_else(|| self.q().private.get(&ino).map(|n| n.attr.mode))?;
+            if without_suidgid(mode) != mode {
+                return None;
+            }
         }
         let now = to_ts(SystemTime::now());
         let time = |t: &Option<p::TimeSet>| match t.as_ref()?.set.as_ref()? {

@@ -44,6 +44,10 @@ pub(crate) struct FileState {
     truncated: bool,
     /// Session epoch the buffered writes were made under (see `lease.rs`).
     epoch: u64,
+    /// A buffered write was made by a writer who may not keep the file's
+    /// set-ID bits: its commit clears them (the kernel leaves that to us,
+    /// see `HANDLE_KILLPRIV_V2` in fs/kernel.rs).
+    pub(crate) kill_suidgid: bool,
 }
 
 impl FileState {
@@ -61,6 +65,7 @@ impl FileState {
             write_end: 0,
             truncated: false,
             epoch: 0,
+            kill_suidgid: false,
         }
     }
 
@@ -278,7 +283,10 @@ impl FileState {
         if !durable && fence == 0 && inline {
             // A node nobody else can see yet: the commit goes with the
             // queue, which lands before anyone else can look (ahead.rs).
-            if let Some(a) = io.ahead.commit(self.ino, chunks.clone(), self.write_end) {
+            if let Some(a) =
+                io.ahead
+                    .commit(self.ino, chunks.clone(), self.write_end, self.kill_suidgid)
+            {
                 self.committed(a, chunks);
                 return Ok(());
             }
@@ -286,7 +294,14 @@ impl FileState {
         io.ahead.settle().await?;
         let mut res = io
             .vol
-            .commit(self.ino, chunks.clone(), self.write_end, durable, fence)
+            .commit(
+                self.ino,
+                chunks.clone(),
+                self.write_end,
+                durable,
+                fence,
+                self.kill_suidgid,
+            )
             .await;
         if let Err(ClientError::MissingBlock(_)) = res {
             // The server dropped an upload that waited too long: send again.
@@ -295,7 +310,14 @@ impl FileState {
             }
             res = io
                 .vol
-                .commit(self.ino, chunks.clone(), self.write_end, durable, fence)
+                .commit(
+                    self.ino,
+                    chunks.clone(),
+                    self.write_end,
+                    durable,
+                    fence,
+                    self.kill_suidgid,
+                )
                 .await;
         }
         match res {
@@ -328,6 +350,7 @@ impl FileState {
         self.version = a.version;
         self.size = self.size.max(a.size);
         self.write_end = 0;
+        self.kill_suidgid = false;
         self.truncated = false;
         if self.dirty.is_empty() && self.sealed.is_empty() {
             self.budget.give(std::mem::take(&mut self.charged));

@@ -623,6 +623,7 @@ pub fn queued_creates(s: &MetaStore) {
             }],
             write_end: 5,
             now: later,
+            kill_suidgid: false,
         },
         Queued::SetAttr {
             ino: mine[3],
@@ -642,6 +643,7 @@ pub fn queued_creates(s: &MetaStore) {
             chunks: Vec::new(),
             write_end: 1,
             now: later,
+            kill_suidgid: false,
         },
         // A directory's mode set, then a create in it: the change set
         // has both.
@@ -2077,4 +2079,83 @@ pub fn quotas_count_and_refuse(s: &MetaStore) {
         s.create(later.root, later.root, b"z", &file(0o644), true, &cx()),
         Err(MetaError::Quota(_))
     ));
+}
+
+/// What a write, a truncate and a chown take from a file, as Linux has it
+/// for local file systems (the mount leaves it to the store): new contents
+/// and a new owner lose `security.capability`; a writer without CAP_FSETID
+/// (`kill_suidgid`) loses S_ISUID, and S_ISGID of a group-executable file.
+pub fn privileges_go_with_changes(s: &MetaStore) {
+    let (ws, vol) = setup(s, "privs");
+    let h = block(s, ws, 21);
+    let caps = b"security.capability";
+    let made = |name: &[u8], mode: u32| {
+        let f = s
+            .create(vol, vol, name, &file(mode), true, &cx())
+            .unwrap()
+            .value;
+        s.set_xattr(vol, f.ino, caps, b"\x01\x00\x00\x02", XattrMode::Any, &cx())
+            .unwrap();
+        s.set_xattr(vol, f.ino, b"user.keep", b"x", XattrMode::Any, &cx())
+            .unwrap();
+        f.ino
+    };
+    let mode = |ino| s.getattr(vol, ino).unwrap().mode & 0o7777;
+    let has_caps = |ino| s.get_xattr(vol, ino, caps).is_ok();
+
+    // A write by root keeps the set-ID bits, not the capabilities.
+    let a = made(b"a", 0o6755);
+    s.commit(vol, a, &[chunk(0, h, 100)], 100, false, &cx())
+        .unwrap();
+    assert_eq!(mode(a), 0o6755);
+    assert!(!has_caps(a));
+    assert_eq!(s.get_xattr(vol, a, b"user.keep").unwrap(), b"x");
+
+    // A write by anyone else loses both set-ID bits (group-executable).
+    let b = made(b"b", 0o6755);
+    let by_user = cx().killing_suidgid(true);
+    s.commit(vol, b, &[], 10, false, &by_user).unwrap();
+    assert_eq!(mode(b), 0o0755);
+    assert!(!has_caps(b));
+    // Without group execute, S_ISGID marks locking and stays.
+    let c = made(b"c", 0o6745);
+    s.commit(vol, c, &[], 10, false, &by_user).unwrap();
+    assert_eq!(mode(c), 0o2745);
+
+    // chown: capabilities go; set-ID bits go when asked (the mount asks
+    // for every chown of a non-directory).
+    let d = made(b"d", 0o4755);
+    let chown = SetAttr {
+        uid: Some(7),
+        kill_suidgid: true,
+        ..Default::default()
+    };
+    s.setattr(vol, d, &chown, &cx()).unwrap();
+    assert_eq!(mode(d), 0o0755);
+    assert!(!has_caps(d));
+    // A chmod alone keeps the capabilities and sets what it says.
+    let e = made(b"e", 0o755);
+    let chmod = SetAttr {
+        mode: Some(0o4750),
+        ..Default::default()
+    };
+    s.setattr(vol, e, &chmod, &cx()).unwrap();
+    assert_eq!(mode(e), 0o4750);
+    assert!(has_caps(e));
+    // A truncate takes the capabilities; a directory keeps its bits.
+    let trunc = SetAttr {
+        size: Some(0),
+        kill_suidgid: true,
+        ..Default::default()
+    };
+    s.setattr(vol, e, &trunc, &cx()).unwrap();
+    assert_eq!(mode(e), 0o0750);
+    assert!(!has_caps(e));
+    let dir_ino = s
+        .create(vol, vol, b"sgid-dir", &dir(0o2775), true, &cx())
+        .unwrap()
+        .value
+        .ino;
+    s.setattr(vol, dir_ino, &chown, &cx()).unwrap();
+    assert_eq!(mode(dir_ino), 0o2775);
 }

@@ -199,6 +199,7 @@ macro_rules! meta_conformance {
             trash_keeps_restores_and_purges,
             file_trash_keeps_removed_files,
             quotas_count_and_refuse,
+            privileges_go_with_changes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

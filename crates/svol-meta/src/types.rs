@@ -120,6 +120,7 @@ pub enum Queued {
         chunks: Vec<Chunk>,
         write_end: u64,
         now: Timespec,
+        kill_suidgid: bool,
     },
     /// As `setattr`, without a size (a truncate is never queued).
     SetAttr {
@@ -137,6 +138,9 @@ pub enum TimeSet {
 
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
+    /// Clear S_ISUID, and S_ISGID if group-executable (non-directories),
+    /// after `mode` if both are given.
+    pub kill_suidgid: bool,
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -394,6 +398,9 @@ pub struct Cx<'a> {
     /// writes (commit, truncate); 0 when it holds none. A token whose lock
     /// is gone is refused with `Fenced`.
     pub fence: u64,
+    /// The writer may not keep set-user/group-ID bits (see
+    /// `SetAttr::kill_suidgid`): a commit clears them.
+    pub kill_suidgid: bool,
 }
 
 impl Cx<'static> {
@@ -403,6 +410,7 @@ impl Cx<'static> {
             now,
             session: "",
             fence: 0,
+            kill_suidgid: false,
         }
     }
 }
@@ -413,6 +421,14 @@ impl<'a> Cx<'a> {
             now,
             session,
             fence: 0,
+            kill_suidgid: false,
+        }
+    }
+
+    pub fn killing_suidgid(self, kill_suidgid: bool) -> Self {
+        Self {
+            kill_suidgid,
+            ..self
         }
     }
 

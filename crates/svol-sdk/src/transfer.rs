@@ -247,7 +247,7 @@ impl Volume {
             }
         }
         self.upload_missing(batch_blocks, progress).await?;
-        self.commit(ino, batch_chunks, len, true, 0).await?;
+        self.commit(ino, batch_chunks, len, true, 0, false).await?;
         Ok(())
     }
 

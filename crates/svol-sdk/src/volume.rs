@@ -284,7 +284,8 @@ impl Volume {
 
     /// `fence`: the fencing token of the write lock this client's session
     /// holds on the file (0: none); the server refuses the commit if that
-    /// lock is gone.
+    /// lock is gone. `kill_suidgid`: the writer may not keep the file's
+    /// set-ID bits, which the commit then clears.
     pub async fn commit(
         &self,
         ino: u64,
@@ -292,6 +293,7 @@ impl Volume {
         write_end: u64,
         durable: bool,
         fence: u64,
+        kill_suidgid: bool,
     ) -> Result<p::Attr> {
         let r = p::CommitRequest {
             volume: self.id(),
@@ -300,6 +302,7 @@ impl Volume {
             write_end,
             durable,
             fence,
+            kill_suidgid,
         };
         call!(self.client, Idempotent, commit, r)
     }

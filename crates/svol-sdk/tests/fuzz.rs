@@ -158,6 +158,7 @@ fn call() -> impl Strategy<Value = Call> {
                     mtime,
                     // Now and then a fencing token nobody was granted.
                     fence: size.filter(|s| s % 8 == 7).unwrap_or(0),
+                    kill_suidgid: mode.is_some_and(|m| m % 2 == 0),
                 }
             )),
         (
@@ -427,6 +428,7 @@ impl Rpc {
                         write_end,
                         durable,
                         fence: if write_end % 8 == 7 { write_end } else { 0 },
+                        kill_suidgid: write_end % 3 == 0,
                     }))
                     .await
                     .map(|_| ()),

@@ -158,10 +158,12 @@ fn queued(
                 .collect::<Result<Vec<_>, _>>()?,
             write_end: q.write_end,
             now: when(&q.time),
+            kill_suidgid: q.kill_suidgid,
         },
         Some(Op::SetAttr(q)) => m::Queued::SetAttr {
             ino: q.ino,
             set: m::SetAttr {
+                kill_suidgid: false,
                 mode: q.mode,
                 uid: q.uid,
                 gid: q.gid,

@@ -366,6 +366,7 @@ impl p::svol_server::Svol for State {
         let r = req.into_inner();
         self.settle(&c, Some(&[r.ino])).await;
         let set = m::SetAttr {
+            kill_suidgid: r.kill_suidgid,
             mode: r.mode,
             uid: r.uid,
             gid: r.gid,
@@ -583,7 +584,7 @@ impl p::svol_server::Svol for State {
         if r.durable {
             self.sync_file_blocks(&c, r.ino, &chunks).await?;
         }
-        let cx = self.cx(&c).fenced(r.fence);
+        let cx = self.cx(&c).fenced(r.fence).killing_suidgid(r.kill_suidgid);
         let out = self
             .meta(|m| m.commit(c.vol, r.ino, &chunks, r.write_end, r.durable, &cx))
             .await?;

@@ -48,7 +48,12 @@ impl Filesystem for SvolFs {
             InitFlags::FUSE_DO_READDIRPLUS
                 | InitFlags::FUSE_READDIRPLUS_AUTO
                 | InitFlags::FUSE_PARALLEL_DIROPS
-                | InitFlags::FUSE_ASYNC_READ,
+                | InitFlags::FUSE_ASYNC_READ
+                // The kernel then stops asking for security.capability
+                // before every write(2) (a request each, a round trip for
+                // a file not made ahead); the server drops capabilities on
+                // commit, and set-ID bits when the kernel says so.
+                | InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         );
         // fcntl and flock locks go to the server (see locks.rs).
         let _ = config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
@@ -92,7 +97,7 @@ impl Filesystem for SvolFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -116,6 +121,10 @@ impl Filesystem for SvolFs {
             size,
             atime: time_set(atime),
             mtime: time_set(mtime),
+            // Under HANDLE_KILLPRIV_V2 the kernel leaves set-ID bits to
+            // us: a chown clears them, and so does a truncate by a caller
+            // without CAP_FSETID (taken as: not root).
+            kill_suidgid: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
             ..Default::default()
         };
         self.spawn(|i| async move {
@@ -348,7 +357,7 @@ impl Filesystem for SvolFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _wf: WriteFlags,
+        wf: WriteFlags,
         _flags: OpenFlags,
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
@@ -362,6 +371,9 @@ impl Filesystem for SvolFs {
             };
             let epoch = i.handle_epoch(fh.0);
             let mut st = f.lock().await;
+            if wf.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+                st.kill_suidgid = true;
+            }
             match st.write(&i.io, epoch, offset, &data).await {
                 Ok(()) => {
                     crate::metrics::add(&crate::metrics::BYTES_WRITTEN, data.len() as u64);

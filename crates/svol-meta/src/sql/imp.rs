@@ -454,7 +454,11 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     ) -> Result<Outcome<Attr>> {
         self.change(durable, vol, cx, |c| {
             tree::check_fence(c, cx, ino)?;
-            let done = tree::commit(c, vol, ino, chunks, write_end, cx.now)?;
+            let privs = tree::Privs {
+                caps: true,
+                suidgid: cx.kill_suidgid,
+            };
+            let done = tree::commit(c, vol, ino, chunks, write_end, cx.now, privs)?;
             let t = if done.changed {
                 Touch::inodes(&[ino]).known(&done.out.value)
             } else {

@@ -5,6 +5,19 @@ use super::{InodeUpdate, Tx};
 use crate::types::*;
 use crate::{MetaError, Result};
 
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+const S_IXGRP: u32 = 0o010;
+/// The extended attribute holding a file's capabilities.
+pub(crate) const SECURITY_CAPABILITY: &[u8] = b"security.capability";
+
+/// What is left of `mode` when a writer may not keep set-ID bits: no
+/// S_ISUID, and no S_ISGID on a group-executable file (without group
+/// execute it marks mandatory locking, not privilege).
+pub(crate) fn without_suidgid(mode: u32) -> u32 {
+    mode & !(S_ISUID | if mode & S_IXGRP != 0 { S_ISGID } else { 0 })
+}
+
 pub(crate) fn setattr(
     t: &impl Tx,
     vol: Ino,
@@ -34,8 +47,23 @@ pub(crate) fn setattr(
             TimeSet::At(ts) => ts,
         })
     };
+    let mut mode = set.mode.map(|m| m & 0o7777);
+    if set.kill_suidgid && a.kind != FileKind::Directory {
+        let m = mode.unwrap_or(a.mode & 0o7777);
+        if without_suidgid(m) != m || mode.is_some() {
+            mode = Some(without_suidgid(m));
+        }
+    }
+    // A file's capabilities do not survive a change of its contents or
+    // owner (as the kernel has it for local file systems, which it leaves
+    // to us: see the mount's HANDLE_KILLPRIV_V2).
+    if a.kind != FileKind::Directory
+        && (set.size.is_some() || set.uid.is_some() || set.gid.is_some())
+    {
+        t.delete_xattr(ino, SECURITY_CAPABILITY)?;
+    }
     let mut u = InodeUpdate {
-        mode: set.mode.map(|m| m & 0o7777),
+        mode,
         uid: set.uid,
         gid: set.gid,
         atime: time(set.atime),
@@ -49,7 +77,7 @@ pub(crate) fn setattr(
         // An explicit mtime in the same call wins over the truncate's.
         u.mtime = u.mtime.or(Some(now));
     }
-    let changed = set.mode.is_some()
+    let changed = mode.is_some()
         || set.uid.is_some()
         || set.gid.is_some()
         || set.size.is_some()

@@ -41,6 +41,14 @@ pub(crate) struct Committed {
     pub changed: bool,
 }
 
+/// What privileges a commit takes from its file (see `attrs::setattr`).
+pub(crate) struct Privs {
+    /// Its capabilities (`security.capability`).
+    pub caps: bool,
+    /// Its set-ID bits (`without_suidgid`).
+    pub suidgid: bool,
+}
+
 pub(crate) fn commit(
     t: &impl Tx,
     vol: Ino,
@@ -48,6 +56,7 @@ pub(crate) fn commit(
     new: &[Chunk],
     write_end: u64,
     now: Timespec,
+    privs: Privs,
 ) -> Result<Committed> {
     let a = attr(t, vol, ino)?;
     if a.kind != FileKind::Regular {
@@ -100,10 +109,17 @@ pub(crate) fn commit(
             changed: false,
         });
     }
+    if privs.caps {
+        // New contents lose the file's capabilities (see attrs::setattr).
+        t.delete_xattr(ino, super::attrs::SECURITY_CAPABILITY)?;
+    }
+    let mode = a.mode & 0o7777;
     // A commit never shrinks a file: truncation is an explicit setattr.
     t.update_inode(
         ino,
         &InodeUpdate {
+            mode: (privs.suidgid && super::attrs::without_suidgid(mode) != mode)
+                .then(|| super::attrs::without_suidgid(mode)),
             size: Some(a.size.max(end)),
             mtime: Some(now),
             ctime: Some(now),

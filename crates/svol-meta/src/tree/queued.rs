@@ -30,9 +30,16 @@ pub(crate) fn queued(
             chunks,
             write_end,
             now,
+            kill_suidgid,
         } => {
             check_fence(t, cx, *ino)?;
-            let done = commit(t, vol, *ino, chunks, *write_end, *now)?;
+            // Only nodes made ahead are queued, and such a node has no
+            // extended attributes (setting one ends its being made ahead).
+            let privs = Privs {
+                caps: false,
+                suidgid: *kill_suidgid,
+            };
+            let done = commit(t, vol, *ino, chunks, *write_end, *now, privs)?;
             freed.extend(done.out.changes.freed);
             if done.changed {
                 touch.inodes.push(*ino);
