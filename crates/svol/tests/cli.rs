@@ -652,3 +652,25 @@ fn dry_runs_say_what_would_go_and_change_nothing() {
     );
     assert!(s.ok(&["volume", "list"]).contains("dry"));
 }
+
+/// `volume rename` changes the name only: a live mount carries on, the
+/// snapshots follow, and the old name is gone (with a hint to the new).
+#[test]
+fn a_rename_keeps_live_mounts_and_takes_snapshots_along() {
+    let s = Server::start();
+    s.create_volume("model-cache");
+    let m = s.mount("model-cache", &[]);
+    std::fs::write(m.p("w"), b"before").expect("write");
+    s.ok(&["volume", "snapshot", "model-cache", "--as", "s1"]);
+    s.ok(&["volume", "rename", "model-cache", "model-caches"]);
+    std::fs::write(m.p("w2"), b"after").expect("write through the mount after the rename");
+    assert_eq!(std::fs::read(m.p("w")).expect("read"), b"before");
+    let other = s.mount("model-caches", &[]);
+    assert_eq!(std::fs::read(other.p("w2")).expect("read"), b"after");
+    let snaps = s.ok(&["volume", "snapshots", "model-caches"]);
+    assert!(snaps.contains("model-caches@s1"), "{snaps}");
+    let old = s.run(&["volume", "info", "model-cache"]);
+    assert_eq!(old.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&old.stderr).to_string();
+    assert!(err.contains("did you mean model-caches?"), "{err}");
+}
