@@ -661,8 +661,8 @@ impl Filesystem for SvolFs {
         let _op = crate::metrics::enter("getxattr");
         let name = name_bytes(name);
         // A node made ahead has no extended attributes until this mount
-        // sets one (the kernel asks for security.capability before every
-        // write of a file).
+        // sets one (the kernel asks for security.capability before tar's
+        // fchown of each file it writes).
         let s = self.inner.s(ino);
         if self.inner.ahead.pending(s) || self.inner.ahead.is_private(s) {
             return reply.error(Errno::from_i32(libc::ENODATA));
