@@ -146,8 +146,13 @@ pub trait MetaBackend: Send + Sync + 'static {
         name: &str,
         now: Timespec,
     ) -> Result<Volume>;
-    /// Quotas of volume `vol` and its workspace, with their usage.
+    /// Quotas of volume `vol` and its workspace, with their usage. With
+    /// no limit on either, the bytes are not counted (`stored` is 0: a
+    /// volume-wide sum is a scan, and nothing needs it then).
     fn quota_view(&self, vol: Ino) -> Result<QuotaView>;
+    /// Whether any quota applies to volume `vol` (its own or its
+    /// workspace's): one row, no counting.
+    fn quota_limited(&self, vol: Ino) -> Result<bool>;
     /// Sets a volume's quotas (None: unchanged, 0: no limit).
     fn set_volume_quota(
         &self,

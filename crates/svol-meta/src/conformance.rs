@@ -1951,7 +1951,17 @@ pub fn file_trash_keeps_removed_files(s: &MetaStore) {
 /// the limit, freed by deletes, and shown by `quota_view`.
 pub fn quotas_count_and_refuse(s: &MetaStore) {
     let (ws, vol) = setup(s, "quota");
+    // No quota: nothing limits, inodes are counted for `df -i`, and the
+    // stored bytes (a scan of the volume) are not.
+    s.create(vol, vol, b"pre", &file(0o644), true, &cx())
+        .unwrap();
+    assert!(!s.quota_limited(vol).unwrap());
+    let q = s.quota_view(vol).unwrap();
+    assert!(!q.any());
+    assert_eq!((q.inodes, q.stored), (1, 0));
+    s.unlink(vol, vol, b"pre", false, &cx()).unwrap();
     let v = s.set_volume_quota(ws, "vol", None, Some(3)).unwrap();
+    assert!(s.quota_limited(vol).unwrap());
     assert_eq!((v.max_bytes, v.max_files), (0, 3));
     let d = s
         .create(vol, vol, b"d", &dir(0o755), true, &cx())
@@ -2060,7 +2070,9 @@ pub fn quotas_count_and_refuse(s: &MetaStore) {
     s.delete_volume(ws, "vol", keep).unwrap();
     let back = s.restore_trashed(ws, &id, None, now()).unwrap();
     let bq = s.quota_view(back.root).unwrap();
-    assert_eq!((bq.inodes, bq.stored), (vq.inodes, vq.stored));
+    // No quota applies any more: bytes are not counted, only summed on ask.
+    assert_eq!((bq.inodes, bq.stored), (vq.inodes, 0));
+    assert_eq!(s.volume_usage(back.root).unwrap().stored_bytes, vq.stored);
 
     // A quota set on a volume that has data counts what is there.
     let later = s.create_volume(ws, "later", now()).unwrap();

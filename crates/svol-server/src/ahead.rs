@@ -42,7 +42,7 @@ impl State {
         // Under a quota every create and commit is checked when it is
         // made, so that the writer gets EDQUOT from that call: none ahead.
         let vol = c.vol;
-        if self.meta(move |m| m.quota_view(vol)).await?.any() {
+        if self.meta(move |m| m.quota_limited(vol)).await? {
             return Ok(p::HoldReply::default());
         }
         if r.inos > MAX_RESERVE {

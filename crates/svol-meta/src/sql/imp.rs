@@ -234,6 +234,9 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn quota_view(&self, vol: Ino) -> Result<QuotaView> {
         self.read(|c| quota::view(c, vol))
     }
+    fn quota_limited(&self, vol: Ino) -> Result<bool> {
+        self.read(|c| quota::limited(c, vol))
+    }
     fn set_volume_quota(
         &self,
         ws: WorkspaceId,

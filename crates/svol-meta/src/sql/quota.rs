@@ -411,10 +411,18 @@ pub(crate) fn check_workspace(c: &dyn Conn, ws: WorkspaceId) -> Result<()> {
 /// What `statfs` and `volume info` show of quotas: the volume's and its
 /// workspace's limits (0: none) and usage. Usage no quota needs counted
 /// is counted here from the rows.
+pub(crate) fn limited(c: &dyn Conn, vol: Ino) -> Result<bool> {
+    let Some(s) = scope(c, vol)? else {
+        return Err(MetaError::NotFound(format!("volume of inode {vol}")));
+    };
+    Ok(s.max_files + s.max_bytes + s.ws_max_files + s.ws_max_bytes > 0)
+}
+
 pub(crate) fn view(c: &dyn Conn, vol: Ino) -> Result<QuotaView> {
     let Some(s) = scope(c, vol)? else {
         return Err(MetaError::NotFound(format!("volume of inode {vol}")));
     };
+    let any = s.max_files + s.max_bytes + s.ws_max_files + s.ws_max_bytes > 0;
     let u = |v: i64| v.max(0) as u64;
     let inodes = if s.counts_files() {
         s.files
@@ -425,10 +433,15 @@ pub(crate) fn view(c: &dyn Conn, vol: Ino) -> Result<QuotaView> {
         )?
         .unwrap_or(0)
     };
+    // Stored bytes are a join over every chunk of the volume: summed only
+    // when a quota makes them matter (every `statfs` — `df`, `find` —
+    // asks for this view).
     let stored = if s.counts_bytes() {
         s.stored
-    } else {
+    } else if any {
         super::control::volume_usage(c, vol)?.stored_bytes as i64
+    } else {
+        0
     };
     Ok(QuotaView {
         inodes: u(inodes),
