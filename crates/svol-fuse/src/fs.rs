@@ -411,6 +411,16 @@ impl Inner {
         Some((file_attr(&a, self.k(ino), size), ttl))
     }
 
+    /// How long the kernel may keep the listed attributes of `ino` that a
+    /// lookup answers with: briefly, and noted so a recall drops them
+    /// (see listings.rs).
+    fn looked_up_ttl(&self, ino: u64) -> Duration {
+        match self.lease.holds() && self.listings.kernel_attr(ino).is_some() {
+            true => crate::listings::LOOKUP_TTL,
+            false => Duration::ZERO,
+        }
+    }
+
     /// Kernel attributes, with this mount's unflushed size folded in.
     async fn fattr(&self, a: &p::Attr) -> FileAttr {
         let mut size = a.size;

@@ -26,9 +26,13 @@
 //! page range, which waits on no request), so the recall is answered only
 //! once the kernel too has forgotten. A getattr answered from a listing a
 //! recall then dropped loses to it in the kernel (its attribute version is
-//! older); a lookup's reply may make a new kernel inode, which nothing
-//! could have invalidated, so lookups hand out attributes that expire at
-//! once, as before.
+//! older). A lookup's reply may make a new kernel inode, which a drop sent
+//! before the kernel took the reply cannot reach: lookups hand out listed
+//! attributes for [`LOOKUP_TTL`] only — long enough that the `stat` or
+//! `open` that made the lookup needs no second request, short enough that
+//! the one reply racing a recall is stale for a few milliseconds at most
+//! (what DESIGN.md promises for metadata; an unlisted inode's attributes
+//! rely on a plain push for a second).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
@@ -50,6 +54,9 @@ const COOL_DOWN: Duration = Duration::from_secs(1);
 /// How long the kernel keeps a listed entry's attributes: until its
 /// listing is dropped, and a lost drop (a bug) heals after this.
 pub(crate) const KERNEL_TTL: Duration = Duration::from_secs(10);
+/// How long the kernel keeps the attributes a lookup answered from a
+/// listing gave it (see above): the call that looked the name up uses them.
+pub(crate) const LOOKUP_TTL: Duration = Duration::from_millis(2);
 /// Inodes the kernel may keep attributes of, over all listings; past it
 /// the kernel's copies are all dropped.
 const MAX_GIVEN: usize = 1_000_000;

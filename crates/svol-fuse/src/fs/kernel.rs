@@ -69,7 +69,8 @@ impl Filesystem for SvolFs {
             Known::Absent => return reply.error(Errno::from_i32(libc::ENOENT)),
             Known::Present(a) if self.inner.local_size(a.ino).is_none() => {
                 let fa = file_attr(&a, self.inner.k(a.ino), a.size);
-                return reply.entry_with_ttls(&Duration::ZERO, &TTL, &fa, Generation(0));
+                let ttl = self.inner.looked_up_ttl(a.ino);
+                return reply.entry_with_ttls(&ttl, &TTL, &fa, Generation(0));
             }
             _ => {}
         }
