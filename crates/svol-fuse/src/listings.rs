@@ -6,7 +6,9 @@
 //! A listing is only trusted while the server watches it for this
 //! session: another client's change to the directory's names, or to any
 //! entry it lists, is held until this mount has dropped the listing (the
-//! server *recalls* it, see `ReadDirRequest.watch`), so nothing another
+//! server *recalls* it, see `ReadDirRequest.watch`) or, for a change to
+//! an entry's attributes only, put the new ones in it (the server sends
+//! them in commit order: [`Listings::changed`]), so nothing another
 //! mount changed is answered stale after its call returned. This mount's
 //! own changes update the listing from their replies. Anything doubtful —
 //! a recall, a reset, a broken session, a reply that disagrees with the
@@ -301,27 +303,41 @@ impl Listings {
         s.unindex(dir, name);
     }
 
-    /// Attributes this mount's calls returned: listed entries take them.
+    /// Attributes this mount's calls returned: listed entries take them,
+    /// unless what is listed is newer (an update pushed while the reply
+    /// was on its way: see [`Listings::changed`]).
     pub(crate) fn attrs<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
         let mut s = self.state();
         for a in attrs {
-            let Some(places) = s.by_ino.get(&a.ino).cloned() else {
-                continue;
-            };
-            let mut changed = false;
-            for (dir, name) in places {
-                if let Some(e) = s.dirs.get_mut(&dir).and_then(|d| d.get_mut(&name)) {
-                    if e.version <= a.version && e != a {
-                        *e = *a;
-                        changed = true;
-                    }
-                }
-            }
-            // The kernel may keep what it was given: not past a change.
-            if changed && s.given.remove(&a.ino) {
-                s.stale.push(a.ino);
-            }
+            s.set(a, |listed| age(listed) <= age(a));
         }
+    }
+
+    /// Another client changed `inodes`. `updated`: the attributes, as
+    /// they are now, of those listings here hold that the server keeps
+    /// watched (only their attributes changed); they replace the listed
+    /// ones. Every other listing holding one of `inodes` is dropped, and
+    /// so is any listing being read.
+    pub(crate) fn changed(&self, inodes: &[u64], updated: &[p::Attr]) {
+        if updated.is_empty() {
+            return self.touched(inodes);
+        }
+        let mut s = self.state();
+        for f in s.filling.values_mut() {
+            f.touched.extend(inodes.iter().copied());
+        }
+        // Sent in the order the changes were made: the newest, always.
+        for a in updated {
+            s.set(a, |_| true);
+        }
+        let fresh: HashSet<u64> = updated.iter().map(|a| a.ino).collect();
+        let dirs: Vec<u64> = inodes
+            .iter()
+            .filter(|i| !fresh.contains(i))
+            .filter_map(|i| s.by_ino.get(i))
+            .flat_map(|v| v.iter().map(|(d, _)| *d))
+            .collect();
+        s.recall(dirs);
     }
 
     /// Does a listing hold `ino`?
@@ -427,7 +443,35 @@ impl Drop for StateGuard<'_> {
     }
 }
 
+/// Which of two attributes of one inode is newer: every change bumps its
+/// ctime, and every change of contents its version.
+fn age(a: &p::Attr) -> (u64, i64, u32) {
+    let c = a.ctime.unwrap_or_default();
+    (a.version, c.sec, c.nsec)
+}
+
 impl State {
+    /// Puts `a` into the listings that hold its inode where `take` says
+    /// so; the kernel's copy goes if one changed.
+    fn set(&mut self, a: &p::Attr, take: impl Fn(&p::Attr) -> bool) {
+        let Some(places) = self.by_ino.get(&a.ino).cloned() else {
+            return;
+        };
+        let mut changed = false;
+        for (dir, name) in places {
+            if let Some(e) = self.dirs.get_mut(&dir).and_then(|d| d.get_mut(&name)) {
+                if e != a && take(e) {
+                    *e = *a;
+                    changed = true;
+                }
+            }
+        }
+        // The kernel may keep what it was given: not past a change.
+        if changed && self.given.remove(&a.ino) {
+            self.stale.push(a.ino);
+        }
+    }
+
     fn attr_of(&self, ino: u64) -> Option<p::Attr> {
         let (dir, name) = self.by_ino.get(&ino)?.first()?;
         self.dirs.get(dir)?.get(name).copied()
@@ -590,6 +634,46 @@ mod tests {
         assert_eq!(l.known(1, b"own"), Known::Unknown);
         assert_eq!(l.known(2, b"own"), Known::Unknown);
         assert_eq!(l.known(3, b"other"), Known::Present(at(60, 1)));
+    }
+
+    fn changed_at(ino: u64, version: u64, ctime: i64) -> p::Attr {
+        p::Attr {
+            ctime: Some(p::Timespec {
+                sec: ctime,
+                nsec: 0,
+            }),
+            ..at(ino, version)
+        }
+    }
+
+    #[test]
+    fn pushed_attributes_replace_listed_ones_and_a_late_reply_does_not_undo_them() {
+        let l = Listings::default();
+        let f = l.start(1).expect("fill");
+        assert!(l.filled(f, entries(&[("a", 10), ("b", 11)])));
+        let f = l.start(2).expect("fill");
+        assert!(l.filled(f, entries(&[("c", 20)])));
+        // 10's attributes changed (chmod: same version, later ctime), and
+        // 20 changed without attributes to put in its place.
+        let chmod = p::Attr {
+            mode: 0o600,
+            ..changed_at(10, 1, 100)
+        };
+        l.changed(&[10, 20], &[chmod]);
+        assert_eq!(l.known(1, b"a"), Known::Present(chmod), "kept, updated");
+        assert_eq!(l.known(1, b"b"), Known::Present(at(11, 1)));
+        assert_eq!(l.known(2, b"c"), Known::Unknown, "20's listing went");
+        // A reply of this mount's sent before the change arrives after it.
+        l.attrs([&changed_at(10, 1, 99)]);
+        assert_eq!(l.known(1, b"a"), Known::Present(chmod));
+        // A newer one wins.
+        let newer = changed_at(10, 2, 101);
+        l.attrs([&newer]);
+        assert_eq!(l.known(1, b"a"), Known::Present(newer));
+        // A listing being read when an update came is not kept.
+        let f = l.start(3).expect("fill");
+        l.changed(&[30], &[changed_at(30, 2, 5)]);
+        assert!(!l.filled(f, entries(&[("d", 30)])));
     }
 
     #[test]

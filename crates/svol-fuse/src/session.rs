@@ -253,9 +253,9 @@ pub(crate) async fn start(
                         }
                         let parents = inv.entries.iter().map(|e| e.parent);
                         listings.recall(inv.recalled.iter().copied().chain(parents));
-                        listings.touched(&inv.inodes);
+                        listings.changed(&inv.inodes, &inv.updated);
                         listings.processed(inv.seq);
-                        if inv.reset || !inv.recalled.is_empty() {
+                        if inv.reset || !inv.recalled.is_empty() || !inv.updated.is_empty() {
                             // Holds end here, before anything else can be
                             // made ahead in those directories.
                             let land = ahead

@@ -19,8 +19,10 @@ use svol_meta::{self as m, FeedEntry, Ino};
 use svol_proto as p;
 use tokio::sync::{watch, Notify};
 
+use crate::convert::attr;
 use crate::recall::Recall;
 use crate::service::State;
+use crate::sessions::NewAttrs;
 
 /// Entries the tailer reads per batch.
 const PAGE: usize = 1024;
@@ -128,9 +130,16 @@ impl State {
                 .chain(ch.gone.iter().copied())
                 .collect();
             if !inodes.is_empty() || !ch.entries.is_empty() {
-                recalls =
-                    self.sessions
-                        .invalidate(ch.volume, origin, invalidation(&inodes, &ch.entries));
+                let new = NewAttrs {
+                    stamp: ch.feed,
+                    attrs: ch.attrs.iter().map(|a| (a.ino, attr(a))).collect(),
+                };
+                recalls = self.sessions.invalidate(
+                    ch.volume,
+                    origin,
+                    invalidation(&inodes, &ch.entries),
+                    (ch.feed != 0).then_some(&new),
+                );
             }
         }
         for ino in &ch.unlocked {
@@ -155,9 +164,12 @@ impl State {
         }
         if !e.inodes.is_empty() || !e.entries.is_empty() {
             // Servers sharing a store grant no watches: nothing to recall.
-            let _ =
-                self.sessions
-                    .invalidate(e.volume, &e.origin, invalidation(&e.inodes, &e.entries));
+            let _ = self.sessions.invalidate(
+                e.volume,
+                &e.origin,
+                invalidation(&e.inodes, &e.entries),
+                None,
+            );
         }
         for ino in &e.unlocked {
             self.feed.wake(*ino);

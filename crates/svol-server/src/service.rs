@@ -498,7 +498,10 @@ impl p::svol_server::Svol for State {
             .await?;
         let seq = if started {
             let inos: Vec<_> = es.iter().map(|e| e.attr.ino).collect();
-            self.sessions.watch_entries(&c.session, dir, &inos)
+            // After the read: every change this page may miss is at or
+            // before it (see `sessions::Listed`).
+            let read_at = self.meta(|m| m.feed_head()).await?;
+            self.sessions.watch_entries(&c.session, dir, &inos, read_at)
         } else {
             None
         };

@@ -54,11 +54,31 @@ struct Live {
     /// the entries handed out in it.
     watched: HashMap<Ino, Vec<Ino>>,
     /// Entry → the watched directories that list it.
-    listed_in: HashMap<Ino, Vec<Ino>>,
+    listed_in: HashMap<Ino, Listed>,
     /// The last invalidation whose recall the client has carried out.
     recalled: watch::Sender<u64>,
     /// Directories this session holds (see `holds.rs`).
     held: HashSet<Ino>,
+}
+
+/// Where an entry is listed, and the newest change to it the client's
+/// listings reflect.
+#[derive(Default)]
+struct Listed {
+    dirs: Vec<Ino>,
+    /// The feed position of that change: at least the store's feed head
+    /// when the listing was read, then each update's. A change at or
+    /// before it cannot be sent as attributes (they could be older than
+    /// what the client has): it recalls the listings instead.
+    stamp: u64,
+}
+
+/// A change's new attributes and its feed position (its place in commit
+/// order): a session whose listings hold one of these inodes is sent the
+/// attributes, and keeps its listings, rather than losing them.
+pub(crate) struct NewAttrs {
+    pub(crate) stamp: u64,
+    pub(crate) attrs: HashMap<Ino, p::Attr>,
 }
 
 /// The sessions this server process knows about.
@@ -142,16 +162,26 @@ impl Sessions {
     }
 
     /// Adds the entries of a page just read to `dir`'s watch, if it still
-    /// holds: a change to one of them recalls the listing too. Returns the
-    /// session's invalidations sent so far (one of them may name an entry
-    /// changed between the read and now), or None if the watch is gone.
-    pub(crate) fn watch_entries(&self, id: &str, dir: Ino, entries: &[Ino]) -> Option<u64> {
+    /// holds: a change to one of them recalls the listing too, or sends
+    /// its attributes. `read_at`: the feed head when the page had been
+    /// read (or later). Returns the session's invalidations sent so far
+    /// (one of them may name an entry changed between the read and now),
+    /// or None if the watch is gone.
+    pub(crate) fn watch_entries(
+        &self,
+        id: &str,
+        dir: Ino,
+        entries: &[Ino],
+        read_at: u64,
+    ) -> Option<u64> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let l = live.get_mut(id)?;
         let listed = l.watched.get_mut(&dir)?;
         listed.extend_from_slice(entries);
         for e in entries {
-            l.listed_in.entry(*e).or_default().push(dir);
+            let at = l.listed_in.entry(*e).or_default();
+            at.dirs.push(dir);
+            at.stamp = at.stamp.max(read_at);
         }
         Some(l.seq)
     }
@@ -204,7 +234,7 @@ impl Sessions {
             live.values().map(|l| l.vol).collect()
         };
         for vol in vols {
-            let _ = self.invalidate(vol, "", p::Invalidation::default());
+            let _ = self.invalidate(vol, "", p::Invalidation::default(), None);
         }
     }
 
@@ -231,7 +261,13 @@ impl Sessions {
     /// Pushes an invalidation to every session of `vol` except `origin`,
     /// recalling the watched listings of the directories whose names it
     /// changes. Returns the recalls the change must wait for.
-    pub(crate) fn invalidate(&self, vol: Ino, origin: &str, inv: p::Invalidation) -> Vec<Recall> {
+    pub(crate) fn invalidate(
+        &self,
+        vol: Ino,
+        origin: &str,
+        inv: p::Invalidation,
+        new: Option<&NewAttrs>,
+    ) -> Vec<Recall> {
         let parents: HashSet<Ino> = inv.entries.iter().map(|e| e.parent).collect();
         let inodes: HashSet<Ino> = inv.inodes.iter().copied().collect();
         let mut recalls = Vec::new();
@@ -247,8 +283,15 @@ impl Sessions {
                 .filter(|d| l.watched.contains_key(d))
                 .collect();
             for i in &inodes {
-                if let Some(ds) = l.listed_in.get(i) {
-                    dirs.extend(ds.iter().copied());
+                let Some(at) = l.listed_in.get_mut(i) else {
+                    continue;
+                };
+                match new.and_then(|n| Some((n.stamp, n.attrs.get(i)?))) {
+                    Some((stamp, a)) if stamp > at.stamp => {
+                        at.stamp = stamp;
+                        inv.updated.push(*a);
+                    }
+                    _ => dirs.extend(at.dirs.iter().copied()),
                 }
             }
             inv.recalled = dirs.into_iter().collect();
@@ -257,7 +300,7 @@ impl Sessions {
                 l.unwatch(*d);
                 l.held.remove(d);
             }
-            let recall = !inv.recalled.is_empty();
+            let recall = !inv.recalled.is_empty() || !inv.updated.is_empty();
             if l.seq - l.acked >= self.cap || !send(l, inv) {
                 if !l.lost {
                     // Never silently stale: once the client catches up it
@@ -293,9 +336,9 @@ impl Live {
     /// Ends the watch of `dir` and forgets the entries it listed.
     fn unwatch(&mut self, dir: Ino) {
         for e in self.watched.remove(&dir).unwrap_or_default() {
-            if let Some(ds) = self.listed_in.get_mut(&e) {
-                ds.retain(|d| *d != dir);
-                if ds.is_empty() {
+            if let Some(at) = self.listed_in.get_mut(&e) {
+                at.dirs.retain(|d| *d != dir);
+                if at.dirs.is_empty() {
                     self.listed_in.remove(&e);
                 }
             }
@@ -586,7 +629,7 @@ mod tests {
         };
         s.attach("se-a", owner, 9, 1, tx);
         for ino in 1..=3 {
-            s.invalidate(9, "se-other", inv(ino));
+            s.invalidate(9, "se-other", inv(ino), None);
         }
         assert_eq!(
             (got(&mut rx).inodes, got(&mut rx).inodes),
@@ -594,7 +637,7 @@ mod tests {
         );
         assert!(rx.try_recv().is_err(), "the third was past the cap");
         // Still behind: more are dropped, nothing is sent.
-        s.invalidate(9, "se-other", inv(4));
+        s.invalidate(9, "se-other", inv(4), None);
         assert!(rx.try_recv().is_err());
         // An old stream's acknowledgement counts for nothing.
         s.applied("se-a", 0, 2);
@@ -606,12 +649,12 @@ mod tests {
         assert!(reset.reset, "the client learns it missed some");
         assert_eq!(reset.seq, 3);
         s.applied("se-a", 1, 3);
-        s.invalidate(9, "se-other", inv(5));
+        s.invalidate(9, "se-other", inv(5), None);
         let next = got(&mut rx);
         assert!(!next.reset);
         assert_eq!((next.seq, next.inodes), (4, vec![5]));
         // The origin of a change is not told about it.
-        s.invalidate(9, "se-a", inv(6));
+        s.invalidate(9, "se-a", inv(6), None);
         assert!(rx.try_recv().is_err());
     }
 
@@ -641,13 +684,13 @@ mod tests {
         s.attach("se-c", owner, 9, 1, tx_c);
         assert!(s.watch("se-b", 5));
         // Another directory's names, or the watcher's own change: no recall.
-        assert!(s.invalidate(9, "se-a", entry(6, "x")).is_empty());
-        assert!(s.invalidate(9, "se-b", entry(5, "x")).is_empty());
+        assert!(s.invalidate(9, "se-a", entry(6, "x"), None).is_empty());
+        assert!(s.invalidate(9, "se-b", entry(5, "x"), None).is_empty());
         got(&mut rx_b);
         got(&mut rx_c);
         got(&mut rx_c);
         // A's change in 5: B (watching) is recalled, C (not) only told.
-        let recalls = s.invalidate(9, "se-a", entry(5, "y"));
+        let recalls = s.invalidate(9, "se-a", entry(5, "y"), None);
         assert_eq!(recalls.len(), 1);
         let to_b = got(&mut rx_b);
         assert_eq!(to_b.recalled, vec![5]);
@@ -668,10 +711,10 @@ mod tests {
             .expect("the change goes on once B answered")
             .expect("task");
         // The watch ended with the recall.
-        assert!(s.invalidate(9, "se-a", entry(5, "z")).is_empty());
+        assert!(s.invalidate(9, "se-a", entry(5, "z"), None).is_empty());
         // A watcher whose stream breaks is not waited for.
         assert!(s.watch("se-b", 5));
-        let recalls = s.invalidate(9, "se-a", entry(5, "w"));
+        let recalls = s.invalidate(9, "se-a", entry(5, "w"), None);
         assert_eq!(recalls.len(), 1);
         s.detach("se-b", 1);
         tokio::time::timeout(
@@ -687,35 +730,98 @@ mod tests {
         // (A reattached stream's first message is a reset: it ends every
         // watch, as the client drops every listing.)
         assert!(s.watch("se-b", 5));
-        assert!(s.invalidate(9, "se-a", inv(99)).is_empty());
+        assert!(s.invalidate(9, "se-a", inv(99), None).is_empty());
         assert!(got(&mut rx_b).reset);
-        assert!(s.watch_entries("se-b", 5, &[50]).is_none());
+        assert!(s.watch_entries("se-b", 5, &[50], 0).is_none());
         assert!(s.watch("se-b", 5));
         let seq = s
-            .watch_entries("se-b", 5, &[50, 51])
+            .watch_entries("se-b", 5, &[50, 51], 0)
             .expect("still watched");
         assert_eq!(seq, s.seq("se-b"));
-        assert!(s.invalidate(9, "se-a", inv(52)).is_empty());
+        assert!(s.invalidate(9, "se-a", inv(52), None).is_empty());
         got(&mut rx_b);
-        let recalls = s.invalidate(9, "se-a", inv(51));
+        let recalls = s.invalidate(9, "se-a", inv(51), None);
         assert_eq!(recalls.len(), 1);
         assert_eq!(got(&mut rx_b).recalled, vec![5]);
         assert!(
-            s.watch_entries("se-b", 5, &[53]).is_none(),
+            s.watch_entries("se-b", 5, &[53], 0).is_none(),
             "recalled: no more pages"
         );
         assert!(
-            s.invalidate(9, "se-a", inv(50)).is_empty(),
+            s.invalidate(9, "se-a", inv(50), None).is_empty(),
             "its entries went with it"
         );
         // One that never answers is waited for at most the limit given.
         let (tx_b, _rx_b) = s.channel();
         s.attach("se-b", owner, 9, 4, tx_b);
         assert!(s.watch("se-b", 5));
-        let recalls = s.invalidate(9, "se-a", entry(5, "v"));
+        let recalls = s.invalidate(9, "se-a", entry(5, "v"), None);
         let t = std::time::Instant::now();
         crate::recall::wait(recalls, Duration::from_millis(300)).await;
         assert!(t.elapsed() >= Duration::from_millis(300));
+    }
+
+    fn new_attrs(stamp: u64, ino: u64, mode: u32) -> NewAttrs {
+        let a = p::Attr {
+            ino,
+            mode,
+            ..Default::default()
+        };
+        NewAttrs {
+            stamp,
+            attrs: [(ino, a)].into_iter().collect(),
+        }
+    }
+
+    /// A change to the attributes of an entry another session lists sends
+    /// that session the new attributes and waits for its answer, its
+    /// listing kept; a change older than what the listing reflects (read
+    /// after it, or an update already sent) recalls the listing instead,
+    /// so a late push never puts old attributes over newer ones.
+    #[tokio::test]
+    async fn attributes_of_a_listed_entry_are_sent_in_commit_order() {
+        let s = Arc::new(Sessions::new(64));
+        let owner = SessionOwner {
+            workspace: 1,
+            token: [0; 32],
+        };
+        let (tx_b, mut rx_b) = s.channel();
+        s.attach("se-b", owner, 9, 1, tx_b);
+        assert!(s.watch("se-b", 5));
+        // The page was read when the feed stood at 10.
+        s.watch_entries("se-b", 5, &[50, 51], 10).expect("watching");
+        let recalls = s.invalidate(9, "se-a", inv(50), Some(&new_attrs(12, 50, 0o600)));
+        assert_eq!(recalls.len(), 1, "the change waits for B's answer");
+        let to_b = got(&mut rx_b);
+        assert!(to_b.recalled.is_empty(), "the listing stays");
+        assert_eq!(to_b.inodes, vec![50]);
+        assert_eq!(to_b.updated.len(), 1);
+        assert_eq!((to_b.updated[0].ino, to_b.updated[0].mode), (50, 0o600));
+        let waiting = tokio::spawn(crate::recall::wait(recalls, Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "went on before B took the update");
+        s.recalled("se-b", 1, to_b.seq);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("goes on once B answered")
+            .expect("task");
+        // A change committed before that one (feed 11), pushed late: not
+        // sent as attributes, the listing is recalled.
+        s.invalidate(9, "se-a", inv(50), Some(&new_attrs(11, 50, 0o644)));
+        let late = got(&mut rx_b);
+        assert!(late.updated.is_empty());
+        assert_eq!(late.recalled, vec![5]);
+        // A listing read after a change (feed 10 ≥ 9): the change, pushed
+        // late, recalls it too.
+        assert!(s.watch("se-b", 5));
+        s.watch_entries("se-b", 5, &[50], 10).expect("watching");
+        s.invalidate(9, "se-a", inv(50), Some(&new_attrs(9, 50, 0o640)));
+        assert_eq!(got(&mut rx_b).recalled, vec![5]);
+        // Without attributes (a change from the feed): recalled.
+        assert!(s.watch("se-b", 5));
+        s.watch_entries("se-b", 5, &[50], 10).expect("watching");
+        s.invalidate(9, "se-a", inv(50), None);
+        assert_eq!(got(&mut rx_b).recalled, vec![5]);
     }
 
     /// Holds (sessions/holds.rs): granted only to a session watching the
@@ -738,7 +844,7 @@ mod tests {
         assert!(s.watch("se-b", 5));
         assert!(s.watch("se-a", 5));
         assert!(!s.hold("se-a", 5), "another session watches it");
-        s.invalidate(9, "se-a", entry(5, "x"));
+        s.invalidate(9, "se-a", entry(5, "x"), None);
         assert!(s.hold("se-a", 5), "B's watch went with the recall");
         assert!(!s.watch("se-b", 5), "held: no watch for B");
         // The holder's own calls, and looks elsewhere, recall nothing.

@@ -691,6 +691,115 @@ for i in range(n):
     );
 }
 
+/// B keeps listing a directory while A changes the same few files again
+/// and again (times on some, sizes on others, each change to a larger
+/// value): B's listing is not recalled but sent each change's attributes
+/// (sessions.rs `NewAttrs`), so every stat on B that began after one of
+/// A's changes returned must show that change or a later one — an update
+/// applied out of order, or a late reply put over a newer update, would
+/// show an older value.
+#[test]
+fn attributes_pushed_into_a_kept_listing_are_never_older_than_a_returned_change() {
+    let s = Server::start();
+    s.create_volume("hot");
+    let a = s.mount("hot", &[]);
+    let b = s.mount("hot", &[]);
+    const N: usize = 4;
+    const ROUNDS: usize = 150;
+    fs::create_dir(a.p("hot")).unwrap();
+    for j in 0..N {
+        fs::write(a.p(&format!("hot/f{j}")), b"1234").unwrap();
+    }
+    let reader = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+root, n, end = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+paths = [os.path.join(root, "hot", f"f{j}") for j in range(n)]
+# A name looked up in vain makes B list the directory (listings.rs).
+assert not os.path.exists(os.path.join(root, "hot", "nope"))
+while time.monotonic() < end:
+    for j, p in enumerate(paths):
+        t0 = time.monotonic()
+        st = os.stat(p)
+        print(j, t0, st.st_mtime_ns // 1_000_000_000, st.st_size)
+"#,
+        )
+        .arg(b.path())
+        .arg(N.to_string())
+        .arg("6")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import os, sys, time
+root, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+time.sleep(1.0)  # B has listed the directory
+for k in range(rounds):
+    for j in range(n):
+        p = os.path.join(root, "hot", f"f{j}")
+        v = 1000 + k
+        if j % 2 == 0:
+            os.utime(p, (v, v))
+        else:
+            os.truncate(p, v)
+        print(j, v, time.monotonic(), flush=True)
+"#,
+        )
+        .arg(a.path())
+        .arg(N.to_string())
+        .arg(ROUNDS.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        writer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&writer.stderr)
+    );
+    let out = reader.wait_with_output().expect("reader");
+    assert!(out.status.success());
+    // Per file, the value each change set and when it had returned.
+    let mut changes: Vec<Vec<(f64, u64)>> = vec![Vec::new(); N];
+    for l in String::from_utf8_lossy(&writer.stdout).lines() {
+        let v: Vec<&str> = l.split_whitespace().collect();
+        let j: usize = v[0].parse().unwrap();
+        changes[j].push((v[2].parse().unwrap(), v[1].parse().unwrap()));
+    }
+    assert_eq!(changes.iter().map(Vec::len).sum::<usize>(), N * ROUNDS);
+    let (mut judged, mut stale) = (0, Vec::new());
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Vec<&str> = l.split_whitespace().collect();
+        let j: usize = v[0].parse().unwrap();
+        let t0: f64 = v[1].parse().unwrap();
+        let seen: u64 = if j % 2 == 0 {
+            v[2].parse().unwrap()
+        } else {
+            v[3].parse().unwrap()
+        };
+        let Some(&(_, want)) = changes[j].iter().rev().find(|(t, _)| *t < t0) else {
+            continue;
+        };
+        judged += 1;
+        if seen < want {
+            stale.push(format!("{l} (want >= {want})"));
+        }
+    }
+    assert!(
+        judged > 1000,
+        "only {judged} stats on B came after a change"
+    );
+    assert!(
+        stale.is_empty(),
+        "{} of {judged} stats on B showed attributes older than a returned change: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+}
+
 /// A mount reading through a directory of small files gets the next ones'
 /// contents with one open and opens those without the server (peeks.rs).
 /// What it got is only ever served as the version a listing says is
