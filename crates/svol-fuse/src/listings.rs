@@ -319,10 +319,10 @@ impl Listings {
     /// ones. Every other listing holding one of `inodes` is dropped, and
     /// so is any listing being read.
     pub(crate) fn changed(&self, inodes: &[u64], updated: &[p::Attr]) {
-        if updated.is_empty() {
-            return self.touched(inodes);
-        }
         let mut s = self.state();
+        if s.filling.is_empty() && s.by_ino.is_empty() {
+            return;
+        }
         for f in s.filling.values_mut() {
             f.touched.extend(inodes.iter().copied());
         }
@@ -330,10 +330,9 @@ impl Listings {
         for a in updated {
             s.set(a, |_| true);
         }
-        let fresh: HashSet<u64> = updated.iter().map(|a| a.ino).collect();
         let dirs: Vec<u64> = inodes
             .iter()
-            .filter(|i| !fresh.contains(i))
+            .filter(|i| !updated.iter().any(|a| a.ino == **i))
             .filter_map(|i| s.by_ino.get(i))
             .flat_map(|v| v.iter().map(|(d, _)| *d))
             .collect();
@@ -378,19 +377,7 @@ impl Listings {
     /// Another client changed these inodes (a plain invalidation): a
     /// listing holding one of them, or being read, cannot be trusted.
     pub(crate) fn touched(&self, inodes: &[u64]) {
-        let mut s = self.state();
-        if s.filling.is_empty() && s.by_ino.is_empty() {
-            return;
-        }
-        for f in s.filling.values_mut() {
-            f.touched.extend(inodes.iter().copied());
-        }
-        let dirs: Vec<u64> = inodes
-            .iter()
-            .filter_map(|i| s.by_ino.get(i))
-            .flat_map(|v| v.iter().map(|(d, _)| *d))
-            .collect();
-        s.recall(dirs);
+        self.changed(inodes, &[]);
     }
 
     /// Drops the listings of `dirs`: recalled by the server, or found to

@@ -19,10 +19,8 @@ use svol_meta::{self as m, FeedEntry, Ino};
 use svol_proto as p;
 use tokio::sync::{watch, Notify};
 
-use crate::convert::attr;
 use crate::recall::Recall;
 use crate::service::State;
-use crate::sessions::NewAttrs;
 
 /// Entries the tailer reads per batch.
 const PAGE: usize = 1024;
@@ -130,15 +128,11 @@ impl State {
                 .chain(ch.gone.iter().copied())
                 .collect();
             if !inodes.is_empty() || !ch.entries.is_empty() {
-                let new = NewAttrs {
-                    stamp: ch.feed,
-                    attrs: ch.attrs.iter().map(|a| (a.ino, attr(a))).collect(),
-                };
                 recalls = self.sessions.invalidate(
                     ch.volume,
                     origin,
                     invalidation(&inodes, &ch.entries),
-                    (ch.feed != 0).then_some(&new),
+                    (ch.feed != 0).then_some(ch),
                 );
             }
         }

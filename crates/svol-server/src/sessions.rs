@@ -73,14 +73,6 @@ struct Listed {
     stamp: u64,
 }
 
-/// A change's new attributes and its feed position (its place in commit
-/// order): a session whose listings hold one of these inodes is sent the
-/// attributes, and keeps its listings, rather than losing them.
-pub(crate) struct NewAttrs {
-    pub(crate) stamp: u64,
-    pub(crate) attrs: HashMap<Ino, p::Attr>,
-}
-
 /// The sessions this server process knows about.
 pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Live>>,
@@ -266,7 +258,7 @@ impl Sessions {
         vol: Ino,
         origin: &str,
         inv: p::Invalidation,
-        new: Option<&NewAttrs>,
+        change: Option<&svol_meta::ChangeSet>,
     ) -> Vec<Recall> {
         let parents: HashSet<Ino> = inv.entries.iter().map(|e| e.parent).collect();
         let inodes: HashSet<Ino> = inv.inodes.iter().copied().collect();
@@ -286,10 +278,14 @@ impl Sessions {
                 let Some(at) = l.listed_in.get_mut(i) else {
                     continue;
                 };
-                match new.and_then(|n| Some((n.stamp, n.attrs.get(i)?))) {
+                // Its attributes go instead of a recall if the change is
+                // newer than what the listing reflects (its feed position
+                // is its place in commit order); only those sent are
+                // converted for the wire.
+                match change.and_then(|c| Some((c.feed, c.attr(*i)?))) {
                     Some((stamp, a)) if stamp > at.stamp => {
                         at.stamp = stamp;
-                        inv.updated.push(*a);
+                        inv.updated.push(crate::convert::attr(a));
                     }
                     _ => dirs.extend(at.dirs.iter().copied()),
                 }
@@ -761,15 +757,27 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(300));
     }
 
-    fn new_attrs(stamp: u64, ino: u64, mode: u32) -> NewAttrs {
-        let a = p::Attr {
+    /// A change that left `ino` with `mode`, at feed position `stamp`.
+    fn changed(stamp: u64, ino: u64, mode: u32) -> svol_meta::ChangeSet {
+        let t = svol_meta::Timespec::default();
+        let a = svol_meta::Attr {
             ino,
+            kind: svol_meta::FileKind::Regular,
             mode,
-            ..Default::default()
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            size: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            rdev: 0,
+            version: 0,
         };
-        NewAttrs {
-            stamp,
-            attrs: [(ino, a)].into_iter().collect(),
+        svol_meta::ChangeSet {
+            attrs: vec![a],
+            feed: stamp,
+            ..Default::default()
         }
     }
 
@@ -790,7 +798,7 @@ mod tests {
         assert!(s.watch("se-b", 5));
         // The page was read when the feed stood at 10.
         s.watch_entries("se-b", 5, &[50, 51], 10).expect("watching");
-        let recalls = s.invalidate(9, "se-a", inv(50), Some(&new_attrs(12, 50, 0o600)));
+        let recalls = s.invalidate(9, "se-a", inv(50), Some(&changed(12, 50, 0o600)));
         assert_eq!(recalls.len(), 1, "the change waits for B's answer");
         let to_b = got(&mut rx_b);
         assert!(to_b.recalled.is_empty(), "the listing stays");
@@ -807,7 +815,7 @@ mod tests {
             .expect("task");
         // A change committed before that one (feed 11), pushed late: not
         // sent as attributes, the listing is recalled.
-        s.invalidate(9, "se-a", inv(50), Some(&new_attrs(11, 50, 0o644)));
+        s.invalidate(9, "se-a", inv(50), Some(&changed(11, 50, 0o644)));
         let late = got(&mut rx_b);
         assert!(late.updated.is_empty());
         assert_eq!(late.recalled, vec![5]);
@@ -815,7 +823,7 @@ mod tests {
         // late, recalls it too.
         assert!(s.watch("se-b", 5));
         s.watch_entries("se-b", 5, &[50], 10).expect("watching");
-        s.invalidate(9, "se-a", inv(50), Some(&new_attrs(9, 50, 0o640)));
+        s.invalidate(9, "se-a", inv(50), Some(&changed(9, 50, 0o640)));
         assert_eq!(got(&mut rx_b).recalled, vec![5]);
         // Without attributes (a change from the feed): recalled.
         assert!(s.watch("se-b", 5));

@@ -694,7 +694,7 @@ for i in range(n):
 /// B keeps listing a directory while A changes the same few files again
 /// and again (times on some, sizes on others, each change to a larger
 /// value): B's listing is not recalled but sent each change's attributes
-/// (sessions.rs `NewAttrs`), so every stat on B that began after one of
+/// (sessions.rs `Listed`), so every stat on B that began after one of
 /// A's changes returned must show that change or a later one — an update
 /// applied out of order, or a late reply put over a newer update, would
 /// show an older value.
