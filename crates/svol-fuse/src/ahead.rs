@@ -179,6 +179,65 @@ impl Queue {
         }
     }
 
+    /// Queues the removal of `name` from `parent` (`to` None) or its move
+    /// to `to`, the listing saying it names `node` and the target names
+    /// `replaced`: only if both directories are held and neither node is
+    /// a directory or has another name (which another client could reach
+    /// without a recall). Returns `node`'s attributes as the op leaves
+    /// them.
+    fn move_name(
+        &mut self,
+        parent: u64,
+        name: &Bytes,
+        to: Option<(u64, &Bytes)>,
+        node: &p::Attr,
+        replaced: Option<&p::Attr>,
+        now: p::Timespec,
+    ) -> Option<p::Attr> {
+        let alone = |a: &p::Attr| a.kind != p::FileKind::Directory as i32 && a.nlink == 1;
+        let held = self.held.contains(&parent) && to.is_none_or(|(d, _)| self.held.contains(&d));
+        if !held || self.ops.len() >= MAX_QUEUED || !alone(node) {
+            return None;
+        }
+        if replaced.is_some_and(|r| !alone(r) || r.ino == node.ino || to.is_none()) {
+            return None;
+        }
+        let mut after = *node;
+        after.ctime = Some(now);
+        let op = match to {
+            None => {
+                after.nlink = 0;
+                self.private.remove(&node.ino);
+                p::queued_op::Op::Unlink(p::QueuedUnlink {
+                    parent,
+                    name: name.clone(),
+                    ino: node.ino,
+                    time: Some(now),
+                })
+            }
+            Some((new_parent, new_name)) => {
+                if let Some(n) = self.private.get_mut(&node.ino) {
+                    n.parent = new_parent;
+                }
+                p::queued_op::Op::Rename(p::QueuedRename {
+                    parent,
+                    name: name.clone(),
+                    new_parent,
+                    new_name: new_name.clone(),
+                    ino: node.ino,
+                    replaced: replaced.map_or(0, |r| r.ino),
+                    time: Some(now),
+                })
+            }
+        };
+        if let Some(r) = replaced {
+            self.private.remove(&r.ino);
+        }
+        self.ops.push(p::QueuedOp { op: Some(op) });
+        self.now_is(&after);
+        Some(after)
+    }
+
     /// Takes the queue for sending; each create's open goes with it if
     /// still open here (and then its release waits for the reply).
     fn take_batch(&mut self) -> Vec<p::QueuedOp> {
@@ -232,10 +291,15 @@ impl Queue {
         self.ops
             .iter()
             .filter_map(|o| match o.op.as_ref()? {
-                p::queued_op::Op::Create(c) => Some(c.parent),
-                p::queued_op::Op::Commit(c) => Some(c.ino),
-                p::queued_op::Op::SetAttr(c) => Some(c.ino),
+                p::queued_op::Op::Create(c) => Some(vec![c.parent]),
+                p::queued_op::Op::Commit(c) => Some(vec![c.ino]),
+                p::queued_op::Op::SetAttr(c) => Some(vec![c.ino]),
+                p::queued_op::Op::Unlink(c) => Some(vec![c.parent, c.ino]),
+                p::queued_op::Op::Rename(c) => {
+                    Some(vec![c.parent, c.new_parent, c.ino, c.replaced])
+                }
             })
+            .flatten()
             .collect()
     }
 }
@@ -253,14 +317,16 @@ fn create_of(op: &p::QueuedOp) -> Option<&p::QueuedCreate> {
     }
 }
 
-/// The inode an operation changes, and the directory to forget if the
+/// The inode an operation changes, and the directories to forget if the
 /// server refuses it.
-fn target_of(op: &p::QueuedOp) -> (u64, Option<u64>) {
+fn target_of(op: &p::QueuedOp) -> (u64, Vec<u64>) {
     match &op.op {
-        Some(p::queued_op::Op::Create(c)) => (c.ino, Some(c.parent)),
-        Some(p::queued_op::Op::Commit(c)) => (c.ino, None),
-        Some(p::queued_op::Op::SetAttr(c)) => (c.ino, None),
-        None => (0, None),
+        Some(p::queued_op::Op::Create(c)) => (c.ino, vec![c.parent]),
+        Some(p::queued_op::Op::Commit(c)) => (c.ino, Vec::new()),
+        Some(p::queued_op::Op::SetAttr(c)) => (c.ino, Vec::new()),
+        Some(p::queued_op::Op::Unlink(c)) => (c.ino, vec![c.parent]),
+        Some(p::queued_op::Op::Rename(c)) => (c.ino, vec![c.parent, c.new_parent]),
+        None => (0, Vec::new()),
     }
 }
 
@@ -358,6 +424,96 @@ impl Ahead {
         drop(q);
         self.queued.notify_one();
         Some((a, p))
+    }
+
+    /// Removes `name` from `parent` ahead of the server if this mount may
+    /// (see [`Queue::move_name`]); returns the parent's new attributes, or
+    /// None: remove it the usual way. `parent_attr` as for [`Ahead::make`].
+    pub(crate) fn unlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        parent_attr: Option<p::Attr>,
+    ) -> Option<p::Attr> {
+        let parents = self.move_name(parent, name, None, |_| parent_attr)?;
+        parents.into_iter().next()
+    }
+
+    /// Moves `name` from `parent` to `new_parent` as `new_name` ahead of
+    /// the server if this mount may (never an exchange; a target only
+    /// without RENAME_NOREPLACE); returns the parents' new attributes, or
+    /// None: rename the usual way. `attr_of` gives a parent's attributes
+    /// as cached.
+    pub(crate) fn rename(
+        &self,
+        (parent, name): (u64, &[u8]),
+        (new_parent, new_name): (u64, &[u8]),
+        flags: u32,
+        attr_of: impl Fn(u64) -> Option<p::Attr>,
+    ) -> Option<Vec<p::Attr>> {
+        if flags & p::RENAME_EXCHANGE != 0 || new_name.len() > 255 {
+            return None;
+        }
+        let target = self.listings.known(new_parent, new_name);
+        if flags & p::RENAME_NOREPLACE != 0 && target != Known::Absent {
+            return None;
+        }
+        self.move_name(parent, name, Some((new_parent, new_name)), attr_of)
+    }
+
+    fn move_name(
+        &self,
+        parent: u64,
+        name: &[u8],
+        to: Option<(u64, &[u8])>,
+        attr_of: impl Fn(u64) -> Option<p::Attr>,
+    ) -> Option<Vec<p::Attr>> {
+        if !self.lease.holds() || name.len() > 255 {
+            return None;
+        }
+        let mut q = self.q();
+        let mut dirs = vec![parent];
+        dirs.extend(to.map(|(d, _)| d).filter(|d| *d != parent));
+        let mut parents = Vec::with_capacity(dirs.len());
+        for d in &dirs {
+            parents.push(q.parents.get(d).copied().or_else(|| attr_of(*d))?);
+        }
+        // Checked under the queue's lock, as for a create.
+        let Known::Present(node) = self.listings.known(parent, name) else {
+            return None;
+        };
+        let replaced = match to.map(|(d, n)| self.listings.known(d, n)) {
+            None | Some(Known::Absent) => None,
+            Some(Known::Present(r)) => Some(r),
+            Some(Known::Unknown) => return None,
+        };
+        let (name, to) = (
+            Bytes::copy_from_slice(name),
+            to.map(|(d, n)| (d, Bytes::copy_from_slice(n))),
+        );
+        let now = to_ts(SystemTime::now());
+        let after = q.move_name(
+            parent,
+            &name,
+            to.as_ref().map(|(d, n)| (*d, n)),
+            &node,
+            replaced.as_ref(),
+            now,
+        )?;
+        self.listings.removed(parent, &name);
+        if let Some((d, n)) = &to {
+            self.listings.added(*d, n, &after);
+        }
+        for p in &mut parents {
+            p.mtime = Some(now);
+            p.ctime = Some(now);
+            q.parents.insert(p.ino, *p);
+            q.now_is(p);
+        }
+        self.listings.attrs(parents.iter());
+        drop(q);
+        self.queued.notify_one();
+        Some(parents)
     }
 
     /// The usual create in `dir` found the listing complete: ask to hold
@@ -640,7 +796,7 @@ impl Ahead {
                 q.failed = Some(e.to_string());
                 q.held.clear();
                 q.private.clear();
-                let (inos, dirs): (Vec<u64>, Vec<Option<u64>>) = ops.iter().map(target_of).unzip();
+                let (inos, dirs): (Vec<u64>, Vec<Vec<u64>>) = ops.iter().map(target_of).unzip();
                 self.listings.touched(&inos);
                 self.listings.recall(dirs.into_iter().flatten());
                 return Err(e);
@@ -660,17 +816,17 @@ impl Ahead {
         self.listings.attrs(&touched);
         for (op, r) in ops.iter().zip(results) {
             if let Err(e) = r {
-                let (ino, dir) = target_of(op);
+                let (ino, dirs) = target_of(op);
                 tracing::error!(
                     "a change to inode {ino} made ahead was refused by the server: {e}"
                 );
                 q.failed = Some(e.to_string());
                 q.private.remove(&ino);
                 self.listings.touched(&[ino]);
-                if let Some(dir) = dir {
-                    q.held.remove(&dir);
-                    self.listings.recall([dir]);
+                for dir in &dirs {
+                    q.held.remove(dir);
                 }
+                self.listings.recall(dirs);
             }
         }
         Ok(())
@@ -863,5 +1019,81 @@ mod tests {
         assert!(q.change(101, commit(101), |_| {}).is_some(), "6 still held");
         assert!(q.end_holds(&[], true));
         assert!(q.private.is_empty());
+    }
+
+    #[test]
+    fn only_a_lone_non_directory_in_held_directories_is_removed_or_moved_ahead() {
+        let mut q = Queue::default();
+        let file = |ino, nlink| p::Attr {
+            ino,
+            kind: p::FileKind::Regular as i32,
+            nlink,
+            ..Default::default()
+        };
+        let (f, g) = (Bytes::from_static(b"f"), Bytes::from_static(b"g"));
+        assert!(
+            q.move_name(5, &f, None, &file(40, 1), None, NOW).is_none(),
+            "not held"
+        );
+        q.held.extend([5, 6]);
+        // Another name elsewhere, or a directory: another client reaches
+        // it without recalling this hold.
+        assert!(q.move_name(5, &f, None, &file(40, 2), None, NOW).is_none());
+        let dir = p::Attr {
+            kind: p::FileKind::Directory as i32,
+            ..file(41, 1)
+        };
+        assert!(q.move_name(5, &f, None, &dir, None, NOW).is_none());
+        assert!(
+            q.move_name(5, &f, Some((9, &g)), &file(40, 1), None, NOW)
+                .is_none(),
+            "the target directory is not held"
+        );
+        assert!(
+            q.move_name(5, &f, Some((6, &g)), &file(40, 1), Some(&file(42, 2)), NOW)
+                .is_none(),
+            "the node replaced has another name"
+        );
+        assert!(q.ops.is_empty());
+        let gone = q
+            .move_name(5, &f, None, &file(40, 1), None, NOW)
+            .expect("queued");
+        assert_eq!((gone.ino, gone.nlink, gone.ctime), (40, 0, Some(NOW)));
+        // A node made here and moved stays private, in its new directory;
+        // one replaced is no longer tracked.
+        q.inos.extend([100, 101]);
+        q.make(&node(5, "new", p::FileKind::Regular), &dir_attr(0o755), NOW)
+            .expect("made ahead");
+        q.make(&node(6, "old", p::FileKind::Regular), &dir_attr(0o755), NOW)
+            .expect("made ahead");
+        let new = Bytes::from_static(b"new");
+        let moved = q
+            .move_name(
+                5,
+                &new,
+                Some((6, &g)),
+                &file(100, 1),
+                Some(&file(101, 1)),
+                NOW,
+            )
+            .expect("queued");
+        assert_eq!((moved.ino, moved.nlink), (100, 1));
+        assert_eq!(q.private.get(&100).map(|n| n.parent), Some(6));
+        assert!(!q.private.contains_key(&101));
+        match q.ops.last().and_then(|o| o.op.as_ref()) {
+            Some(p::queued_op::Op::Rename(r)) => {
+                assert_eq!(
+                    (r.parent, r.new_parent, r.ino, r.replaced),
+                    (5, 6, 100, 101)
+                );
+            }
+            other => panic!("not a rename: {other:?}"),
+        }
+        assert_eq!(q.changing(), HashSet::from([5, 6, 40, 100, 101]));
+        // A recall lands them first, and ends the queueing.
+        assert!(q.end_holds(&[6], false));
+        assert!(q
+            .move_name(5, &g, Some((6, &f)), &file(43, 1), None, NOW)
+            .is_none());
     }
 }

@@ -5,6 +5,7 @@
 //! 1 is the mount's root; every other inode number is the server's own.
 
 mod kernel;
+mod stale;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -131,6 +132,7 @@ pub(crate) struct Inner {
     /// Small files' contents fetched ahead of their opens.
     peeks: Peeks,
     pub(crate) ahead: Arc<Ahead>,
+    stale: stale::StaleOpens,
 }
 
 pub(crate) struct SvolFs {
@@ -184,6 +186,7 @@ impl SvolFs {
             lease,
             budget: Arc::new(DirtyBudget::new(max_dirty)),
             peeks: Peeks::default(),
+            stale: stale::StaleOpens::default(),
         });
         rt.spawn(flusher(Arc::downgrade(&inner)));
         Self { rt, inner }
@@ -295,10 +298,7 @@ impl Inner {
             return None;
         }
         let parent = self.s(parent);
-        let pa = self
-            .listings
-            .attr_of(parent)
-            .or_else(|| self.dirs.get(parent));
+        let pa = self.cached_dir(parent);
         let node = Node {
             parent,
             name: name_bytes(name),
@@ -477,9 +477,7 @@ impl Inner {
         let e = self.dirs.epoch();
         let res = self.vol.create_entry(r).await;
         let reply = self.entry_changed(parent, &name, res, |r| r.attr)?;
-        if self.listings.is_listed(parent) {
-            self.ahead.want(parent);
-        }
+        self.want_held([parent]);
         let a = reply.attr.unwrap_or_default();
         self.learned(e, reply.touched.iter().chain([&a]));
         Ok(a)
@@ -606,16 +604,43 @@ impl Inner {
     }
 
     async fn remove(&self, parent: u64, name: &[u8], directory: bool) -> Result<()> {
-        self.writable().await?;
+        self.may_change().await?;
+        if !directory {
+            if let Some(parent_now) = self.ahead.unlink(parent, name, self.cached_dir(parent)) {
+                // The kernel asks for the parent's attributes next.
+                self.dirs.put(self.dirs.epoch(), [&parent_now]);
+                return Ok(());
+            }
+        }
+        self.ahead.settle().await?;
         let e = self.dirs.epoch();
         let res = self.vol.unlink(parent, name, directory).await;
         match &res {
-            Ok(_) => self.listings.removed(parent, name),
+            Ok(_) => {
+                self.listings.removed(parent, name);
+                self.want_held([parent]);
+            }
             Err(ClientError::NotFound(_)) => self.listings.recall([parent]),
             Err(_) => {}
         }
         self.learned(e, &res?);
         Ok(())
+    }
+
+    /// A directory's attributes as this mount has them, if at all.
+    fn cached_dir(&self, dir: u64) -> Option<p::Attr> {
+        self.listings.attr_of(dir).or_else(|| self.dirs.get(dir))
+    }
+
+    /// This mount changed names in `dirs` the usual way, with their
+    /// listings complete: ask to hold them, so the next changes there go
+    /// ahead (see ahead.rs).
+    fn want_held(&self, dirs: impl IntoIterator<Item = u64>) {
+        for d in dirs {
+            if self.listings.is_listed(d) {
+                self.ahead.want(d);
+            }
+        }
     }
 
     async fn rename(
@@ -626,7 +651,17 @@ impl Inner {
         new_name: &[u8],
         flags: u32,
     ) -> Result<()> {
-        self.writable().await?;
+        self.may_change().await?;
+        if let Some(parents) =
+            self.ahead
+                .rename((parent, name), (new_parent, new_name), flags, |d| {
+                    self.cached_dir(d)
+                })
+        {
+            self.dirs.put(self.dirs.epoch(), parents.iter());
+            return Ok(());
+        }
+        self.ahead.settle().await?;
         let e = self.dirs.epoch();
         // The inode the name points at, for the listing of its new place
         // (its new attributes come with the reply).
@@ -649,6 +684,7 @@ impl Inner {
             (Ok(_), Known::Present(a)) if flags & p::RENAME_EXCHANGE == 0 => {
                 self.listings.removed(parent, name);
                 self.listings.added(new_parent, new_name, &a);
+                self.want_held([parent, new_parent]);
             }
             (Ok(_), _) | (Err(ClientError::NotFound(_) | ClientError::AlreadyExists(_)), _) => {
                 self.listings.recall([parent, new_parent])
@@ -736,7 +772,8 @@ impl Inner {
 
     /// Registers an open with the server and returns a handle; a file
     /// opened only to read may need no server at all (see peeks.rs).
-    async fn open_file(&self, ino: u64, read_only: bool) -> Result<(u64, FopenFlags)> {
+    /// `pid`: the process opening (see stale.rs).
+    async fn open_file(&self, ino: u64, read_only: bool, pid: u32) -> Result<(u64, FopenFlags)> {
         if read_only {
             if let Some(opened) = self.open_peeked(ino).await {
                 return opened;
@@ -749,7 +786,13 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let mut resp = self.vol.open_peeking(ino, peek).await?;
+        let mut resp = match self.vol.open_peeking(ino, peek).await {
+            // The kernel resolved a name to a file gone since.
+            Err(ClientError::NotFound(m)) if self.stale.first(pid) => {
+                return Err(ClientError::Fs(svol_sdk::FsErrno::Stale, m));
+            }
+            res => res?,
+        };
         self.peeks.keep(std::mem::take(&mut resp.peeked));
         if resp.attr.is_some_and(|a| a.nlink == 0) && !lock(&self.open).files.contains_key(&ino) {
             // The kernel resolved a name to a file that no longer has one:
@@ -761,10 +804,11 @@ impl Inner {
             // unlinked file open here may still be reopened through
             // /proc/self/fd.)
             self.releases.push(ino, epoch);
-            return Err(ClientError::Fs(
-                svol_sdk::FsErrno::Stale,
-                format!("open of inode {ino}: unlinked on another mount"),
-            ));
+            let m = format!("open of inode {ino}: unlinked on another mount");
+            return Err(match self.stale.first(pid) {
+                true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
+                false => ClientError::NotFound(m),
+            });
         }
         self.opened(ino, resp, epoch).await
     }

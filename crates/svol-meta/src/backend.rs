@@ -184,6 +184,8 @@ pub trait MetaBackend: Send + Sync + 'static {
     // change is in the feed when the call returns.
     fn lookup(&self, vol: Ino, parent: Ino, name: &[u8]) -> Result<Attr>;
     fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr>;
+    /// The directory holding one of `ino`'s names (None: it has none).
+    fn dir_of(&self, vol: Ino, ino: Ino) -> Result<Option<Ino>>;
     /// A size change is fenced: `cx.fence`, if set, must be a write lock
     /// the caller still holds on `ino`.
     fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, cx: &Cx<'_>) -> Result<Outcome<Attr>>;

@@ -709,6 +709,145 @@ pub fn queued_creates(s: &MetaStore) {
     assert!(s.lookup(vol, vol, b"late").is_err());
 }
 
+pub fn queued_unlinks_and_renames(s: &MetaStore) {
+    let (ws, vol) = setup(s, "qu");
+    s.open_session(
+        &owner(ws),
+        "se-u",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
+    let by = Cx::by(now(), "se-u");
+    let at = Timespec {
+        sec: 1_700_000_200,
+        nsec: 7,
+    };
+    let d = s
+        .create(vol, vol, b"d", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let e = s
+        .create(vol, vol, b"e", &dir(0o755), true, &cx())
+        .unwrap()
+        .value;
+    let mk = |name: &[u8]| {
+        s.create(vol, d.ino, name, &file(0o644), true, &cx())
+            .unwrap()
+            .value
+    };
+    let (a, b, c, kept, x) = (mk(b"a"), mk(b"b"), mk(b"c"), mk(b"kept"), mk(b"x"));
+    assert_eq!(s.dir_of(vol, a.ino).unwrap(), Some(d.ino));
+    assert_eq!(s.dir_of(vol, d.ino).unwrap(), Some(vol));
+    // One made in the same batch, then removed: gone with its create.
+    let fresh = s.reserve_inos("se-u", 1).unwrap();
+    s.open(vol, kept.ino, &by).unwrap();
+    let unlink = |name: &[u8], ino| Queued::Unlink {
+        parent: d.ino,
+        name: name.to_vec(),
+        ino,
+        now: at,
+    };
+    let rename = |name: &[u8], to: Ino, new_name: &[u8], ino, replaced| Queued::Rename {
+        parent: d.ino,
+        name: name.to_vec(),
+        new_parent: to,
+        new_name: new_name.to_vec(),
+        ino,
+        replaced,
+        now: at,
+    };
+    let ops = vec![
+        Queued::Create(QueuedCreate {
+            parent: d.ino,
+            name: b"tmp".to_vec(),
+            node: file(0o644),
+            ino: fresh[0],
+            now: at,
+            open: false,
+        }),
+        // Moved to another held directory, replacing what is there.
+        rename(b"tmp", e.ino, b"f", fresh[0], None),
+        rename(b"a", e.ino, b"f", a.ino, Some(fresh[0])),
+        unlink(b"b", b.ino),
+        // Open elsewhere: outlives its name.
+        unlink(b"kept", kept.ino),
+        // Refused, each on its own: the name names another inode now, a
+        // target that is not what the listing said, a directory.
+        unlink(b"c", b.ino),
+        rename(b"c", d.ino, b"x", c.ino, None),
+        rename(b"c", d.ino, b"y", c.ino, Some(x.ino)),
+        Queued::Rename {
+            parent: vol,
+            name: b"e".to_vec(),
+            new_parent: vol,
+            new_name: b"e2".to_vec(),
+            ino: e.ino,
+            replaced: None,
+            now: at,
+        },
+        rename(b"c", d.ino, b"c2", c.ino, None),
+    ];
+    let out = s.apply(vol, &ops, &by).unwrap();
+    let r = &out.value;
+    assert_eq!(r.len(), ops.len());
+    for (i, res) in r.iter().enumerate().take(5) {
+        assert!(res.is_ok(), "op {i}: {res:?}");
+    }
+    assert_eq!(r[2].as_ref().unwrap().ctime, at);
+    assert_eq!(r[3].as_ref().unwrap().nlink, 0);
+    assert!(matches!(r[5], Err(MetaError::NotFound(_))), "{:?}", r[5]);
+    assert!(
+        matches!(r[6], Err(MetaError::AlreadyExists(_))),
+        "{:?}",
+        r[6]
+    );
+    assert!(matches!(r[7], Err(MetaError::NotFound(_))), "{:?}", r[7]);
+    assert!(
+        matches!(r[8], Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        r[8]
+    );
+    assert_eq!(r[9].as_ref().unwrap().ino, c.ino);
+    // As the plain calls leave them.
+    assert_eq!(s.lookup(vol, e.ino, b"f").unwrap().ino, a.ino);
+    for gone in [&b"a"[..], b"b", b"kept", b"tmp", b"c"] {
+        assert!(s.lookup(vol, d.ino, gone).is_err(), "{gone:?}");
+    }
+    assert_eq!(s.lookup(vol, d.ino, b"c2").unwrap().ino, c.ino);
+    assert!(s.getattr(vol, b.ino).is_err());
+    assert!(s.getattr(vol, fresh[0]).is_err());
+    assert_eq!(s.getattr(vol, kept.ino).unwrap().nlink, 0);
+    assert_eq!(s.getattr(vol, d.ino).unwrap().mtime, at);
+    assert_eq!(s.getattr(vol, e.ino).unwrap().mtime, at);
+    // The change set: both names of each move, the destroyed inodes gone
+    // (not the attributes an earlier op of the batch left them with).
+    for entry in [
+        (d.ino, &b"a"[..]),
+        (e.ino, b"f"),
+        (d.ino, b"b"),
+        (d.ino, b"c2"),
+    ] {
+        assert!(
+            out.changes.entries.contains(&(entry.0, entry.1.to_vec())),
+            "{entry:?}"
+        );
+    }
+    assert!(out.changes.gone.contains(&fresh[0]));
+    assert!(out.changes.gone.contains(&b.ino));
+    assert!(out
+        .changes
+        .attrs
+        .iter()
+        .all(|x| x.ino != fresh[0] && x.ino != b.ino));
+    let moved = out.changes.attrs.iter().find(|x| x.ino == a.ino).unwrap();
+    assert_eq!((moved.nlink, moved.ctime), (1, at));
+    s.release(vol, "se-u", kept.ino).unwrap();
+    assert!(s.getattr(vol, kept.ino).is_err());
+}
+
 pub fn create_open_and_batched_release(s: &MetaStore) {
     let (ws, vol) = setup(s, "co");
     s.open_session(

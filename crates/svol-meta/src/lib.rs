@@ -185,6 +185,7 @@ macro_rules! meta_conformance {
             unlinked_but_open,
             create_open_and_batched_release,
             queued_creates,
+            queued_unlinks_and_renames,
             rename_rules,
             readdir_paging,
             contents_truncate_and_block_refs,

@@ -128,6 +128,25 @@ pub enum Queued {
         set: SetAttr,
         now: Timespec,
     },
+    /// As `unlink` of a non-directory, refused unless `name` still names
+    /// `ino` (what the mount's listing said when it answered).
+    Unlink {
+        parent: Ino,
+        name: Vec<u8>,
+        ino: Ino,
+        now: Timespec,
+    },
+    /// As `rename` of a non-directory, refused unless `name` still names
+    /// `ino` and `new_name` still names `replaced` (None: no entry).
+    Rename {
+        parent: Ino,
+        name: Vec<u8>,
+        new_parent: Ino,
+        new_name: Vec<u8>,
+        ino: Ino,
+        replaced: Option<Ino>,
+        now: Timespec,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,24 @@ impl State {
         crate::recall::wait(recalls, self.lease).await;
     }
 
+    /// Before an open of `ino`: a holder may have removed or moved its
+    /// name ahead of the server (a queued unlink or rename), and an open
+    /// through a name the kernel still caches must not find the file as
+    /// it was before that call returned. So the hold on the directory of
+    /// its name is recalled first; the open then finds it unlinked (or
+    /// gone), and the mount has the kernel look the name up again.
+    pub(crate) async fn settle_open(&self, c: &Caller, ino: Ino) -> Result<(), Status> {
+        let mut inos = vec![ino];
+        if self.sessions.others_hold(c.vol, &c.session) {
+            let vol = c.vol;
+            if let Some(dir) = self.meta(move |m| m.dir_of(vol, ino)).await? {
+                inos.push(dir);
+            }
+        }
+        self.settle(c, Some(&inos)).await;
+        Ok(())
+    }
+
     pub(crate) async fn do_hold(
         &self,
         req: Request<p::HoldRequest>,
@@ -171,6 +189,21 @@ fn queued(
                 atime: convert::time_set(&q.atime),
                 mtime: convert::time_set(&q.mtime),
             },
+            now: when(&q.time),
+        },
+        Some(Op::Unlink(q)) => m::Queued::Unlink {
+            parent: q.parent,
+            name: q.name.to_vec(),
+            ino: q.ino,
+            now: when(&q.time),
+        },
+        Some(Op::Rename(q)) => m::Queued::Rename {
+            parent: q.parent,
+            name: q.name.to_vec(),
+            new_parent: q.new_parent,
+            new_name: q.new_name.to_vec(),
+            ino: q.ino,
+            replaced: (q.replaced != 0).then_some(q.replaced),
             now: when(&q.time),
         },
         None => return Err(Status::invalid_argument("an empty queued operation")),

@@ -533,7 +533,7 @@ impl p::svol_server::Svol for State {
     async fn open(&self, req: Request<p::OpenRequest>) -> Res<p::OpenResponse> {
         let c = self.caller(&req, &req.get_ref().volume).await?;
         let ino = req.get_ref().ino;
-        self.settle(&c, Some(&[ino])).await;
+        self.settle_open(&c, ino).await?;
         let cx = self.cx(&c);
         let (a, chunks) = self.meta(|m| m.open(c.vol, ino, &cx)).await?;
         let peeked = self.peek(&c, ino, &req.get_ref().peek).await?;

@@ -896,3 +896,129 @@ fn a_big_file_is_read_ahead_and_arrives_whole_on_the_other_mount() {
         assert_eq!(&piece[..n], want, "read of 300 bytes at {at}");
     }
 }
+
+/// Unlinks and renames in a directory A holds go ahead of the server too
+/// (ahead.rs), so B's kernel may still have a name A removed. Once A's
+/// call returned: an open on B of a name A removed fails, even through a
+/// name B's kernel still has (its open recalls A's hold, finds the file
+/// gone, and the kernel looks the name up again); a name A moved is
+/// found under its new name with what A wrote; and in the end B lists
+/// exactly what A left. That the removals really went ahead is checked
+/// in the server's counts of plain `Unlink` and `Rename` calls.
+#[test]
+fn names_removed_or_moved_ahead_are_gone_on_the_other_mount() {
+    let s = Server::start();
+    s.create_volume("gone");
+    let a = s.mount("gone", &[]);
+    let b = s.mount("gone", &[]);
+    let plain = |method: &str| {
+        sample(
+            &scrape(&s.addr),
+            &format!("svol_rpc_requests_total{{method=\"{method}\",code=\"OK\"}}"),
+        )
+    };
+    fs::create_dir(a.p("d")).unwrap();
+    assert!(!a.p("d/miss").exists(), "A lists d");
+    let n = 300;
+    for i in 0..n {
+        fs::write(a.p(&format!("d/f{i}")), format!("file {i}")).unwrap();
+    }
+    // B's lookups there recalled A's hold, and with it A's listing; once
+    // that recall has cooled down A lists d again, and keeps the listing
+    // while B only reads.
+    for i in 0..n {
+        assert!(b.p(&format!("d/f{i}")).exists());
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(!a.p("d/miss1").exists(), "A lists d");
+    // B opens every file (its kernel keeps the names for a second), then
+    // A removes or moves each (its first change takes the hold back, so
+    // the next go ahead), and B at once tries the old names, newest
+    // first, and the new ones.
+    for i in 0..n {
+        assert_eq!(
+            fs::read_to_string(b.p(&format!("d/f{i}"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+    let (unlinks, renames) = (plain("Unlink"), plain("Rename"));
+    for i in 0..n {
+        let old = a.p(&format!("d/f{i}"));
+        if i % 2 == 0 {
+            fs::remove_file(old).unwrap();
+        } else {
+            fs::rename(old, a.p(&format!("d/g{i}"))).unwrap();
+        }
+    }
+    // (A name moved may still lead to its file for the milliseconds a
+    // name change takes to reach B's kernel; a name removed may not.)
+    for i in (0..n).rev().filter(|i| i % 2 == 0) {
+        let old = format!("d/f{i}");
+        match fs::read_to_string(b.p(&old)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => panic!("{old} on B after A's unlink returned: {other:?}"),
+        }
+    }
+    for i in (0..n).filter(|i| i % 2 == 1) {
+        assert_eq!(
+            fs::read_to_string(b.p(&format!("d/g{i}"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+    // Without B looking, A keeps its hold: the rest go ahead in batches.
+    // (A lists d again once its last listing's recall has cooled down.)
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(!a.p("d/miss2").exists(), "A lists d");
+    for i in 0..n {
+        fs::write(a.p(&format!("d/h{i}")), format!("h {i}")).unwrap();
+    }
+    for i in 0..n {
+        let h = format!("d/h{i}");
+        match i % 3 {
+            0 => fs::remove_file(a.p(&h)).unwrap(),
+            1 => fs::rename(a.p(&h), a.p(&format!("d/k{i}"))).unwrap(),
+            // Replacing a name, as `mv` onto an old file and git's
+            // `index.lock` do.
+            _ => fs::rename(a.p(&h), a.p(&format!("d/g{}", i | 1))).unwrap(),
+        }
+    }
+    let went_ahead = (n as f64 * 2.0) - (plain("Unlink") - unlinks) - (plain("Rename") - renames);
+    assert!(
+        went_ahead >= n as f64,
+        "only {went_ahead} of {} removals and moves went ahead of the server",
+        2 * n
+    );
+    let mut want: Vec<String> = (0..n)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("g{i}"))
+        .chain((0..n).filter(|i| i % 3 == 1).map(|i| format!("k{i}")))
+        .collect();
+    want.sort();
+    want.dedup();
+    let listed = |m: &MountDir| {
+        let mut v: Vec<String> = fs::read_dir(m.p("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listed(&b), want, "B lists what A left");
+    assert_eq!(listed(&a), want, "A lists what it left");
+    for i in (0..n).filter(|i| i % 3 == 2) {
+        let g = format!("d/g{}", i | 1);
+        assert_eq!(
+            fs::read_to_string(b.p(&g)).unwrap(),
+            format!("h {i}"),
+            "{g}"
+        );
+    }
+    // The replaced and removed files' blocks and inodes are gone from the
+    // server too: B's view of the directory's link count and times agree.
+    let (ma, mb) = (
+        fs::metadata(a.p("d")).unwrap(),
+        fs::metadata(b.p("d")).unwrap(),
+    );
+    assert_eq!((ma.nlink(), ma.mtime()), (mb.nlink(), mb.mtime()));
+    fs::File::open(a.p("d")).unwrap().sync_all().unwrap();
+}

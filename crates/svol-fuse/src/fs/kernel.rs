@@ -280,14 +280,15 @@ impl Filesystem for SvolFs {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _op = crate::metrics::enter("open");
         let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let pid = req.pid();
         self.spawn(|i| async move {
             if writes && i.read_only {
                 return reply.error(Errno::from_i32(libc::EROFS));
             }
-            match i.open_file(i.s(ino), !writes).await {
+            match i.open_file(i.s(ino), !writes, pid).await {
                 Ok((fh, fl)) => reply.opened(FileHandle(fh), fl),
                 Err(e) => reply.error(errno(&e)),
             }

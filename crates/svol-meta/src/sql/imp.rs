@@ -274,6 +274,12 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
     fn getattr(&self, vol: Ino, ino: Ino) -> Result<Attr> {
         self.read_tx(|t| tree::attr(t, vol, ino))
     }
+    fn dir_of(&self, vol: Ino, ino: Ino) -> Result<Option<Ino>> {
+        self.read_tx(|t| {
+            tree::attr(t, vol, ino)?;
+            Ok(tree::Tx::entry_of(t, ino)?.map(|(dir, _)| dir))
+        })
+    }
     fn setattr(&self, vol: Ino, ino: Ino, set: &SetAttr, cx: &Cx<'_>) -> Result<Outcome<Attr>> {
         self.change(false, vol, cx, |c| {
             if set.size.is_some() {

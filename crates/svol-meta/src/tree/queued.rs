@@ -5,8 +5,9 @@
 //! application at once with an inode number its session reserved, and
 //! sends the creates later, many per transaction — with what it then did
 //! to those new nodes while nobody else could see them (the contents a
-//! close committed, attributes set). The rules are those of `create`,
-//! `commit` and `setattr`; what differs is that each operation's own
+//! close committed, attributes set), and the names it removed or moved
+//! there. The rules are those of `create`, `commit`, `setattr`, `unlink`
+//! and `rename`; what differs is that each operation's own
 //! failure (a name taken meanwhile by a client the hold did not stop, a
 //! number not reserved) is that operation's result, not the batch's.
 
@@ -61,6 +62,87 @@ pub(crate) fn queued(
             }
             Ok(out.value)
         }
+        Queued::Unlink {
+            parent,
+            name,
+            ino,
+            now,
+        } => {
+            still_names(t, *parent, name, Some(*ino))?;
+            let before = attr(t, vol, *ino)?;
+            let out = unlink(t, vol, *parent, name, false, *now)?;
+            freed.extend(out.changes.freed);
+            touch.inodes.extend([*parent, *ino]);
+            touch.entries.push((*parent, name.clone()));
+            now_known(t, vol, before, touch)
+        }
+        Queued::Rename {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            ino,
+            replaced,
+            now,
+        } => {
+            still_names(t, *parent, name, Some(*ino))?;
+            still_names(t, *new_parent, new_name, *replaced)?;
+            let before = attr(t, vol, *ino)?;
+            if before.kind == FileKind::Directory {
+                return Err(MetaError::InvalidArgument(
+                    "a directory's rename cannot be queued".into(),
+                ));
+            }
+            let replaced_before = match replaced {
+                Some(r) => Some(attr(t, vol, *r)?),
+                None => None,
+            };
+            let flags = RenameFlags {
+                noreplace: replaced.is_none(),
+                exchange: false,
+            };
+            let out = rename(t, vol, *parent, name, *new_parent, new_name, flags, *now)?;
+            freed.extend(out.changes.freed);
+            touch.inodes.extend([*parent, *new_parent, *ino]);
+            touch.inodes.extend(out.value.replaced);
+            touch.entries.push((*parent, name.clone()));
+            touch.entries.push((*new_parent, new_name.clone()));
+            if let Some(r) = replaced_before {
+                now_known(t, vol, r, touch)?;
+            }
+            now_known(t, vol, before, touch)
+        }
+    }
+}
+
+/// A queued removal or move is refused unless `name` in `dir` still names
+/// what the mount's listing said it did when it answered (`None`: no
+/// entry): a client the hold did not stop may have changed it since.
+fn still_names(t: &impl Tx, dir: Ino, name: &[u8], want: Option<Ino>) -> Result<()> {
+    let now = t.child(dir, name)?;
+    if now == want {
+        return Ok(());
+    }
+    let name = String::from_utf8_lossy(name);
+    Err(match want {
+        Some(ino) => MetaError::NotFound(format!("{name} no longer names inode {ino}")),
+        None => MetaError::AlreadyExists(name.into_owned()),
+    })
+}
+
+/// An inode's attributes after a queued op changed it (`before`: as the
+/// op found them), for the change set: they replace what an earlier op of
+/// the batch left; an inode the op destroyed has none and goes out as
+/// gone. Returns them, or `before` unlinked if it is gone (the op's own
+/// result).
+fn now_known(t: &impl Tx, vol: Ino, before: Attr, touch: &mut Touch) -> Result<Attr> {
+    touch.known.retain(|a| a.ino != before.ino);
+    match t.attr(vol, before.ino)? {
+        Some(a) => {
+            touch.known.push(a.clone());
+            Ok(a)
+        }
+        None => Ok(Attr { nlink: 0, ..before }),
     }
 }
 

@@ -49,6 +49,13 @@ impl Sessions {
         }
     }
 
+    /// Does a session other than `origin` hold a directory of `vol`?
+    pub(crate) fn others_hold(&self, vol: Ino, origin: &str) -> bool {
+        self.lock()
+            .iter()
+            .any(|(id, l)| l.vol == vol && id != origin && !l.held.is_empty())
+    }
+
     /// Before a call of `origin` (a session, or "" for a one-shot client)
     /// that looks into `inos` (all of volume `vol` if None): recalls the
     /// holds other sessions have on them. Returns the recalls to wait for.
