@@ -130,7 +130,7 @@ pub(crate) struct Inner {
     releases: Releases,
     listings: Arc<Listings>,
     /// Small files' contents fetched ahead of their opens.
-    peeks: Peeks,
+    peeks: Arc<Peeks>,
     pub(crate) ahead: Arc<Ahead>,
     stale: stale::StaleOpens,
 }
@@ -155,6 +155,7 @@ impl SvolFs {
         locks: Arc<crate::locks::LockState>,
         lease: Arc<LeaseState>,
         listings: Arc<Listings>,
+        peeks: Arc<Peeks>,
         ahead: Arc<Ahead>,
         max_dirty: u64,
     ) -> Self {
@@ -185,7 +186,7 @@ impl SvolFs {
             locks,
             lease,
             budget: Arc::new(DirtyBudget::new(max_dirty)),
-            peeks: Peeks::default(),
+            peeks,
             stale: stale::StaleOpens::default(),
         });
         rt.spawn(flusher(Arc::downgrade(&inner)));

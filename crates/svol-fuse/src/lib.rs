@@ -124,6 +124,7 @@ impl Mount {
         )?;
         let locks = std::sync::Arc::new(locks::LockState::default());
         let listings = std::sync::Arc::new(listings::Listings::default());
+        let peeks = std::sync::Arc::new(peeks::Peeks::default());
         let ahead_slot = std::sync::Arc::new(std::sync::OnceLock::new());
         let purpose = if opts.purpose.is_empty() {
             format!("mount {}", mountpoint.display())
@@ -138,6 +139,7 @@ impl Mount {
             },
             locks.applied_watch.subscribe(),
             listings.clone(),
+            peeks.clone(),
             ahead_slot.clone(),
         )
         .await?;
@@ -154,6 +156,7 @@ impl Mount {
             locks.clone(),
             lease_state,
             listings.clone(),
+            peeks,
             ahead.clone(),
             if opts.max_dirty == 0 {
                 512 << 20

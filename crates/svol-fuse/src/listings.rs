@@ -50,8 +50,11 @@ pub(crate) const PAGE: usize = 4096;
 const BIG_MISSES: u32 = 64;
 /// Entries held over all listings; past it every listing is dropped.
 const MAX_ENTRIES: usize = 2_000_000;
-/// A directory recalled this recently is not listed again: another client
-/// is changing it, and each listing would only be recalled again.
+/// A directory recalled twice this close together is not listed again for
+/// as long: another client keeps changing it, and each listing would only
+/// be recalled again. One recall alone (a file made or removed now and
+/// then) is listed again at once: resting after it would send every open
+/// in the directory to the server for that while.
 const COOL_DOWN: Duration = Duration::from_secs(1);
 /// How long the kernel keeps a listed entry's attributes: until its
 /// listing is dropped, and a lost drop (a bug) heals after this.
@@ -96,7 +99,9 @@ struct State {
     entries: usize,
     /// Big directories: lookups that missed since found big.
     big: HashMap<u64, u32>,
-    recalled: HashMap<u64, Instant>,
+    /// Directory → when last recalled, and recalls in a row each within
+    /// [`COOL_DOWN`] of the one before.
+    recalled: HashMap<u64, (Instant, u32)>,
     /// Listed inodes whose attributes the kernel was given to keep.
     given: HashSet<u64>,
     /// Of those, the ones whose listing went: the kernel's copy goes next.
@@ -198,7 +203,7 @@ impl Listings {
         let cooling = s
             .recalled
             .get(&dir)
-            .is_some_and(|at| at.elapsed() < COOL_DOWN);
+            .is_some_and(|(at, row)| *row > 1 && at.elapsed() < COOL_DOWN);
         if s.dirs.contains_key(&dir) || s.filling.contains_key(&dir) || cooling {
             return None;
         }
@@ -499,11 +504,19 @@ impl State {
         }
     }
 
+    fn recalled_now(&mut self, dir: u64, now: Instant) {
+        let row = match self.recalled.get(&dir) {
+            Some((at, row)) if now.duration_since(*at) < COOL_DOWN => row + 1,
+            _ => 1,
+        };
+        self.recalled.insert(dir, (now, row));
+    }
+
     fn recall(&mut self, dirs: impl IntoIterator<Item = u64>) {
         let now = Instant::now();
         if self.recalled.len() > 100_000 {
             self.recalled
-                .retain(|_, at| now.duration_since(*at) < COOL_DOWN);
+                .retain(|_, (at, _)| now.duration_since(*at) < COOL_DOWN);
         }
         for dir in dirs {
             // Only a listing held or being read rests: a change to a
@@ -511,11 +524,11 @@ impl State {
             let filling = self.filling.remove(&dir).is_some();
             let Some(names) = self.dirs.remove(&dir) else {
                 if filling {
-                    self.recalled.insert(dir, now);
+                    self.recalled_now(dir, now);
                 }
                 continue;
             };
-            self.recalled.insert(dir, now);
+            self.recalled_now(dir, now);
             self.entries = self.entries.saturating_sub(names.len());
             for (name, a) in names {
                 self.unplace(a.ino, dir, &name);
@@ -664,13 +677,19 @@ mod tests {
     }
 
     #[test]
-    fn a_recalled_directory_is_dropped_and_rests_before_it_is_listed_again() {
+    fn a_recalled_directory_is_dropped_and_rests_only_when_recalled_in_a_row() {
         let l = Listings::default();
         let f = l.start(5).expect("fill");
         assert!(l.filled(f, entries(&[("a", 1)])));
         l.recall([5]);
         assert_eq!(l.known(5, b"zzz"), Known::Unknown);
-        assert!(l.start(5).is_none(), "cooling down after a recall");
+        // One recall: listed again at once.
+        let f = l.start(5).expect("a lone recall does not rest");
+        assert!(l.filled(f, entries(&[("a", 1), ("b", 2)])));
+        assert_eq!(l.known(5, b"zzz"), Known::Absent);
+        // Another straight after: the directory is churning, so it rests.
+        l.recall([5]);
+        assert!(l.start(5).is_none(), "cooling down after recalls in a row");
         l.attrs([&at(1, 9)]);
         let f = l.start(6).expect("fill");
         assert!(l.filled(f, entries(&[])));

@@ -1,7 +1,8 @@
 //! Small files' contents peeked at with another open (the server's
 //! `peek.rs`): a mount reading through a directory of small files asks,
 //! with one cold open, for the next files' contents too, and opens those
-//! for reading without a round trip.
+//! for reading without a round trip. Contents also come pushed, with the
+//! update of a listed file another mount rewrote (`Invalidation.contents`).
 //!
 //! What is kept here is keyed by version and never invalidated: it is used
 //! only while a listing — recalled before any other mount's change returns

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use crate::ahead::Ahead;
 use crate::lease::LeaseState;
 use crate::listings::Listings;
+use crate::peeks::Peeks;
 
 /// The mount's creates made ahead, once it has them (made after the
 /// session, which they need).
@@ -179,6 +180,7 @@ pub(crate) async fn start(
     who: Describe,
     applied: watch::Receiver<u64>,
     listings: Arc<Listings>,
+    peeks: Arc<Peeks>,
     ahead: AheadSlot,
 ) -> Result<
     (
@@ -235,7 +237,7 @@ pub(crate) async fn start(
             loop {
                 match down.message().await {
                     Ok(Some(msg)) => {
-                        let inv = match msg.msg {
+                        let mut inv = match msg.msg {
                             Some(p::session_down::Msg::Invalidation(inv)) => {
                                 crate::metrics::add(&crate::metrics::INVALIDATIONS, 1);
                                 inv
@@ -253,6 +255,9 @@ pub(crate) async fn start(
                         }
                         let parents = inv.entries.iter().map(|e| e.parent);
                         listings.recall(inv.recalled.iter().copied().chain(parents));
+                        // Contents before the attributes that name their
+                        // version: an open between the two asks the server.
+                        peeks.keep(std::mem::take(&mut inv.contents));
                         listings.changed(&inv.inodes, &inv.updated);
                         listings.processed(inv.seq);
                         if inv.reset || !inv.recalled.is_empty() || !inv.updated.is_empty() {

@@ -484,6 +484,9 @@ pub struct ChangeSet {
     pub deleted_volumes: Vec<Ino>,
     /// Position of the change in the feed (0: nothing for other mounts).
     pub feed: u64,
+    /// The whole contents of small files the change wrote, where they are
+    /// all inline (for mounts that list them; not in the feed).
+    pub contents: Vec<(Ino, Vec<Chunk>)>,
 }
 
 impl ChangeSet {

@@ -282,10 +282,18 @@ impl Sessions {
                 // newer than what the listing reflects (its feed position
                 // is its place in commit order); only those sent are
                 // converted for the wire.
-                match change.and_then(|c| Some((c.feed, c.attr(*i)?))) {
-                    Some((stamp, a)) if stamp > at.stamp => {
-                        at.stamp = stamp;
+                match change.and_then(|c| Some((c, c.attr(*i)?))) {
+                    Some((c, a)) if c.feed > at.stamp => {
+                        at.stamp = c.feed;
                         inv.updated.push(crate::convert::attr(a));
+                        // A small file's new contents go along, so the
+                        // client's next open of it needs no round trip.
+                        if let Some((_, chunks)) = c.contents.iter().find(|(ino, _)| ino == i) {
+                            inv.contents.push(p::Peeked {
+                                attr: Some(crate::convert::attr(a)),
+                                chunks: chunks.iter().cloned().map(crate::convert::chunk).collect(),
+                            });
+                        }
                     }
                     _ => dirs.extend(at.dirs.iter().copied()),
                 }

@@ -1022,3 +1022,50 @@ fn names_removed_or_moved_ahead_are_gone_on_the_other_mount() {
     assert_eq!((ma.nlink(), ma.mtime()), (mb.nlink(), mb.mtime()));
     fs::File::open(a.p("d")).unwrap().sync_all().unwrap();
 }
+
+/// A small file B lists, rewritten on A: its new contents come to B with
+/// its new attributes, before A's close returns, so B opens and reads the
+/// new version without asking the server (close-to-open in one push). B
+/// must read exactly what A wrote each time, never an older version, and
+/// the server's count of `Open` calls shows B did not ask for them.
+#[test]
+fn a_small_file_rewritten_on_one_mount_arrives_whole_with_its_update() {
+    let s = Server::start();
+    s.create_volume("pushed");
+    let a = s.mount("pushed", &[]);
+    let b = s.mount("pushed", &[]);
+    let opens = || {
+        sample(
+            &scrape(&s.addr),
+            "svol_rpc_requests_total{method=\"Open\",code=\"OK\"}",
+        )
+    };
+    fs::create_dir(a.p("d")).unwrap();
+    for name in ["log", "other"] {
+        fs::write(a.p(&format!("d/{name}")), b"start").unwrap();
+    }
+    // B lists d (a miss), and has read the file once.
+    eventually(Duration::from_secs(5), "d/log on B", || {
+        b.p("d/log").exists()
+    });
+    assert!(!b.p("d/miss").exists());
+    assert_eq!(fs::read(b.p("d/log")).unwrap(), b"start");
+    let before = opens();
+    let rounds = 100;
+    for n in 0..rounds {
+        // Lengths and bytes differ each time, one write beyond 4 KiB.
+        let body = format!("round {n} ").repeat(1 + n % 7 + if n == 50 { 900 } else { 0 });
+        fs::write(a.p("d/log"), &body).unwrap();
+        assert_eq!(
+            fs::read_to_string(b.p("d/log")).unwrap(),
+            body,
+            "round {n} on B right after A's close"
+        );
+    }
+    let asked = opens() - before;
+    // A's own opens (one per round) go to the server; B's need not.
+    assert!(
+        asked < rounds as f64 * 1.5,
+        "{asked} opens for {rounds} rounds: B asked the server for pushed contents"
+    );
+}

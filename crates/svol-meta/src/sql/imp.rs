@@ -469,7 +469,9 @@ impl<E: Engine> MetaBackend for SqlStore<E> {
             };
             let done = tree::commit(c, vol, ino, chunks, write_end, cx.now, privs)?;
             let t = if done.changed {
-                Touch::inodes(&[ino]).known(&done.out.value)
+                let mut t = Touch::inodes(&[ino]).known(&done.out.value);
+                t.contents_of(c, &done.out.value)?;
+                t
             } else {
                 Touch::default()
             };

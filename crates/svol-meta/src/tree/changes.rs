@@ -2,7 +2,7 @@
 //! makes first, and the change set it returns with the feed entry it
 //! appends.
 
-use super::Tx;
+use super::{Tx, INLINE_LIMIT};
 use crate::types::*;
 use crate::{MetaError, Result};
 
@@ -19,6 +19,8 @@ pub(crate) struct Touch {
     /// Attributes the operation already read after its change (not read
     /// again for the change set); of several for one inode, the last.
     pub known: Vec<Attr>,
+    /// Whole inline contents of small files it wrote (see `ChangeSet`).
+    pub contents: Vec<(Ino, Vec<Chunk>)>,
 }
 
 impl Touch {
@@ -42,6 +44,22 @@ impl Touch {
     pub(crate) fn known(mut self, a: &Attr) -> Self {
         self.known.push(a.clone());
         self
+    }
+
+    /// Notes the contents of file `a` just written, if small and inline.
+    pub(crate) fn contents_of(&mut self, t: &impl Tx, a: &Attr) -> Result<()> {
+        if a.kind != FileKind::Regular || a.size > INLINE_LIMIT as u64 {
+            return Ok(());
+        }
+        let chunks = t.chunks(a.ino)?;
+        self.contents.retain(|(ino, _)| *ino != a.ino);
+        if chunks
+            .iter()
+            .all(|c| matches!(c.data, ChunkData::Inline(_)))
+        {
+            self.contents.push((a.ino, chunks));
+        }
+        Ok(())
     }
 }
 
@@ -109,6 +127,13 @@ pub(crate) fn finish<T>(
     }
     ch.entries = touch.entries;
     ch.created = touch.fresh;
+    // Only of files still as they were written (a later op of a batch may
+    // have removed one).
+    ch.contents = touch
+        .contents
+        .into_iter()
+        .filter(|(ino, _)| known.get(ino).is_some_and(|a| a.nlink > 0))
+        .collect();
     let mut inodes = touch.inodes;
     inodes.sort_unstable();
     inodes.dedup();

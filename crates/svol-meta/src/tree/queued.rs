@@ -45,6 +45,7 @@ pub(crate) fn queued(
             if done.changed {
                 touch.inodes.push(*ino);
                 touch.known.push(done.out.value.clone());
+                touch.contents_of(t, &done.out.value)?;
             }
             Ok(done.out.value)
         }
