@@ -10,6 +10,7 @@ mod app_cmd;
 mod doctor_cmd;
 mod du_cmd;
 mod file_trash_cmd;
+mod heap;
 mod logging;
 mod mount;
 mod run;
@@ -400,6 +401,9 @@ pub fn main(inv: Invocation) -> ! {
     // Rust ignores SIGPIPE, which turns a closed pipe into a panic. The
     // daemons (server, mount, run) keep ignoring it: their sockets and
     // children must not kill them.
+    if matches!(cli.cmd, Cmd::Server { .. } | Cmd::Mount(_) | Cmd::Run(_)) {
+        heap::keep_big_buffers();
+    }
     if !matches!(cli.cmd, Cmd::Server { .. } | Cmd::Mount(_) | Cmd::Run(_)) {
         // SAFETY: restoring a signal's default disposition, before any
         // thread is started.
