@@ -21,6 +21,8 @@ const CHUNK: u64 = p::CHUNK_SIZE;
 /// Sealed chunks allowed to wait for a commit before one is forced, which
 /// bounds the memory a long sequential write holds.
 const MAX_SEALED: usize = 32;
+/// A chunk's buffer past this size is given the whole chunk's room.
+const WHOLE_FROM: usize = 256 << 10;
 
 struct Sealed {
     data: Bytes,
@@ -165,10 +167,7 @@ impl FileState {
                 .dirty
                 .get_mut(&idx)
                 .ok_or_else(|| ClientError::Internal("lost buffer".into()))?;
-            if buf.len() < off + n {
-                buf.resize(off + n, 0);
-            }
-            buf[off..off + n].copy_from_slice(&data[pos..pos + n]);
+            place(buf, off, &data[pos..pos + n]);
             let full = buf.len() == CHUNK as usize && off + n == CHUNK as usize;
             pos += n;
             self.size = self.size.max(at + n as u64);
@@ -197,9 +196,14 @@ impl FileState {
     }
 
     async fn seal(&mut self, io: &Io, idx: u64) {
-        let Some(buf) = self.dirty.remove(&idx) else {
+        let Some(mut buf) = self.dirty.remove(&idx) else {
             return;
         };
+        // A chunk the file ended in may hold far less than it reserved;
+        // what is sealed is kept (and counted by its length) until sent.
+        if buf.capacity() - buf.len() > buf.len() / 4 {
+            buf.shrink_to_fit();
+        }
         let data = Bytes::from(buf);
         let permit = io.uploads.clone().acquire_owned().await.ok();
         let upload = tokio::spawn(upload(io.clone(), idx, data.clone(), permit));
@@ -364,6 +368,25 @@ impl Drop for FileState {
     }
 }
 
+/// Writes `data` at `off` of a chunk's buffer.
+fn place(buf: &mut Vec<u8>, off: usize, data: &[u8]) {
+    let end = off + data.len();
+    // A buffer grown past a small file's size is given the whole chunk at
+    // once: grown by doubling, a 4 MiB chunk written 1 MiB at a time was
+    // copied again at 2 and at 4 MiB.
+    if end > buf.capacity() && end > WHOLE_FROM {
+        buf.reserve_exact((CHUNK as usize).max(end) - buf.len());
+    }
+    if buf.len() < off {
+        buf.resize(off, 0); // a hole reads as zeros
+    }
+    // Bytes already held are overwritten, the rest appended (not zeroed
+    // first only to be overwritten).
+    let over = (buf.len() - off).min(data.len());
+    buf[off..off + over].copy_from_slice(&data[..over]);
+    buf.extend_from_slice(&data[over..]);
+}
+
 /// Chunks fetched ahead of a read that reaches a stored chunk.
 const READ_AHEAD: u64 = 8;
 
@@ -505,6 +528,26 @@ mod tests {
             }
         }
         Some(assemble(parts).to_vec())
+    }
+
+    #[test]
+    fn writes_into_a_chunk_overwrite_append_and_leave_holes_as_zeros() {
+        let mut buf = Vec::new();
+        place(&mut buf, 0, b"hello");
+        place(&mut buf, 5, b" world"); // append
+        place(&mut buf, 0, b"J"); // inside
+        place(&mut buf, 9, b"LD!!"); // over the end
+        assert_eq!(buf, b"Jello worLD!!");
+        place(&mut buf, 16, b"x"); // past the end: a hole of zeros
+        assert_eq!(&buf[13..], b"\0\0\0x");
+        // Big writes: the whole chunk reserved once, bytes all in place.
+        let mut big = Vec::new();
+        let mib: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();
+        for k in 0..4 {
+            place(&mut big, k << 20, &mib);
+            assert_eq!(big.capacity(), CHUNK as usize, "after {k} MiB");
+        }
+        assert!(big.chunks(1 << 20).all(|c| c == &mib[..]));
     }
 
     #[test]
