@@ -709,6 +709,84 @@ pub fn queued_creates(s: &MetaStore) {
     assert!(s.lookup(vol, vol, b"late").is_err());
 }
 
+/// A change that writes a small file wholly inline carries its contents
+/// (for mounts that list it), as the change left them; one that writes
+/// many carries a bounded share.
+pub fn changes_carry_small_contents(s: &MetaStore) {
+    use crate::tree::{CONTENTS_MAX_BYTES, CONTENTS_MAX_FILES, INLINE_LIMIT};
+    let (_ws, vol) = setup(s, "cc");
+    let inline = |bytes: &[u8]| Chunk {
+        index: 0,
+        len: bytes.len() as u32,
+        data: ChunkData::Inline(bytes.to_vec()),
+    };
+    let f = s
+        .create(vol, vol, b"f", &file(0o644), true, &cx())
+        .unwrap()
+        .value;
+    let out = s
+        .commit(vol, f.ino, &[inline(b"abc")], 3, false, &cx())
+        .unwrap();
+    assert_eq!(out.changes.contents.len(), 1);
+    let (ino, chunks) = &out.changes.contents[0];
+    assert_eq!(*ino, f.ino);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0].data, ChunkData::Inline(b"abc".to_vec()));
+    // Grown past the inline limit: no contents.
+    let out = s
+        .commit(vol, f.ino, &[], (INLINE_LIMIT + 1) as u64, false, &cx())
+        .unwrap();
+    assert!(out.changes.contents.is_empty());
+    // A batch writing many: as many as fit, each whole and current.
+    s.open_session(
+        &owner(_ws),
+        "se-c",
+        vol,
+        "",
+        &SessionClient::default(),
+        i64::MAX,
+    )
+    .unwrap();
+    let at = Timespec {
+        sec: 1_700_000_300,
+        nsec: 0,
+    };
+    let n = CONTENTS_MAX_FILES + 44;
+    let inos = s.reserve_inos("se-c", n).unwrap();
+    let body = |i: usize| format!("file {i} ").repeat(900).into_bytes();
+    let mut ops = Vec::new();
+    for (i, ino) in inos.iter().enumerate() {
+        ops.push(Queued::Create(QueuedCreate {
+            parent: vol,
+            name: format!("m{i}").into_bytes(),
+            node: file(0o644),
+            ino: *ino,
+            now: at,
+            open: false,
+        }));
+        let b = body(i);
+        ops.push(Queued::Commit {
+            ino: *ino,
+            write_end: b.len() as u64,
+            chunks: vec![inline(&b)],
+            now: at,
+            kill_suidgid: false,
+        });
+    }
+    let out = s.apply(vol, &ops, &Cx::by(now(), "se-c")).unwrap();
+    assert!(out.value.iter().all(|r| r.is_ok()));
+    let c = &out.changes.contents;
+    let bytes: u64 = c
+        .iter()
+        .flat_map(|(_, ch)| ch.iter().map(|k| k.len as u64))
+        .sum();
+    assert!(!c.is_empty() && c.len() <= CONTENTS_MAX_FILES && bytes <= CONTENTS_MAX_BYTES);
+    for (ino, chunks) in c {
+        let i = inos.iter().position(|x| x == ino).unwrap();
+        assert_eq!(chunks[0].data, ChunkData::Inline(body(i)), "m{i}");
+    }
+}
+
 pub fn queued_unlinks_and_renames(s: &MetaStore) {
     let (ws, vol) = setup(s, "qu");
     s.open_session(

@@ -186,6 +186,7 @@ macro_rules! meta_conformance {
             create_open_and_batched_release,
             queued_creates,
             queued_unlinks_and_renames,
+            changes_carry_small_contents,
             rename_rules,
             readdir_paging,
             contents_truncate_and_block_refs,

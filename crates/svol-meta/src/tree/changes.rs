@@ -6,6 +6,13 @@ use super::{Tx, INLINE_LIMIT};
 use crate::types::*;
 use crate::{MetaError, Result};
 
+/// Contents one change carries at most, in bytes and in files: a batch
+/// that wrote many small files pushes the rest as attributes only (a mount
+/// opening one asks the server), so no push to a mount grows past a
+/// megabyte, and the batch reads no more than that again.
+pub(crate) const CONTENTS_MAX_BYTES: u64 = 1 << 20;
+pub(crate) const CONTENTS_MAX_FILES: usize = 256;
+
 /// What an operation touched, named by the operation itself; the change
 /// set is read from it at the end of the same transaction.
 #[derive(Debug, Default)]
@@ -46,13 +53,24 @@ impl Touch {
         self
     }
 
-    /// Notes the contents of file `a` just written, if small and inline.
+    /// Notes the contents of file `a` just written, if small and inline,
+    /// and if the change carries less than [`CONTENTS_MAX_BYTES`] and
+    /// [`CONTENTS_MAX_FILES`] so far.
     pub(crate) fn contents_of(&mut self, t: &impl Tx, a: &Attr) -> Result<()> {
         if a.kind != FileKind::Regular || a.size > INLINE_LIMIT as u64 {
             return Ok(());
         }
-        let chunks = t.chunks(a.ino)?;
+        // Written again in the batch: what it held before is not current.
         self.contents.retain(|(ino, _)| *ino != a.ino);
+        let held: u64 = self
+            .contents
+            .iter()
+            .flat_map(|(_, chunks)| chunks.iter().map(|c| c.len as u64))
+            .sum();
+        if self.contents.len() >= CONTENTS_MAX_FILES || held + a.size > CONTENTS_MAX_BYTES {
+            return Ok(());
+        }
+        let chunks = t.chunks(a.ino)?;
         if chunks
             .iter()
             .all(|c| matches!(c.data, ChunkData::Inline(_)))
