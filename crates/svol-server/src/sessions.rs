@@ -285,15 +285,16 @@ impl Sessions {
                 match change.and_then(|c| Some((c, c.attr(*i)?))) {
                     Some((c, a)) if c.feed > at.stamp => {
                         at.stamp = c.feed;
-                        inv.updated.push(crate::convert::attr(a));
+                        let attr = crate::convert::attr(a);
                         // A small file's new contents go along, so the
                         // client's next open of it needs no round trip.
                         if let Some((_, chunks)) = c.contents.iter().find(|(ino, _)| ino == i) {
                             inv.contents.push(p::Peeked {
-                                attr: Some(crate::convert::attr(a)),
+                                attr: Some(attr),
                                 chunks: chunks.iter().cloned().map(crate::convert::chunk).collect(),
                             });
                         }
+                        inv.updated.push(attr);
                     }
                     _ => dirs.extend(at.dirs.iter().copied()),
                 }
