@@ -21,4 +21,10 @@ pub trait BlockBackend: Send + Sync + 'static {
     /// a consistency check against the metadata (never for deciding what
     /// to delete while uploads run).
     async fn list(&self) -> Result<Vec<BlockKey>>;
+    /// The stored block as a read-only open file and its length, for a
+    /// client on this host to read itself; None where blocks are not
+    /// files. Blocking (a metadata lookup and an `open`).
+    fn open_file(&self, _key: BlockKey) -> Result<Option<(std::fs::File, u64)>> {
+        Ok(None)
+    }
 }

@@ -123,6 +123,14 @@ impl BlockStore {
         Ok(data)
     }
 
+    /// The stored block as a read-only open file and its length, for
+    /// handing to a client on this host (see the server's block channel);
+    /// None where blocks are not local files. The bytes are not checked
+    /// here: whoever reads them checks them against the hash. Blocking.
+    pub fn open_file(&self, key: BlockKey) -> Result<Option<(std::fs::File, u64)>> {
+        self.backend.open_file(key)
+    }
+
     pub async fn contains(&self, key: BlockKey) -> Result<bool> {
         Ok(self.backend.size(key).await?.is_some())
     }

@@ -183,6 +183,17 @@ impl BlockBackend for LocalDir {
         .await
     }
 
+    fn open_file(&self, key: BlockKey) -> Result<Option<(File, u64)>> {
+        match crate::direct::open(&self.path(key)) {
+            Ok(f) => {
+                let len = f.metadata().map_err(io_err)?.len();
+                Ok(Some((f, len)))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(BlockError::NotFound(key)),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     async fn get(&self, key: BlockKey) -> Result<Bytes> {
         let p = self.path(key);
         blocking(move || {

@@ -52,6 +52,18 @@ async fn conformance(store: BlockStore) {
     store.put(key(mh), max.clone()).await.unwrap();
     assert_eq!(store.get(key(mh)).await.unwrap(), max);
 
+    // Where blocks are files, the file of a block holds exactly its bytes
+    // (what the server hands a client on its host); a missing block has
+    // none.
+    if let Some((f, len)) = store.open_file(key(mh)).unwrap() {
+        assert_eq!(len, MAX_BLOCK as u64);
+        assert_eq!(read_plainly(f), max);
+        assert!(matches!(
+            store.open_file(key(BlockHash::of(b"never stored"))),
+            Err(BlockError::NotFound(_))
+        ));
+    }
+
     // empty block
     let e = Bytes::new();
     let eh = BlockHash::of(&e);
@@ -113,10 +125,30 @@ async fn conformance(store: BlockStore) {
     assert_eq!(listed.len(), 35, "32 + largest + empty + b: {listed:?}");
 }
 
+/// All of a file opened maybe for direct I/O, read through the page cache.
+fn read_plainly(f: std::fs::File) -> Bytes {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor `f` owns.
+    unsafe {
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        assert!(libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT) == 0);
+    }
+    let mut out = Vec::new();
+    (&f).read_to_end(&mut out).unwrap();
+    Bytes::from(out)
+}
+
 #[tokio::test]
 async fn local_dir_conformance() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(BlockStore::local(dir.path()).unwrap()).await;
+    let store = BlockStore::local(dir.path()).unwrap();
+    conformance(store.clone()).await;
+    let d = Bytes::from_static(b"a block is a file here");
+    let k = key(BlockHash::of(&d));
+    store.put(k, d.clone()).await.unwrap();
+    let (f, len) = store.open_file(k).unwrap().expect("local blocks are files");
+    assert_eq!((len, read_plainly(f)), (d.len() as u64, d));
 }
 
 #[tokio::test]
@@ -241,7 +273,15 @@ fn s3_store(s: &S3Server, bucket: &str, prefix: &str) -> BlockStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_conformance() {
     let s = s3_server("blocks");
-    conformance(s3_store(&s, "blocks", "svol/test")).await;
+    let store = s3_store(&s, "blocks", "svol/test");
+    conformance(store.clone()).await;
+    let d = Bytes::from_static(b"an object, not a file");
+    let k = key(BlockHash::of(&d));
+    store.put(k, d).await.unwrap();
+    assert!(
+        store.open_file(k).unwrap().is_none(),
+        "objects are not files"
+    );
 }
 
 /// Two prefixes of one bucket are two stores; wrong credentials are an

@@ -1,6 +1,9 @@
 //! svol's wire protocol: the gRPC service and messages every other crate
-//! speaks. Owns only generated code and the few constants both ends must
-//! agree on; it must not depend on any svol crate.
+//! speaks, the constants both ends must agree on, and the framing of the
+//! block channel (`blockchan`: blocks as file descriptors on one host).
+//! It must not depend on any svol crate.
+
+pub mod blockchan;
 
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

@@ -42,6 +42,7 @@ macro_rules! call {
 }
 
 mod app;
+mod blockchan;
 mod config;
 mod control;
 mod download;
@@ -78,6 +79,10 @@ pub struct Client {
     session: Arc<RwLock<String>>,
     /// Block bytes this client (and its clones) sent to the server.
     uploaded: Arc<std::sync::atomic::AtomicU64>,
+    /// The token itself, for the block channel's greeting.
+    token: Arc<str>,
+    /// The server's block channel, once asked for (None if turned off).
+    channel: Option<Arc<blockchan::ChannelSlot>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,7 +106,31 @@ impl Client {
             auth,
             session: Arc::new(RwLock::new(String::new())),
             uploaded: Arc::default(),
+            token: Arc::from(cfg.token.as_str()),
+            channel: blockchan::enabled().then(Arc::default),
         })
+    }
+
+    /// The block channel of the server in use, if it has one this process
+    /// can reach (see `blockchan`).
+    pub(crate) async fn block_channel(&self) -> Option<Arc<blockchan::BlockChannel>> {
+        let slot = self.channel.as_ref()?;
+        slot.get(self.epoch(), || async {
+            let r = call!(self, Idempotent, block_channel, p::Empty {}).ok()?;
+            let instance =
+                <[u8; svol_proto::blockchan::INSTANCE_LEN]>::try_from(&r.instance[..]).ok()?;
+            (!r.socket.is_empty()).then(|| {
+                blockchan::BlockChannel::new(r.socket.into(), instance, self.token.to_string())
+            })
+        })
+        .await
+    }
+
+    /// The block channel failed: blocks go by gRPC for a while.
+    pub(crate) fn block_channel_failed(&self) {
+        if let Some(slot) = &self.channel {
+            slot.failed(self.epoch());
+        }
     }
 
     /// The server in use now.
@@ -132,6 +161,11 @@ impl Client {
     /// Block bytes uploaded so far: what deduplication did not save.
     pub fn bytes_uploaded(&self) -> u64 {
         self.uploaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_uploaded(&self, n: u64) {
+        self.uploaded
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Wraps a message with the token and the session id.

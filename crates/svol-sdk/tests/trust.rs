@@ -494,3 +494,213 @@ async fn live_clients_are_listed_only_to_their_workspace() {
     let w = counted.iter().find(|w| w.name == "w2").unwrap();
     assert_eq!((w.volumes, w.sessions), (1, 1));
 }
+
+/// The block channel hands out open files of blocks: only to a valid
+/// token, only blocks of its own workspace (another workspace's hash is
+/// refused exactly like one nobody holds), never after the token is
+/// revoked; and what a client reads through it is checked, so a block
+/// corrupted on disk is an error, never wrong bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_channel_hands_each_token_only_its_workspaces_blocks() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use svol_proto::blockchan as chan;
+
+    let s = server().await;
+    let admin = client(&s).await;
+    admin.create_workspace("w2").await.unwrap();
+    let t2 = admin
+        .create_token("w2-chan", Some("w2"), false)
+        .await
+        .unwrap();
+    let w2 = client_with(&s, &t2.token).await;
+    w2.create_volume("secret").await.unwrap();
+    let secret = w2.volume("secret").await.unwrap();
+    let data = pattern(5 << 20, 9);
+    secret
+        .write_file("/weights.bin", data.clone())
+        .await
+        .unwrap();
+    let f = secret.resolve("/weights.bin").await.unwrap();
+    let chunks = secret.open(f.ino).await.unwrap().chunks;
+    secret.release(f.ino).await.unwrap();
+    let (first, tail) = (chunks[0].hash.clone(), chunks[1].hash.clone());
+
+    // Where the channel is, asked with a token.
+    let rpc = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = p::svol_client::SvolClient::new(rpc);
+    let asking = |token: &str| {
+        let mut r = tonic::Request::new(p::Empty {});
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    let err = raw.block_channel(asking("svol_wrong")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let ep = raw
+        .block_channel(asking(&t2.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ep.socket.is_empty(), "a server with local blocks has one");
+    let instance: [u8; chan::INSTANCE_LEN] = ep.instance[..].try_into().unwrap();
+    let greeted = |token: &str| {
+        let c = UnixStream::connect(&ep.socket).unwrap();
+        assert_eq!(chan::read_greeting(&c).unwrap(), instance);
+        chan::write_token(&c, token).unwrap();
+        let r = chan::recv_reply(&c).unwrap();
+        (c, r.code)
+    };
+    let ask = |c: &UnixStream, hash: &[u8]| {
+        (&*c).write_all(hash).unwrap();
+        chan::recv_reply(c).unwrap()
+    };
+
+    // A wrong token is refused, and the server hangs up.
+    let (c, code) = greeted("svol_wrong");
+    assert_eq!(code, chan::REFUSED);
+    assert!(chan::recv_reply(&c).is_err());
+
+    // W2's token gets W2's block as a file holding exactly its bytes.
+    let (mine, code) = greeted(&t2.token);
+    assert_eq!(code, chan::OK);
+    let r = ask(&mine, &first);
+    assert_eq!(r.code, chan::OK, "{}", r.message());
+    assert_eq!(r.body, (4u64 << 20).to_be_bytes());
+    let file = std::fs::File::from(r.fd.expect("the block's file"));
+    assert!(read_plainly(&file) == data[..4 << 20]);
+    let invented = [0x5au8; 32];
+    let unknown = ask(&mine, &invented);
+    assert_eq!(unknown.code, chan::NOT_FOUND);
+    assert!(unknown.fd.is_none());
+
+    // Workspace main's admin token asks for W2's block: refused like a
+    // hash nobody holds, and no file.
+    let (theirs, code) = greeted(&s.token);
+    assert_eq!(code, chan::OK);
+    let r = ask(&theirs, &first);
+    assert_eq!(r.code, chan::NOT_FOUND);
+    assert!(r.fd.is_none());
+    let blank = |m: String, h: &[u8]| m.replace(&hex::encode(h)[..16], "<hash>");
+    assert_eq!(
+        blank(r.message(), &first),
+        blank(unknown.message(), &invented)
+    );
+
+    // A block handed in must come in a memfd and match its hash; what is
+    // refused is not stored.
+    let put = |c: &UnixStream, hash: &[u8; 32], file: &std::fs::File, len: u64| {
+        use std::os::fd::AsFd;
+        chan::send_request(c, hash, Some((len, file.as_fd()))).unwrap();
+        chan::recv_reply(c).unwrap()
+    };
+    let bytes = b"handed in through the channel";
+    let lie = [0x17u8; 32];
+    let r = put(&mine, &lie, &memfd_with(bytes), bytes.len() as u64);
+    assert_eq!(r.code, chan::FAILED);
+    assert!(r.message().contains("does not match"), "{}", r.message());
+    assert_eq!(ask(&mine, &lie).code, chan::NOT_FOUND, "nothing stored");
+    let right: [u8; 32] = *blake3::hash(bytes).as_bytes();
+    let plain = tempfile::tempfile().unwrap();
+    (&plain).write_all(bytes).unwrap();
+    let r = put(&mine, &right, &plain, bytes.len() as u64);
+    assert_eq!(r.code, chan::FAILED, "only a memfd is read");
+    let r = put(&mine, &right, &memfd_with(bytes), bytes.len() as u64);
+    assert_eq!(r.code, chan::OK, "{}", r.message());
+
+    // The SDK writes and reads through the channel, and checks what it
+    // reads.
+    let served = || channel_counter(&s.addr, "svol_block_channel_files_total");
+    let stored = || channel_counter(&s.addr, "svol_block_channel_stored_total");
+    let before = (served(), stored());
+    let fresh = pattern(5 << 20, 10);
+    secret
+        .write_file("/fresh.bin", fresh.clone())
+        .await
+        .unwrap();
+    assert!(
+        stored() >= before.1 + 2,
+        "both blocks went through the channel"
+    );
+    assert!(secret.read_file("/fresh.bin").await.unwrap() == fresh);
+    assert!(secret.read_file("/weights.bin").await.unwrap() == data);
+    assert!(
+        served() >= before.0 + 4,
+        "all blocks came through the channel"
+    );
+    let hex = hex::encode(&tail);
+    let stored = find_file(&s.dir.path().join("data/blocks"), &hex[2..]).expect("block file");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[777] ^= 1;
+    std::fs::write(&stored, &bytes).unwrap();
+    let err = secret.read_file("/weights.bin").await.unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+
+    // A revoked token stops getting blocks on a connection already open.
+    admin.revoke_token(&t2.token).await.unwrap();
+    let r = ask(&mine, &first);
+    assert_eq!(r.code, chan::REFUSED, "{}", r.message());
+    assert!(r.fd.is_none());
+}
+
+/// All of a file that may be open for direct I/O, through the page cache.
+fn read_plainly(f: &std::fs::File) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor `f` owns.
+    unsafe {
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        assert_eq!(
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT),
+            0
+        );
+    }
+    let mut out = Vec::new();
+    (&*f).read_to_end(&mut out).unwrap();
+    out
+}
+
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        if e.path().is_dir() {
+            if let Some(p) = find_file(&e.path(), name) {
+                return Some(p);
+            }
+        } else if e.file_name() == name {
+            return Some(e.path());
+        }
+    }
+    None
+}
+
+fn memfd_with(bytes: &[u8]) -> std::fs::File {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: a static NUL-terminated name; the fresh descriptor goes to
+    // the File.
+    let f = unsafe {
+        let fd = libc::memfd_create(c"test".as_ptr(), libc::MFD_CLOEXEC);
+        assert!(fd >= 0);
+        std::fs::File::from_raw_fd(fd)
+    };
+    (&f).write_all(bytes).unwrap();
+    f
+}
+
+/// A counter of the server's `/metrics` (over plain HTTP/1.1).
+fn channel_counter(addr: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: svol\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the counter is exported")
+}

@@ -12,6 +12,7 @@
 
 mod ahead;
 mod auth;
+mod blockchan;
 mod blocks;
 mod clock;
 mod control;
@@ -110,6 +111,10 @@ pub struct ServerConfig {
     /// endpoint and credentials from the `AWS_*` environment) instead of
     /// `DATA_DIR/blocks`.
     pub blocks: Option<String>,
+    /// With blocks in the data directory: hand them to clients on this
+    /// host as file descriptors over `DATA_DIR/blocks.sock` (the block
+    /// channel), so their bytes skip gRPC.
+    pub block_channel: bool,
     /// Invalidations a session may have queued before its client is told
     /// to drop all its caches instead.
     pub session_queue: usize,
@@ -139,6 +144,7 @@ impl ServerConfig {
             reserve: 64 << 20,
             clock: Arc::new(SystemClock),
             blocks: None,
+            block_channel: true,
             session_queue: 4096,
             meta: None,
             web: None,
@@ -212,6 +218,10 @@ pub async fn run(
     let state = Arc::new(tokio::task::block_in_place(|| {
         service::State::new(meta, blocks, &cfg)
     })?);
+    let _channel = match cfg.block_channel && cfg.blocks.is_none() {
+        true => open_block_channel(&state, &cfg.data_dir),
+        false => None,
+    };
     feed::spawn_tailer(state.clone());
     sessions::spawn_reaper(state.clone());
     blocks::spawn_sweeper(state.clone());
@@ -288,6 +298,29 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The block channel on `DATA_DIR/blocks.sock`, if it can listen there
+/// (the path fits a socket address and the directory takes a socket):
+/// without it, clients get every block by gRPC, which is merely slower.
+fn open_block_channel(
+    state: &Arc<service::State>,
+    dir: &std::path::Path,
+) -> Option<blockchan::Listening> {
+    let path = dir.join("blocks.sock");
+    match blockchan::listen(state.clone(), &path) {
+        Ok(l) => {
+            let _ = state.block_channel.set(l.endpoint());
+            Some(l)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no block channel at {}: {e}; blocks go by gRPC only",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Where a client on this host reaches a server bound to `addr`: a server

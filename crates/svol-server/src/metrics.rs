@@ -81,6 +81,8 @@ type Rpcs = BTreeMap<String, Method>;
 static RPCS: LazyLock<Mutex<Rpcs>> = LazyLock::new(Mutex::default);
 static META: LazyLock<Mutex<Histogram>> = LazyLock::new(Mutex::default);
 static BLOCKS_FREED: AtomicU64 = AtomicU64::new(0);
+static BLOCK_FDS: AtomicU64 = AtomicU64::new(0);
+static BLOCK_MEMFDS: AtomicU64 = AtomicU64::new(0);
 
 fn record_call(method: &str, code: &str, secs: f64) {
     let mut r = RPCS.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,6 +113,16 @@ pub(crate) fn meta_transaction(secs: f64) {
 /// The reaper deleted a block.
 pub(crate) fn block_freed() {
     BLOCKS_FREED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The block channel handed a client a block's file.
+pub(crate) fn block_fd_sent() {
+    BLOCK_FDS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The block channel stored a block a client handed in as a memfd.
+pub(crate) fn block_fd_received() {
+    BLOCK_MEMFDS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// `Lookup` from `/svol.v1.Svol/Lookup`; every other path is the web.
@@ -242,6 +254,18 @@ pub(crate) async fn render(state: Arc<State>) -> String {
         "svol_blocks_freed_total",
         "Blocks deleted because nothing referenced them any more.",
         BLOCKS_FREED.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "svol_block_channel_files_total",
+        "Blocks handed to clients on this host as open files (the block channel) instead of bytes.",
+        BLOCK_FDS.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "svol_block_channel_stored_total",
+        "Blocks clients on this host handed in as memfds (the block channel) and the server stored.",
+        BLOCK_MEMFDS.load(Ordering::Relaxed),
     );
     counter(
         &mut out,

@@ -40,6 +40,8 @@ pub(crate) struct State {
     pub(crate) trash_retention: Duration,
     upload_grace: Duration,
     reserve: u64,
+    /// The block channel, once it listens (`blockchan`).
+    pub(crate) block_channel: std::sync::OnceLock<crate::blockchan::Endpoint>,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -65,6 +67,38 @@ pub(crate) fn run_meta<T>(
 }
 
 impl State {
+    /// Stores a block the caller's workspace uploads (by `PutBlock` or
+    /// the block channel): refused past the disk's usable space, checked
+    /// against its hash, and remembered for the next durable commit.
+    pub(crate) async fn store_block(
+        &self,
+        ws: m::WorkspaceId,
+        hash: m::BlockId,
+        data: bytes::Bytes,
+    ) -> Result<(), Status> {
+        let b = m::BlockRef {
+            workspace: ws,
+            hash,
+        };
+        let size = data.len() as u64;
+        let (total, free) = self
+            .blocks
+            .capacity()
+            .await
+            .map_err(convert::blocks_status)?;
+        if self.usable(total, free) < size {
+            return Err(convert::blocks_status(svol_blocks::BlockError::NoSpace));
+        }
+        let written = self.upload(b, data, self.upload_grace).await?;
+        if written {
+            self.unsynced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(b);
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(meta: MetaStore, blocks: BlockStore, cfg: &ServerConfig) -> m::Result<Self> {
         let head = meta.feed_head()?;
         let feed = Arc::new(Feed::new(head));
@@ -85,6 +119,7 @@ impl State {
             trash_retention: cfg.trash_retention,
             upload_grace: cfg.upload_grace,
             reserve: cfg.reserve,
+            block_channel: std::sync::OnceLock::new(),
         })
     }
 
@@ -735,26 +770,8 @@ impl p::svol_server::Svol for State {
     async fn put_block(&self, req: Request<p::PutBlockRequest>) -> Res<p::Empty> {
         let c = self.caller(&req, "").await?;
         let r = req.into_inner();
-        let b = m::BlockRef {
-            workspace: c.ws,
-            hash: convert::hash(&r.hash)?,
-        };
-        let size = r.data.len() as u64;
-        let (total, free) = self
-            .blocks
-            .capacity()
-            .await
-            .map_err(convert::blocks_status)?;
-        if self.usable(total, free) < size {
-            return Err(convert::blocks_status(svol_blocks::BlockError::NoSpace));
-        }
-        let written = self.upload(b, r.data, self.upload_grace).await?;
-        if written {
-            self.unsynced
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(b);
-        }
+        self.store_block(c.ws, convert::hash(&r.hash)?, r.data)
+            .await?;
         Ok(Response::new(p::Empty {}))
     }
 
@@ -775,6 +792,17 @@ impl p::svol_server::Svol for State {
         });
         let data = self.blocks.get(key).await.map_err(convert::blocks_status)?;
         Ok(Response::new(p::GetBlockResponse { data }))
+    }
+
+    async fn block_channel(&self, req: Request<p::Empty>) -> Res<p::BlockChannelReply> {
+        self.caller(&req, "").await?;
+        Ok(Response::new(match self.block_channel.get() {
+            Some(e) => p::BlockChannelReply {
+                socket: e.path.to_string_lossy().into_owned(),
+                instance: bytes::Bytes::copy_from_slice(&e.instance),
+            },
+            None => p::BlockChannelReply::default(),
+        }))
     }
 }
 

@@ -158,6 +158,10 @@ struct ServerArgs {
     /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP); default: DATA_DIR/blocks
     #[arg(long, value_name = "URL")]
     blocks: Option<String>,
+    /// Send every block by gRPC, also to mounts on this host (by default
+    /// they get local blocks as open files over DATA_DIR/blocks.sock)
+    #[arg(long)]
+    no_block_channel: bool,
     /// Keep metadata in PostgreSQL, postgres://user[:password]@host[:port]/db
     /// (shared by every server of a cluster); default: DATA_DIR/meta.db
     #[arg(long, env = "SVOL_META", value_name = "URL")]
@@ -557,6 +561,7 @@ async fn dispatch(cli: Cli, run_plan: Option<run::Plan>) -> Result<i32> {
             cfg.trash_retention = args.trash_retention;
             cfg.session_queue = args.session_queue;
             cfg.blocks = args.blocks;
+            cfg.block_channel = !args.no_block_channel;
             cfg.meta = args.meta;
             cfg.insecure = args.insecure;
             // Absolute, so client.toml names them from anywhere.
