@@ -139,12 +139,16 @@ impl BlockChannel {
     }
 }
 
+/// The channel (None: there is none, or it failed), when that was learnt,
+/// and the client's server epoch then.
+type Known = (Option<Arc<BlockChannel>>, Instant, u64);
+
 /// What a client knows of its server's channel.
 #[derive(Default)]
 pub(crate) struct ChannelSlot {
     /// The channel (None: there is none, or it failed), when that was
     /// learnt, and the client's server epoch then.
-    known: Mutex<Option<(Option<Arc<BlockChannel>>, Instant, u64)>>,
+    known: Mutex<Option<Known>>,
 }
 
 impl ChannelSlot {

@@ -556,7 +556,7 @@ async fn the_block_channel_hands_each_token_only_its_workspaces_blocks() {
         (c, r.code)
     };
     let ask = |c: &UnixStream, hash: &[u8]| {
-        (&*c).write_all(hash).unwrap();
+        chan::send_request(c, hash.try_into().unwrap(), None).unwrap();
         chan::recv_reply(c).unwrap()
     };
 
