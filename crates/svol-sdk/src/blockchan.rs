@@ -82,13 +82,13 @@ impl BlockChannel {
         Ok(data)
     }
 
-    /// Blocking. Stores a block through a memfd. `Ok(true)`: stored, as
-    /// `PutBlock` would have; `Ok(false)`: not stored (quota, full disk,
+    /// Blocking. Stores a block through a memfd. `Ok(Some)`: stored, as
+    /// `PutBlock` would have; `Ok(None)`: not stored (quota, full disk,
     /// a bad hash…); ask by gRPC for the answer. `Err`: the channel is
     /// broken.
-    pub(crate) fn store(&self, hash: &[u8], data: &[u8]) -> io::Result<bool> {
+    pub(crate) fn store(&self, hash: &[u8], data: &[u8]) -> io::Result<Option<()>> {
         let Ok(hash) = <&[u8; chan::HASH_LEN]>::try_from(hash) else {
-            return Ok(false);
+            return Ok(None);
         };
         let memfd = match self.memfds.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             Some(f) => f,
@@ -111,7 +111,7 @@ impl BlockChannel {
             return Err(io::Error::other(format!("refused: {}", reply.message())));
         }
         self.give_back(conn);
-        Ok(reply.code == chan::OK)
+        Ok((reply.code == chan::OK).then_some(()))
     }
 
     fn connection(&self) -> io::Result<UnixStream> {

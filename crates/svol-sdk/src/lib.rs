@@ -111,9 +111,34 @@ impl Client {
         })
     }
 
+    /// Runs `f` (blocking) on the block channel of the server in use:
+    /// None if there is no channel this process can reach, or `f` says the
+    /// channel does not serve this block (the caller then goes by gRPC). A
+    /// broken channel is left alone for a while.
+    pub(crate) async fn through_channel<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&blockchan::BlockChannel) -> std::io::Result<Option<T>> + Send + 'static,
+    ) -> Option<T> {
+        let ch = self.block_channel().await?;
+        match tokio::task::spawn_blocking(move || f(&ch)).await {
+            Ok(Ok(got)) => got,
+            Ok(Err(e)) => {
+                tracing::debug!("block channel failed, using gRPC: {e}");
+                if let Some(slot) = &self.channel {
+                    slot.failed(self.epoch());
+                }
+                None
+            }
+            Err(e) => {
+                tracing::debug!("block channel call died: {e}");
+                None
+            }
+        }
+    }
+
     /// The block channel of the server in use, if it has one this process
     /// can reach (see `blockchan`).
-    pub(crate) async fn block_channel(&self) -> Option<Arc<blockchan::BlockChannel>> {
+    async fn block_channel(&self) -> Option<Arc<blockchan::BlockChannel>> {
         let slot = self.channel.as_ref()?;
         slot.get(self.epoch(), || async {
             let r = call!(self, Idempotent, block_channel, p::Empty {}).ok()?;
@@ -124,13 +149,6 @@ impl Client {
             })
         })
         .await
-    }
-
-    /// The block channel failed: blocks go by gRPC for a while.
-    pub(crate) fn block_channel_failed(&self) {
-        if let Some(slot) = &self.channel {
-            slot.failed(self.epoch());
-        }
     }
 
     /// The server in use now.

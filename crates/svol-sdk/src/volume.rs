@@ -402,20 +402,14 @@ impl Volume {
     /// not store it) by `PutBlock`.
     pub async fn put_block(&self, hash: Bytes, data: Bytes) -> Result<()> {
         let len = data.len() as u64;
-        if let Some(ch) = self.client.block_channel().await {
-            let (h, d) = (hash.clone(), data.clone());
-            match tokio::task::spawn_blocking(move || ch.store(&h, &d)).await {
-                Ok(Ok(true)) => {
-                    self.client.count_uploaded(len);
-                    return Ok(());
-                }
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("block channel failed, using gRPC: {e}");
-                    self.client.block_channel_failed();
-                }
-                Err(e) => tracing::debug!("block channel store died: {e}"),
-            }
+        let (h, d) = (hash.clone(), data.clone());
+        if let Some(()) = self
+            .client
+            .through_channel(move |ch| ch.store(&h, &d))
+            .await
+        {
+            self.client.count_uploaded(len);
+            return Ok(());
         }
         let r = p::PutBlockRequest { hash, data };
         call!(self.client, Idempotent, put_block, r)?;
@@ -427,17 +421,9 @@ impl Volume {
     /// server's block channel when this process is on the server's host,
     /// otherwise (or if the channel cannot serve it) by `GetBlock`.
     pub async fn get_block(&self, hash: Bytes) -> Result<Bytes> {
-        if let Some(ch) = self.client.block_channel().await {
-            let h = hash.clone();
-            match tokio::task::spawn_blocking(move || ch.fetch(&h)).await {
-                Ok(Ok(Some(data))) => return Ok(data),
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("block channel failed, using gRPC: {e}");
-                    self.client.block_channel_failed();
-                }
-                Err(e) => tracing::debug!("block channel fetch died: {e}"),
-            }
+        let h = hash.clone();
+        if let Some(data) = self.client.through_channel(move |ch| ch.fetch(&h)).await {
+            return Ok(data);
         }
         let r = p::GetBlockRequest { hash };
         Ok(call!(self.client, Idempotent, get_block, r)?.data)

@@ -218,9 +218,10 @@ pub async fn run(
     let state = Arc::new(tokio::task::block_in_place(|| {
         service::State::new(meta, blocks, &cfg)
     })?);
-    let _channel = match cfg.block_channel && cfg.blocks.is_none() {
-        true => open_block_channel(&state, &cfg.data_dir),
-        false => None,
+    let _channel = if cfg.block_channel && cfg.blocks.is_none() {
+        open_block_channel(&state, &cfg.data_dir)
+    } else {
+        None
     };
     feed::spawn_tailer(state.clone());
     sessions::spawn_reaper(state.clone());
