@@ -7,11 +7,14 @@ mod common;
 
 use common::*;
 
+/// Blocks the server handed out: by gRPC, or (a mount on its host) as
+/// files through the block channel.
 fn block_fetches(s: &Server) -> f64 {
+    let m = scrape(&s.addr);
     sample(
-        &scrape(&s.addr),
+        &m,
         "svol_rpc_requests_total{method=\"GetBlock\",code=\"OK\"}",
-    )
+    ) + sample(&m, "svol_block_channel_files_total")
 }
 
 #[test]

@@ -125,3 +125,41 @@ fn mount_metrics_follow_a_workload() {
     drop(b);
     drop(a);
 }
+
+/// Mounts on the server's host move blocks through the block channel
+/// (`DATA_DIR/blocks.sock`), both ways, with the same bytes as gRPC; with
+/// `--no-block-channel` every block goes by gRPC and the counters stay put.
+#[test]
+fn mounts_on_the_server_host_use_the_block_channel_unless_told_not_to() {
+    for (flags, channel) in [(&[][..], true), (&["--no-block-channel"][..], false)] {
+        let s = Server::start_with(flags);
+        assert_eq!(s.data().join("blocks.sock").exists(), channel, "{flags:?}");
+        s.create_volume("moved");
+        let a = s.mount("moved", &[]);
+        let b = s.mount("moved", &[]);
+        let before = scrape(&s.addr);
+        // Three blocks of unique bytes, and a tail.
+        let data = random_bytes((12 << 20) + 4321, 31 + channel as u64);
+        std::fs::write(a.p("ckpt.bin"), &data).expect("write on a");
+        assert_eq!(std::fs::read(b.p("ckpt.bin")).expect("read on b"), data);
+        let after = scrape(&s.addr);
+        let moved = |k: &str| sample(&after, k) - sample(&before, k);
+        let (stored, handed) = (
+            moved("svol_block_channel_stored_total"),
+            moved("svol_block_channel_files_total"),
+        );
+        let by_grpc = moved("svol_rpc_requests_total{method=\"GetBlock\",code=\"OK\"}");
+        if channel {
+            assert!(stored >= 3.0, "{stored} blocks stored through the channel");
+            assert!(handed >= 3.0, "{handed} blocks handed out as files");
+            assert_eq!(by_grpc, 0.0, "no block read by gRPC");
+        } else {
+            assert!(
+                after.contains_key("svol_block_channel_files_total"),
+                "the counter is exported either way"
+            );
+            assert_eq!((stored, handed), (0.0, 0.0));
+            assert!(by_grpc >= 3.0, "{by_grpc} blocks read by gRPC");
+        }
+    }
+}
