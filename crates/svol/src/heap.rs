@@ -12,8 +12,12 @@
 //! cold read the server took 135,764 page faults instead of 581,652 and
 //! 6.1 CPU seconds instead of 7.1, and the cold read went from 512–603 to
 //! 585–652 MB/s over four runs (the machine's noise is about as large).
-//! The cost is that a daemon may keep that much freed memory after a
-//! burst.
+//! The cost would be that a daemon keeps the memory of its last burst for
+//! good — glibc keeps freed memory per arena, and a mount's many threads
+//! use many arenas: a mount sat at 1 GB after a 1 GiB read, half of it
+//! freed buffers. So a daemon also hands its freed memory back once it has
+//! been idle for a couple of seconds (`trim_when_idle`): the reuse pays
+//! during a burst, and nothing is kept after it.
 
 /// Sets the thresholds above for a long-running process, unless the user
 /// set glibc's own variables for them.
@@ -34,4 +38,62 @@ pub(crate) fn keep_big_buffers() {
             }
         }
     }
+}
+
+/// How often the trimmer looks, and how much CPU time in that interval
+/// still counts as idle (a mount answering the odd `stat` is idle; one
+/// moving a file is not).
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const IDLE_CPU: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Starts a thread that hands freed heap memory back to the kernel
+/// (`malloc_trim`) after a busy spell, once the process has used less than
+/// `IDLE_CPU` of CPU over `TRIM_EVERY`. Trimming only when idle keeps what
+/// `keep_big_buffers` buys while a transfer runs.
+pub(crate) fn trim_when_idle() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("svol-heap-trim".into())
+            .spawn(|| {
+                let mut last = cpu_time();
+                let mut trimmed = true;
+                loop {
+                    std::thread::sleep(TRIM_EVERY);
+                    let now = cpu_time();
+                    let used = now.saturating_sub(last);
+                    last = now;
+                    if used > IDLE_CPU {
+                        trimmed = false;
+                    } else if !trimmed {
+                        // SAFETY: malloc_trim only releases free memory of
+                        // glibc's own arenas; safe from any thread.
+                        unsafe {
+                            libc::malloc_trim(0);
+                        }
+                        trimmed = true;
+                        last = cpu_time();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("freed memory will not be handed back when idle: {e}");
+        }
+    }
+}
+
+/// CPU time this process has used so far (user and system, all threads).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF covers every thread of the process.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+            + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

@@ -407,6 +407,7 @@ pub fn main(inv: Invocation) -> ! {
     // children must not kill them.
     if matches!(cli.cmd, Cmd::Server { .. } | Cmd::Mount(_) | Cmd::Run(_)) {
         heap::keep_big_buffers();
+        heap::trim_when_idle();
     } else {
         // SAFETY: restoring a signal's default disposition, before any
         // thread is started.

@@ -69,3 +69,69 @@ fn a_20_gib_sparse_write_stays_within_max_dirty() {
     g.read_to_end(&mut tail).unwrap();
     assert_eq!(tail, vec![0u8; 10]);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The daemons keep freed big buffers while they work (`heap.rs`), but an
+/// idle mount or server must not sit on the memory of its last burst: after
+/// a 384 MiB write on A and its read on B, both mounts (16 MiB of block
+/// cache each) and the server fall back near their resting size, and the
+/// reader never holds more than its cache and its read-ahead.
+#[test]
+fn idle_daemons_hand_back_the_memory_of_a_burst() {
+    let s = Server::start();
+    s.create_volume("burst");
+    let a = s.mount("burst", &["--memory-cache", "16M"]);
+    let b = s.mount("burst", &["--memory-cache", "16M"]);
+    let data = random_bytes(384 << 20, 11);
+    {
+        let mut f = std::fs::File::create(a.p("f")).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+    }
+    let mut back = Vec::with_capacity(data.len());
+    std::fs::File::open(b.p("f"))
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == data, "B read what A wrote");
+    drop(back);
+    let pids = [
+        ("mount A", mount_pid(a.path())),
+        ("mount B", mount_pid(b.path())),
+        ("server", s.pid()),
+    ];
+    let busy: Vec<u64> = pids.iter().map(|(_, p)| peak_rss_kib(*p)).collect();
+    // The reader holds its 16 MiB of cache, 8 blocks read ahead and what
+    // is in flight — not the file (it grew to 793 MiB here when every
+    // block read through the channel took fresh memory).
+    assert!(
+        busy[1] < 192 << 10,
+        "mount B peaked at {} MiB reading 384 MiB with a 16 MiB cache",
+        busy[1] >> 10
+    );
+    let mut last = Vec::new();
+    let settled = std::time::Instant::now();
+    while settled.elapsed() < std::time::Duration::from_secs(30) {
+        last = pids.iter().map(|(_, p)| rss_kib(*p)).collect();
+        if last.iter().all(|k| *k < 96 << 10) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for (((name, _), peak), now) in pids.iter().zip(&busy).zip(&last) {
+        eprintln!("{name}: peak {} MiB, idle {} MiB", peak >> 10, now >> 10);
+        assert!(
+            *now < 96 << 10,
+            "{name} still holds {} MiB 30 s after the burst (peak {} MiB)",
+            now >> 10,
+            peak >> 10
+        );
+    }
+}
