@@ -47,8 +47,8 @@ pub(crate) struct MountArgs {
     /// writers wait for commits beyond it
     #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
     max_dirty: u64,
-    /// Memory for fetched blocks (e.g. 512M)
-    #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
+    /// Memory for fetched blocks (e.g. 1G)
+    #[arg(long, default_value = "256M", value_parser = crate::parse_size)]
     memory_cache: u64,
     /// Serve Prometheus metrics of this mount at http://ADDR/metrics
     /// (e.g. 127.0.0.1:9420)
