@@ -30,6 +30,7 @@ use svol_sdk::{ClientError, Volume};
 
 pub use cache::BlockCache;
 pub use disk_cache::{DiskCache, DEFAULT_CACHE_SIZE};
+pub use session::host_name;
 
 /// Blocks a mount keeps in memory by default. The kernel's page cache
 /// already holds what a process read; this serves the rest (partial reads
@@ -37,7 +38,6 @@ pub use disk_cache::{DiskCache, DEFAULT_CACHE_SIZE};
 /// read a cold 2 GiB file as fast as 512 MiB did (1.1/1.1 against
 /// 0.96/1.2 GB/s) with 250 MB less memory per mount.
 pub const DEFAULT_MEMORY_CACHE: u64 = 256 << 20;
-pub use session::host_name;
 
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {

@@ -10,12 +10,17 @@ use std::os::unix::fs::FileExt;
 
 use common::*;
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` field in KiB (`VmHWM`: peak RSS, `VmRSS`: now).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
 }
 
 #[test]
@@ -71,11 +76,7 @@ fn a_20_gib_sparse_write_stays_within_max_dirty() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    status_kib(pid, "VmRSS")
 }
 
 /// The daemons keep freed big buffers while they work (`heap.rs`), but an
