@@ -30,6 +30,20 @@ impl State {
         crate::recall::wait(recalls, self.lease).await;
     }
 
+    /// Before a call that reads or changes a whole volume by name (a
+    /// snapshot, a clone, the file trash): every mount's hold there is
+    /// recalled, so what the mounts' applications did before the call
+    /// (creates, closes and removes answered ahead of the server) is in
+    /// the store when the call reads it. A name that is no volume recalls
+    /// nothing; the call itself says it is not found.
+    pub(crate) async fn settle_volume(&self, ws: m::WorkspaceId, name: &str) {
+        let name = name.to_string();
+        if let Ok(v) = self.meta(move |m| m.volume(ws, &name)).await {
+            let recalls = self.sessions.recall_holds(v.root, "", None);
+            crate::recall::wait(recalls, self.lease).await;
+        }
+    }
+
     /// Before an open of `ino`: a holder may have removed or moved its
     /// name ahead of the server (a queued unlink or rename), and an open
     /// through a name the kernel still caches must not find the file as

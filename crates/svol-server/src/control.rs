@@ -240,6 +240,7 @@ impl State {
         req: Request<p::SnapshotRequest>,
     ) -> Result<p::VolumeInfo, Status> {
         let c = self.caller(&req, "").await?;
+        self.settle_volume(c.ws, &req.get_ref().volume).await;
         let (r, now) = (req.into_inner(), self.clock.now());
         let v = self
             .meta(move |m| m.snapshot_volume(c.ws, &r.volume, &r.snapshot, now))
@@ -279,6 +280,7 @@ impl State {
         req: Request<p::CloneRequest>,
     ) -> Result<p::VolumeInfo, Status> {
         let c = self.caller(&req, "").await?;
+        self.settle_volume(c.ws, &req.get_ref().source).await;
         let (r, now) = (req.into_inner(), self.clock.now());
         let v = self
             .meta(move |m| m.clone_volume(c.ws, &r.source, &r.name, now))

@@ -40,6 +40,9 @@ impl State {
         sel: &p::DeletedFilesSelection,
     ) -> Result<(crate::auth::Caller, Picked), Status> {
         let c = self.caller(req, &sel.volume).await?;
+        // What mounts removed ahead of the server is listed, restored or
+        // purged too: their holds in the volume land first.
+        self.settle(&c, None).await;
         let path = relative(&sel.path, "path")?;
         let since_ms = match sel.since_seconds {
             0 => i64::MIN,

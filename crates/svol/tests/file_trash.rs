@@ -151,7 +151,18 @@ fn a_volume_without_a_trash_keeps_nothing_until_it_gets_one() {
     assert_eq!(info(&s, "plain")["file_trash_seconds"], 3600);
     std::fs::write(a.p("g"), b"kept").expect("write");
     std::fs::remove_file(a.p("g")).expect("rm");
-    let kept = trash(&s, &["plain"]);
+    // The mount may have answered the create and the remove ahead of the
+    // server; stopped right after, it can send them only when the listing
+    // recalls its holds.
+    let pid = mount_pid(a.path()) as libc::pid_t;
+    // SAFETY: signals to the mount process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let kept = std::thread::scope(|t| {
+        let listed = t.spawn(|| trash(&s, &["plain"]));
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        listed.join().expect("trash")
+    });
     assert_eq!(paths(&kept), ["g"]);
     // Files removed more than --since ago are left alone; by id, any.
     std::thread::sleep(Duration::from_millis(1100));

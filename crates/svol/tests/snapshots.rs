@@ -174,3 +174,48 @@ fn a_snapshot_restores_in_place_and_clones_to_a_writable_volume() {
     assert!(!s.run(&["volume", "info", "work@s1"]).status.success());
     assert!(s.ok(&["volume", "info", "copy"]).contains("copy"));
 }
+
+/// A mount answers creates and closes in a directory it holds before the
+/// server has them (they go out in batches). A snapshot or a clone asked
+/// for after a close returned must still hold that file: the server
+/// recalls the mount's holds before it copies the tree. The mount is
+/// stopped (SIGSTOP) right after the last close, so what it had not sent
+/// by then can reach the server only through that recall.
+#[test]
+fn snapshots_and_clones_hold_every_file_closed_before_they_were_asked_for() {
+    let s = Server::start();
+    s.create_volume("burst");
+    let a = s.mount("burst", &[]);
+    // A directory this mount has listed, and so may hold once it creates
+    // there (the first create asks for the hold).
+    std::fs::create_dir(a.p("d")).expect("mkdir");
+    assert_eq!(std::fs::read_dir(a.p("d")).expect("list").count(), 0);
+    let pid = mount_pid(a.path()) as libc::pid_t;
+    let write_then_stopped = |from: usize, call: &[&str]| {
+        for i in from..from + 500 {
+            std::fs::write(a.p(&format!("d/{i}")), format!("file {i}")).expect("write");
+        }
+        // SAFETY: signals to the mount process this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::scope(|t| {
+            let asked = t.spawn(|| s.run(call));
+            std::thread::sleep(Duration::from_millis(300));
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            let out = asked.join().expect("call");
+            assert!(out.status.success(), "{call:?}: {out:?}");
+        });
+    };
+    write_then_stopped(0, &["volume", "snapshot", "burst", "--as", "s1"]);
+    write_then_stopped(500, &["volume", "clone", "burst", "copy"]);
+
+    for (volume, files) in [("burst@s1", 500), ("copy", 1000)] {
+        let m = s.mount(volume, &[]);
+        for i in 0..files {
+            assert_eq!(
+                std::fs::read_to_string(m.p(&format!("d/{i}"))).ok(),
+                Some(format!("file {i}")),
+                "{volume}: d/{i} was closed before it was asked for"
+            );
+        }
+    }
+}
