@@ -182,6 +182,30 @@ impl FileState {
         Ok(())
     }
 
+    /// [`FileState::write`] when it needs nothing awaited: the handle is
+    /// of the session whose lease holds, and the bytes land inside a chunk
+    /// already buffered without filling it (no budget to take, no block
+    /// to fetch or seal). Returns whether it wrote. The kernel's thread
+    /// calls it with the request's own bytes, so three of a 4 MiB chunk's
+    /// four 1 MiB writes are not first copied for a task.
+    pub(crate) fn write_now(&mut self, io: &Io, epoch: u64, offset: u64, data: &[u8]) -> bool {
+        let idx = offset / CHUNK;
+        let off = (offset - idx * CHUNK) as usize;
+        let may = self.epoch == epoch
+            && epoch == io.lease.epoch()
+            && io.lease.holds()
+            && off + data.len() < CHUNK as usize
+            && self.sealed.len() < MAX_SEALED;
+        let Some(buf) = self.dirty.get_mut(&idx).filter(|_| may) else {
+            return false;
+        };
+        place(buf, off, data);
+        let end = offset + data.len() as u64;
+        self.size = self.size.max(end);
+        self.write_end = self.write_end.max(end);
+        true
+    }
+
     /// Makes room in the mount's dirty budget for one more chunk buffer.
     async fn charge(&mut self, io: &Io) -> Result<()> {
         while !self.budget.try_take(CHUNK) {

@@ -467,6 +467,30 @@ impl Inner {
         Ok(ino)
     }
 
+    /// A write done on the kernel's thread if the file's state is free
+    /// this instant and the write needs nothing awaited
+    /// ([`FileState::write_now`]); false: write it the usual way.
+    pub(crate) fn write_now(
+        &self,
+        ino: INodeNo,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        wf: WriteFlags,
+    ) -> bool {
+        let Some(f) = self.file(self.s(ino)) else {
+            return false;
+        };
+        let Ok(mut st) = f.try_lock() else {
+            return false;
+        };
+        let done = st.write_now(&self.io, self.handle_epoch(fh), offset, data);
+        if done && wf.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            st.kill_suidgid = true;
+        }
+        done
+    }
+
     pub(crate) fn handle_epoch(&self, fh: u64) -> u64 {
         lock(&self.open).handles.get(&fh).map(|h| h.1).unwrap_or(0)
     }
