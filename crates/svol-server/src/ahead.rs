@@ -39,9 +39,14 @@ impl State {
     pub(crate) async fn settle_volume(&self, ws: m::WorkspaceId, name: &str) {
         let name = name.to_string();
         if let Ok(v) = self.meta(move |m| m.volume(ws, &name)).await {
-            let recalls = self.sessions.recall_holds(v.root, "", None);
-            crate::recall::wait(recalls, self.lease).await;
+            self.settle_root(v.root).await;
         }
+    }
+
+    /// As [`State::settle_volume`], for the volume whose root is `root`.
+    pub(crate) async fn settle_root(&self, root: Ino) {
+        let recalls = self.sessions.recall_holds(root, "", None);
+        crate::recall::wait(recalls, self.lease).await;
     }
 
     /// Before an open of `ino`: a holder may have removed or moved its

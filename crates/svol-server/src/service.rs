@@ -234,6 +234,11 @@ impl p::svol_server::Svol for State {
         let c = self.caller(&req, "").await?;
         let name = req.into_inner().name;
         let v = self.meta(move |m| m.volume(c.ws, &name)).await?;
+        // Its counts include what mounts answered ahead of the server.
+        // (Listing every volume does not recall: a dashboard refreshing
+        // would take every mount's holds each time; there the counts may
+        // trail a mount by one batch.)
+        self.settle_root(v.root).await;
         Ok(Response::new(self.volume_info(v).await?))
     }
 

@@ -177,23 +177,25 @@ fn a_snapshot_restores_in_place_and_clones_to_a_writable_volume() {
 
 /// A mount answers creates and closes in a directory it holds before the
 /// server has them (they go out in batches). A snapshot or a clone asked
-/// for after a close returned must still hold that file: the server
-/// recalls the mount's holds before it copies the tree. The mount is
+/// for after a close returned must still hold that file, and the volume's
+/// counts must include it: the server recalls the mount's holds first. The mount is
 /// stopped (SIGSTOP) right after the last close, so what it had not sent
 /// by then can reach the server only through that recall.
 #[test]
-fn snapshots_and_clones_hold_every_file_closed_before_they_were_asked_for() {
+fn snapshots_clones_and_counts_hold_every_file_closed_before_they_were_asked_for() {
     let s = Server::start();
     s.create_volume("burst");
     let a = s.mount("burst", &[]);
-    // A directory this mount has listed, and so may hold once it creates
-    // there (the first create asks for the hold).
-    std::fs::create_dir(a.p("d")).expect("mkdir");
-    assert_eq!(std::fs::read_dir(a.p("d")).expect("list").count(), 0);
     let pid = mount_pid(a.path()) as libc::pid_t;
-    let write_then_stopped = |from: usize, call: &[&str]| {
-        for i in from..from + 500 {
-            std::fs::write(a.p(&format!("d/{i}")), format!("file {i}")).expect("write");
+    // Each round in a directory of its own that this mount made and
+    // listed, and so holds once its first create there asks (a recall
+    // ends a hold and drops the listing).
+    let write_then_stopped = |round: usize, call: &[&str]| {
+        let dir = a.p(&format!("d{round}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
+        for i in 0..500 {
+            std::fs::write(dir.join(i.to_string()), format!("file {round}/{i}")).expect("write");
         }
         // SAFETY: signals to the mount process this test started.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -203,19 +205,26 @@ fn snapshots_and_clones_hold_every_file_closed_before_they_were_asked_for() {
             unsafe { libc::kill(pid, libc::SIGCONT) };
             let out = asked.join().expect("call");
             assert!(out.status.success(), "{call:?}: {out:?}");
-        });
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
     };
     write_then_stopped(0, &["volume", "snapshot", "burst", "--as", "s1"]);
-    write_then_stopped(500, &["volume", "clone", "burst", "copy"]);
+    write_then_stopped(1, &["volume", "clone", "burst", "copy"]);
+    // The volume's counts, too.
+    let info = write_then_stopped(2, &["volume", "info", "burst", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info).expect("info json");
+    assert_eq!(info["files"], 1500, "{info}");
 
-    for (volume, files) in [("burst@s1", 500), ("copy", 1000)] {
+    for (volume, rounds) in [("burst@s1", 1), ("copy", 2)] {
         let m = s.mount(volume, &[]);
-        for i in 0..files {
-            assert_eq!(
-                std::fs::read_to_string(m.p(&format!("d/{i}"))).ok(),
-                Some(format!("file {i}")),
-                "{volume}: d/{i} was closed before it was asked for"
-            );
+        for round in 0..rounds {
+            for i in 0..500 {
+                assert_eq!(
+                    std::fs::read_to_string(m.p(&format!("d{round}/{i}"))).ok(),
+                    Some(format!("file {round}/{i}")),
+                    "{volume}: d{round}/{i} was closed before it was asked for"
+                );
+            }
         }
     }
 }
