@@ -624,11 +624,13 @@ impl Ahead {
         chunks: Vec<p::Chunk>,
         write_end: u64,
         kill_suidgid: bool,
+        written_at: Option<p::Timespec>,
     ) -> Option<p::Attr> {
         if !self.lease.holds() {
             return None;
         }
-        let now = to_ts(SystemTime::now());
+        // The time of the last write, as `stat` showed it before the close.
+        let now = written_at.unwrap_or_else(|| to_ts(SystemTime::now()));
         let end = chunks
             .iter()
             .map(|c| c.index * p::CHUNK_SIZE + c.len as u64)

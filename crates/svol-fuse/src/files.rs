@@ -50,6 +50,12 @@ pub(crate) struct FileState {
     /// set-ID bits: its commit clears them (the kernel leaves that to us,
     /// see `HANDLE_KILLPRIV_V2` in fs/kernel.rs).
     pub(crate) kill_suidgid: bool,
+    /// When the last buffered write was made: what `stat` shows as the
+    /// file's mtime and ctime until the commit, and the time a commit
+    /// that joins the queue of a node made ahead gives it. So the mtime an
+    /// application saw after writing (git records it in its index, before
+    /// the close) is the one the file keeps.
+    written_at: Option<p::Timespec>,
 }
 
 impl FileState {
@@ -68,6 +74,7 @@ impl FileState {
             truncated: false,
             epoch: 0,
             kill_suidgid: false,
+            written_at: None,
         }
     }
 
@@ -80,6 +87,7 @@ impl FileState {
         self.dirty.clear();
         self.write_end = 0;
         self.truncated = false;
+        self.written_at = None;
         self.budget.give(std::mem::take(&mut self.charged));
     }
 
@@ -176,10 +184,25 @@ impl FileState {
                 self.seal(io, idx).await;
             }
         }
+        self.written_at = Some(crate::attr::to_ts(std::time::SystemTime::now()));
         if self.sealed.len() >= MAX_SEALED {
             self.commit(io, false).await?;
         }
         Ok(())
+    }
+
+    /// `a` as `stat` shows it while this mount holds writes the server
+    /// has not got: their size, and the time of the last of them.
+    pub(crate) fn shown(&self, a: &p::Attr) -> p::Attr {
+        let mut a = *a;
+        if self.is_dirty() {
+            a.size = a.size.max(self.size);
+            if let Some(t) = self.written_at {
+                a.mtime = Some(t);
+                a.ctime = Some(t);
+            }
+        }
+        a
     }
 
     /// [`FileState::write`] when it needs nothing awaited: the handle is
@@ -203,6 +226,7 @@ impl FileState {
         let end = offset + data.len() as u64;
         self.size = self.size.max(end);
         self.write_end = self.write_end.max(end);
+        self.written_at = Some(crate::attr::to_ts(std::time::SystemTime::now()));
         true
     }
 
@@ -311,42 +335,33 @@ impl FileState {
         if !durable && fence == 0 && inline {
             // A node nobody else can see yet: the commit goes with the
             // queue, which lands before anyone else can look (ahead.rs).
-            if let Some(a) =
-                io.ahead
-                    .commit(self.ino, chunks.clone(), self.write_end, self.kill_suidgid)
-            {
+            if let Some(a) = io.ahead.commit(
+                self.ino,
+                chunks.clone(),
+                self.write_end,
+                self.kill_suidgid,
+                self.written_at,
+            ) {
                 self.committed(a, chunks);
                 return Ok(());
             }
         }
         io.ahead.settle().await?;
-        let mut res = io
-            .vol
-            .commit(
-                self.ino,
-                chunks.clone(),
-                self.write_end,
-                durable,
-                fence,
-                self.kill_suidgid,
-            )
-            .await;
+        let commit = svol_sdk::Commit {
+            chunks: chunks.clone(),
+            write_end: self.write_end,
+            durable,
+            fence,
+            kill_suidgid: self.kill_suidgid,
+            time: self.written_at,
+        };
+        let mut res = io.vol.commit(self.ino, commit.clone()).await;
         if let Err(ClientError::MissingBlock(_)) = res {
             // The server dropped an upload that waited too long: send again.
             for (idx, data) in &datas {
                 upload(io.clone(), *idx, data.clone(), None).await?;
             }
-            res = io
-                .vol
-                .commit(
-                    self.ino,
-                    chunks.clone(),
-                    self.write_end,
-                    durable,
-                    fence,
-                    self.kill_suidgid,
-                )
-                .await;
+            res = io.vol.commit(self.ino, commit).await;
         }
         match res {
             Ok(a) => {
@@ -380,6 +395,7 @@ impl FileState {
         self.write_end = 0;
         self.kill_suidgid = false;
         self.truncated = false;
+        self.written_at = None;
         if self.dirty.is_empty() && self.sealed.is_empty() {
             self.budget.give(std::mem::take(&mut self.charged));
         }

@@ -402,14 +402,12 @@ impl Inner {
             Some(a) => (a, KERNEL_TTL),
             None => (self.listings.attr_of(ino)?, Duration::ZERO),
         };
-        let mut size = a.size;
+        let mut a = a;
         if let Some(st) = st.as_mut() {
             st.newer = st.newer.max(a.version);
-            if st.is_dirty() {
-                size = size.max(st.size);
-            }
+            a = st.shown(&a);
         }
-        Some((file_attr(&a, self.k(ino), size), ttl))
+        Some((file_attr(&a, self.k(ino), a.size), ttl))
     }
 
     /// How long the kernel may keep the listed attributes of `ino` that a
@@ -422,19 +420,18 @@ impl Inner {
         }
     }
 
-    /// Kernel attributes, with this mount's unflushed size folded in.
+    /// Kernel attributes, with this mount's unflushed writes folded in
+    /// (their size and time).
     async fn fattr(&self, a: &p::Attr) -> FileAttr {
-        let mut size = a.size;
+        let mut a = *a;
         if let Some(f) = self.local_size(a.ino) {
             let mut st = f.lock().await;
             // The kernel now knows this size; reads up to it must find the
             // bytes (see `read`).
             st.newer = st.newer.max(a.version);
-            if st.is_dirty() {
-                size = size.max(st.size);
-            }
+            a = st.shown(&a);
         }
-        file_attr(a, self.k(a.ino), size)
+        file_attr(&a, self.k(a.ino), a.size)
     }
 
     /// May this mount change something now? Not on a read-only mount;

@@ -68,7 +68,7 @@ pub use error::{ClientError, FsErrno, Result};
 pub use paths::{kind_name, BatchUpload, Entry};
 pub use transfer::{hash_chunks, Progress};
 pub use utc::UtcTime;
-pub use volume::{check_remote_path, check_volume_name, check_volume_ref, Volume};
+pub use volume::{check_remote_path, check_volume_name, check_volume_ref, Commit, Volume};
 
 /// A connection to a server (one of several of a cluster, failing over
 /// between them) as one workspace. Cheap to clone.

@@ -247,7 +247,13 @@ impl Volume {
             }
         }
         self.upload_missing(batch_blocks, progress).await?;
-        self.commit(ino, batch_chunks, len, true, 0, false).await?;
+        let commit = crate::Commit {
+            chunks: batch_chunks,
+            write_end: len,
+            durable: true,
+            ..Default::default()
+        };
+        self.commit(ino, commit).await?;
         Ok(())
     }
 

@@ -282,27 +282,19 @@ impl Volume {
         Ok(())
     }
 
-    /// `fence`: the fencing token of the write lock this client's session
-    /// holds on the file (0: none); the server refuses the commit if that
-    /// lock is gone. `kill_suidgid`: the writer may not keep the file's
-    /// set-ID bits, which the commit then clears.
-    pub async fn commit(
-        &self,
-        ino: u64,
-        chunks: Vec<p::Chunk>,
-        write_end: u64,
-        durable: bool,
-        fence: u64,
-        kill_suidgid: bool,
-    ) -> Result<p::Attr> {
+    /// Commits a file's writes (see [`Commit`]). The server refuses it if
+    /// `fence` names a write lock that is gone; `kill_suidgid` clears the
+    /// file's set-ID bits.
+    pub async fn commit(&self, ino: u64, c: Commit) -> Result<p::Attr> {
         let r = p::CommitRequest {
             volume: self.id(),
             ino,
-            chunks,
-            write_end,
-            durable,
-            fence,
-            kill_suidgid,
+            chunks: c.chunks,
+            write_end: c.write_end,
+            durable: c.durable,
+            fence: c.fence,
+            kill_suidgid: c.kill_suidgid,
+            time: c.time,
         };
         call!(self.client, Idempotent, commit, r)
     }
@@ -428,4 +420,22 @@ impl Volume {
         let r = p::GetBlockRequest { hash };
         Ok(call!(self.client, Idempotent, get_block, r)?.data)
     }
+}
+
+/// What a commit of a file's writes carries (see `Volume::commit`).
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// The chunks written, each stored or inline.
+    pub chunks: Vec<p::Chunk>,
+    /// The file is at least this long afterwards.
+    pub write_end: u64,
+    /// fsync: return only once on stable storage.
+    pub durable: bool,
+    /// The fencing token of the write lock held on the file (0: none).
+    pub fence: u64,
+    /// The writer may not keep the file's set-ID bits.
+    pub kill_suidgid: bool,
+    /// When the last write was made, as the writer's stat showed it (the
+    /// file's new mtime; None: the server's time).
+    pub time: Option<p::Timespec>,
 }

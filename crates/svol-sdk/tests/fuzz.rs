@@ -429,6 +429,7 @@ impl Rpc {
                         durable,
                         fence: if write_end % 8 == 7 { write_end } else { 0 },
                         kill_suidgid: write_end % 3 == 0,
+                        time: None,
                     }))
                     .await
                     .map(|_| ()),

@@ -57,14 +57,14 @@ async fn a_workspace_cannot_use_or_probe_another_workspaces_blocks() {
     };
     let loot = mine.create(req.clone()).await.unwrap();
     let stolen = mine
-        .commit(loot.ino, chunks.clone(), 5 << 20, false, 0, false)
+        .commit(loot.ino, commit(chunks.clone(), 5 << 20))
         .await
         .unwrap_err();
     let invented = [0x5au8; 32];
     let mut fake = chunks[0].clone();
     fake.hash = Bytes::copy_from_slice(&invented);
     let unknown = mine
-        .commit(loot.ino, vec![fake], 4 << 20, false, 0, false)
+        .commit(loot.ino, commit(vec![fake], 4 << 20))
         .await
         .unwrap_err();
     assert_eq!(
@@ -274,9 +274,7 @@ async fn sessions_belong_to_the_token_that_opened_them() {
     refused("resolve", v1.resolve("/mine").await.map(|_| ()));
     refused(
         "commit",
-        v1.commit(mine.ino, vec![], 100, false, 0, false)
-            .await
-            .map(|_| ()),
+        v1.commit(mine.ino, commit(vec![], 100)).await.map(|_| ()),
     );
     refused(
         "setattr",
@@ -703,4 +701,13 @@ fn channel_counter(addr: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .expect("the counter is exported")
+}
+
+/// A plain commit of `chunks` (no fsync, lock or time).
+fn commit(chunks: Vec<p::Chunk>, write_end: u64) -> svol_sdk::Commit {
+    svol_sdk::Commit {
+        chunks,
+        write_end,
+        ..Default::default()
+    }
 }

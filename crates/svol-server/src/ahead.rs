@@ -21,6 +21,17 @@ const MAX_APPLY: usize = 4096;
 /// date files years away).
 const MAX_SKEW_MS: i64 = 60_000;
 
+/// The time a mount gave an operation (its clock when the application
+/// made it), unless it is missing or further than `MAX_SKEW_MS` from the
+/// server's `now`.
+pub(crate) fn taken_time(t: &Option<p::Timespec>, now: m::Timespec) -> m::Timespec {
+    let server_ms = now.sec * 1000 + (now.nsec / 1_000_000) as i64;
+    t.as_ref()
+        .map(convert::from_ts)
+        .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
+        .unwrap_or(now)
+}
+
 impl State {
     /// Before a call of `c` looks into `inos` (None: anywhere in its
     /// volume): other sessions' holds there are recalled, and waited for,
@@ -119,13 +130,7 @@ impl State {
             )));
         }
         let cx = self.cx(&c);
-        let server_ms = cx.now_ms();
-        let when = |t: &Option<p::Timespec>| {
-            t.as_ref()
-                .map(convert::from_ts)
-                .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
-                .unwrap_or(cx.now)
-        };
+        let when = |t: &Option<p::Timespec>| taken_time(t, cx.now);
         let ops = r
             .ops
             .iter()

@@ -627,7 +627,9 @@ impl p::svol_server::Svol for State {
         if r.durable {
             self.sync_file_blocks(&c, r.ino, &chunks).await?;
         }
-        let cx = self.cx(&c).fenced(r.fence).killing_suidgid(r.kill_suidgid);
+        let mut cx = self.cx(&c).fenced(r.fence).killing_suidgid(r.kill_suidgid);
+        // The time of the last write, as the writer's stat showed it.
+        cx.now = crate::ahead::taken_time(&r.time, cx.now);
         let out = self
             .meta(|m| m.commit(c.vol, r.ino, &chunks, r.write_end, r.durable, &cx))
             .await?;

@@ -176,6 +176,48 @@ fn a_time_set_after_writing_survives_the_close() {
     let _ = fs::remove_file(&tarball);
 }
 
+/// git's checkout writes a file, `fstat`s it while still open, records
+/// that mtime in its index, then closes. The close must not move the
+/// mtime: otherwise `git status` on any mount finds every file "changed"
+/// and reads it all back. Here in a directory the mount made and listed,
+/// where its closes join the queue of what it made ahead.
+#[test]
+fn the_mtime_seen_after_writing_is_the_one_the_file_keeps() {
+    let s = Server::start();
+    s.create_volume("mtimes");
+    let a = s.mount("mtimes", &[]);
+    let b = s.mount("mtimes", &[]);
+    fs::create_dir(a.p("d")).expect("mkdir");
+    assert_eq!(fs::read_dir(a.p("d")).expect("list").count(), 0);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys,time\nfor i in range(200):\n    p=os.path.join(sys.argv[1],str(i))\n    \
+             fd=os.open(p,os.O_CREAT|os.O_WRONLY,0o644)\n    os.write(fd,b'x'*(100+i))\n    \
+             time.sleep(0.001)\n    os.write(fd,b'y')\n    \
+             print(i,os.fstat(fd).st_mtime_ns)\n    os.close(fd)",
+        )
+        .arg(a.p("d"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(seen.lines().count(), 200);
+    let ns = |m: &fs::Metadata| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
+    for line in seen.lines() {
+        let (i, want) = line.split_once(' ').expect("line");
+        let want: i128 = want.parse().expect("ns");
+        for (side, m) in [("A", &a), ("B", &b)] {
+            let got = ns(&fs::metadata(m.p(&format!("d/{i}"))).expect("stat"));
+            assert_eq!(got, want, "d/{i} on {side}: mtime moved after fstat");
+        }
+    }
+}
+
 /// `tail -f` across mounts: a reader keeps its file open and polls
 /// fstat + pread while a writer on the other mount appends and fsyncs; the
 /// reader sees every fsync'd byte (size and readable bytes agree), and all
