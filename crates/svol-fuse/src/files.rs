@@ -178,13 +178,11 @@ impl FileState {
             place(buf, off, &data[pos..pos + n]);
             let full = buf.len() == CHUNK as usize && off + n == CHUNK as usize;
             pos += n;
-            self.size = self.size.max(at + n as u64);
-            self.write_end = self.write_end.max(at + n as u64);
+            self.wrote_to(at + n as u64);
             if full {
                 self.seal(io, idx).await;
             }
         }
-        self.written_at = Some(crate::attr::to_ts(std::time::SystemTime::now()));
         if self.sealed.len() >= MAX_SEALED {
             self.commit(io, false).await?;
         }
@@ -223,11 +221,15 @@ impl FileState {
             return false;
         };
         place(buf, off, data);
-        let end = offset + data.len() as u64;
+        self.wrote_to(offset + data.len() as u64);
+        true
+    }
+
+    /// Bytes up to `end` were just written into the buffers.
+    fn wrote_to(&mut self, end: u64) {
         self.size = self.size.max(end);
         self.write_end = self.write_end.max(end);
         self.written_at = Some(crate::attr::to_ts(std::time::SystemTime::now()));
-        true
     }
 
     /// Makes room in the mount's dirty budget for one more chunk buffer.

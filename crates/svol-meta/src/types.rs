@@ -60,6 +60,11 @@ impl Timespec {
             nsec: d.subsec_nanos(),
         }
     }
+
+    /// Milliseconds since the epoch.
+    pub fn ms(&self) -> i64 {
+        self.sec * 1000 + (self.nsec / 1_000_000) as i64
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,7 +461,7 @@ impl<'a> Cx<'a> {
     }
 
     pub fn now_ms(&self) -> i64 {
-        self.now.sec * 1000 + (self.now.nsec / 1_000_000) as i64
+        self.now.ms()
     }
 }
 

@@ -25,10 +25,9 @@ const MAX_SKEW_MS: i64 = 60_000;
 /// made it), unless it is missing or further than `MAX_SKEW_MS` from the
 /// server's `now`.
 pub(crate) fn taken_time(t: &Option<p::Timespec>, now: m::Timespec) -> m::Timespec {
-    let server_ms = now.sec * 1000 + (now.nsec / 1_000_000) as i64;
     t.as_ref()
         .map(convert::from_ts)
-        .filter(|t| (t.sec * 1000 - server_ms).abs() <= MAX_SKEW_MS)
+        .filter(|t| (t.sec * 1000 - now.ms()).abs() <= MAX_SKEW_MS)
         .unwrap_or(now)
 }
 

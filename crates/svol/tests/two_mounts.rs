@@ -115,20 +115,10 @@ fn a_time_set_after_writing_survives_the_close() {
     let a = s.mount("times", &[]);
     let b = s.mount("times", &[]);
     let when = 978_307_200; // 2001-01-01
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import os,sys\nfd=os.open(sys.argv[1],os.O_CREAT|os.O_WRONLY,0o644)\n\
-             os.write(fd,b'x'*100000)\nos.utime(fd,(int(sys.argv[2]),int(sys.argv[2])))\nos.close(fd)",
-        )
-        .arg(a.p("f"))
-        .arg(when.to_string())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    shared::python_ok(
+        "import os,sys\nfd=os.open(sys.argv[1],os.O_CREAT|os.O_WRONLY,0o644)\n\
+         os.write(fd,b'x'*100000)\nos.utime(fd,(int(sys.argv[2]),int(sys.argv[2])))\nos.close(fd)",
+        &[a.p("f").to_str().expect("utf8"), &when.to_string()],
     );
     assert_eq!(fs::metadata(a.p("f")).unwrap().mtime(), when);
     assert_eq!(fs::metadata(b.p("f")).unwrap().mtime(), when);
@@ -189,23 +179,13 @@ fn the_mtime_seen_after_writing_is_the_one_the_file_keeps() {
     let b = s.mount("mtimes", &[]);
     fs::create_dir(a.p("d")).expect("mkdir");
     assert_eq!(fs::read_dir(a.p("d")).expect("list").count(), 0);
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import os,sys,time\nfor i in range(200):\n    p=os.path.join(sys.argv[1],str(i))\n    \
-             fd=os.open(p,os.O_CREAT|os.O_WRONLY,0o644)\n    os.write(fd,b'x'*(100+i))\n    \
-             time.sleep(0.001)\n    os.write(fd,b'y')\n    \
-             print(i,os.fstat(fd).st_mtime_ns)\n    os.close(fd)",
-        )
-        .arg(a.p("d"))
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let seen = shared::python_ok(
+        "import os,sys,time\nfor i in range(200):\n    p=os.path.join(sys.argv[1],str(i))\n    \
+         fd=os.open(p,os.O_CREAT|os.O_WRONLY,0o644)\n    os.write(fd,b'x'*(100+i))\n    \
+         time.sleep(0.001)\n    os.write(fd,b'y')\n    \
+         print(i,os.fstat(fd).st_mtime_ns)\n    os.close(fd)",
+        &[a.p("d").to_str().expect("utf8")],
     );
-    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(seen.lines().count(), 200);
     let ns = |m: &fs::Metadata| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
     for line in seen.lines() {

@@ -19,6 +19,18 @@ pub fn python(script: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Runs `script` to its end; its stdout. Fails the test, with the
+/// script's stderr, if it failed.
+pub fn python_ok(script: &str, args: &[&str]) -> String {
+    let out = python(script, args).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
