@@ -52,8 +52,16 @@ def rendezvous(i: int) -> bool:
     return True
 
 
-def env_and_mounts() -> "tuple[str, bool, bool]":
-    return os.environ.get("GREETING", ""), os.path.ismount("/v"), os.path.ismount("/w")
+def env_and_mounts() -> "tuple[str, bool, bool, str]":
+    """Both volumes mounted and usable: each mount is its own session."""
+    for d in ("/v", "/w"):
+        with open(f"{d}/probe", "w") as f:
+            f.write(d)
+    both = ""
+    for d in ("/v", "/w"):
+        with open(f"{d}/probe") as f:
+            both += f.read()
+    return os.environ.get("GREETING", ""), os.path.ismount("/v"), os.path.ismount("/w"), both
 
 
 def test_remote_map_local_and_errors(server):
@@ -82,7 +90,8 @@ def test_remote_map_local_and_errors(server):
         assert list(app.function(shared_volumes=mounts)(rendezvous).map(range(2), concurrency=2)) == [True, True]
 
         probe = app.function(shared_volumes={"/v": v, "/w": w}, env={"GREETING": "hi"})(env_and_mounts)
-        assert probe.remote() == ("hi", True, True)
+        assert probe.remote() == ("hi", True, True, "/v/w")
+        assert (v.read_bytes("probe"), w.read_bytes("probe")) == (b"/v", b"/w")
         assert not os.path.ismount("/v")  # the host never sees the mounts
 
     with pytest.raises(svol.InvalidArgumentError):

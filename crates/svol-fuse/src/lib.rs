@@ -10,6 +10,7 @@ mod ahead;
 mod attr;
 mod budget;
 mod cache;
+mod direct;
 pub mod disk_cache;
 mod errno;
 mod files;
@@ -105,6 +106,9 @@ impl Mount {
         // reach the server (which refuses them too).
         let mut opts = opts;
         opts.read_only |= !vol.info().snapshot_of.is_empty();
+        // The mount's calls carry its own session, whoever else in this
+        // process uses the client.
+        let vol = vol.with_own_session();
         let root = match &opts.sub_path {
             Some(p) if !p.trim_matches('/').is_empty() => {
                 let a = vol.resolve(p).await?;

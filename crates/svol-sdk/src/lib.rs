@@ -203,6 +203,19 @@ impl Client {
         self.servers.rpc()
     }
 
+    /// This client with a session slot of its own: the same connection,
+    /// but [`Client::set_session`] on it leaves the original's calls alone.
+    /// Every mount of a process is its own session (`svol run` mounts
+    /// several volumes with one client); sharing one slot sent each mount's
+    /// calls with the session of whichever mounted last, which the server
+    /// refuses for another volume.
+    pub fn with_own_session(&self) -> Client {
+        Client {
+            session: Arc::new(RwLock::new(String::new())),
+            ..self.clone()
+        }
+    }
+
     /// Makes later calls carry this session id (set by the mount's session).
     pub fn set_session(&self, id: &str) {
         *self.session.write().unwrap_or_else(|p| p.into_inner()) = id.to_string();

@@ -74,6 +74,12 @@ impl Volume {
         &self.client
     }
 
+    /// This volume through a client with its own session slot (see
+    /// [`Client::with_own_session`]).
+    pub fn with_own_session(&self) -> Volume {
+        Volume::new(self.client.with_own_session(), self.info.clone())
+    }
+
     fn id(&self) -> String {
         self.info.id.clone()
     }

@@ -181,6 +181,42 @@ fn bad_run_arguments_are_refused_clearly() {
     assert!(!Path::new("/x").exists());
 }
 
+/// Each volume of a run is its own mount with its own session: files
+/// written, renamed, locked and read on both, after both were mounted (the
+/// first mount's calls once went with the second's session and the server
+/// refused them as another volume's).
+#[test]
+fn a_run_with_two_volumes_uses_both() {
+    let s = Server::start();
+    s.create_volume("first");
+    s.create_volume("second");
+    let out = s.ok(&[
+        "run",
+        "-v",
+        "/a=first",
+        "-v",
+        "/b=second",
+        "--",
+        "sh",
+        "-c",
+        "set -e; mkdir /a/d /b/d; echo one > /a/d/f.tmp; mv /a/d/f.tmp /a/d/f; \
+         echo two > /b/d/g; flock /a/d/f cat /a/d/f; flock /b/d/g cat /b/d/g; \
+         stat -c %s /a/d/f /b/d/g; ls /a/d /b/d",
+    ]);
+    assert_eq!(out, "one\ntwo\n4\n4\n/a/d:\nf\n\n/b/d:\ng\n");
+    let get = |vol: &str, path: &str| {
+        let o = s
+            .cmd()
+            .args(["volume", "get", vol, path, "-"])
+            .output()
+            .expect("get");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(get("first", "/d/f"), "one\n");
+    assert_eq!(get("second", "/d/g"), "two\n");
+    assert_eq!(s.ok(&["volume", "ls", "first", "/d"]).trim(), "f");
+    assert_eq!(s.ok(&["volume", "ls", "second", "/d"]).trim(), "g");
+}
 /// (pong publishes its answer with a rename, as files meant to be seen
 /// whole are published: ping waits for the name, and a name seen before
 /// the writer closed would be an empty file under close-to-open.)
