@@ -26,6 +26,7 @@ use crate::ahead::{Ahead, Node, Release};
 use crate::attr::{file_attr, kind_of_mode, to_ts};
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
+use crate::direct::{Access, DirectWriters};
 use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
@@ -111,6 +112,8 @@ struct Open {
     /// Such a handle then goes on with what it opened, as the holder of an
     /// unlinked file does (see `orphan_attr`).
     peeked: HashMap<u64, p::Attr>,
+    /// Opens that go around the page cache (see direct.rs).
+    direct: DirectWriters,
 }
 
 pub(crate) struct Inner {
@@ -314,8 +317,9 @@ impl Inner {
         Some(a)
     }
 
-    /// Records the open a create made ahead holds; returns its handle.
-    fn opened_ahead(&self, a: &p::Attr) -> u64 {
+    /// Records the open a create made ahead holds; returns its handle
+    /// and how the kernel is to treat it.
+    fn opened_ahead(&self, a: &p::Attr, access: Access) -> (u64, FopenFlags) {
         let mut st = FileState::new(a.ino, self.budget.clone());
         st.refresh(p::OpenResponse {
             attr: Some(*a),
@@ -326,9 +330,14 @@ impl Inner {
         o.files
             .insert(a.ino, (Arc::new(tokio::sync::Mutex::new(st)), 1));
         o.handles.insert(fh, (a.ino, self.lease.epoch()));
+        let direct = o.direct.open(a.ino, fh, access, 0);
         drop(o);
         lock(&self.seen).insert(a.ino, 0);
-        fh
+        let flags = match direct {
+            true => FopenFlags::FOPEN_DIRECT_IO,
+            false => FopenFlags::empty(),
+        };
+        (fh, flags)
     }
 
     fn s(&self, k: INodeNo) -> u64 {
@@ -795,7 +804,8 @@ impl Inner {
     /// Registers an open with the server and returns a handle; a file
     /// opened only to read may need no server at all (see peeks.rs).
     /// `pid`: the process opening (see stale.rs).
-    async fn open_file(&self, ino: u64, read_only: bool, pid: u32) -> Result<(u64, FopenFlags)> {
+    async fn open_file(&self, ino: u64, access: Access, pid: u32) -> Result<(u64, FopenFlags)> {
+        let read_only = access == Access::ReadOnly;
         if read_only {
             if let Some(opened) = self.open_peeked(ino).await {
                 return opened;
@@ -832,7 +842,7 @@ impl Inner {
                 false => ClientError::NotFound(m),
             });
         }
-        self.opened(ino, resp, epoch).await
+        self.opened(ino, resp, epoch, access).await
     }
 
     /// Opens `ino` from its peeked contents, if a listing says they are
@@ -849,7 +859,8 @@ impl Inner {
             ..Default::default()
         };
         let epoch = self.lease.epoch();
-        Some(self.opened(ino, resp, epoch).await.inspect(|(fh, _)| {
+        let opened = self.opened(ino, resp, epoch, Access::ReadOnly).await;
+        Some(opened.inspect(|(fh, _)| {
             lock(&self.open).peeked.insert(*fh, a);
         }))
     }
@@ -880,6 +891,7 @@ impl Inner {
         ino: u64,
         resp: p::OpenResponse,
         epoch: u64,
+        access: Access,
     ) -> Result<(u64, FopenFlags)> {
         self.listings.attrs(resp.attr.iter());
         let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
@@ -894,8 +906,13 @@ impl Inner {
         };
         file.lock().await.refresh(resp);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.open).handles.insert(fh, (ino, epoch));
-        let keep = lock(&self.seen).insert(ino, version) == Some(version);
+        let direct = {
+            let mut o = lock(&self.open);
+            o.handles.insert(fh, (ino, epoch));
+            let others = o.files.get(&ino).map_or(0, |e| e.1.saturating_sub(1));
+            o.direct.open(ino, fh, access, others)
+        };
+        let keep = lock(&self.seen).insert(ino, version) == Some(version) && !direct;
         if !keep {
             // The kernel may hold attributes of an older version (the empty
             // file it saw created, say) and would clip reads at that size;
@@ -907,10 +924,10 @@ impl Inner {
         }
         Ok((
             fh,
-            if keep {
-                FopenFlags::FOPEN_KEEP_CACHE
-            } else {
-                FopenFlags::empty()
+            match (keep, direct) {
+                (_, true) => FopenFlags::FOPEN_DIRECT_IO,
+                (true, false) => FopenFlags::FOPEN_KEEP_CACHE,
+                (false, false) => FopenFlags::empty(),
             },
         ))
     }
@@ -971,6 +988,7 @@ impl Inner {
         let peeked = {
             let mut o = lock(&self.open);
             o.handles.remove(&fh);
+            o.direct.release(ino, fh);
             let peeked = o.peeked.remove(&fh).is_some();
             if let Some(e) = o.files.get_mut(&ino) {
                 e.1 = e.1.saturating_sub(1);

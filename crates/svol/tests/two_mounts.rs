@@ -198,6 +198,68 @@ fn the_mtime_seen_after_writing_is_the_one_the_file_keeps() {
     }
 }
 
+/// A write-only open that has its file to itself goes around the page
+/// cache (direct.rs); the pages other opens cached must never be read
+/// stale for it: not those left from before it opened, not those of a
+/// reader opened while it writes, not those of a reader that was there
+/// first. Mount B reads the end result.
+#[test]
+fn direct_writes_never_leave_a_stale_page_on_their_mount() {
+    let s = Server::start();
+    s.create_volume("direct");
+    let a = s.mount("direct", &[]);
+    let b = s.mount("direct", &[]);
+    let out = shared::python_ok(
+        r#"
+import mmap, os, sys
+p = os.path.join(sys.argv[1], "ckpt")
+MiB = 1 << 20
+def whole(fd):
+    return os.pread(fd, 4 * MiB, 0)
+with open(p, "wb") as f:
+    f.write(b"a" * MiB)
+r = os.open(p, os.O_RDONLY)  # its pages stay cached after the close
+assert whole(r) == b"a" * MiB
+os.close(r)
+w = os.open(p, os.O_WRONLY)
+os.pwrite(w, b"b" * 65536, 0)
+r = os.open(p, os.O_RDONLY)  # opened while the writer is
+assert os.pread(r, 65537, 0) == b"b" * 65536 + b"a", "a page from before the writer"
+os.pwrite(w, b"c" * 100, MiB)
+got = whole(r)
+assert len(got) == MiB + 100 and got[-101:] == b"a" + b"c" * 100, "a write while reading"
+os.close(r)
+os.close(w)
+r = os.open(p, os.O_RDONLY)
+m = mmap.mmap(r, 0, prot=mmap.PROT_READ)
+assert whole(r) == m[:] == b"b" * 65536 + b"a" * (MiB - 65536) + b"c" * 100, "after the close"
+m.close()
+os.close(r)
+r = os.open(p, os.O_RDONLY)  # a reader first: the writer shares its cache
+assert os.pread(r, 10, 0) == b"b" * 10
+w = os.open(p, os.O_WRONLY)
+os.pwrite(w, b"d" * 10, 0)
+assert os.pread(r, 11, 0) == b"d" * 10 + b"b", "the reader that was there first"
+os.close(w)
+os.close(r)
+print("ok")
+"#,
+        &[a.path().to_str().expect("utf8")],
+    );
+    assert_eq!(out.trim(), "ok");
+    let want = [
+        vec![b'd'; 10],
+        vec![b'b'; 65536 - 10],
+        vec![b'a'; (1 << 20) - 65536],
+        vec![b'c'; 100],
+    ]
+    .concat();
+    assert!(
+        fs::read(b.p("ckpt")).expect("read on B") == want,
+        "B reads what A wrote"
+    );
+}
+
 /// `tail -f` across mounts: a reader keeps its file open and polls
 /// fstat + pread while a writer on the other mount appends and fsyncs; the
 /// reader sees every fsync'd byte (size and readable bytes agree), and all

@@ -282,13 +282,13 @@ impl Filesystem for SvolFs {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _op = crate::metrics::enter("open");
-        let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let access = Access::from_flags(flags.0);
         let pid = req.pid();
         self.spawn(|i| async move {
-            if writes && i.read_only {
+            if access.writes() && i.read_only {
                 return reply.error(Errno::from_i32(libc::EROFS));
             }
-            match i.open_file(i.s(ino), !writes, pid).await {
+            match i.open_file(i.s(ino), access, pid).await {
                 Ok((fh, fl)) => reply.opened(FileHandle(fh), fl),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -810,15 +810,9 @@ impl Filesystem for SvolFs {
             .inner
             .make_ahead(req, parent, name, p::FileKind::Regular, mode)
         {
-            let fh = self.inner.opened_ahead(&a);
+            let (fh, fl) = self.inner.opened_ahead(&a, Access::from_flags(flags));
             let fa = file_attr(&a, self.inner.k(a.ino), 0);
-            return reply.created(
-                &TTL,
-                &fa,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            );
+            return reply.created(&TTL, &fa, Generation(0), FileHandle(fh), fl);
         }
         let r = p::CreateRequest {
             parent: 0,
@@ -851,7 +845,10 @@ impl Filesystem for SvolFs {
             if i.listings.is_listed(dir) {
                 i.ahead.want(dir);
             }
-            match i.opened(a.ino, resp, epoch).await {
+            match i
+                .opened(a.ino, resp, epoch, Access::from_flags(flags))
+                .await
+            {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)
                 }
