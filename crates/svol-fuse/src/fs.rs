@@ -819,9 +819,14 @@ impl Inner {
             Vec::new()
         };
         let mut resp = match self.vol.open_peeking(ino, peek).await {
-            // The kernel resolved a name to a file gone since.
-            Err(ClientError::NotFound(m)) if self.stale.first(pid) => {
-                return Err(ClientError::Fs(svol_sdk::FsErrno::Stale, m));
+            // The kernel resolved a name to a file gone since. No listing
+            // here may name it again (the kernel's retry looks it up).
+            Err(ClientError::NotFound(m)) => {
+                self.listings.touched(&[ino]);
+                return Err(match self.stale.first(pid, ino) {
+                    true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
+                    false => ClientError::NotFound(m),
+                });
             }
             res => res?,
         };
@@ -836,8 +841,9 @@ impl Inner {
             // unlinked file open here may still be reopened through
             // /proc/self/fd.)
             self.releases.push(ino, epoch);
+            self.listings.touched(&[ino]);
             let m = format!("open of inode {ino}: unlinked on another mount");
-            return Err(match self.stale.first(pid) {
+            return Err(match self.stale.first(pid, ino) {
                 true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
                 false => ClientError::NotFound(m),
             });
