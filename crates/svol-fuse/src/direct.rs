@@ -9,7 +9,10 @@
 //! that no other open of the file on this mount shares the cache with: the
 //! kernel does not bring cached pages up to date with direct writes, so
 //! while a file has a direct writer, every other open of it here is direct
-//! too and reads what the mount holds, never a cached page.
+//! too and reads what the mount holds, never a cached page. A shared
+//! mapping of such an open (`FUSE_DIRECT_IO_ALLOW_MMAP`) is the exception
+//! the kernel keeps coherent itself: it drops the range of each direct
+//! write from the cache before sending it.
 
 use std::collections::{HashMap, HashSet};
 

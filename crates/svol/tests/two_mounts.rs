@@ -201,8 +201,8 @@ fn the_mtime_seen_after_writing_is_the_one_the_file_keeps() {
 /// A write-only open that has its file to itself goes around the page
 /// cache (direct.rs); the pages other opens cached must never be read
 /// stale for it: not those left from before it opened, not those of a
-/// reader opened while it writes, not those of a reader that was there
-/// first. Mount B reads the end result.
+/// reader opened (and mapped) while it writes, not those of a reader that
+/// was there first. Mount B reads the end result.
 #[test]
 fn direct_writes_never_leave_a_stale_page_on_their_mount() {
     let s = Server::start();
@@ -225,14 +225,20 @@ w = os.open(p, os.O_WRONLY)
 os.pwrite(w, b"b" * 65536, 0)
 r = os.open(p, os.O_RDONLY)  # opened while the writer is
 assert os.pread(r, 65537, 0) == b"b" * 65536 + b"a", "a page from before the writer"
+m = mmap.mmap(r, MiB, prot=mmap.PROT_READ)  # shared, through the cache
+assert m[65535:65537] == b"ba", "a mapped page from before the writer"
 os.pwrite(w, b"c" * 100, MiB)
+os.pwrite(w, b"e" * 10, 65530)
 got = whole(r)
 assert len(got) == MiB + 100 and got[-101:] == b"a" + b"c" * 100, "a write while reading"
+assert m[65529:65541] == b"b" + b"e" * 10 + b"a", "a write while mapped"
+m.close()
 os.close(r)
 os.close(w)
 r = os.open(p, os.O_RDONLY)
 m = mmap.mmap(r, 0, prot=mmap.PROT_READ)
-assert whole(r) == m[:] == b"b" * 65536 + b"a" * (MiB - 65536) + b"c" * 100, "after the close"
+want = b"b" * 65530 + b"e" * 10 + b"a" * (MiB - 65540) + b"c" * 100
+assert whole(r) == m[:] == want, "after the close"
 m.close()
 os.close(r)
 r = os.open(p, os.O_RDONLY)  # a reader first: the writer shares its cache
@@ -249,8 +255,9 @@ print("ok")
     assert_eq!(out.trim(), "ok");
     let want = [
         vec![b'd'; 10],
-        vec![b'b'; 65536 - 10],
-        vec![b'a'; (1 << 20) - 65536],
+        vec![b'b'; 65530 - 10],
+        vec![b'e'; 10],
+        vec![b'a'; (1 << 20) - 65540],
         vec![b'c'; 100],
     ]
     .concat();

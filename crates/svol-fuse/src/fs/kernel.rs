@@ -53,7 +53,11 @@ impl Filesystem for SvolFs {
                 // before every write(2) (a request each, a round trip for
                 // a file not made ahead); the server drops capabilities on
                 // commit, and set-ID bits when the kernel says so.
-                | InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+                | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+                // A reader opened during a direct write (direct.rs) may
+                // still map the file shared; the kernel then drops each
+                // direct write's range from the cache.
+                | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         );
         // fcntl and flock locks go to the server (see locks.rs).
         let _ = config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
