@@ -16,6 +16,18 @@
 
 use std::collections::{HashMap, HashSet};
 
+use fuser::FopenFlags;
+
+/// What an open's reply tells the kernel: go around the cache, or keep
+/// the pages it has of the file (its version is unchanged), or neither.
+pub(crate) fn fopen_flags(direct: bool, keep_cache: bool) -> FopenFlags {
+    match (direct, keep_cache) {
+        (true, _) => FopenFlags::FOPEN_DIRECT_IO,
+        (false, true) => FopenFlags::FOPEN_KEEP_CACHE,
+        (false, false) => FopenFlags::empty(),
+    }
+}
+
 /// How an open uses the file, from its flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {

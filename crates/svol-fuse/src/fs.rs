@@ -26,7 +26,7 @@ use crate::ahead::{Ahead, Node, Release};
 use crate::attr::{file_attr, kind_of_mode, to_ts};
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
-use crate::direct::{Access, DirectWriters};
+use crate::direct::{fopen_flags, Access, DirectWriters};
 use crate::errno::errno;
 use crate::files::{FileState, Io};
 use crate::lease::LeaseState;
@@ -333,11 +333,7 @@ impl Inner {
         let direct = o.direct.open(a.ino, fh, access, 0);
         drop(o);
         lock(&self.seen).insert(a.ino, 0);
-        let flags = match direct {
-            true => FopenFlags::FOPEN_DIRECT_IO,
-            false => FopenFlags::empty(),
-        };
-        (fh, flags)
+        (fh, fopen_flags(direct, false))
     }
 
     fn s(&self, k: INodeNo) -> u64 {
@@ -821,13 +817,7 @@ impl Inner {
         let mut resp = match self.vol.open_peeking(ino, peek).await {
             // The kernel resolved a name to a file gone since. No listing
             // here may name it again (the kernel's retry looks it up).
-            Err(ClientError::NotFound(m)) => {
-                self.listings.touched(&[ino]);
-                return Err(match self.stale.first(pid, ino) {
-                    true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
-                    false => ClientError::NotFound(m),
-                });
-            }
+            Err(ClientError::NotFound(m)) => return Err(self.gone(ino, pid, m)),
             res => res?,
         };
         self.peeks.keep(std::mem::take(&mut resp.peeked));
@@ -841,14 +831,21 @@ impl Inner {
             // unlinked file open here may still be reopened through
             // /proc/self/fd.)
             self.releases.push(ino, epoch);
-            self.listings.touched(&[ino]);
             let m = format!("open of inode {ino}: unlinked on another mount");
-            return Err(match self.stale.first(pid, ino) {
-                true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
-                false => ClientError::NotFound(m),
-            });
+            return Err(self.gone(ino, pid, m));
         }
         self.opened(ino, resp, epoch, access).await
+    }
+
+    /// The error for `pid`'s open of `ino`, found gone (see stale.rs): no
+    /// listing here names it any more, so the kernel's retry asks the
+    /// server.
+    fn gone(&self, ino: u64, pid: u32, m: String) -> ClientError {
+        self.listings.touched(&[ino]);
+        match self.stale.first(pid, ino) {
+            true => ClientError::Fs(svol_sdk::FsErrno::Stale, m),
+            false => ClientError::NotFound(m),
+        }
     }
 
     /// Opens `ino` from its peeked contents, if a listing says they are
@@ -928,14 +925,7 @@ impl Inner {
                 let _ = n.inval_inode(self.k(ino), -1, 0);
             }
         }
-        Ok((
-            fh,
-            match (keep, direct) {
-                (_, true) => FopenFlags::FOPEN_DIRECT_IO,
-                (true, false) => FopenFlags::FOPEN_KEEP_CACHE,
-                (false, false) => FopenFlags::empty(),
-            },
-        ))
+        Ok((fh, fopen_flags(direct, keep)))
     }
 
     pub(crate) fn file(&self, ino: u64) -> Option<File> {

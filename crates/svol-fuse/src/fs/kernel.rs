@@ -810,11 +810,12 @@ impl Filesystem for SvolFs {
     ) {
         let _op = crate::metrics::enter("create");
         let mode = (mode & !umask) & 0o7777;
+        let access = Access::from_flags(flags);
         if let Some(a) = self
             .inner
             .make_ahead(req, parent, name, p::FileKind::Regular, mode)
         {
-            let (fh, fl) = self.inner.opened_ahead(&a, Access::from_flags(flags));
+            let (fh, fl) = self.inner.opened_ahead(&a, access);
             let fa = file_attr(&a, self.inner.k(a.ino), 0);
             return reply.created(&TTL, &fa, Generation(0), FileHandle(fh), fl);
         }
@@ -849,10 +850,7 @@ impl Filesystem for SvolFs {
             if i.listings.is_listed(dir) {
                 i.ahead.want(dir);
             }
-            match i
-                .opened(a.ino, resp, epoch, Access::from_flags(flags))
-                .await
-            {
+            match i.opened(a.ino, resp, epoch, access).await {
                 Ok((fh, fl)) => {
                     reply.created(&TTL, &i.fattr(&a).await, Generation(0), FileHandle(fh), fl)
                 }
