@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use futures::StreamExt;
 use minijinja::context;
 use serde::Serialize;
-use svol_proto as p;
 use svol_sdk::Volume;
 
 use crate::render::{harden, page, PageError};
@@ -90,7 +89,7 @@ pub(crate) async fn browse(
 ) -> PageResult {
     let (v, path) = open(&s, &vol, &at.path).await?;
     let attr = v.stat(if path.is_empty() { "/" } else { &path }).await?;
-    if attr.kind != p::FileKind::Directory as i32 {
+    if !attr.is_dir() {
         return Ok(Redirect::to(&format!(
             "/volumes/{}/download?path={}",
             v.info().id,
@@ -111,7 +110,7 @@ pub(crate) async fn browse(
         .into_iter()
         .map(|e| {
             let name = String::from_utf8_lossy(&e.name).into_owned();
-            let a = e.attr.unwrap_or_default();
+            let a = e.attr;
             Row {
                 path: if path.is_empty() {
                     name.clone()
@@ -119,9 +118,9 @@ pub(crate) async fn browse(
                     format!("{path}/{name}")
                 },
                 name,
-                kind: svol_sdk::kind_name(a.kind),
+                kind: a.kind.name(),
                 size: a.size,
-                mtime: a.mtime.map(|t| t.sec).unwrap_or(0),
+                mtime: a.mtime.sec,
             }
         })
         .collect();
@@ -161,7 +160,7 @@ pub(crate) async fn download(
     let body = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| {
         let v = v.clone();
         async move {
-            let want = (size - i as u64 * p::CHUNK_SIZE).min(p::CHUNK_SIZE) as usize;
+            let want = (size - i as u64 * svol_sdk::CHUNK_SIZE).min(svol_sdk::CHUNK_SIZE) as usize;
             let data = v.chunk_bytes(c).await.map_err(std::io::Error::other)?;
             if data.len() >= want {
                 return Ok::<_, std::io::Error>(data.slice(..want));
@@ -284,7 +283,7 @@ pub(crate) async fn delete_confirm(
         ));
     }
     let a = v.stat(&path).await?;
-    let is_dir = a.kind == p::FileKind::Directory as i32;
+    let is_dir = a.is_dir();
     // Counted up to a bound: a page must not read 100,000 names to
     // say that there are many.
     let (entries, more) = if is_dir {

@@ -26,8 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use svol_proto as p;
-use svol_sdk::{ClientError, Volume};
+use svol_sdk::{
+    Attr, Chunk, ClientError, FileKind, QueuedCommit, QueuedCreate, QueuedOp, QueuedRename,
+    QueuedSetAttr, QueuedUnlink, SetAttr, TimeSet, Timespec, Volume, CHUNK_SIZE, RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+};
 use tokio::sync::Notify;
 
 use crate::attr::to_ts;
@@ -69,18 +72,18 @@ const MAX_PRIVATE: usize = 65_536;
 struct Private {
     parent: u64,
     /// Its attributes, as the queue will leave them.
-    attr: p::Attr,
+    attr: Attr,
 }
 
 #[derive(Default)]
 struct Queue {
-    ops: Vec<p::QueuedOp>,
+    ops: Vec<QueuedOp>,
     private: HashMap<u64, Private>,
     /// Held directories.
     held: HashSet<u64>,
     /// The newest attributes known of held directories (nobody else can
     /// change them without recalling the hold first).
-    parents: HashMap<u64, p::Attr>,
+    parents: HashMap<u64, Attr>,
     /// Holds asked for (in flight) or refused (when).
     asked: HashMap<u64, Option<Instant>>,
     inos: VecDeque<u64>,
@@ -98,12 +101,12 @@ struct Queue {
 impl Queue {
     /// Queues the create of `n` (in a held directory, the name free) as the
     /// next reserved number; its attributes, or None if none is at hand.
-    fn make(&mut self, n: &Node, parent_attr: &p::Attr, now: p::Timespec) -> Option<p::Attr> {
+    fn make(&mut self, n: &Node, parent_attr: &Attr, now: Timespec) -> Option<Attr> {
         if !self.held.contains(&n.parent) || self.ops.len() >= MAX_QUEUED {
             return None;
         }
         let ino = self.inos.pop_front()?;
-        let dir = n.kind == p::FileKind::Directory;
+        let dir = n.kind == FileKind::Directory;
         let (mut mode, mut gid) = (n.mode & 0o7777, n.gid);
         if parent_attr.mode & S_ISGID != 0 {
             gid = parent_attr.gid;
@@ -111,31 +114,31 @@ impl Queue {
                 mode |= S_ISGID;
             }
         }
-        let a = p::Attr {
+        let a = Attr {
             ino,
-            kind: n.kind as i32,
+            kind: n.kind,
             mode,
             uid: n.uid,
             gid,
             nlink: if dir { 2 } else { 1 },
             size: 0,
-            atime: Some(now),
-            mtime: Some(now),
-            ctime: Some(now),
+            atime: now,
+            mtime: now,
+            ctime: now,
             rdev: 0,
             version: 0,
         };
-        self.ops.push(create_op(p::QueuedCreate {
+        self.ops.push(QueuedOp::Create(QueuedCreate {
             parent: n.parent,
             name: n.name.clone(),
-            kind: n.kind as i32,
+            kind: n.kind,
             mode,
             uid: n.uid,
             gid: n.gid,
             rdev: 0,
             symlink_target: Bytes::new(),
             ino,
-            time: Some(now),
+            time: now,
             open: false,
         }));
         self.queued.insert(ino, !dir);
@@ -151,26 +154,21 @@ impl Queue {
 
     /// Queues `op`, a change to private node `ino`, if there is room;
     /// `change` makes its attributes what the op will make them.
-    fn change(
-        &mut self,
-        ino: u64,
-        op: p::queued_op::Op,
-        change: impl FnOnce(&mut p::Attr),
-    ) -> Option<p::Attr> {
+    fn change(&mut self, ino: u64, op: QueuedOp, change: impl FnOnce(&mut Attr)) -> Option<Attr> {
         if self.ops.len() >= MAX_QUEUED {
             return None;
         }
         let node = self.private.get_mut(&ino)?;
         change(&mut node.attr);
         let a = node.attr;
-        self.ops.push(p::QueuedOp { op: Some(op) });
+        self.ops.push(op);
         self.now_is(&a);
         Some(a)
     }
 
     /// `a` is the newest of its inode: what this mount keeps of a held
     /// directory or a private node follows.
-    fn now_is(&mut self, a: &p::Attr) {
+    fn now_is(&mut self, a: &Attr) {
         if let Some(known) = self.parents.get_mut(&a.ino) {
             *known = *a;
         }
@@ -190,11 +188,11 @@ impl Queue {
         parent: u64,
         name: &Bytes,
         to: Option<(u64, &Bytes)>,
-        node: &p::Attr,
-        replaced: Option<&p::Attr>,
-        now: p::Timespec,
-    ) -> Option<p::Attr> {
-        let alone = |a: &p::Attr| a.kind != p::FileKind::Directory as i32 && a.nlink == 1;
+        node: &Attr,
+        replaced: Option<&Attr>,
+        now: Timespec,
+    ) -> Option<Attr> {
+        let alone = |a: &Attr| a.kind != FileKind::Directory && a.nlink == 1;
         let held = self.held.contains(&parent) && to.is_none_or(|(d, _)| self.held.contains(&d));
         if !held || self.ops.len() >= MAX_QUEUED || !alone(node) {
             return None;
@@ -203,48 +201,48 @@ impl Queue {
             return None;
         }
         let mut after = *node;
-        after.ctime = Some(now);
+        after.ctime = now;
         let op = match to {
             None => {
                 after.nlink = 0;
                 self.private.remove(&node.ino);
-                p::queued_op::Op::Unlink(p::QueuedUnlink {
+                QueuedOp::Unlink(QueuedUnlink {
                     parent,
                     name: name.clone(),
                     ino: node.ino,
-                    time: Some(now),
+                    time: now,
                 })
             }
             Some((new_parent, new_name)) => {
                 if let Some(n) = self.private.get_mut(&node.ino) {
                     n.parent = new_parent;
                 }
-                p::queued_op::Op::Rename(p::QueuedRename {
+                QueuedOp::Rename(QueuedRename {
                     parent,
                     name: name.clone(),
                     new_parent,
                     new_name: new_name.clone(),
                     ino: node.ino,
                     replaced: replaced.map_or(0, |r| r.ino),
-                    time: Some(now),
+                    time: now,
                 })
             }
         };
         if let Some(r) = replaced {
             self.private.remove(&r.ino);
         }
-        self.ops.push(p::QueuedOp { op: Some(op) });
+        self.ops.push(op);
         self.now_is(&after);
         Some(after)
     }
 
     /// Takes the queue for sending; each create's open goes with it if
     /// still open here (and then its release waits for the reply).
-    fn take_batch(&mut self) -> Vec<p::QueuedOp> {
+    fn take_batch(&mut self) -> Vec<QueuedOp> {
         let mut ops = std::mem::take(&mut self.ops);
         self.sending = !ops.is_empty();
         for op in &mut ops {
-            if let Some(p::queued_op::Op::Create(c)) = &mut op.op {
+            if let QueuedOp::Create(c) = op {
                 c.open = self.queued.remove(&c.ino).unwrap_or(false);
                 if c.open {
                     self.in_flight.insert(c.ino);
@@ -260,7 +258,7 @@ impl Queue {
     }
 
     /// A batch that did not reach the server goes first again.
-    fn requeue(&mut self, mut ops: Vec<p::QueuedOp>) {
+    fn requeue(&mut self, mut ops: Vec<QueuedOp>) {
         self.sending = false;
         for c in ops.iter().filter_map(create_of) {
             self.in_flight.remove(&c.ino);
@@ -290,43 +288,33 @@ impl Queue {
     fn changing(&self) -> HashSet<u64> {
         self.ops
             .iter()
-            .filter_map(|o| match o.op.as_ref()? {
-                p::queued_op::Op::Create(c) => Some(vec![c.parent]),
-                p::queued_op::Op::Commit(c) => Some(vec![c.ino]),
-                p::queued_op::Op::SetAttr(c) => Some(vec![c.ino]),
-                p::queued_op::Op::Unlink(c) => Some(vec![c.parent, c.ino]),
-                p::queued_op::Op::Rename(c) => {
-                    Some(vec![c.parent, c.new_parent, c.ino, c.replaced])
-                }
+            .flat_map(|o| match o {
+                QueuedOp::Create(c) => vec![c.parent],
+                QueuedOp::Commit(c) => vec![c.ino],
+                QueuedOp::SetAttr(c) => vec![c.ino],
+                QueuedOp::Unlink(c) => vec![c.parent, c.ino],
+                QueuedOp::Rename(c) => vec![c.parent, c.new_parent, c.ino, c.replaced],
             })
-            .flatten()
             .collect()
     }
 }
 
-fn create_op(c: p::QueuedCreate) -> p::QueuedOp {
-    p::QueuedOp {
-        op: Some(p::queued_op::Op::Create(c)),
-    }
-}
-
-fn create_of(op: &p::QueuedOp) -> Option<&p::QueuedCreate> {
-    match &op.op {
-        Some(p::queued_op::Op::Create(c)) => Some(c),
+fn create_of(op: &QueuedOp) -> Option<&QueuedCreate> {
+    match op {
+        QueuedOp::Create(c) => Some(c),
         _ => None,
     }
 }
 
 /// The inode an operation changes, and the directories to forget if the
 /// server refuses it.
-fn target_of(op: &p::QueuedOp) -> (u64, Vec<u64>) {
-    match &op.op {
-        Some(p::queued_op::Op::Create(c)) => (c.ino, vec![c.parent]),
-        Some(p::queued_op::Op::Commit(c)) => (c.ino, Vec::new()),
-        Some(p::queued_op::Op::SetAttr(c)) => (c.ino, Vec::new()),
-        Some(p::queued_op::Op::Unlink(c)) => (c.ino, vec![c.parent]),
-        Some(p::queued_op::Op::Rename(c)) => (c.ino, vec![c.parent, c.new_parent]),
-        None => (0, Vec::new()),
+fn target_of(op: &QueuedOp) -> (u64, Vec<u64>) {
+    match op {
+        QueuedOp::Create(c) => (c.ino, vec![c.parent]),
+        QueuedOp::Commit(c) => (c.ino, Vec::new()),
+        QueuedOp::SetAttr(c) => (c.ino, Vec::new()),
+        QueuedOp::Unlink(c) => (c.ino, vec![c.parent]),
+        QueuedOp::Rename(c) => (c.ino, vec![c.parent, c.new_parent]),
     }
 }
 
@@ -342,7 +330,7 @@ pub(crate) enum Release {
 pub(crate) struct Node {
     pub(crate) parent: u64,
     pub(crate) name: Bytes,
-    pub(crate) kind: p::FileKind,
+    pub(crate) kind: FileKind,
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -383,11 +371,7 @@ impl Ahead {
     /// the new node's attributes and the parent's new ones (the create is
     /// queued), or None: make it the usual way. `parent_attr`: the parent's
     /// attributes as cached, if this mount has not made anything there yet.
-    pub(crate) fn make(
-        &self,
-        n: &Node,
-        parent_attr: Option<p::Attr>,
-    ) -> Option<(p::Attr, p::Attr)> {
+    pub(crate) fn make(&self, n: &Node, parent_attr: Option<Attr>) -> Option<(Attr, Attr)> {
         if !self.lease.holds() || n.name.len() > 255 {
             return None;
         }
@@ -405,15 +389,15 @@ impl Ahead {
         }
         let now = to_ts(SystemTime::now());
         let a = q.make(n, &parent_attr, now)?;
-        let dir = n.kind == p::FileKind::Directory;
+        let dir = n.kind == FileKind::Directory;
         if dir {
             // Nobody else can have looked into it: held, and known empty.
             self.listings.made_dir(a.ino);
         }
         self.listings.added(n.parent, &n.name, &a);
         let mut p = parent_attr;
-        p.mtime = Some(now);
-        p.ctime = Some(now);
+        p.mtime = now;
+        p.ctime = now;
         if dir {
             p.nlink += 1;
             q.parents.insert(a.ino, a);
@@ -433,8 +417,8 @@ impl Ahead {
         &self,
         parent: u64,
         name: &[u8],
-        parent_attr: Option<p::Attr>,
-    ) -> Option<p::Attr> {
+        parent_attr: Option<Attr>,
+    ) -> Option<Attr> {
         let parents = self.move_name(parent, name, None, |_| parent_attr)?;
         parents.into_iter().next()
     }
@@ -449,13 +433,13 @@ impl Ahead {
         (parent, name): (u64, &[u8]),
         (new_parent, new_name): (u64, &[u8]),
         flags: u32,
-        attr_of: impl Fn(u64) -> Option<p::Attr>,
-    ) -> Option<Vec<p::Attr>> {
-        if flags & p::RENAME_EXCHANGE != 0 || new_name.len() > 255 {
+        attr_of: impl Fn(u64) -> Option<Attr>,
+    ) -> Option<Vec<Attr>> {
+        if flags & RENAME_EXCHANGE != 0 || new_name.len() > 255 {
             return None;
         }
         let target = self.listings.known(new_parent, new_name);
-        if flags & p::RENAME_NOREPLACE != 0 && target != Known::Absent {
+        if flags & RENAME_NOREPLACE != 0 && target != Known::Absent {
             return None;
         }
         self.move_name(parent, name, Some((new_parent, new_name)), attr_of)
@@ -466,8 +450,8 @@ impl Ahead {
         parent: u64,
         name: &[u8],
         to: Option<(u64, &[u8])>,
-        attr_of: impl Fn(u64) -> Option<p::Attr>,
-    ) -> Option<Vec<p::Attr>> {
+        attr_of: impl Fn(u64) -> Option<Attr>,
+    ) -> Option<Vec<Attr>> {
         if !self.lease.holds() || name.len() > 255 {
             return None;
         }
@@ -505,8 +489,8 @@ impl Ahead {
             self.listings.added(*d, n, &after);
         }
         for p in &mut parents {
-            p.mtime = Some(now);
-            p.ctime = Some(now);
+            p.mtime = now;
+            p.ctime = now;
             q.parents.insert(p.ino, *p);
             q.now_is(p);
         }
@@ -586,7 +570,7 @@ impl Ahead {
     }
 
     /// Attributes the server returned: held directories' are the newest.
-    pub(crate) fn learned<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+    pub(crate) fn learned<'a>(&self, attrs: impl IntoIterator<Item = &'a Attr>) {
         let mut q = self.q();
         if q.parents.is_empty() && q.private.is_empty() {
             // Nothing held or made here: the common case on reads.
@@ -621,11 +605,11 @@ impl Ahead {
     pub(crate) fn commit(
         &self,
         ino: u64,
-        chunks: Vec<p::Chunk>,
+        chunks: Vec<Chunk>,
         write_end: u64,
         kill_suidgid: bool,
-        written_at: Option<p::Timespec>,
-    ) -> Option<p::Attr> {
+        written_at: Option<Timespec>,
+    ) -> Option<Attr> {
         if !self.lease.holds() {
             return None;
         }
@@ -633,13 +617,13 @@ impl Ahead {
         let now = written_at.unwrap_or_else(|| to_ts(SystemTime::now()));
         let end = chunks
             .iter()
-            .map(|c| c.index * p::CHUNK_SIZE + c.len as u64)
+            .map(|c| c.index * CHUNK_SIZE + c.len as u64)
             .fold(write_end, u64::max);
-        let op = p::queued_op::Op::Commit(p::QueuedCommit {
+        let op = QueuedOp::Commit(QueuedCommit {
             ino,
             chunks,
             write_end,
-            time: Some(now),
+            time: now,
             kill_suidgid,
         });
         let a = self.q().change(ino, op, |a| {
@@ -648,8 +632,8 @@ impl Ahead {
             if kill_suidgid {
                 a.mode = without_suidgid(a.mode);
             }
-            a.mtime = Some(now);
-            a.ctime = Some(now);
+            a.mtime = now;
+            a.ctime = now;
             a.version += 1;
         })?;
         self.listings.attrs([&a]);
@@ -659,7 +643,7 @@ impl Ahead {
 
     /// Queues attributes set on private `ino` (not a size); returns them
     /// as set, or None: set them the usual way.
-    pub(crate) fn set_attr(&self, ino: u64, r: &p::SetAttrRequest) -> Option<p::Attr> {
+    pub(crate) fn set_attr(&self, ino: u64, r: &SetAttr) -> Option<Attr> {
         if !self.lease.holds() || r.size.is_some() {
             return None;
         }
@@ -673,27 +657,27 @@ impl Ahead {
             }
         }
         let now = to_ts(SystemTime::now());
-        let time = |t: &Option<p::TimeSet>| match t.as_ref()?.set.as_ref()? {
-            p::time_set::Set::Now(_) => Some(now),
-            p::time_set::Set::At(ts) => Some(*ts),
+        let time = |t: &Option<TimeSet>| match (*t)? {
+            TimeSet::Now => Some(now),
+            TimeSet::At(ts) => Some(ts),
         };
         let (atime, mtime) = (time(&r.atime), time(&r.mtime));
-        let op = p::queued_op::Op::SetAttr(p::QueuedSetAttr {
+        let op = QueuedOp::SetAttr(QueuedSetAttr {
             ino,
             mode: r.mode,
             uid: r.uid,
             gid: r.gid,
             atime: r.atime,
             mtime: r.mtime,
-            time: Some(now),
+            time: now,
         });
         let a = self.q().change(ino, op, |a| {
             a.mode = r.mode.map_or(a.mode, |m| m & 0o7777);
             a.uid = r.uid.unwrap_or(a.uid);
             a.gid = r.gid.unwrap_or(a.gid);
-            a.atime = atime.or(a.atime);
-            a.mtime = mtime.or(a.mtime);
-            a.ctime = Some(now);
+            a.atime = atime.unwrap_or(a.atime);
+            a.mtime = mtime.unwrap_or(a.mtime);
+            a.ctime = now;
         })?;
         self.listings.attrs([&a]);
         self.queued.notify_one();
@@ -708,7 +692,7 @@ impl Ahead {
             // tracked (directories stay, for the times set at the end).
             if q.private
                 .get(&ino)
-                .is_some_and(|n| n.attr.kind != p::FileKind::Directory as i32)
+                .is_some_and(|n| n.attr.kind != FileKind::Directory)
             {
                 q.private.remove(&ino);
             }
@@ -808,7 +792,7 @@ impl Ahead {
         // link count moves on with the creates after it in the batch),
         // except where more was made since (this mount knows better).
         let moved_on = q.changing();
-        let touched: Vec<p::Attr> = touched
+        let touched: Vec<Attr> = touched
             .into_iter()
             .filter(|a| !moved_on.contains(&a.ino))
             .collect();
@@ -869,7 +853,7 @@ async fn sender(ahead: std::sync::Weak<Ahead>) {
 mod tests {
     use super::*;
 
-    fn node(parent: u64, name: &str, kind: p::FileKind) -> Node {
+    fn node(parent: u64, name: &str, kind: FileKind) -> Node {
         Node {
             parent,
             name: Bytes::copy_from_slice(name.as_bytes()),
@@ -880,10 +864,10 @@ mod tests {
         }
     }
 
-    fn dir_attr(mode: u32) -> p::Attr {
-        p::Attr {
+    fn dir_attr(mode: u32) -> Attr {
+        Attr {
             ino: 5,
-            kind: p::FileKind::Directory as i32,
+            kind: FileKind::Directory,
             mode,
             gid: 99,
             nlink: 2,
@@ -891,7 +875,7 @@ mod tests {
         }
     }
 
-    const NOW: p::Timespec = p::Timespec {
+    const NOW: Timespec = Timespec {
         sec: 1_700_000_000,
         nsec: 0,
     };
@@ -899,22 +883,22 @@ mod tests {
     #[test]
     fn only_a_held_directory_with_numbers_at_hand_makes_ahead() {
         let mut q = Queue::default();
-        let f = node(5, "f", p::FileKind::Regular);
+        let f = node(5, "f", FileKind::Regular);
         assert!(q.make(&f, &dir_attr(0o755), NOW).is_none(), "not held");
         q.held.insert(5);
         assert!(q.make(&f, &dir_attr(0o755), NOW).is_none(), "no numbers");
         q.inos.extend([100, 101, 102]);
         let a = q.make(&f, &dir_attr(0o755), NOW).expect("made ahead");
         assert_eq!((a.ino, a.nlink, a.uid, a.gid, a.size), (100, 1, 7, 8, 0));
-        assert_eq!(a.mtime, Some(NOW));
+        assert_eq!(a.mtime, NOW);
         // A directory made ahead is held from birth; setgid is inherited
         // as the server will.
-        let d = node(5, "d", p::FileKind::Directory);
+        let d = node(5, "d", FileKind::Directory);
         let a = q.make(&d, &dir_attr(0o2775), NOW).expect("made ahead");
         assert_eq!((a.ino, a.nlink, a.gid), (101, 2, 99));
         assert_ne!(a.mode & S_ISGID, 0);
         assert!(q.held.contains(&101));
-        let inner = node(101, "x", p::FileKind::Regular);
+        let inner = node(101, "x", FileKind::Regular);
         assert_eq!(q.make(&inner, &a, NOW).map(|a| a.ino), Some(102));
         assert_eq!(q.ops.len(), 3);
     }
@@ -927,13 +911,13 @@ mod tests {
         assert!(!q.end_holds(&[6], false));
         assert!(!q.held.contains(&6));
         q.inos.extend([100, 101]);
-        q.make(&node(5, "f", p::FileKind::Regular), &dir_attr(0o755), NOW)
+        q.make(&node(5, "f", FileKind::Regular), &dir_attr(0o755), NOW)
             .expect("made ahead");
         // A recall of a directory not held needs no landing.
         assert!(!q.end_holds(&[9], false));
         assert!(q.end_holds(&[5], false), "what was made in 5 lands first");
         assert!(
-            q.make(&node(5, "g", p::FileKind::Regular), &dir_attr(0o755), NOW)
+            q.make(&node(5, "g", FileKind::Regular), &dir_attr(0o755), NOW)
                 .is_none(),
             "no longer held"
         );
@@ -949,16 +933,16 @@ mod tests {
         q.held.insert(5);
         q.inos.extend([100, 101, 102]);
         for name in ["open", "closed"] {
-            q.make(&node(5, name, p::FileKind::Regular), &dir_attr(0o755), NOW)
+            q.make(&node(5, name, FileKind::Regular), &dir_attr(0o755), NOW)
                 .expect("made ahead");
         }
-        q.make(&node(5, "d", p::FileKind::Directory), &dir_attr(0o755), NOW)
+        q.make(&node(5, "d", FileKind::Directory), &dir_attr(0o755), NOW)
             .expect("made ahead");
         // "closed" was closed before the batch went out: its open never
         // reaches the server.
         *q.queued.get_mut(&101).expect("queued") = false;
         let ops = q.take_batch();
-        let opens = |ops: &[p::QueuedOp]| -> Vec<(u64, bool)> {
+        let opens = |ops: &[QueuedOp]| -> Vec<(u64, bool)> {
             ops.iter()
                 .filter_map(create_of)
                 .map(|c| (c.ino, c.open))
@@ -973,12 +957,8 @@ mod tests {
         // The server was away: the batch goes again, before what was made
         // since, with the opens it carried.
         q.inos.push_back(103);
-        q.make(
-            &node(5, "later", p::FileKind::Regular),
-            &dir_attr(0o755),
-            NOW,
-        )
-        .expect("made ahead");
+        q.make(&node(5, "later", FileKind::Regular), &dir_attr(0o755), NOW)
+            .expect("made ahead");
         q.requeue(ops);
         assert!(q.in_flight.is_empty());
         let again = opens(&q.take_batch());
@@ -993,12 +973,12 @@ mod tests {
         let mut q = Queue::default();
         q.held.extend([5, 6]);
         q.inos.extend([100, 101]);
-        q.make(&node(5, "f", p::FileKind::Regular), &dir_attr(0o755), NOW)
+        q.make(&node(5, "f", FileKind::Regular), &dir_attr(0o755), NOW)
             .expect("made ahead");
-        q.make(&node(6, "g", p::FileKind::Regular), &dir_attr(0o755), NOW)
+        q.make(&node(6, "g", FileKind::Regular), &dir_attr(0o755), NOW)
             .expect("made ahead");
         let commit = |ino| {
-            p::queued_op::Op::Commit(p::QueuedCommit {
+            QueuedOp::Commit(QueuedCommit {
                 ino,
                 write_end: 3,
                 ..Default::default()
@@ -1026,9 +1006,9 @@ mod tests {
     #[test]
     fn only_a_lone_non_directory_in_held_directories_is_removed_or_moved_ahead() {
         let mut q = Queue::default();
-        let file = |ino, nlink| p::Attr {
+        let file = |ino, nlink| Attr {
             ino,
-            kind: p::FileKind::Regular as i32,
+            kind: FileKind::Regular,
             nlink,
             ..Default::default()
         };
@@ -1041,8 +1021,8 @@ mod tests {
         // Another name elsewhere, or a directory: another client reaches
         // it without recalling this hold.
         assert!(q.move_name(5, &f, None, &file(40, 2), None, NOW).is_none());
-        let dir = p::Attr {
-            kind: p::FileKind::Directory as i32,
+        let dir = Attr {
+            kind: FileKind::Directory,
             ..file(41, 1)
         };
         assert!(q.move_name(5, &f, None, &dir, None, NOW).is_none());
@@ -1060,13 +1040,13 @@ mod tests {
         let gone = q
             .move_name(5, &f, None, &file(40, 1), None, NOW)
             .expect("queued");
-        assert_eq!((gone.ino, gone.nlink, gone.ctime), (40, 0, Some(NOW)));
+        assert_eq!((gone.ino, gone.nlink, gone.ctime), (40, 0, NOW));
         // A node made here and moved stays private, in its new directory;
         // one replaced is no longer tracked.
         q.inos.extend([100, 101]);
-        q.make(&node(5, "new", p::FileKind::Regular), &dir_attr(0o755), NOW)
+        q.make(&node(5, "new", FileKind::Regular), &dir_attr(0o755), NOW)
             .expect("made ahead");
-        q.make(&node(6, "old", p::FileKind::Regular), &dir_attr(0o755), NOW)
+        q.make(&node(6, "old", FileKind::Regular), &dir_attr(0o755), NOW)
             .expect("made ahead");
         let new = Bytes::from_static(b"new");
         let moved = q
@@ -1082,8 +1062,8 @@ mod tests {
         assert_eq!((moved.ino, moved.nlink), (100, 1));
         assert_eq!(q.private.get(&100).map(|n| n.parent), Some(6));
         assert!(!q.private.contains_key(&101));
-        match q.ops.last().and_then(|o| o.op.as_ref()) {
-            Some(p::queued_op::Op::Rename(r)) => {
+        match q.ops.last() {
+            Some(QueuedOp::Rename(r)) => {
                 assert_eq!(
                     (r.parent, r.new_parent, r.ino, r.replaced),
                     (5, 6, 100, 101)

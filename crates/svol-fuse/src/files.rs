@@ -9,15 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use svol_proto as p;
-use svol_sdk::{ClientError, Result, Volume};
+use svol_sdk::{
+    Attr, Chunk, ClientError, Opened, Result, Timespec, Volume, CHUNK_SIZE, INLINE_MAX,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 
-const CHUNK: u64 = p::CHUNK_SIZE;
+const CHUNK: u64 = CHUNK_SIZE;
 /// Sealed chunks allowed to wait for a commit before one is forced, which
 /// bounds the memory a long sequential write holds.
 const MAX_SEALED: usize = 32;
@@ -26,7 +27,7 @@ const WHOLE_FROM: usize = 256 << 10;
 
 struct Sealed {
     data: Bytes,
-    upload: JoinHandle<Result<p::Chunk>>,
+    upload: JoinHandle<Result<Chunk>>,
 }
 
 pub(crate) struct FileState {
@@ -39,7 +40,7 @@ pub(crate) struct FileState {
     /// The newest version of the file the server has reported to this
     /// mount; above `version`, the chunk map is out of date.
     pub(crate) newer: u64,
-    chunks: HashMap<u64, p::Chunk>,
+    chunks: HashMap<u64, Chunk>,
     dirty: BTreeMap<u64, Vec<u8>>,
     sealed: BTreeMap<u64, Sealed>,
     write_end: u64,
@@ -55,7 +56,7 @@ pub(crate) struct FileState {
     /// that joins the queue of a node made ahead gives it. So the mtime an
     /// application saw after writing (git records it in its index, before
     /// the close) is the one the file keeps.
-    written_at: Option<p::Timespec>,
+    written_at: Option<Timespec>,
 }
 
 impl FileState {
@@ -108,8 +109,8 @@ impl FileState {
     }
 
     /// Takes the server's view after an open; keeps this mount's unflushed writes.
-    pub(crate) fn refresh(&mut self, open: p::OpenResponse) {
-        let a = open.attr.unwrap_or_default();
+    pub(crate) fn refresh(&mut self, open: Opened) {
+        let a = open.attr;
         self.chunks = open.chunks.into_iter().map(|c| (c.index, c)).collect();
         self.version = a.version;
         self.size = if self.is_dirty() {
@@ -191,13 +192,13 @@ impl FileState {
 
     /// `a` as `stat` shows it while this mount holds writes the server
     /// has not got: their size, and the time of the last of them.
-    pub(crate) fn shown(&self, a: &p::Attr) -> p::Attr {
+    pub(crate) fn shown(&self, a: &Attr) -> Attr {
         let mut a = *a;
         if self.is_dirty() {
             a.size = a.size.max(self.size);
             if let Some(t) = self.written_at {
-                a.mtime = Some(t);
-                a.ctime = Some(t);
+                a.mtime = t;
+                a.ctime = t;
             }
         }
         a
@@ -388,7 +389,7 @@ impl FileState {
 
 impl FileState {
     /// `chunks` are committed, leaving the file as `a`.
-    fn committed(&mut self, a: p::Attr, chunks: Vec<p::Chunk>) {
+    fn committed(&mut self, a: Attr, chunks: Vec<Chunk>) {
         for c in chunks {
             self.chunks.insert(c.index, c);
         }
@@ -443,7 +444,7 @@ pub(crate) struct ReadPlan {
 /// from, and how many bytes the read wants (short data reads as zeros).
 enum Piece {
     Bytes(Bytes, usize, usize),
-    Chunk(p::Chunk, usize, usize),
+    Chunk(Chunk, usize, usize),
 }
 
 impl ReadPlan {
@@ -484,7 +485,7 @@ fn assemble(parts: Vec<(Bytes, usize, usize)>) -> Bytes {
     Bytes::from(out)
 }
 
-async fn chunk_data(cache: &BlockCache, c: &p::Chunk) -> Result<Bytes> {
+async fn chunk_data(cache: &BlockCache, c: &Chunk) -> Result<Bytes> {
     let d = if c.hash.is_empty() {
         c.inline_data.clone()
     } else {
@@ -527,11 +528,11 @@ async fn upload(
     idx: u64,
     data: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
-) -> Result<p::Chunk> {
+) -> Result<Chunk> {
     let _in_flight = InFlight::start();
     let len = data.len() as u32;
-    if data.len() <= p::INLINE_MAX {
-        return Ok(p::Chunk {
+    if data.len() <= INLINE_MAX {
+        return Ok(Chunk {
             index: idx,
             len,
             hash: Bytes::new(),
@@ -548,7 +549,7 @@ async fn upload(
         io.vol.put_block(hash.clone(), data.clone()).await?;
     }
     io.cache.insert(hash.clone(), data);
-    Ok(p::Chunk {
+    Ok(Chunk {
         index: idx,
         len,
         hash,

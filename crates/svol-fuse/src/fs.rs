@@ -17,13 +17,15 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fuser::*;
-use svol_proto as p;
-use svol_sdk::{ClientError, Result, Volume};
+use svol_sdk::{
+    Attr, ClientError, FileKind, NewNode, Opened, Result, SetAttr, TimeSet, Volume, MAX_PEEK,
+    RENAME_EXCHANGE, RENAME_NOREPLACE,
+};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::ahead::{Ahead, Node, Release};
-use crate::attr::{file_attr, kind_of_mode, to_ts};
+use crate::attr::{file_attr, to_ts};
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 use crate::direct::{fopen_flags, Access, DirectWriters};
@@ -57,12 +59,12 @@ fn name_bytes(n: &OsStr) -> Bytes {
 /// (`epoch`), so a late reply cannot bring back an old value.
 #[derive(Default)]
 struct DirAttrs {
-    map: Mutex<HashMap<u64, (p::Attr, std::time::Instant)>>,
+    map: Mutex<HashMap<u64, (Attr, std::time::Instant)>>,
     epoch: AtomicU64,
 }
 
 impl DirAttrs {
-    fn get(&self, ino: u64) -> Option<p::Attr> {
+    fn get(&self, ino: u64) -> Option<Attr> {
         let m = lock(&self.map);
         m.get(&ino)
             .filter(|(_, at)| at.elapsed() < TTL)
@@ -73,7 +75,7 @@ impl DirAttrs {
         self.epoch.load(Ordering::Acquire)
     }
 
-    fn put<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+    fn put<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a Attr>) {
         let mut m = lock(&self.map);
         if self.epoch() != since {
             return;
@@ -82,7 +84,7 @@ impl DirAttrs {
             m.retain(|_, (_, at)| at.elapsed() < TTL);
         }
         for a in attrs {
-            if a.kind == p::FileKind::Directory as i32 {
+            if a.kind == FileKind::Directory {
                 m.insert(a.ino, (*a, std::time::Instant::now()));
             }
         }
@@ -111,7 +113,7 @@ struct Open {
     /// does not keep their file alive once another mount unlinks it.
     /// Such a handle then goes on with what it opened, as the holder of an
     /// unlinked file does (see `orphan_attr`).
-    peeked: HashMap<u64, p::Attr>,
+    peeked: HashMap<u64, Attr>,
     /// Opens that go around the page cache (see direct.rs).
     direct: DirectWriters,
 }
@@ -251,21 +253,21 @@ impl SvolFs {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        kind: p::FileKind,
+        kind: FileKind,
         mode: u32,
         rdev: u32,
         target: Bytes,
         reply: ReplyEntry,
     ) {
-        if kind == p::FileKind::Directory {
+        if kind == FileKind::Directory {
             if let Some(a) = self.inner.make_ahead(req, parent, name, kind, mode) {
                 let fa = file_attr(&a, self.inner.k(a.ino), 0);
                 return reply.entry_with_ttls(&Duration::ZERO, &TTL, &fa, Generation(0));
             }
         }
-        let r = p::CreateRequest {
+        let r = NewNode {
             name: name_bytes(name),
-            kind: kind as i32,
+            kind,
             mode,
             uid: req.uid(),
             gid: req.gid(),
@@ -275,7 +277,7 @@ impl SvolFs {
             ..Default::default()
         };
         self.spawn(|i| async move {
-            let r = p::CreateRequest {
+            let r = NewNode {
                 parent: i.s(parent),
                 ..r
             };
@@ -295,9 +297,9 @@ impl Inner {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        kind: p::FileKind,
+        kind: FileKind,
         mode: u32,
-    ) -> Option<p::Attr> {
+    ) -> Option<Attr> {
         if self.read_only {
             return None;
         }
@@ -319,10 +321,10 @@ impl Inner {
 
     /// Records the open a create made ahead holds; returns its handle
     /// and how the kernel is to treat it.
-    fn opened_ahead(&self, a: &p::Attr, access: Access) -> (u64, FopenFlags) {
+    fn opened_ahead(&self, a: &Attr, access: Access) -> (u64, FopenFlags) {
         let mut st = FileState::new(a.ino, self.budget.clone());
-        st.refresh(p::OpenResponse {
-            attr: Some(*a),
+        st.refresh(Opened {
+            attr: *a,
             ..Default::default()
         });
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -350,8 +352,8 @@ impl Inner {
 
     /// Attributes a call returned (`since`: the directory cache's epoch
     /// when it was sent): the directory cache and the listings take them.
-    fn learned<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a p::Attr>) {
-        let attrs: Vec<&p::Attr> = attrs.into_iter().collect();
+    fn learned<'a>(&self, since: u64, attrs: impl IntoIterator<Item = &'a Attr>) {
+        let attrs: Vec<&Attr> = attrs.into_iter().collect();
         self.dirs.put(since, attrs.iter().copied());
         self.ahead.learned(attrs.iter().copied());
         self.listings.attrs(attrs);
@@ -369,7 +371,7 @@ impl Inner {
     }
 
     /// Answers an entry with `a`, this mount's unflushed size folded in.
-    async fn reply_entry(&self, reply: ReplyEntry, a: &p::Attr) {
+    async fn reply_entry(&self, reply: ReplyEntry, a: &Attr) {
         let fa = self.fattr(a).await;
         reply.entry_with_ttls(&self.attr_ttl(a.ino), &TTL, &fa, Generation(0));
     }
@@ -427,7 +429,7 @@ impl Inner {
 
     /// Kernel attributes, with this mount's unflushed writes folded in
     /// (their size and time).
-    async fn fattr(&self, a: &p::Attr) -> FileAttr {
+    async fn fattr(&self, a: &Attr) -> FileAttr {
         let mut a = *a;
         if let Some(f) = self.local_size(a.ino) {
             let mut st = f.lock().await;
@@ -497,7 +499,7 @@ impl Inner {
         lock(&self.open).handles.get(&fh).map(|h| h.1).unwrap_or(0)
     }
 
-    async fn create_node(&self, mut r: p::CreateRequest) -> Result<p::Attr> {
+    async fn create_node(&self, mut r: NewNode) -> Result<Attr> {
         self.writable().await?;
         r.mode &= 0o7777;
         let (parent, name) = (r.parent, r.name.clone());
@@ -505,7 +507,7 @@ impl Inner {
         let res = self.vol.create_entry(r).await;
         let reply = self.entry_changed(parent, &name, res, |r| r.attr)?;
         self.want_held([parent]);
-        let a = reply.attr.unwrap_or_default();
+        let a = reply.attr;
         self.learned(e, reply.touched.iter().chain([&a]));
         Ok(a)
     }
@@ -555,12 +557,14 @@ impl Inner {
         dir: u64,
         name: &[u8],
         res: Result<T>,
-        attr: impl Fn(&T) -> Option<p::Attr>,
+        attr: impl Fn(&T) -> Attr,
     ) -> Result<T> {
         match &res {
+            // A reply without the node's attributes (ino 0) says nothing
+            // of the name: the listing goes.
             Ok(r) => match attr(r) {
-                Some(a) => self.listings.added(dir, name, &a),
-                None => self.listings.recall([dir]),
+                a if a.ino != 0 => self.listings.added(dir, name, &a),
+                _ => self.listings.recall([dir]),
             },
             Err(ClientError::AlreadyExists(_)) | Err(ClientError::NotFound(_)) => {
                 self.listings.recall([dir])
@@ -608,11 +612,7 @@ impl Inner {
                 after = last.cookie;
             }
             let eof = page.eof;
-            entries.extend(
-                page.entries
-                    .into_iter()
-                    .map(|d| (d.name, d.attr.unwrap_or_default())),
-            );
+            entries.extend(page.entries.into_iter().map(|d| (d.name, d.attr)));
             if eof {
                 break;
             }
@@ -655,7 +655,7 @@ impl Inner {
     }
 
     /// A directory's attributes as this mount has them, if at all.
-    fn cached_dir(&self, dir: u64) -> Option<p::Attr> {
+    fn cached_dir(&self, dir: u64) -> Option<Attr> {
         self.listings.attr_of(dir).or_else(|| self.dirs.get(dir))
     }
 
@@ -708,7 +708,7 @@ impl Inner {
             .rename(parent, name, new_parent, new_name, flags)
             .await;
         match (&res, moved) {
-            (Ok(_), Known::Present(a)) if flags & p::RENAME_EXCHANGE == 0 => {
+            (Ok(_), Known::Present(a)) if flags & RENAME_EXCHANGE == 0 => {
                 self.listings.removed(parent, name);
                 self.listings.added(new_parent, new_name, &a);
                 self.want_held([parent, new_parent]);
@@ -722,17 +722,17 @@ impl Inner {
         Ok(())
     }
 
-    async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::Attr> {
+    async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Attr> {
         self.ahead.expose(ino);
         self.writable().await?;
         let e = self.dirs.epoch();
         let res = self.vol.link(ino, new_parent, new_name).await;
         let reply = self.entry_changed(new_parent, new_name, res, |r| r.attr)?;
         self.learned(e, &reply.touched);
-        Ok(reply.attr.unwrap_or_default())
+        Ok(reply.attr)
     }
 
-    async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
+    async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         match self.through_listing(parent, name).await {
             // No negative entry for the kernel: it could not be recalled.
             Known::Absent => {
@@ -750,7 +750,7 @@ impl Inner {
         Ok(a)
     }
 
-    async fn getattr(&self, ino: u64) -> Result<p::Attr> {
+    async fn getattr(&self, ino: u64) -> Result<Attr> {
         if let Some(a) = self.dirs.get(ino) {
             return Ok(a);
         }
@@ -773,15 +773,15 @@ impl Inner {
 
     /// The attributes of `ino` gone from the server while this mount holds
     /// it open from peeked contents: those it was opened with, unlinked.
-    fn orphan_attr(&self, ino: u64) -> Option<p::Attr> {
+    fn orphan_attr(&self, ino: u64) -> Option<Attr> {
         let o = lock(&self.open);
         let a = o.peeked.values().find(|a| a.ino == ino)?;
-        Some(p::Attr { nlink: 0, ..*a })
+        Some(Attr { nlink: 0, ..*a })
     }
 
     /// The entries of `dir` after kernel offset `offset`, each with its own
     /// kernel offset; directories among them refresh the attribute cache.
-    async fn dir_page(&self, dir: u64, offset: u64) -> Result<Vec<(u64, Bytes, p::Attr)>> {
+    async fn dir_page(&self, dir: u64, offset: u64) -> Result<Vec<(u64, Bytes, Attr)>> {
         self.ahead.settle().await?;
         let e = self.dirs.epoch();
         let page = self
@@ -791,7 +791,7 @@ impl Inner {
         let entries: Vec<_> = page
             .entries
             .into_iter()
-            .map(|d| (d.cookie + DOT_OFFSETS, d.name, d.attr.unwrap_or_default()))
+            .map(|d| (d.cookie + DOT_OFFSETS, d.name, d.attr))
             .collect();
         self.learned(e, entries.iter().map(|(_, _, a)| a));
         Ok(entries)
@@ -821,7 +821,8 @@ impl Inner {
             res => res?,
         };
         self.peeks.keep(std::mem::take(&mut resp.peeked));
-        if resp.attr.is_some_and(|a| a.nlink == 0) && !lock(&self.open).files.contains_key(&ino) {
+        if resp.attr.ino != 0 && resp.attr.nlink == 0 && !lock(&self.open).files.contains_key(&ino)
+        {
             // The kernel resolved a name to a file that no longer has one:
             // its entry is older than another mount's unlink (entries are
             // invalidated by push, after the change returned), and the
@@ -856,8 +857,8 @@ impl Inner {
         }
         let a = self.listings.attr_of(ino)?;
         let chunks = self.peeks.get(ino, a.version)?;
-        let resp = p::OpenResponse {
-            attr: Some(a),
+        let resp = Opened {
+            attr: a,
             chunks,
             ..Default::default()
         };
@@ -875,7 +876,7 @@ impl Inner {
         if !self.lease.holds() {
             return Vec::new();
         }
-        let Some((dir, next)) = self.listings.next_files(ino, p::MAX_PEEK) else {
+        let Some((dir, next)) = self.listings.next_files(ino, MAX_PEEK) else {
             return Vec::new();
         };
         if !self.peeks.worth(dir) {
@@ -892,12 +893,12 @@ impl Inner {
     async fn opened(
         &self,
         ino: u64,
-        resp: p::OpenResponse,
+        resp: Opened,
         epoch: u64,
         access: Access,
     ) -> Result<(u64, FopenFlags)> {
-        self.listings.attrs(resp.attr.iter());
-        let version = resp.attr.as_ref().map(|a| a.version).unwrap_or(0);
+        self.listings.attrs([&resp.attr]);
+        let version = resp.attr.version;
         let file = {
             let mut o = lock(&self.open);
             let e = o.files.entry(ino).or_insert_with(|| {
@@ -1016,9 +1017,8 @@ impl Inner {
         }
     }
 
-    async fn setattr(&self, ino: u64, mut r: p::SetAttrRequest) -> Result<FileAttr> {
+    async fn setattr(&self, ino: u64, mut r: SetAttr) -> Result<FileAttr> {
         self.may_change().await?;
-        r.ino = ino;
         let file = self.file(ino);
         let mut guard = match &file {
             Some(f) => Some(f.lock().await),
@@ -1043,7 +1043,7 @@ impl Inner {
                     r.fence = self.lease.fence(ino);
                 }
                 let e = self.dirs.epoch();
-                let a = self.vol.setattr(r.clone()).await?;
+                let a = self.vol.setattr(ino, r.clone()).await?;
                 self.learned(e, [&a]);
                 a
             }

@@ -3,8 +3,8 @@
 //! all state lives in [`files`] (write buffers, chunk maps), [`cache`]
 //! (blocks, immutable so never stale) and [`session`] (the lease and the
 //! server's invalidations, replayed into the kernel's caches). It talks to
-//! the server only through `svol-sdk` and must not depend on server-side
-//! crates.
+//! the server only through `svol-sdk` and its types, and must not depend on
+//! `svol-proto` or on server-side crates.
 
 mod ahead;
 mod attr;
@@ -112,7 +112,7 @@ impl Mount {
         let root = match &opts.sub_path {
             Some(p) if !p.trim_matches('/').is_empty() => {
                 let a = vol.resolve(p).await?;
-                if a.kind != svol_proto::FileKind::Directory as i32 {
+                if !a.is_dir() {
                     return Err(MountError::SubPath(p.clone()));
                 }
                 a.ino

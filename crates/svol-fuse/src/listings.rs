@@ -41,7 +41,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use svol_proto as p;
+use svol_sdk::{Attr, FileKind, INLINE_MAX};
 
 /// Entries asked for per page; a directory with more is listed whole only
 /// once it has been looked up in [`BIG_MISSES`] times.
@@ -70,7 +70,7 @@ const MAX_GIVEN: usize = 1_000_000;
 #[derive(Debug, PartialEq, Clone)]
 pub(crate) enum Known {
     Absent,
-    Present(p::Attr),
+    Present(Attr),
     Unknown,
 }
 
@@ -91,7 +91,7 @@ struct Filling {
 
 #[derive(Default)]
 struct State {
-    dirs: HashMap<u64, HashMap<Bytes, p::Attr>>,
+    dirs: HashMap<u64, HashMap<Bytes, Attr>>,
     /// Where each listed inode appears.
     by_ino: HashMap<u64, Vec<(u64, Bytes)>>,
     filling: HashMap<u64, Filling>,
@@ -173,7 +173,7 @@ impl Listings {
     /// The listed attributes of `ino` for the kernel to keep for
     /// [`KERNEL_TTL`], if a listing holds it and the kernel's copy can be
     /// dropped with the listing.
-    pub(crate) fn kernel_attr(&self, ino: u64) -> Option<p::Attr> {
+    pub(crate) fn kernel_attr(&self, ino: u64) -> Option<Attr> {
         self.kernel.get()?;
         let mut s = self.state();
         let a = s.attr_of(ino)?;
@@ -230,7 +230,7 @@ impl Listings {
     /// The listing read for `fill` (the whole directory, watched, with the
     /// invalidations sent before it processed); kept unless the directory
     /// or one of its entries changed since it started. Returns whether kept.
-    pub(crate) fn filled(&self, fill: Fill, entries: Vec<(Bytes, p::Attr)>) -> bool {
+    pub(crate) fn filled(&self, fill: Fill, entries: Vec<(Bytes, Attr)>) -> bool {
         let mut s = self.state();
         let Some(f) = s.end_fill(&fill) else {
             return false;
@@ -270,7 +270,7 @@ impl Listings {
     }
 
     /// This mount made `name` in `dir` (or pointed it elsewhere): it is `a`.
-    pub(crate) fn added(&self, dir: u64, name: &[u8], a: &p::Attr) {
+    pub(crate) fn added(&self, dir: u64, name: &[u8], a: &Attr) {
         let mut s = self.state();
         s.filling.remove(&dir);
         if !s.dirs.contains_key(&dir) {
@@ -311,7 +311,7 @@ impl Listings {
     /// Attributes this mount's calls returned: listed entries take them,
     /// unless what is listed is newer (an update pushed while the reply
     /// was on its way: see [`Listings::changed`]).
-    pub(crate) fn attrs<'a>(&self, attrs: impl IntoIterator<Item = &'a p::Attr>) {
+    pub(crate) fn attrs<'a>(&self, attrs: impl IntoIterator<Item = &'a Attr>) {
         let mut s = self.state();
         for a in attrs {
             s.set(a, |listed| age(listed) <= age(a));
@@ -323,7 +323,7 @@ impl Listings {
     /// watched (only their attributes changed); they replace the listed
     /// ones. Every other listing holding one of `inodes` is dropped, and
     /// so is any listing being read.
-    pub(crate) fn changed(&self, inodes: &[u64], updated: &[p::Attr]) {
+    pub(crate) fn changed(&self, inodes: &[u64], updated: &[Attr]) {
         let mut s = self.state();
         if s.filling.is_empty() && s.by_ino.is_empty() {
             return;
@@ -350,7 +350,7 @@ impl Listings {
     }
 
     /// The listed attributes of `ino`, if a listing holds it.
-    pub(crate) fn attr_of(&self, ino: u64) -> Option<p::Attr> {
+    pub(crate) fn attr_of(&self, ino: u64) -> Option<Attr> {
         self.state().attr_of(ino)
     }
 
@@ -364,11 +364,7 @@ impl Listings {
             .dirs
             .get(dir)?
             .values()
-            .filter(|a| {
-                a.ino > ino
-                    && a.kind == p::FileKind::Regular as i32
-                    && a.size <= p::INLINE_MAX as u64
-            })
+            .filter(|a| a.ino > ino && a.kind == FileKind::Regular && a.size <= INLINE_MAX as u64)
             .map(|a| (a.ino, a.version))
             .collect();
         if next.len() > n {
@@ -437,15 +433,15 @@ impl Drop for StateGuard<'_> {
 
 /// Which of two attributes of one inode is newer: every change bumps its
 /// ctime, and every change of contents its version.
-fn age(a: &p::Attr) -> (u64, i64, u32) {
-    let c = a.ctime.unwrap_or_default();
+fn age(a: &Attr) -> (u64, i64, u32) {
+    let c = a.ctime;
     (a.version, c.sec, c.nsec)
 }
 
 impl State {
     /// Puts `a` into the listings that hold its inode where `take` says
     /// so; the kernel's copy goes if one changed.
-    fn set(&mut self, a: &p::Attr, take: impl Fn(&p::Attr) -> bool) {
+    fn set(&mut self, a: &Attr, take: impl Fn(&Attr) -> bool) {
         let Some(places) = self.by_ino.get(&a.ino).cloned() else {
             return;
         };
@@ -464,7 +460,7 @@ impl State {
         }
     }
 
-    fn attr_of(&self, ino: u64) -> Option<p::Attr> {
+    fn attr_of(&self, ino: u64) -> Option<Attr> {
         let (dir, name) = self.by_ino.get(&ino)?.first()?;
         self.dirs.get(dir)?.get(name).copied()
     }
@@ -556,15 +552,15 @@ impl State {
 mod tests {
     use super::*;
 
-    fn at(ino: u64, version: u64) -> p::Attr {
-        p::Attr {
+    fn at(ino: u64, version: u64) -> Attr {
+        Attr {
             ino,
             version,
             ..Default::default()
         }
     }
 
-    fn entries(v: &[(&str, u64)]) -> Vec<(Bytes, p::Attr)> {
+    fn entries(v: &[(&str, u64)]) -> Vec<(Bytes, Attr)> {
         v.iter()
             .map(|(n, ino)| (Bytes::copy_from_slice(n.as_bytes()), at(*ino, 1)))
             .collect()
@@ -636,12 +632,12 @@ mod tests {
         assert_eq!(l.known(3, b"other"), Known::Present(at(60, 1)));
     }
 
-    fn changed_at(ino: u64, version: u64, ctime: i64) -> p::Attr {
-        p::Attr {
-            ctime: Some(p::Timespec {
+    fn changed_at(ino: u64, version: u64, ctime: i64) -> Attr {
+        Attr {
+            ctime: svol_sdk::Timespec {
                 sec: ctime,
                 nsec: 0,
-            }),
+            },
             ..at(ino, version)
         }
     }
@@ -655,7 +651,7 @@ mod tests {
         assert!(l.filled(f, entries(&[("c", 20)])));
         // 10's attributes changed (chmod: same version, later ctime), and
         // 20 changed without attributes to put in its place.
-        let chmod = p::Attr {
+        let chmod = Attr {
             mode: 0o600,
             ..changed_at(10, 1, 100)
         };

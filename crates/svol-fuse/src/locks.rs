@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use svol_proto as p;
-use svol_sdk::{ClientError, FsErrno, Result};
+use svol_sdk::{ClientError, FsErrno, LockKind, LockRequest, Result};
 
 use crate::fs::Inner;
 
@@ -34,20 +33,20 @@ fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The kernel's lock type (F_RDLCK, F_WRLCK, F_UNLCK) on the wire.
-fn kind_of(typ: i32) -> Result<p::LockKind> {
+fn kind_of(typ: i32) -> Result<LockKind> {
     match typ {
-        libc::F_RDLCK => Ok(p::LockKind::Read),
-        libc::F_WRLCK => Ok(p::LockKind::Write),
-        libc::F_UNLCK => Ok(p::LockKind::Unlock),
+        libc::F_RDLCK => Ok(LockKind::Read),
+        libc::F_WRLCK => Ok(LockKind::Write),
+        libc::F_UNLCK => Ok(LockKind::Unlock),
         _ => Err(ClientError::InvalidArgument(format!("lock type {typ}"))),
     }
 }
 
-fn typ_of(k: i32) -> i32 {
-    match p::LockKind::try_from(k) {
-        Ok(p::LockKind::Read) => libc::F_RDLCK,
-        Ok(p::LockKind::Write) => libc::F_WRLCK,
-        _ => libc::F_UNLCK,
+fn typ_of(k: LockKind) -> i32 {
+    match k {
+        LockKind::Read => libc::F_RDLCK,
+        LockKind::Write => libc::F_WRLCK,
+        LockKind::Unlock => libc::F_UNLCK,
     }
 }
 
@@ -66,22 +65,23 @@ pub(crate) struct LockSpec {
 }
 
 impl LockSpec {
-    fn request(&self, kind: p::LockKind) -> p::LockRequest {
-        p::LockRequest {
+    fn request(&self, kind: LockKind) -> LockRequest {
+        LockRequest {
             ino: self.ino,
             owner: self.owner,
-            kind: kind as i32,
+            kind,
             start: self.start,
             end: self.end,
             pid: self.pid,
-            ..Default::default()
+            wait: false,
+            test: false,
         }
     }
 }
 
 impl Inner {
     pub(crate) async fn getlk(&self, l: &LockSpec) -> Result<Conflict> {
-        let r = p::LockRequest {
+        let r = LockRequest {
             test: true,
             ..l.request(kind_of(l.typ)?)
         };
@@ -95,14 +95,14 @@ impl Inner {
 
     pub(crate) async fn setlk(&self, l: &LockSpec, wait: bool) -> Result<()> {
         let kind = kind_of(l.typ)?;
-        if kind == p::LockKind::Unlock {
+        if kind == LockKind::Unlock {
             return self.unlock(l).await;
         }
         self.ahead.settle().await?;
         guard(&self.locks.held).insert((l.ino, l.owner));
         let a = self
             .vol
-            .lock(p::LockRequest {
+            .lock(LockRequest {
                 wait,
                 ..l.request(kind)
             })
@@ -129,7 +129,7 @@ impl Inner {
             return Ok(());
         }
         self.flush(l.ino, false).await?;
-        let a = self.vol.lock(l.request(p::LockKind::Unlock)).await?;
+        let a = self.vol.lock(l.request(LockKind::Unlock)).await?;
         self.lease.still_held(l.ino, a.fence);
         if l.start == 0 && l.end == u64::MAX {
             guard(&self.locks.held).remove(&(l.ino, l.owner));

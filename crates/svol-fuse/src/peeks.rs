@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use svol_proto as p;
+use svol_sdk::{Chunk, Peeked};
 
 /// Bytes of peeked contents kept.
 const BUDGET: usize = 32 << 20;
@@ -37,7 +37,7 @@ pub(crate) struct Peeks {
 #[derive(Default)]
 struct State {
     /// Inode → (version, chunks, bytes).
-    files: HashMap<u64, (u64, Vec<p::Chunk>, usize)>,
+    files: HashMap<u64, (u64, Vec<Chunk>, usize)>,
     order: VecDeque<u64>,
     bytes: usize,
     /// Directory → when a file of it was last opened the slow way.
@@ -64,13 +64,13 @@ impl Peeks {
     }
 
     /// Keeps what an open peeked at.
-    pub(crate) fn keep(&self, peeked: Vec<p::Peeked>) {
+    pub(crate) fn keep(&self, peeked: Vec<Peeked>) {
         if peeked.is_empty() {
             return;
         }
         let mut s = self.state();
         for f in peeked {
-            let Some(a) = f.attr else { continue };
+            let a = f.attr;
             let bytes = 64 + f.chunks.iter().map(|c| c.inline_data.len()).sum::<usize>();
             if let Some(old) = s.files.insert(a.ino, (a.version, f.chunks, bytes)) {
                 s.bytes -= old.2;
@@ -89,7 +89,7 @@ impl Peeks {
     }
 
     /// The contents of `ino` at `version`, if peeked.
-    pub(crate) fn get(&self, ino: u64, version: u64) -> Option<Vec<p::Chunk>> {
+    pub(crate) fn get(&self, ino: u64, version: u64) -> Option<Vec<Chunk>> {
         let s = self.state();
         let (v, chunks, _) = s.files.get(&ino)?;
         (*v == version).then(|| chunks.clone())
@@ -106,15 +106,15 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn peeked(ino: u64, version: u64, data: &'static [u8]) -> p::Peeked {
-        p::Peeked {
-            attr: Some(p::Attr {
+    fn peeked(ino: u64, version: u64, data: &'static [u8]) -> Peeked {
+        Peeked {
+            attr: svol_sdk::Attr {
                 ino,
                 version,
                 size: data.len() as u64,
                 ..Default::default()
-            }),
-            chunks: vec![p::Chunk {
+            },
+            chunks: vec![Chunk {
                 index: 0,
                 len: data.len() as u32,
                 hash: Bytes::new(),

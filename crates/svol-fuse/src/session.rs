@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use svol_proto as p;
-use svol_sdk::{ClientError, Volume};
+use svol_sdk::{ClientError, Invalidation, SessionDown, SessionUp, Volume};
 use tokio::sync::{oneshot, watch};
 
 use crate::ahead::Ahead;
@@ -82,7 +81,7 @@ fn stream_of(
     resume: String,
     who: Describe,
     up: Upstream,
-) -> impl futures::Stream<Item = p::SessionUp> + Send + 'static {
+) -> impl futures::Stream<Item = SessionUp> + Send + 'static {
     let Upstream {
         every_ms,
         bye,
@@ -91,14 +90,12 @@ fn stream_of(
         recalled,
     } = up;
     static BEATS: AtomicU64 = AtomicU64::new(0);
-    let hello = p::SessionUp {
-        msg: Some(p::session_up::Msg::Hello(p::Hello {
-            volume: vol.info().id.clone(),
-            resume_session: resume,
-            app: who.app,
-            host: host_name(),
-            purpose: printable(&who.purpose),
-        })),
+    let hello = SessionUp::Hello {
+        volume: vol.info().id.clone(),
+        resume_session: resume,
+        app: who.app,
+        host: host_name(),
+        purpose: printable(&who.purpose),
     };
     // Acknowledges applied invalidations (coalesced: only the latest), so
     // the server knows how far behind this mount is.
@@ -113,8 +110,7 @@ fn stream_of(
             // volume costs one message per 10 ms, not one per change.
             tokio::time::sleep(Duration::from_millis(10)).await;
             let seq = *applied.borrow_and_update();
-            let msg = p::session_up::Msg::Applied(p::Applied { seq });
-            Some((p::SessionUp { msg: Some(msg) }, (applied, bye)))
+            Some((SessionUp::Applied(seq), (applied, bye)))
         },
     );
     let recalls = futures::stream::unfold(
@@ -125,8 +121,7 @@ fn stream_of(
                 _ = bye.changed() => return None,
             }
             let seq = *recalled.borrow_and_update();
-            let msg = p::session_up::Msg::Recalled(p::Recalled { seq });
-            Some((p::SessionUp { msg: Some(msg) }, (recalled, bye)))
+            Some((SessionUp::Recalled(seq), (recalled, bye)))
         },
     );
     let beats = futures::stream::unfold(Some(bye), move |bye| {
@@ -141,13 +136,13 @@ fn stream_of(
                     r = bye.changed() => r.is_ok() && *bye.borrow(),
                 };
             let msg = if leaving {
-                p::session_up::Msg::Bye(p::Bye {})
+                SessionUp::Bye
             } else {
                 let n = BEATS.fetch_add(1, Ordering::Relaxed) + 1;
                 lease.sending(n);
-                p::session_up::Msg::Heartbeat(p::Heartbeat { n })
+                SessionUp::Heartbeat(n)
             };
-            Some((p::SessionUp { msg: Some(msg) }, (!leaving).then_some(bye)))
+            Some((msg, (!leaving).then_some(bye)))
         }
     });
     futures::stream::once(async move { hello }).chain(futures::stream::select(
@@ -187,7 +182,7 @@ pub(crate) async fn start(
         String,
         Lease,
         Arc<LeaseState>,
-        std_mpsc::Receiver<p::Invalidation>,
+        std_mpsc::Receiver<Invalidation>,
     ),
     ClientError,
 > {
@@ -216,9 +211,7 @@ pub(crate) async fn start(
         ))
         .await?;
     let welcome = match down.message().await? {
-        Some(p::SessionDown {
-            msg: Some(p::session_down::Msg::Welcome(w)),
-        }) => w,
+        Some(SessionDown::Welcome(w)) => w,
         _ => {
             return Err(ClientError::Internal(
                 "server did not welcome the session".into(),
@@ -237,23 +230,23 @@ pub(crate) async fn start(
             loop {
                 match down.message().await {
                     Ok(Some(msg)) => {
-                        let mut inv = match msg.msg {
-                            Some(p::session_down::Msg::Invalidation(inv)) => {
+                        let mut inv = match msg {
+                            SessionDown::Invalidation(inv) => {
                                 crate::metrics::add(&crate::metrics::INVALIDATIONS, 1);
                                 inv
                             }
-                            Some(p::session_down::Msg::Lease(ack)) => {
-                                st.acked(ack.n, ack.lease_ms);
+                            SessionDown::Lease { n, lease_ms } => {
+                                st.acked(n, lease_ms);
                                 continue;
                             }
-                            _ => continue,
+                            SessionDown::Welcome(_) => continue,
                         };
                         // Listings first, and said so at once: the change
                         // that recalls them is waiting (see listings.rs).
                         if inv.reset {
                             listings.clear();
                         }
-                        let parents = inv.entries.iter().map(|e| e.parent);
+                        let parents = inv.entries.iter().map(|e| e.0);
                         listings.recall(inv.recalled.iter().copied().chain(parents));
                         // Contents before the attributes that name their
                         // version: an open between the two asks the server.
@@ -274,7 +267,6 @@ pub(crate) async fn start(
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        let e = ClientError::from(e);
                         if matches!(e, ClientError::Fs(svol_sdk::FsErrno::Fenced, _)) {
                             // Nothing more goes out under this session.
                             st.refused();
@@ -311,11 +303,9 @@ pub(crate) async fn start(
                     }
                 };
                 match s.message().await {
-                    Ok(Some(p::SessionDown {
-                        msg: Some(p::session_down::Msg::Welcome(w)),
-                    })) => {
+                    Ok(Some(SessionDown::Welcome(w))) => {
                         // Pushes made while the stream was down are lost.
-                        let _ = tx.send(p::Invalidation {
+                        let _ = tx.send(Invalidation {
                             reset: true,
                             ..Default::default()
                         });
@@ -342,7 +332,7 @@ pub(crate) async fn start(
                         v.client().fail_over(epoch).await;
                     }
                     Err(e) => {
-                        tracing::warn!("reconnecting session: {}", ClientError::from(e));
+                        tracing::warn!("reconnecting session: {e}");
                         v.client().fail_over(epoch).await;
                     }
                 }
@@ -382,7 +372,7 @@ fn spawn_recall_acks(
 /// Replays invalidations into the kernel's caches.
 pub(crate) fn spawn_invalidator(
     n: fuser::Notifier,
-    rx: std_mpsc::Receiver<p::Invalidation>,
+    rx: std_mpsc::Receiver<Invalidation>,
     root: u64,
     on_inode: impl Fn(Option<u64>) -> Vec<u64> + Send + 'static,
     locks: Arc<crate::locks::LockState>,
@@ -401,8 +391,8 @@ pub(crate) fn spawn_invalidator(
                         let _ = n.inval_inode(k(ino), 0, 0);
                     }
                 }
-                for e in &inv.entries {
-                    let _ = n.inval_entry(k(e.parent), std::ffi::OsStr::from_bytes(&e.name));
+                for (parent, name) in &inv.entries {
+                    let _ = n.inval_entry(k(*parent), std::ffi::OsStr::from_bytes(name));
                 }
                 for ino in &inv.inodes {
                     let _ = on_inode(Some(*ino));

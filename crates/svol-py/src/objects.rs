@@ -266,13 +266,9 @@ type DeletedTuple = (i64, String, u64, i64, i64);
 /// (name, kind, size, mtime, mode) of an entry.
 type EntryTuple = (String, &'static str, u64, f64, u32);
 
-fn entry_tuple(name: String, a: &p::Attr) -> EntryTuple {
-    let mtime = a
-        .mtime
-        .as_ref()
-        .map(|t| t.sec as f64 + f64::from(t.nsec) / 1e9)
-        .unwrap_or(0.0);
-    (name, svol_sdk::kind_name(a.kind), a.size, mtime, a.mode)
+fn entry_tuple(name: String, a: &svol_sdk::Attr) -> EntryTuple {
+    let mtime = a.mtime.sec as f64 + f64::from(a.mtime.nsec) / 1e9;
+    (name, a.kind.name(), a.size, mtime, a.mode)
 }
 
 #[pymethods]
@@ -457,7 +453,7 @@ impl Volume {
         block_on(py, async move {
             let root = path.trim_matches('/').to_string();
             let a = sdk(v.stat(&path).await)?;
-            if a.kind != p::FileKind::Directory as i32 {
+            if !a.is_dir() {
                 return Ok(vec![entry_tuple(root, &a)]);
             }
             let mut out = Vec::new();
@@ -472,8 +468,8 @@ impl Volume {
                     } else {
                         format!("{dir}/{name}")
                     };
-                    let attr = e.attr.unwrap_or_default();
-                    if recursive && attr.kind == p::FileKind::Directory as i32 {
+                    let attr = e.attr;
+                    if recursive && attr.is_dir() {
                         todo.push((full.clone(), attr.ino));
                     }
                     out.push(entry_tuple(full, &attr));
@@ -562,7 +558,7 @@ impl Volume {
 }
 
 struct StreamState {
-    chunks: std::vec::IntoIter<Option<p::Chunk>>,
+    chunks: std::vec::IntoIter<Option<svol_sdk::Chunk>>,
     left: u64,
 }
 
@@ -593,7 +589,7 @@ impl ReadStream {
             let Some(c) = s.chunks.next() else {
                 return Ok(None);
             };
-            let want = s.left.min(p::CHUNK_SIZE);
+            let want = s.left.min(svol_sdk::CHUNK_SIZE);
             s.left -= want;
             (c, want as usize)
         };

@@ -19,15 +19,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::pin::Pin;
 
-use svol_proto as p;
-
-use crate::{ClientError, Progress, Result};
+use crate::{Attr, ClientError, DirEntry, FileKind, Progress, Result};
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// Where the tree comes from (a volume; a test double in tests).
 pub(crate) trait Source: Sync {
-    fn list<'a>(&'a self, dir: u64) -> Fut<'a, Vec<p::DirEntry>>;
+    fn list<'a>(&'a self, dir: u64) -> Fut<'a, Vec<DirEntry>>;
     fn link_target<'a>(&'a self, ino: u64) -> Fut<'a, Vec<u8>>;
     fn contents<'a>(
         &'a self,
@@ -64,7 +62,7 @@ fn last_err(what: &str) -> ClientError {
     ClientError::Io(format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
-fn mode_of(a: &p::Attr, opts: DownloadOptions) -> libc::mode_t {
+fn mode_of(a: &Attr, opts: DownloadOptions) -> libc::mode_t {
     let keep = if opts.keep_special_bits {
         0o7777
     } else {
@@ -97,7 +95,7 @@ fn open_target_dir(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))
 }
 
-async fn put_file(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &p::Attr, shown: &str) -> Result<()> {
+async fn put_file(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &Attr, shown: &str) -> Result<()> {
     let tmp = CString::new(format!(
         ".{}.svol-part.{:016x}",
         String::from_utf8_lossy(name.to_bytes()),
@@ -174,14 +172,14 @@ struct Ctx<'a> {
 /// write and the local path (for messages).
 struct Frame {
     dir: File,
-    todo: Vec<p::DirEntry>,
+    todo: Vec<DirEntry>,
     shown: String,
 }
 
 /// Writes `a` (file, symlink or directory tree) to the local path `local`.
 pub(crate) async fn download(
     src: &dyn Source,
-    a: &p::Attr,
+    a: &Attr,
     local: &Path,
     opts: DownloadOptions,
     progress: &Option<Progress>,
@@ -191,7 +189,7 @@ pub(crate) async fn download(
         opts,
         progress,
     };
-    let is_dir = a.kind == p::FileKind::Directory as i32;
+    let is_dir = a.is_dir();
     if !is_dir {
         // The target's own name was chosen by the user, not the server.
         let parent = match local.parent() {
@@ -222,8 +220,8 @@ pub(crate) async fn download(
         };
         let name = c_name(&e.name)?;
         let shown = format!("{}/{}", top.shown, String::from_utf8_lossy(&e.name));
-        let ea = e.attr.unwrap_or_default();
-        if ea.kind == p::FileKind::Directory as i32 {
+        let ea = e.attr;
+        if ea.is_dir() {
             let sub = open_subdir(&top.dir, &name, &shown)?;
             // SAFETY: valid descriptor.
             unsafe { libc::fchmod(sub.as_raw_fd(), mode_of(&ea, opts)) };
@@ -240,16 +238,16 @@ pub(crate) async fn download(
     Ok(())
 }
 
-fn reversed(mut v: Vec<p::DirEntry>) -> Vec<p::DirEntry> {
+fn reversed(mut v: Vec<DirEntry>) -> Vec<DirEntry> {
     v.reverse();
     v
 }
 
-async fn write_one(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &p::Attr, shown: &str) -> Result<()> {
-    if a.kind == p::FileKind::Symlink as i32 {
+async fn write_one(cx: &Ctx<'_>, dir: &File, name: &CStr, a: &Attr, shown: &str) -> Result<()> {
+    if a.kind == FileKind::Symlink {
         let t = cx.src.link_target(a.ino).await?;
         put_symlink(dir, name, &t, shown)
-    } else if a.kind == p::FileKind::Regular as i32 {
+    } else if a.kind == FileKind::Regular {
         put_file(cx, dir, name, a, shown).await
     } else {
         // Devices, FIFOs and sockets are not recreated by a download.

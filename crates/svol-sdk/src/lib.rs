@@ -1,8 +1,11 @@
 //! The svol Rust SDK: connects to a server with a token and speaks the wire
 //! protocol for everyone else — Rust programs, the CLI (which is only a user
 //! of this crate) and the FUSE mount. It owns configuration lookup, error
-//! classification, apps and volume lifetimes, and path-level file transfers.
-//! It must not depend on FUSE or on any server-side crate.
+//! classification, apps and volume lifetimes, path-level file transfers,
+//! and the types its callers see: nodes (`Attr`, `FileKind`, `Chunk`), what
+//! they ask (`NewNode`, `SetAttr`, locks, operations made ahead) and a
+//! mount's session stream; the wire's messages are converted here and go
+//! no further. It must not depend on FUSE or on any server-side crate.
 //!
 //! ```no_run
 //! # async fn demo() -> svol_sdk::Result<()> {
@@ -47,8 +50,11 @@ mod config;
 mod control;
 mod download;
 mod error;
+mod node;
+mod ops;
 mod paths;
 mod servers;
+mod session;
 mod transfer;
 mod utc;
 mod volume;
@@ -65,7 +71,19 @@ pub use config::{default_data_dir, ClientConfig, TlsConfig};
 pub use control::DeletedPick;
 pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
-pub use paths::{kind_name, BatchUpload, Entry};
+pub use node::{
+    Attr, Chunk, DirEntry, DirPage, EntryReply, FileKind, Opened, Peeked, TimeSet, Timespec,
+};
+pub use ops::{
+    Held, LockKind, LockReply, LockRequest, NewNode, QueuedCommit, QueuedCreate, QueuedOp,
+    QueuedRename, QueuedSetAttr, QueuedUnlink, SetAttr, StatFs,
+};
+pub use paths::{BatchUpload, Entry};
+pub use session::{Invalidation, SessionDown, SessionStream, SessionUp, Welcome};
+/// Constants of the protocol a caller's data must fit: the chunk a file is
+/// cut into, the largest chunk kept inline, how many files an open may
+/// peek at, and `rename`'s flags (Linux's values).
+pub use svol_proto::{CHUNK_SIZE, INLINE_MAX, MAX_PEEK, RENAME_EXCHANGE, RENAME_NOREPLACE};
 pub use transfer::{hash_chunks, Progress};
 pub use utc::UtcTime;
 pub use volume::{check_remote_path, check_volume_name, check_volume_ref, Commit, Volume};
@@ -219,13 +237,5 @@ impl Client {
     /// Makes later calls carry this session id (set by the mount's session).
     pub fn set_session(&self, id: &str) {
         *self.session.write().unwrap_or_else(|p| p.into_inner()) = id.to_string();
-    }
-
-    /// Opens the session stream of a mount: `up` carries Hello and heartbeats.
-    pub async fn session(
-        &self,
-        up: impl futures::Stream<Item = p::SessionUp> + Send + 'static,
-    ) -> Result<tonic::Streaming<p::SessionDown>> {
-        Ok(self.rpc().session(self.req(up)).await?.into_inner())
     }
 }

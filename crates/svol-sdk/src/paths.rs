@@ -6,39 +6,28 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use svol_proto as p;
 
-use crate::{check_remote_path, ClientError, DownloadOptions, FsErrno, Progress, Result, Volume};
+use crate::{
+    check_remote_path, Attr, Chunk, ClientError, DirEntry, DownloadOptions, FileKind, FsErrno,
+    NewNode, Progress, Result, Volume,
+};
 
 /// One directory entry as [`Volume::listdir`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
-    pub attr: p::Attr,
+    pub attr: Attr,
 }
 
 impl Entry {
     pub fn is_dir(&self) -> bool {
-        is_dir(&self.attr)
+        self.attr.is_dir()
     }
 
     /// "file", "dir", "symlink", …
     pub fn kind(&self) -> &'static str {
-        kind_name(self.attr.kind)
+        self.attr.kind.name()
     }
-}
-
-pub fn kind_name(k: i32) -> &'static str {
-    match p::FileKind::try_from(k).unwrap_or(p::FileKind::Unspecified) {
-        p::FileKind::Directory => "dir",
-        p::FileKind::Symlink => "symlink",
-        p::FileKind::Regular => "file",
-        _ => "other",
-    }
-}
-
-pub(crate) fn is_dir(a: &p::Attr) -> bool {
-    a.kind == p::FileKind::Directory as i32
 }
 
 fn basename(path: &str) -> Result<String> {
@@ -61,7 +50,7 @@ impl Volume {
     }
 
     /// The attributes of the node at `path` (symlinks not followed).
-    pub async fn stat(&self, path: &str) -> Result<p::Attr> {
+    pub async fn stat(&self, path: &str) -> Result<Attr> {
         check_remote_path(path)?;
         self.resolve(path)
             .await
@@ -91,7 +80,7 @@ impl Volume {
         let mut cur = self.root();
         for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
             cur = match self.lookup(cur, part.as_bytes()).await {
-                Ok(a) if is_dir(&a) => a.ino,
+                Ok(a) if a.is_dir() => a.ino,
                 Ok(_) => {
                     return Err(self.fs_err(
                         FsErrno::NotDirectory,
@@ -100,10 +89,10 @@ impl Volume {
                     ))
                 }
                 Err(ClientError::NotFound(_)) => {
-                    let r = p::CreateRequest {
+                    let r = NewNode {
                         parent: cur,
                         name: Bytes::copy_from_slice(part.as_bytes()),
-                        kind: p::FileKind::Directory as i32,
+                        kind: FileKind::Directory,
                         mode: 0o755,
                         exclusive: false,
                         ..Default::default()
@@ -126,7 +115,7 @@ impl Volume {
     /// The entries of directory `path` (or the one entry, if a file).
     pub async fn listdir(&self, path: &str) -> Result<Vec<Entry>> {
         let a = self.stat(path).await?;
-        if !is_dir(&a) {
+        if !a.is_dir() {
             let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             return Ok(vec![Entry {
                 name: name.to_string(),
@@ -139,7 +128,7 @@ impl Volume {
             .into_iter()
             .map(|e| Entry {
                 name: String::from_utf8_lossy(&e.name).into_owned(),
-                attr: e.attr.unwrap_or_default(),
+                attr: e.attr,
             })
             .collect())
     }
@@ -147,7 +136,7 @@ impl Volume {
     /// The whole contents of file `path`.
     pub async fn read_file(&self, path: &str) -> Result<Vec<u8>> {
         let a = self.stat(path).await?;
-        if is_dir(&a) {
+        if a.is_dir() {
             return Err(self.fs_err(FsErrno::IsDirectory, path, "is a directory"));
         }
         let mut out = Vec::with_capacity(a.size as usize);
@@ -157,9 +146,9 @@ impl Volume {
 
     /// The size of file `path` and its chunks (see [`Volume::chunks_of`]):
     /// a reader fetches them one at a time, in bounded memory.
-    pub async fn read_plan(&self, path: &str) -> Result<(u64, Vec<Option<p::Chunk>>)> {
+    pub async fn read_plan(&self, path: &str) -> Result<(u64, Vec<Option<Chunk>>)> {
         let a = self.stat(path).await?;
-        if is_dir(&a) {
+        if a.is_dir() {
             return Err(self.fs_err(FsErrno::IsDirectory, path, "is a directory"));
         }
         self.chunks_of(a.ino)
@@ -169,7 +158,7 @@ impl Volume {
 
     /// Writes `data` as file `path`, creating parent directories and
     /// replacing an existing file atomically (readers see old or new).
-    pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<p::Attr> {
+    pub async fn write_file(&self, path: &str, data: impl Into<Bytes>) -> Result<Attr> {
         let (dir, base) = self.split_new(path)?;
         let parent = self.mkdirs(dir).await?;
         self.put_bytes(data.into(), parent, base.as_bytes(), true)
@@ -196,13 +185,13 @@ impl Volume {
             .lookup(parent, base.as_bytes())
             .await
             .map_err(|e| e.context(&self.at(path)))?;
-        if is_dir(&a) {
+        if a.is_dir() {
             if !recursive {
                 return Err(self.fs_err(FsErrno::IsDirectory, path, "is a directory (use -r)"));
             }
             self.remove_tree(a.ino).await?;
         }
-        self.unlink(parent, base.as_bytes(), is_dir(&a))
+        self.unlink(parent, base.as_bytes(), a.is_dir())
             .await
             .map_err(|e| e.context(&self.at(path)))?;
         Ok(())
@@ -210,11 +199,11 @@ impl Volume {
 
     async fn remove_tree(&self, dir: u64) -> Result<()> {
         for e in self.readdir_all(dir).await? {
-            let a = e.attr.unwrap_or_default();
-            if is_dir(&a) {
+            let a = e.attr;
+            if a.is_dir() {
                 Box::pin(self.remove_tree(a.ino)).await?;
             }
-            self.unlink(dir, &e.name, is_dir(&a)).await?;
+            self.unlink(dir, &e.name, a.is_dir()).await?;
         }
         Ok(())
     }
@@ -224,13 +213,13 @@ impl Volume {
     /// must be a directory.
     pub async fn copy_files(&self, srcs: &[&str], dst: &str, recursive: bool) -> Result<()> {
         check_remote_path(dst)?;
-        let dst_dir = self.resolve(dst).await.ok().filter(is_dir);
+        let dst_dir = self.resolve(dst).await.ok().filter(Attr::is_dir);
         if srcs.len() > 1 && dst_dir.is_none() {
             return Err(self.fs_err(FsErrno::NotDirectory, dst, "is not a directory"));
         }
         for src in srcs {
             let sa = self.stat(src).await?;
-            if is_dir(&sa) && !recursive {
+            if sa.is_dir() && !recursive {
                 return Err(self.fs_err(FsErrno::IsDirectory, src, "is a directory (use -r)"));
             }
             let (parent, base) = match &dst_dir {
@@ -283,7 +272,7 @@ impl crate::download::Source for Volume {
     fn list<'a>(
         &'a self,
         dir: u64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<p::DirEntry>>> + Send + 'a>>
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<DirEntry>>> + Send + 'a>>
     {
         Box::pin(self.readdir_all(dir))
     }
@@ -379,10 +368,10 @@ impl BatchUpload<'_> {
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(local).map_err(io)?;
             use std::os::unix::ffi::OsStrExt;
-            let r = p::CreateRequest {
+            let r = NewNode {
                 parent,
                 name: Bytes::copy_from_slice(base.as_bytes()),
-                kind: p::FileKind::Symlink as i32,
+                kind: FileKind::Symlink,
                 mode: 0o777,
                 symlink_target: Bytes::copy_from_slice(target.as_os_str().as_bytes()),
                 exclusive: true,

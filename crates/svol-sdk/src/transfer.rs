@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use svol_proto as p;
 
-use crate::{ClientError, Result, Volume};
+use crate::{
+    Attr, Chunk, ClientError, FileKind, NewNode, Result, SetAttr, TimeSet, Timespec, Volume,
+    CHUNK_SIZE, INLINE_MAX, RENAME_NOREPLACE,
+};
 
 /// Called with the number of bytes just transferred.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
@@ -24,23 +26,23 @@ struct Source {
     uid: u32,
     gid: u32,
     len: u64,
-    mtime: Option<p::Timespec>,
+    mtime: Option<Timespec>,
 }
 
 /// Splits data into chunks and hashes each (small chunks stay inline).
-pub fn hash_chunks(data: &[u8], first_index: u64) -> Vec<(p::Chunk, Option<Bytes>)> {
-    data.chunks(p::CHUNK_SIZE as usize)
+pub fn hash_chunks(data: &[u8], first_index: u64) -> Vec<(Chunk, Option<Bytes>)> {
+    data.chunks(CHUNK_SIZE as usize)
         .enumerate()
         .map(|(i, c)| chunk_of(first_index + i as u64, Bytes::copy_from_slice(c)))
         .collect()
 }
 
 /// Describes one chunk; returns the block bytes to upload, if any.
-pub(crate) fn chunk_of(index: u64, data: Bytes) -> (p::Chunk, Option<Bytes>) {
+pub(crate) fn chunk_of(index: u64, data: Bytes) -> (Chunk, Option<Bytes>) {
     let len = data.len() as u32;
-    if data.len() <= p::INLINE_MAX {
+    if data.len() <= INLINE_MAX {
         return (
-            p::Chunk {
+            Chunk {
                 index,
                 len,
                 hash: Bytes::new(),
@@ -51,7 +53,7 @@ pub(crate) fn chunk_of(index: u64, data: Bytes) -> (p::Chunk, Option<Bytes>) {
     }
     let hash = Bytes::copy_from_slice(blake3::hash(&data).as_bytes());
     (
-        p::Chunk {
+        Chunk {
             index,
             len,
             hash,
@@ -121,7 +123,7 @@ impl Volume {
         name: &[u8],
         force: bool,
         progress: &Option<Progress>,
-    ) -> Result<p::Attr> {
+    ) -> Result<Attr> {
         let meta = std::fs::metadata(local)
             .map_err(|e| ClientError::Io(format!("{}: {e}", local.display())))?;
         use std::os::unix::fs::MetadataExt;
@@ -131,7 +133,7 @@ impl Volume {
             uid: meta.uid(),
             gid: meta.gid(),
             len: meta.len(),
-            mtime: Some(p::Timespec {
+            mtime: Some(Timespec {
                 sec: meta.mtime(),
                 nsec: meta.mtime_nsec() as u32,
             }),
@@ -149,7 +151,7 @@ impl Volume {
         parent: u64,
         name: &[u8],
         force: bool,
-    ) -> Result<p::Attr> {
+    ) -> Result<Attr> {
         let src = Source {
             label: String::from_utf8_lossy(name).into_owned(),
             mode: 0o644,
@@ -171,7 +173,7 @@ impl Volume {
         name: &[u8],
         force: bool,
         progress: &Option<Progress>,
-    ) -> Result<p::Attr> {
+    ) -> Result<Attr> {
         if !force && self.lookup(parent, name).await.is_ok() {
             return Err(ClientError::AlreadyExists(format!(
                 "{} already exists (use --force to overwrite)",
@@ -179,10 +181,10 @@ impl Volume {
             )));
         }
         let tmp = tmp_name(name);
-        let create = p::CreateRequest {
+        let create = NewNode {
             parent,
             name: Bytes::from(tmp.clone()),
-            kind: p::FileKind::Regular as i32,
+            kind: FileKind::Regular,
             mode: src.mode,
             uid: src.uid,
             gid: src.gid,
@@ -194,16 +196,13 @@ impl Volume {
         let res = match res {
             Ok(()) => {
                 if let Some(mtime) = src.mtime {
-                    let set = p::SetAttrRequest {
-                        ino: a.ino,
-                        mtime: Some(p::TimeSet {
-                            set: Some(p::time_set::Set::At(mtime)),
-                        }),
+                    let set = SetAttr {
+                        mtime: Some(TimeSet::At(mtime)),
                         ..Default::default()
                     };
-                    self.setattr(set).await?;
+                    self.setattr(a.ino, set).await?;
                 }
-                let flags = if force { 0 } else { p::RENAME_NOREPLACE };
+                let flags = if force { 0 } else { RENAME_NOREPLACE };
                 self.rename(parent, &tmp, parent, name, flags).await
             }
             Err(e) => Err(e),
@@ -227,7 +226,7 @@ impl Volume {
         let mut batch_chunks = Vec::new();
         let mut batch_blocks = Vec::new();
         loop {
-            let mut buf = vec![0u8; p::CHUNK_SIZE as usize];
+            let mut buf = vec![0u8; CHUNK_SIZE as usize];
             let n = read_full(f, &mut buf).map_err(|e| ClientError::Io(format!("{label}: {e}")))?;
             if n == 0 {
                 break;
@@ -259,12 +258,12 @@ impl Volume {
 
     /// The size of file `ino` as of now and its chunks in order, `None`
     /// for a hole: what [`Volume::chunk_bytes`] turns into its contents.
-    pub async fn chunks_of(&self, ino: u64) -> Result<(u64, Vec<Option<p::Chunk>>)> {
+    pub async fn chunks_of(&self, ino: u64) -> Result<(u64, Vec<Option<Chunk>>)> {
         let open = self.open(ino).await?;
-        let size = open.attr.map(|a| a.size).unwrap_or(0);
-        let mut chunks: std::collections::HashMap<u64, p::Chunk> =
+        let size = open.attr.size;
+        let mut chunks: std::collections::HashMap<u64, Chunk> =
             open.chunks.into_iter().map(|c| (c.index, c)).collect();
-        let count = size.div_ceil(p::CHUNK_SIZE);
+        let count = size.div_ceil(CHUNK_SIZE);
         Ok((size, (0..count).map(|i| chunks.remove(&i)).collect()))
     }
 
@@ -285,7 +284,7 @@ impl Volume {
         let mut i = 0u64;
         while let Some(data) = stream.next().await {
             let data = data?;
-            let want = (size - i * p::CHUNK_SIZE).min(p::CHUNK_SIZE) as usize;
+            let want = (size - i * CHUNK_SIZE).min(CHUNK_SIZE) as usize;
             let have = data.len().min(want);
             out.write_all(&data[..have])?;
             if have < want {
@@ -301,7 +300,7 @@ impl Volume {
     }
 
     /// The bytes a chunk holds (up to its `len`).
-    pub async fn chunk_bytes(&self, c: Option<p::Chunk>) -> Result<Bytes> {
+    pub async fn chunk_bytes(&self, c: Option<Chunk>) -> Result<Bytes> {
         let Some(c) = c else { return Ok(Bytes::new()) };
         let data = if c.hash.is_empty() {
             c.inline_data

@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use svol_proto as p;
 
+use crate::node::{self, Attr, Chunk, DirEntry, DirPage, EntryReply, Opened, Timespec};
+use crate::ops::{Held, LockReply, LockRequest, NewNode, QueuedOp, SetAttr, StatFs};
 use crate::{Client, ClientError, Result};
 
 /// A volume, or a snapshot of one: `NAME` or `NAME@SNAPSHOT`.
@@ -84,64 +86,63 @@ impl Volume {
         self.info.id.clone()
     }
 
-    pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<p::Attr> {
+    pub async fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         let r = p::LookupRequest {
             volume: self.id(),
             parent,
             name: Bytes::copy_from_slice(name),
         };
-        call!(self.client, Idempotent, lookup, r)
+        Ok(call!(self.client, Idempotent, lookup, r)?.into())
     }
 
-    pub async fn getattr(&self, ino: u64) -> Result<p::Attr> {
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
         let r = p::InodeRequest {
             volume: self.id(),
             ino,
         };
-        call!(self.client, Idempotent, get_attr, r)
+        Ok(call!(self.client, Idempotent, get_attr, r)?.into())
     }
 
-    pub async fn setattr(&self, mut r: p::SetAttrRequest) -> Result<p::Attr> {
-        r.volume = self.id();
-        call!(self.client, Idempotent, set_attr, r)
+    pub async fn setattr(&self, ino: u64, s: SetAttr) -> Result<Attr> {
+        let r = s.wire(self.id(), ino);
+        Ok(call!(self.client, Idempotent, set_attr, r)?.into())
     }
 
-    /// `r.volume` is filled in.
-    pub async fn create(&self, r: p::CreateRequest) -> Result<p::Attr> {
-        Ok(self.create_entry(r).await?.attr.unwrap_or_default())
+    pub async fn create(&self, n: NewNode) -> Result<Attr> {
+        Ok(self.create_entry(n).await?.attr)
     }
 
     /// Like `create`, with the attributes of the directory it changed.
-    pub async fn create_entry(&self, mut r: p::CreateRequest) -> Result<p::EntryReply> {
-        r.volume = self.id();
-        call!(self.client, Unsent, create, r)
+    pub async fn create_entry(&self, n: NewNode) -> Result<EntryReply> {
+        let r = n.wire(self.id());
+        Ok(call!(self.client, Unsent, create, r)?.into())
     }
 
     /// Creates (or finds, if not exclusive) a regular file and opens it.
-    pub async fn create_open(&self, mut r: p::CreateRequest) -> Result<p::OpenResponse> {
-        r.volume = self.id();
-        call!(self.client, Unsent, create_open, r)
+    pub async fn create_open(&self, n: NewNode) -> Result<Opened> {
+        let r = n.wire(self.id());
+        Ok(call!(self.client, Unsent, create_open, r)?.into())
     }
 
-    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<p::EntryReply> {
+    pub async fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<EntryReply> {
         let r = p::LinkRequest {
             volume: self.id(),
             ino,
             new_parent,
             new_name: Bytes::copy_from_slice(new_name),
         };
-        call!(self.client, Unsent, link, r)
+        Ok(call!(self.client, Unsent, link, r)?.into())
     }
 
     /// Returns the attributes of the inodes the removal changed.
-    pub async fn unlink(&self, parent: u64, name: &[u8], directory: bool) -> Result<Vec<p::Attr>> {
+    pub async fn unlink(&self, parent: u64, name: &[u8], directory: bool) -> Result<Vec<Attr>> {
         let r = p::UnlinkRequest {
             volume: self.id(),
             parent,
             name: Bytes::copy_from_slice(name),
             directory,
         };
-        Ok(call!(self.client, Unsent, unlink, r)?.touched)
+        Ok(node::attrs(call!(self.client, Unsent, unlink, r)?.touched))
     }
 
     pub async fn rename(
@@ -151,7 +152,7 @@ impl Volume {
         new_parent: u64,
         new_name: &[u8],
         flags: u32,
-    ) -> Result<Vec<p::Attr>> {
+    ) -> Result<Vec<Attr>> {
         let r = p::RenameRequest {
             volume: self.id(),
             parent,
@@ -160,10 +161,10 @@ impl Volume {
             new_name: Bytes::copy_from_slice(new_name),
             flags,
         };
-        Ok(call!(self.client, Unsent, rename, r)?.touched)
+        Ok(node::attrs(call!(self.client, Unsent, rename, r)?.touched))
     }
 
-    pub async fn readdir(&self, ino: u64, after: u64, limit: u32) -> Result<p::ReadDirResponse> {
+    pub async fn readdir(&self, ino: u64, after: u64, limit: u32) -> Result<DirPage> {
         let r = p::ReadDirRequest {
             volume: self.id(),
             ino,
@@ -171,18 +172,13 @@ impl Volume {
             limit,
             watch: false,
         };
-        call!(self.client, Idempotent, read_dir, r)
+        Ok(call!(self.client, Idempotent, read_dir, r)?.into())
     }
 
     /// A page of a directory, watched for this session: the listing is
     /// recalled before another client's change to it returns (see
     /// `ReadDirRequest.watch`).
-    pub async fn readdir_watched(
-        &self,
-        ino: u64,
-        after: u64,
-        limit: u32,
-    ) -> Result<p::ReadDirResponse> {
+    pub async fn readdir_watched(&self, ino: u64, after: u64, limit: u32) -> Result<DirPage> {
         let r = p::ReadDirRequest {
             volume: self.id(),
             ino,
@@ -190,11 +186,11 @@ impl Volume {
             limit,
             watch: true,
         };
-        call!(self.client, Idempotent, read_dir, r)
+        Ok(call!(self.client, Idempotent, read_dir, r)?.into())
     }
 
     /// Every entry of a directory.
-    pub async fn readdir_all(&self, ino: u64) -> Result<Vec<p::DirEntry>> {
+    pub async fn readdir_all(&self, ino: u64) -> Result<Vec<DirEntry>> {
         let mut out = Vec::new();
         let mut after = 0;
         loop {
@@ -218,52 +214,53 @@ impl Volume {
         Ok(call!(self.client, Idempotent, read_link, r)?.target)
     }
 
-    pub async fn open(&self, ino: u64) -> Result<p::OpenResponse> {
+    pub async fn open(&self, ino: u64) -> Result<Opened> {
         self.open_peeking(ino, Vec::new()).await
     }
 
     /// Opens `ino` and peeks at the small files among `peek` (at most
     /// [`p::MAX_PEEK`]): their whole contents come back in `peeked`,
     /// without opening them.
-    pub async fn open_peeking(&self, ino: u64, peek: Vec<u64>) -> Result<p::OpenResponse> {
+    pub async fn open_peeking(&self, ino: u64, peek: Vec<u64>) -> Result<Opened> {
         let r = p::OpenRequest {
             volume: self.id(),
             ino,
             peek,
         };
-        call!(self.client, Unsent, open, r)
+        Ok(call!(self.client, Unsent, open, r)?.into())
     }
 
     /// Releases several opens (an inode once per open) in one call.
     /// Asks to hold directory `dir` (0: none, numbers only) and for `inos`
     /// inode numbers to create with ahead of the server; see the `Hold`
     /// call in svol.proto.
-    pub async fn hold(&self, dir: u64, inos: u32) -> Result<p::HoldReply> {
+    pub async fn hold(&self, dir: u64, inos: u32) -> Result<Held> {
         let r = p::HoldRequest {
             volume: self.id(),
             dir,
             inos,
         };
-        call!(self.client, Unsent, hold, r)
+        let h = call!(self.client, Unsent, hold, r)?;
+        Ok(Held {
+            held: h.held,
+            inos: h.inos,
+        })
     }
 
     /// Lands what was done ahead; one result per operation, in order, and
     /// the attributes of every inode the batch changed, as it left them.
-    pub async fn apply(
-        &self,
-        ops: Vec<p::QueuedOp>,
-    ) -> Result<(Vec<Result<p::Attr>>, Vec<p::Attr>)> {
+    pub async fn apply(&self, ops: Vec<QueuedOp>) -> Result<(Vec<Result<Attr>>, Vec<Attr>)> {
         let r = p::ApplyRequest {
             volume: self.id(),
-            ops,
+            ops: ops.into_iter().map(p::QueuedOp::from).collect(),
         };
         let reply: p::ApplyReply = call!(self.client, Unsent, apply, r)?;
-        let touched = reply.touched;
+        let touched = node::attrs(reply.touched);
         let results = reply
             .results
             .into_iter()
             .map(|res| match res.attr {
-                Some(a) if res.errno.is_empty() => Ok(a),
+                Some(a) if res.errno.is_empty() => Ok(a.into()),
                 _ => Err(crate::error::from_errno(&res.errno, res.message)),
             })
             .collect();
@@ -291,18 +288,18 @@ impl Volume {
     /// Commits a file's writes (see [`Commit`]). The server refuses it if
     /// `fence` names a write lock that is gone; `kill_suidgid` clears the
     /// file's set-ID bits.
-    pub async fn commit(&self, ino: u64, c: Commit) -> Result<p::Attr> {
+    pub async fn commit(&self, ino: u64, c: Commit) -> Result<Attr> {
         let r = p::CommitRequest {
             volume: self.id(),
             ino,
-            chunks: c.chunks,
+            chunks: node::wire_chunks(c.chunks),
             write_end: c.write_end,
             durable: c.durable,
             fence: c.fence,
             kill_suidgid: c.kill_suidgid,
-            time: c.time,
+            time: c.time.map(Into::into),
         };
-        call!(self.client, Idempotent, commit, r)
+        Ok(call!(self.client, Idempotent, commit, r)?.into())
     }
 
     /// Makes `ino`'s data and all committed metadata durable (fsync with
@@ -357,37 +354,45 @@ impl Volume {
         Ok(())
     }
 
-    pub async fn statfs(&self) -> Result<p::StatFsResponse> {
+    pub async fn statfs(&self) -> Result<StatFs> {
         let r = p::VolumeRef { volume: self.id() };
-        call!(self.client, Idempotent, stat_fs, r)
+        let s = call!(self.client, Idempotent, stat_fs, r)?;
+        Ok(StatFs {
+            total_bytes: s.total_bytes,
+            free_bytes: s.free_bytes,
+            used_bytes: s.used_bytes,
+            files: s.files,
+            free_files: s.free_files,
+        })
     }
 
     /// The inode at a `/`-separated path inside the volume.
-    pub async fn resolve(&self, path: &str) -> Result<p::Attr> {
+    pub async fn resolve(&self, path: &str) -> Result<Attr> {
         check_remote_path(path)?;
         let r = p::ResolveRequest {
             volume: self.id(),
             path: path.into(),
         };
         call!(self.client, Idempotent, resolve, r)
+            .map(Attr::from)
             .map_err(|e| e.context(&format!("{}:{path}", self.info.name)))
     }
 
     /// Takes, tests or releases a byte-range lock (the session header names
     /// the holder). With `wait` it returns once granted.
-    pub async fn lock(&self, mut r: p::LockRequest) -> Result<p::LockReply> {
-        r.volume = self.id();
-        call!(self.client, Idempotent, lock, r)
+    pub async fn lock(&self, l: LockRequest) -> Result<LockReply> {
+        let r = l.wire(self.id());
+        Ok(call!(self.client, Idempotent, lock, r)?.into())
     }
 
-    pub async fn copy(&self, src: u64, dst_parent: u64, dst_name: &[u8]) -> Result<p::Attr> {
+    pub async fn copy(&self, src: u64, dst_parent: u64, dst_name: &[u8]) -> Result<Attr> {
         let r = p::CopyRequest {
             volume: self.id(),
             src,
             dst_parent,
             dst_name: Bytes::copy_from_slice(dst_name),
         };
-        call!(self.client, Unsent, copy, r)
+        Ok(call!(self.client, Unsent, copy, r)?.into())
     }
 
     pub async fn missing_blocks(&self, hashes: Vec<Bytes>) -> Result<Vec<Bytes>> {
@@ -432,7 +437,7 @@ impl Volume {
 #[derive(Clone, Debug, Default)]
 pub struct Commit {
     /// The chunks written, each stored or inline.
-    pub chunks: Vec<p::Chunk>,
+    pub chunks: Vec<Chunk>,
     /// The file is at least this long afterwards.
     pub write_end: u64,
     /// fsync: return only once on stable storage.
@@ -443,5 +448,5 @@ pub struct Commit {
     pub kill_suidgid: bool,
     /// When the last write was made, as the writer's stat showed it (the
     /// file's new mtime; None: the server's time).
-    pub time: Option<p::Timespec>,
+    pub time: Option<Timespec>,
 }

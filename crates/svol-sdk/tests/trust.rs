@@ -47,10 +47,10 @@ async fn a_workspace_cannot_use_or_probe_another_workspaces_blocks() {
     // W1 (workspace main) tries to graft W2's chunks into its own file.
     admin.create_volume("mine").await.unwrap();
     let mine = admin.volume("mine").await.unwrap();
-    let mut req = p::CreateRequest {
+    let mut req = svol_sdk::NewNode {
         parent: mine.root(),
         name: Bytes::from_static(b"loot"),
-        kind: p::FileKind::Regular as i32,
+        kind: svol_sdk::FileKind::Regular,
         mode: 0o644,
         exclusive: true,
         ..Default::default()
@@ -176,7 +176,7 @@ async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
     let res = vol.copy(top.ino, vol.root(), b"copy").await;
     // Either outcome is clean; this store copies up to 250,000 entries.
     let copied = res.expect("a 100,001-entry copy is within the limit");
-    assert_eq!(copied.kind, p::FileKind::Directory as i32);
+    assert_eq!(copied.kind, svol_sdk::FileKind::Directory);
     let info = c.volume_info("deep").await.unwrap();
     assert_eq!(info.files, 2, "the leaf file was copied");
     // Walk the copy down to its leaf (in-process: 100,000 RPCs take long).
@@ -200,22 +200,18 @@ async fn copying_a_100000_deep_chain_does_not_crash_the_server() {
 async fn open_session(
     vol: &svol_sdk::Volume,
     resume: &str,
-) -> Result<(String, tonic::Streaming<p::SessionDown>), ClientError> {
-    let hello = p::SessionUp {
-        msg: Some(p::session_up::Msg::Hello(p::Hello {
-            volume: vol.info().id.clone(),
-            resume_session: resume.to_string(),
-            app: String::new(),
-            host: "trust-test".into(),
-            purpose: "raw session".into(),
-        })),
+) -> Result<(String, svol_sdk::SessionStream), ClientError> {
+    let hello = svol_sdk::SessionUp::Hello {
+        volume: vol.info().id.clone(),
+        resume_session: resume.to_string(),
+        app: String::new(),
+        host: "trust-test".into(),
+        purpose: "raw session".into(),
     };
     let up = futures::stream::iter(vec![hello]).chain(futures::stream::pending());
     let mut down = vol.client().session(up).await?;
     match down.message().await? {
-        Some(p::SessionDown {
-            msg: Some(p::session_down::Msg::Welcome(w)),
-        }) => Ok((w.session, down)),
+        Some(svol_sdk::SessionDown::Welcome(w)) => Ok((w.session, down)),
         other => panic!("no welcome: {other:?}"),
     }
 }
@@ -278,11 +274,13 @@ async fn sessions_belong_to_the_token_that_opened_them() {
     );
     refused(
         "setattr",
-        v1.setattr(p::SetAttrRequest {
-            ino: mine.ino,
-            size: Some(0),
-            ..Default::default()
-        })
+        v1.setattr(
+            mine.ino,
+            svol_sdk::SetAttr {
+                size: Some(0),
+                ..Default::default()
+            },
+        )
         .await
         .map(|_| ()),
     );
@@ -299,11 +297,15 @@ async fn sessions_belong_to_the_token_that_opened_them() {
     );
     refused(
         "lock",
-        v1.lock(p::LockRequest {
+        v1.lock(svol_sdk::LockRequest {
             ino: mine.ino,
-            kind: p::LockKind::Write as i32,
+            owner: 0,
+            kind: svol_sdk::LockKind::Write,
+            start: 0,
             end: u64::MAX,
-            ..Default::default()
+            pid: 0,
+            wait: false,
+            test: false,
         })
         .await
         .map(|_| ()),
@@ -396,11 +398,7 @@ async fn peeks_reach_only_small_files_of_the_opened_volume() {
         .await
         .unwrap();
     mine.release(opened.ino).await.unwrap();
-    let got: Vec<u64> = resp
-        .peeked
-        .iter()
-        .filter_map(|p| p.attr.map(|a| a.ino))
-        .collect();
+    let got: Vec<u64> = resp.peeked.iter().map(|p| p.attr.ino).collect();
     assert_eq!(got, vec![small.ino], "only the opened volume's small file");
     let inline: Vec<u8> = resp.peeked[0]
         .chunks
@@ -410,7 +408,7 @@ async fn peeks_reach_only_small_files_of_the_opened_volume() {
     assert_eq!(inline, b"bee");
 
     let too_many = mine
-        .open_peeking(opened.ino, (1..=p::MAX_PEEK as u64 + 1).collect())
+        .open_peeking(opened.ino, (1..=svol_sdk::MAX_PEEK as u64 + 1).collect())
         .await
         .unwrap_err();
     assert!(
@@ -470,18 +468,17 @@ async fn live_clients_are_listed_only_to_their_workspace() {
 
     // A description with control characters, or too long, is refused.
     for (host, purpose) in [("a\nb", ""), ("", &*"x".repeat(257))] {
-        let hello = p::SessionUp {
-            msg: Some(p::session_up::Msg::Hello(p::Hello {
-                volume: v2.info().id.clone(),
-                host: host.into(),
-                purpose: purpose.into(),
-                ..Default::default()
-            })),
+        let hello = svol_sdk::SessionUp::Hello {
+            volume: v2.info().id.clone(),
+            resume_session: String::new(),
+            app: String::new(),
+            host: host.into(),
+            purpose: purpose.into(),
         };
         let up = futures::stream::iter(vec![hello]).chain(futures::stream::pending());
         let err = match v2.client().session(up).await {
             Err(e) => e,
-            Ok(mut down) => down.message().await.unwrap_err().into(),
+            Ok(mut down) => down.message().await.unwrap_err(),
         };
         assert!(
             matches!(err, ClientError::InvalidArgument(ref m) if m.contains("256 bytes")),
@@ -704,7 +701,7 @@ fn channel_counter(addr: &str, name: &str) -> u64 {
 }
 
 /// A plain commit of `chunks` (no fsync, lock or time).
-fn commit(chunks: Vec<p::Chunk>, write_end: u64) -> svol_sdk::Commit {
+fn commit(chunks: Vec<svol_sdk::Chunk>, write_end: u64) -> svol_sdk::Commit {
     svol_sdk::Commit {
         chunks,
         write_end,

@@ -25,7 +25,7 @@ pub(crate) async fn du(vol: &Volume, path: &str, json: bool) -> Result<i32> {
     let top = vol.stat(path).await?;
     let base = path.trim_end_matches('/');
     let mut rows: Vec<(String, u64, u64)> = Vec::new();
-    if top.kind == svol_proto::FileKind::Directory as i32 {
+    if top.is_dir() {
         for e in vol.listdir(path).await? {
             let p = format!("{base}/{}", e.name);
             let (b, f) = if e.is_dir() {

@@ -278,10 +278,6 @@ fn dashboard_url(server: &str, id: &str) -> String {
     format!("{base}/volumes/{id}/files")
 }
 
-fn is_dir(a: &p::Attr) -> bool {
-    a.kind == p::FileKind::Directory as i32
-}
-
 pub(crate) async fn run(
     cmd: VolumeCmd,
     server: &Option<String>,
@@ -401,7 +397,7 @@ pub(crate) async fn run(
             if json {
                 let v: Vec<_> = entries
                     .iter()
-                    .map(|e| serde_json::json!({"name": e.name, "kind": e.kind(), "size": e.attr.size, "mtime": e.attr.mtime.map(|t| t.sec).unwrap_or(0)}))
+                    .map(|e| serde_json::json!({"name": e.name, "kind": e.kind(), "size": e.attr.size, "mtime": e.attr.mtime.sec}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if long {
@@ -415,7 +411,7 @@ pub(crate) async fn run(
                             } else {
                                 size(e.attr.size)
                             },
-                            ago(e.attr.mtime.map(|t| t.sec).unwrap_or(0)),
+                            ago(e.attr.mtime.sec),
                             format!("{}{}", e.name, if e.is_dir() { "/" } else { "" }),
                         ]
                     })
@@ -478,7 +474,7 @@ pub(crate) async fn run(
             let vol = c.volume(&name).await?;
             if dry_run {
                 let a = vol.stat(&path).await?;
-                if is_dir(&a) && !recursive {
+                if a.is_dir() && !recursive {
                     bail!("{name}:{path} is a directory; rm -r removes it with what it holds");
                 }
                 let (bytes, files) = crate::du_cmd::total(&vol, &path).await?;
@@ -739,7 +735,7 @@ async fn put_targets(
         || vol
             .resolve(remote)
             .await
-            .map(|a| is_dir(&a))
+            .map(|a| a.is_dir())
             .unwrap_or(false);
     let mut out = Vec::new();
     for l in locals {
@@ -810,7 +806,7 @@ async fn get(
 ) -> Result<()> {
     let a = vol.resolve(remote).await?;
     if local == "-" {
-        if is_dir(&a) {
+        if a.is_dir() {
             bail!(
                 "{}:{remote} is a directory; give a local directory instead of -",
                 vol.info().name

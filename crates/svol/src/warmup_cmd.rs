@@ -13,7 +13,7 @@ use svol_sdk::Volume;
 /// Regular files at `path` and below it: (path, inode).
 async fn files(vol: &Volume, path: &str) -> Result<Vec<(String, u64)>> {
     let top = vol.stat(path).await?;
-    if top.kind != svol_proto::FileKind::Directory as i32 {
+    if !top.is_dir() {
         return Ok(vec![(path.to_string(), top.ino)]);
     }
     let mut out = Vec::new();

@@ -30,12 +30,10 @@ impl<T: AsRef<[u8]>> Answer<T> for ReplyData {
     }
 }
 
-fn time_set(t: Option<TimeOrNow>) -> Option<p::TimeSet> {
-    t.map(|t| p::TimeSet {
-        set: Some(match t {
-            TimeOrNow::Now => p::time_set::Set::Now(true),
-            TimeOrNow::SpecificTime(st) => p::time_set::Set::At(to_ts(st)),
-        }),
+fn time_set(t: Option<TimeOrNow>) -> Option<TimeSet> {
+    t.map(|t| match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(st) => TimeSet::At(to_ts(st)),
     })
 }
 
@@ -119,7 +117,7 @@ impl Filesystem for SvolFs {
         reply: ReplyAttr,
     ) {
         let _op = crate::metrics::enter("setattr");
-        let r = p::SetAttrRequest {
+        let r = SetAttr {
             mode: mode.map(|m| m & 0o7777),
             uid,
             gid,
@@ -162,7 +160,7 @@ impl Filesystem for SvolFs {
         reply: ReplyEntry,
     ) {
         let _op = crate::metrics::enter("mknod");
-        let kind = kind_of_mode(mode);
+        let kind = FileKind::from_mode(mode);
         self.make_node(
             req,
             parent,
@@ -185,7 +183,7 @@ impl Filesystem for SvolFs {
         reply: ReplyEntry,
     ) {
         let _op = crate::metrics::enter("mkdir");
-        let kind = p::FileKind::Directory;
+        let kind = FileKind::Directory;
         self.make_node(
             req,
             parent,
@@ -224,7 +222,7 @@ impl Filesystem for SvolFs {
             req,
             parent,
             link_name,
-            p::FileKind::Symlink,
+            FileKind::Symlink,
             0o777,
             0,
             target,
@@ -246,10 +244,10 @@ impl Filesystem for SvolFs {
         let (name, newname) = (name_bytes(name), name_bytes(newname));
         let mut f = 0;
         if flags.contains(RenameFlags::RENAME_NOREPLACE) {
-            f |= p::RENAME_NOREPLACE;
+            f |= RENAME_NOREPLACE;
         }
         if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-            f |= p::RENAME_EXCHANGE;
+            f |= RENAME_EXCHANGE;
         }
         let unsupported = flags.contains(RenameFlags::RENAME_WHITEOUT);
         self.spawn(|i| async move {
@@ -784,11 +782,9 @@ impl Filesystem for SvolFs {
             };
             // Like local file systems, a successful allocation touches mtime and ctime.
             let end = offset.saturating_add(length);
-            let r = p::SetAttrRequest {
+            let r = SetAttr {
                 size: (end > size.max(local)).then_some(end),
-                mtime: Some(p::TimeSet {
-                    set: Some(p::time_set::Set::Now(true)),
-                }),
+                mtime: Some(TimeSet::Now),
                 ..Default::default()
             };
             match i.setattr(ino, r).await {
@@ -813,16 +809,16 @@ impl Filesystem for SvolFs {
         let access = Access::from_flags(flags);
         if let Some(a) = self
             .inner
-            .make_ahead(req, parent, name, p::FileKind::Regular, mode)
+            .make_ahead(req, parent, name, FileKind::Regular, mode)
         {
             let (fh, fl) = self.inner.opened_ahead(&a, access);
             let fa = file_attr(&a, self.inner.k(a.ino), 0);
             return reply.created(&TTL, &fa, Generation(0), FileHandle(fh), fl);
         }
-        let r = p::CreateRequest {
+        let r = NewNode {
             parent: 0,
             name: name_bytes(name),
-            kind: p::FileKind::Regular as i32,
+            kind: FileKind::Regular,
             mode,
             uid: req.uid(),
             gid: req.gid(),
@@ -833,7 +829,7 @@ impl Filesystem for SvolFs {
             if let Err(e) = i.writable().await {
                 return reply.error(errno(&e));
             }
-            let r = p::CreateRequest {
+            let r = NewNode {
                 parent: i.s(parent),
                 ..r
             };
@@ -845,7 +841,7 @@ impl Filesystem for SvolFs {
                 Ok(o) => o,
                 Err(e) => return reply.error(errno(&e)),
             };
-            let a = resp.attr.unwrap_or_default();
+            let a = resp.attr;
             i.learned(e, &resp.touched);
             if i.listings.is_listed(dir) {
                 i.ahead.want(dir);

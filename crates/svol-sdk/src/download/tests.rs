@@ -8,7 +8,7 @@ use super::*;
 
 /// A node: its attributes, a directory's children (name, ino), a file's
 /// bytes or a symlink's target.
-type Node = (p::Attr, Vec<(Vec<u8>, u64)>, Vec<u8>);
+type Node = (Attr, Vec<(Vec<u8>, u64)>, Vec<u8>);
 
 /// A tree served from memory.
 #[derive(Default)]
@@ -16,10 +16,10 @@ struct Fake {
     nodes: HashMap<u64, Node>,
 }
 
-fn attr(ino: u64, kind: p::FileKind, mode: u32, size: u64) -> p::Attr {
-    p::Attr {
+fn attr(ino: u64, kind: FileKind, mode: u32, size: u64) -> Attr {
+    Attr {
         ino,
-        kind: kind as i32,
+        kind,
         mode,
         size,
         ..Default::default()
@@ -31,34 +31,34 @@ impl Fake {
         let kids = children.iter().map(|(n, i)| (n.to_vec(), *i)).collect();
         self.nodes.insert(
             ino,
-            (attr(ino, p::FileKind::Directory, 0o755, 0), kids, vec![]),
+            (attr(ino, FileKind::Directory, 0o755, 0), kids, vec![]),
         );
         self
     }
     fn file(&mut self, ino: u64, mode: u32, data: &[u8]) -> &mut Self {
-        let a = attr(ino, p::FileKind::Regular, mode, data.len() as u64);
+        let a = attr(ino, FileKind::Regular, mode, data.len() as u64);
         self.nodes.insert(ino, (a, vec![], data.to_vec()));
         self
     }
     fn link(&mut self, ino: u64, target: &[u8]) -> &mut Self {
-        let a = attr(ino, p::FileKind::Symlink, 0o777, target.len() as u64);
+        let a = attr(ino, FileKind::Symlink, 0o777, target.len() as u64);
         self.nodes.insert(ino, (a, vec![], target.to_vec()));
         self
     }
-    fn attr(&self, ino: u64) -> p::Attr {
+    fn attr(&self, ino: u64) -> Attr {
         self.nodes[&ino].0
     }
 }
 
 impl Source for Fake {
-    fn list<'a>(&'a self, dir: u64) -> Fut<'a, Vec<p::DirEntry>> {
+    fn list<'a>(&'a self, dir: u64) -> Fut<'a, Vec<DirEntry>> {
         let v = self.nodes[&dir]
             .1
             .iter()
-            .map(|(name, ino)| p::DirEntry {
+            .map(|(name, ino)| DirEntry {
                 name: name.clone().into(),
                 cookie: *ino,
-                attr: Some(self.attr(*ino)),
+                attr: self.attr(*ino),
             })
             .collect();
         Box::pin(async move { Ok(v) })
