@@ -7,7 +7,6 @@ use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Serialize;
-use svol_proto as p;
 
 use crate::render::{page, PageError};
 use crate::session::{CsrfForm, Signed};
@@ -31,8 +30,8 @@ struct VolumeRow {
     app: String,
 }
 
-impl From<&p::VolumeInfo> for VolumeRow {
-    fn from(v: &p::VolumeInfo) -> Self {
+impl From<&svol_sdk::VolumeInfo> for VolumeRow {
+    fn from(v: &svol_sdk::VolumeInfo) -> Self {
         VolumeRow {
             id: v.id.clone(),
             name: v.name.clone(),
@@ -70,8 +69,8 @@ struct ClientRow {
     since: i64,
 }
 
-impl From<&p::ClientInfo> for ClientRow {
-    fn from(c: &p::ClientInfo) -> Self {
+impl From<&svol_sdk::ClientInfo> for ClientRow {
+    fn from(c: &svol_sdk::ClientInfo) -> Self {
         ClientRow {
             session: c.session.clone(),
             workspace: c.workspace.clone(),
@@ -91,7 +90,8 @@ async fn app_rows(s: &Signed) -> Result<Vec<AppRow>, PageError> {
         s.client.list_volumes(),
         s.client.list_sessions(false)
     )?;
-    let by_id: HashMap<&str, &p::VolumeInfo> = vols.iter().map(|v| (v.id.as_str(), v)).collect();
+    let by_id: HashMap<&str, &svol_sdk::VolumeInfo> =
+        vols.iter().map(|v| (v.id.as_str(), v)).collect();
     let mut by_app: HashMap<&str, Vec<ClientRow>> = HashMap::new();
     for c in &clients {
         by_app.entry(c.app.as_str()).or_default().push(c.into());

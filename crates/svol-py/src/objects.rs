@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use svol_proto as p;
 use svol_sdk::{ClientConfig, ClientError};
 
 use crate::errors::to_py;
@@ -240,7 +239,7 @@ fn deleted_pick(
     Ok(svol_sdk::DeletedPick { path, since, id })
 }
 
-fn volume_dict<'py>(py: Python<'py>, v: &p::VolumeInfo) -> PyResult<Bound<'py, PyDict>> {
+fn volume_dict<'py>(py: Python<'py>, v: &svol_sdk::VolumeInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", &v.id)?;
     d.set_item("name", &v.name)?;

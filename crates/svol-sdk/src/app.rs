@@ -5,13 +5,13 @@
 use svol_proto as p;
 
 use crate::control::check_app_id;
-use crate::{Client, ClientError, Result, Volume};
+use crate::{AppInfo, Client, ClientError, Result, Volume};
 
 /// A running app of the caller's workspace. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
     client: Client,
-    info: p::AppInfo,
+    info: AppInfo,
 }
 
 impl App {
@@ -24,7 +24,8 @@ impl App {
             .create_app(client.req(req))
             .await
             .map_err(|e| ClientError::from(e).context(&format!("app {name}")))?
-            .into_inner();
+            .into_inner()
+            .into();
         Ok(App {
             client: client.clone(),
             info,
@@ -50,7 +51,7 @@ impl App {
         &self.info.id
     }
 
-    pub fn info(&self) -> &p::AppInfo {
+    pub fn info(&self) -> &AppInfo {
         &self.info
     }
 
@@ -59,7 +60,7 @@ impl App {
     }
 
     /// Stops the app; its ephemeral volumes are deleted, data and all.
-    pub async fn stop(&self) -> Result<p::AppInfo> {
+    pub async fn stop(&self) -> Result<AppInfo> {
         self.client.stop_app(&self.info.id).await
     }
 }

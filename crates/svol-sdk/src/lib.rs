@@ -53,6 +53,7 @@ mod error;
 mod node;
 mod ops;
 mod paths;
+mod records;
 mod servers;
 mod session;
 mod transfer;
@@ -68,7 +69,7 @@ pub(crate) use servers::Retry;
 
 pub use app::App;
 pub use config::{default_data_dir, ClientConfig, TlsConfig};
-pub use control::DeletedPick;
+pub use control::{DeletedFile, DeletedPick};
 pub use download::DownloadOptions;
 pub use error::{ClientError, FsErrno, Result};
 pub use node::{
@@ -79,6 +80,10 @@ pub use ops::{
     QueuedRename, QueuedSetAttr, QueuedUnlink, SetAttr, StatFs,
 };
 pub use paths::{BatchUpload, Entry};
+pub use records::{
+    AppInfo, ClientInfo, Identity, NewToken, TokenInfo, Trash, TrashedVolume, VolumeInfo,
+    WorkspaceInfo,
+};
 pub use session::{Invalidation, SessionDown, SessionStream, SessionUp, Welcome};
 /// Constants of the protocol a caller's data must fit: the chunk a file is
 /// cut into, the largest chunk kept inline, how many files an open may

@@ -5,7 +5,7 @@ use svol_proto as p;
 
 use crate::node::{self, Attr, Chunk, DirEntry, DirPage, EntryReply, Opened, Timespec};
 use crate::ops::{Held, LockReply, LockRequest, NewNode, QueuedOp, SetAttr, StatFs};
-use crate::{Client, ClientError, Result};
+use crate::{Client, ClientError, Result, VolumeInfo};
 
 /// A volume, or a snapshot of one: `NAME` or `NAME@SNAPSHOT`.
 pub fn check_volume_ref(name: &str) -> Result<()> {
@@ -56,15 +56,15 @@ pub fn check_remote_path(path: &str) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Volume {
     pub(crate) client: Client,
-    pub(crate) info: p::VolumeInfo,
+    pub(crate) info: VolumeInfo,
 }
 
 impl Volume {
-    pub(crate) fn new(client: Client, info: p::VolumeInfo) -> Self {
+    pub(crate) fn new(client: Client, info: VolumeInfo) -> Self {
         Self { client, info }
     }
 
-    pub fn info(&self) -> &p::VolumeInfo {
+    pub fn info(&self) -> &VolumeInfo {
         &self.info
     }
 

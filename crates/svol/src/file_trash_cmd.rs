@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use svol_proto as p;
 use svol_sdk::{Client, DeletedPick};
 
 use crate::table::{relative_ms, size};
@@ -18,14 +17,6 @@ pub(crate) struct TrashArgs {
     pub purge: bool,
     pub yes: bool,
     pub json: bool,
-}
-
-fn kind(k: i32) -> &'static str {
-    match p::FileKind::try_from(k) {
-        Ok(p::FileKind::Symlink) => "symlink",
-        Ok(p::FileKind::Regular) => "file",
-        _ => "other",
-    }
 }
 
 pub(crate) async fn trash(c: &Client, a: TrashArgs) -> Result<i32> {
@@ -55,7 +46,7 @@ pub(crate) async fn trash(c: &Client, a: TrashArgs) -> Result<i32> {
                 serde_json::json!({
                     "id": f.id,
                     "path": String::from_utf8_lossy(&f.path),
-                    "kind": kind(f.kind),
+                    "kind": f.kind.name(),
                     "size": f.size,
                     "deleted_ms": f.deleted_unix_ms,
                     "purge_ms": f.purge_unix_ms,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use svol_proto as p;
 use svol_sdk::{check_remote_path, Progress, Volume};
 
 use crate::table::{ago, size};
@@ -647,7 +646,7 @@ pub(crate) async fn run(
     Ok(0)
 }
 
-fn info_json(v: &p::VolumeInfo) -> serde_json::Value {
+fn info_json(v: &svol_sdk::VolumeInfo) -> serde_json::Value {
     serde_json::json!({"id": v.id, "name": v.name, "app": v.app, "ephemeral": v.ephemeral, "bytes": v.bytes, "stored_bytes": v.stored_bytes, "files": v.files, "created": v.created_unix, "snapshot_of": v.snapshot_of, "inodes": v.inodes, "max_bytes": v.max_bytes, "max_files": v.max_files, "file_trash_seconds": v.file_trash_seconds, "trash_files": v.trash_files, "trash_bytes": v.trash_bytes})
 }
 
