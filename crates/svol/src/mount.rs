@@ -11,6 +11,10 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use svol_fuse::{Mount, MountOptions};
 
+/// `--memory-cache` when not given: the mount's own default, written as
+/// the help shows it (a test keeps the two equal).
+const MEMORY_CACHE: &str = "128M";
+
 #[derive(clap::Args)]
 pub(crate) struct MountArgs {
     /// The volume (name or id; NAME@SNAPSHOT mounts a snapshot read-only)
@@ -48,7 +52,7 @@ pub(crate) struct MountArgs {
     #[arg(long, default_value = "512M", value_parser = crate::parse_size)]
     max_dirty: u64,
     /// Memory for fetched blocks (e.g. 1G)
-    #[arg(long, default_value = "256M", value_parser = crate::parse_size)]
+    #[arg(long, default_value = MEMORY_CACHE, value_parser = crate::parse_size)]
     memory_cache: u64,
     /// Serve Prometheus metrics of this mount at http://ADDR/metrics
     /// (e.g. 127.0.0.1:9420)
@@ -394,4 +398,15 @@ pub(crate) async fn umount(mp: &Path) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_memory_cache_default_is_the_mounts_own() {
+        assert_eq!(
+            crate::parse_size(super::MEMORY_CACHE),
+            Ok(svol_fuse::DEFAULT_MEMORY_CACHE)
+        );
+    }
 }
