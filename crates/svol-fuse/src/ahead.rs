@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use svol_sdk::{
@@ -33,7 +33,6 @@ use svol_sdk::{
 };
 use tokio::sync::Notify;
 
-use crate::attr::to_ts;
 use crate::lease::LeaseState;
 use crate::listings::{Known, Listings};
 
@@ -387,7 +386,7 @@ impl Ahead {
             // The sender tops the stock up (this is the FUSE thread).
             self.queued.notify_one();
         }
-        let now = to_ts(SystemTime::now());
+        let now = Timespec::now();
         let a = q.make(n, &parent_attr, now)?;
         let dir = n.kind == FileKind::Directory;
         if dir {
@@ -475,7 +474,7 @@ impl Ahead {
             Bytes::copy_from_slice(name),
             to.map(|(d, n)| (d, Bytes::copy_from_slice(n))),
         );
-        let now = to_ts(SystemTime::now());
+        let now = Timespec::now();
         let after = q.move_name(
             parent,
             &name,
@@ -614,7 +613,7 @@ impl Ahead {
             return None;
         }
         // The time of the last write, as `stat` showed it before the close.
-        let now = written_at.unwrap_or_else(|| to_ts(SystemTime::now()));
+        let now = written_at.unwrap_or_else(Timespec::now);
         let end = chunks
             .iter()
             .map(|c| c.index * CHUNK_SIZE + c.len as u64)
@@ -656,7 +655,7 @@ impl Ahead {
                 return None;
             }
         }
-        let now = to_ts(SystemTime::now());
+        let now = Timespec::now();
         let time = |t: &Option<TimeSet>| match (*t)? {
             TimeSet::Now => Some(now),
             TimeSet::At(ts) => Some(ts),

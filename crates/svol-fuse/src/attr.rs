@@ -1,9 +1,7 @@
 //! The SDK's attributes as the kernel's.
 
-use std::time::SystemTime;
-
 use fuser::{FileAttr, FileType, INodeNo};
-use svol_sdk::{Attr, FileKind, Timespec};
+use svol_sdk::{Attr, FileKind};
 
 pub(crate) fn kind(k: FileKind) -> FileType {
     match k {
@@ -15,10 +13,6 @@ pub(crate) fn kind(k: FileKind) -> FileType {
         FileKind::CharDevice => FileType::CharDevice,
         FileKind::BlockDevice => FileType::BlockDevice,
     }
-}
-
-pub(crate) fn to_ts(t: SystemTime) -> Timespec {
-    Timespec::from_system(t)
 }
 
 pub(crate) fn file_attr(a: &Attr, ino: INodeNo, size: u64) -> FileAttr {

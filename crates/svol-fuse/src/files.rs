@@ -230,7 +230,7 @@ impl FileState {
     fn wrote_to(&mut self, end: u64) {
         self.size = self.size.max(end);
         self.write_end = self.write_end.max(end);
-        self.written_at = Some(crate::attr::to_ts(std::time::SystemTime::now()));
+        self.written_at = Some(Timespec::now());
     }
 
     /// Makes room in the mount's dirty budget for one more chunk buffer.

@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::ahead::{Ahead, Node, Release};
-use crate::attr::{file_attr, to_ts};
+use crate::attr::file_attr;
 use crate::budget::DirtyBudget;
 use crate::cache::BlockCache;
 use crate::direct::{fopen_flags, Access, DirectWriters};

@@ -101,6 +101,11 @@ impl Timespec {
         }
     }
 
+    /// This instant, by this machine's clock.
+    pub fn now() -> Self {
+        Self::from_system(std::time::SystemTime::now())
+    }
+
     pub fn to_system(self) -> std::time::SystemTime {
         use std::time::{Duration, UNIX_EPOCH};
         if self.sec >= 0 {

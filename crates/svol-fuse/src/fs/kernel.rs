@@ -33,7 +33,7 @@ impl<T: AsRef<[u8]>> Answer<T> for ReplyData {
 fn time_set(t: Option<TimeOrNow>) -> Option<TimeSet> {
     t.map(|t| match t {
         TimeOrNow::Now => TimeSet::Now,
-        TimeOrNow::SpecificTime(st) => TimeSet::At(to_ts(st)),
+        TimeOrNow::SpecificTime(st) => TimeSet::At(svol_sdk::Timespec::from_system(st)),
     })
 }
 
